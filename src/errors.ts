@@ -1,0 +1,99 @@
+/** Typed errors of the program and the one table that maps them to exit codes. */
+
+/** Exit codes, documented in README.md ("Exit codes"). */
+export const ExitCode = {
+  ok: 0,
+  /** A bug or an unexpected failure. */
+  internal: 1,
+  /** Bad command line, configuration file or input file; nothing was touched. */
+  usage: 2,
+  /** Preflight failed: credentials, region, permission, volume, discovery, metadata. */
+  preflight: 3,
+  /** One or more CreateSnapshot calls failed. */
+  snapshot: 4,
+  /** --snapshot-timeout passed before every snapshot was initiated. */
+  timeout: 5,
+  /** The database could not be connected, flushed, locked, stopped or started. */
+  database: 6,
+  /** A file system could not be frozen or thawed. */
+  freeze: 7,
+  /** --pre-freeze-command or --post-thaw-command failed. */
+  hook: 8,
+  /** After --wait: a snapshot or copy ended in error, or the wait timed out. */
+  wait: 9,
+  /** Retention could not delete an old snapshot. */
+  retention: 10,
+} as const;
+
+export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
+
+/** Base class: every error of ours carries its exit code. */
+export class AppError extends Error {
+  readonly exitCode: ExitCodeValue;
+  constructor(message: string, exitCode: ExitCodeValue, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+  }
+}
+
+/** Bad input: an option, a value, a file the user named. */
+export class UsageError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.usage, options);
+  }
+}
+
+/** Something checked before anything is locked did not pass. */
+export class PreflightError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.preflight, options);
+  }
+}
+
+export class SnapshotError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.snapshot, options);
+  }
+}
+
+export class SnapshotTimeoutError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.timeout, options);
+  }
+}
+
+export class DatabaseError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.database, options);
+  }
+}
+
+export class FreezeError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.freeze, options);
+  }
+}
+
+export class HookError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.hook, options);
+  }
+}
+
+export class WaitError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.wait, options);
+  }
+}
+
+export class RetentionError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.retention, options);
+  }
+}
+
+/** The exit code for any thrown value. */
+export function exitCodeOf(error: unknown): number {
+  return error instanceof AppError ? error.exitCode : ExitCode.internal;
+}

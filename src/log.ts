@@ -1,0 +1,81 @@
+/** The logger: timestamped debug steps with elapsed milliseconds, warnings and errors, on stderr. */
+
+export interface Logger {
+  /** Only with --debug: a timestamped step with milliseconds since start. */
+  debug(message: string): void;
+  /** A warning; shown unless --quiet. */
+  warn(message: string): void;
+  /** An error; always shown. */
+  error(message: string): void;
+  /** Milliseconds since the logger was made (the program's start). */
+  elapsed(): number;
+}
+
+export interface LoggerOptions {
+  debug?: boolean;
+  quiet?: boolean;
+  /** Where lines go; stderr by default. */
+  write?: (line: string) => void;
+  /** Monotonic clock in milliseconds; performance.now by default. */
+  now?: () => number;
+}
+
+const PROGRAM = "ec2-consistent-snapshot";
+
+/** Secrets registered here are replaced by `***` in every line the logger writes. */
+const secrets = new Set<string>();
+
+/** Registers a secret so that no log line can ever show it. */
+export function registerSecret(secret: string | undefined): void {
+  if (secret && secret.length >= 4) secrets.add(secret);
+}
+
+function redact(line: string): string {
+  let out = line;
+  for (const secret of secrets) out = out.split(secret).join("***");
+  return out;
+}
+
+function writeStderr(line: string): void {
+  // Synchronous, so nothing is lost when the process exits right after.
+  Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+}
+
+/**
+ * Makes a logger.
+ *
+ * @example
+ * ```ts
+ * const log = createLogger({ debug: true });
+ * log.debug("freezing /data");
+ * ```
+ */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const now = options.now ?? (() => performance.now());
+  const write = options.write ?? writeStderr;
+  const start = now();
+  const elapsed = () => Math.round(now() - start);
+  return {
+    debug(message) {
+      if (!options.debug) return;
+      const stamp = new Date().toISOString();
+      write(redact(`${stamp} +${elapsed()}ms ${message}`));
+    },
+    warn(message) {
+      if (options.quiet) return;
+      write(redact(`${PROGRAM}: warning: ${message}`));
+    },
+    error(message) {
+      write(redact(`${PROGRAM}: ${message}`));
+    },
+    elapsed,
+  };
+}
+
+/** A logger that drops everything; for tests and library use. */
+export const silentLogger: Logger = {
+  debug() {},
+  warn() {},
+  error() {},
+  elapsed: () => 0,
+};
