@@ -1,0 +1,90 @@
+/**
+ * The small interfaces behind which every side effect of the sequence lives. `run.ts` takes
+ * them as parameters, so the sequence can be tested with recording fakes (order, faults) and
+ * with the real implementations (ec2.ts, freeze.ts, mysql.ts) for truth.
+ */
+
+/** What one snapshot request asks for. */
+export interface SnapshotRequest {
+  volumeId: string;
+  description: string;
+  tags: Record<string, string>;
+}
+
+/** The outcome of one snapshot request. */
+export type SnapshotOutcome =
+  | { volumeId: string; ok: true; snapshotId: string }
+  | { volumeId: string; ok: false; errorCode: string; message: string };
+
+/** EC2, as the sequence needs it. Implemented with the AWS SDK in ec2.ts. */
+export interface Ec2 {
+  /**
+   * A DryRun CreateSnapshot per volume: proves permission and existence before anything is
+   * locked, and opens the TLS connection. Throws PreflightError naming the volume and code.
+   */
+  preflight(requests: readonly SnapshotRequest[]): Promise<void>;
+  /**
+   * One concurrent round of CreateSnapshot calls, tags in the same call. Aborting `signal`
+   * aborts the requests in flight; their outcomes are failures with errorCode "Aborted".
+   */
+  createSnapshots(
+    requests: readonly SnapshotRequest[],
+    signal: AbortSignal,
+  ): Promise<SnapshotOutcome[]>;
+}
+
+/** File-system freezing. Implemented with sync, fsfreeze and xfs_freeze in freeze.ts. */
+export interface Freezer {
+  /** Flushes dirty data of all file systems (`sync`). */
+  sync(): Promise<void>;
+  /** Freezes one mount point; throws FreezeError. */
+  freeze(mountPoint: string): Promise<void>;
+  /** Thaws one mount point; throws FreezeError. */
+  thaw(mountPoint: string): Promise<void>;
+}
+
+/** Binary-log coordinates taken while the database was locked. */
+export interface BinlogCoordinates {
+  file: string;
+  position: number;
+  /** Executed GTID set, when the server has one. */
+  gtidExecuted?: string;
+  /** "replica" when taken from the replica's executed position, else "source". */
+  from: "source" | "replica";
+}
+
+/** A database to flush and lock (or stop). Implemented for MySQL/MariaDB in mysql.ts. */
+export interface Database {
+  /**
+   * Everything that can fail before anything is locked: read option files, connect, check the
+   * server supports the chosen lock mode. Takes no lock.
+   */
+  prepare(): Promise<void>;
+  /**
+   * Flushes and locks (or stops) the database with bounded tries; returns the binary-log
+   * coordinates when there are any. Aborting `signal` kills our own waiting statement.
+   */
+  lock(signal: AbortSignal): Promise<BinlogCoordinates | undefined>;
+  /** Releases the lock (or starts the server again) and disconnects. Safe to call twice. */
+  release(): Promise<void>;
+}
+
+/** Shell commands around the freeze (--pre-freeze-command, --post-thaw-command). */
+export interface Hooks {
+  /** Runs `sh -c command`, output passed through; throws HookError on failure. */
+  run(which: "pre-freeze" | "post-thaw", command: string): Promise<void>;
+}
+
+/** A dead-man switch that thaws the frozen mounts if this process dies (watchdog.ts). */
+export interface Watchdog {
+  /**
+   * Starts a detached process that thaws `mountPoints` when this process disappears without
+   * disarming it, or when `deadlineMs` (from now) passes. Called before the first freeze.
+   */
+  arm(mountPoints: readonly string[], deadlineMs: number): Promise<ArmedWatchdog>;
+}
+
+export interface ArmedWatchdog {
+  /** Tells the watchdog that everything was thawed normally; it exits without acting. */
+  disarm(): Promise<void>;
+}

@@ -1,0 +1,661 @@
+/**
+ * The single option table. It feeds the command-line parser, `--help`, the man page and the
+ * configuration-file reader; no option name is spelled anywhere else.
+ */
+import { parseArgs } from "node:util";
+import { UsageError } from "./errors.ts";
+
+/** How an option takes its value. */
+export type OptionKind =
+  | "flag" // no value
+  | "string" // one value; the last one given wins
+  | "list" // repeatable; every value kept in order
+  | "seconds" // a non-negative number of seconds (fractions allowed)
+  | "count" // a non-negative whole number
+  | "optional-seconds"; // --name or --name=SECONDS
+
+export interface OptionSpec {
+  /** Long name without the leading dashes. */
+  readonly name: string;
+  readonly kind: OptionKind;
+  readonly help: string;
+  readonly short?: string;
+  /** Other long names that mean the same (the old tool's names). */
+  readonly aliases?: readonly string[];
+  /** The placeholder shown in help, for options with a value. */
+  readonly value?: string;
+  /** The default value; shown in --help and applied by the parser. */
+  readonly default?: string | number;
+  /** What --help shows as default when it is not a literal value. */
+  readonly defaultText?: string;
+  /** The value is a secret: warn when given on the command line, never print it. */
+  readonly secret?: boolean;
+  /** The section of --help and the man page. */
+  readonly group: string;
+  /** Accepted only on the command line, never in a configuration file. */
+  readonly commandLineOnly?: boolean;
+}
+
+/** The table. Order is the order of --help. */
+export const OPTION_TABLE = [
+  // General
+  { name: "help", short: "h", kind: "flag", group: "General", help: "Print this help and exit." },
+  { name: "version", kind: "flag", group: "General", help: "Print the version and exit." },
+  {
+    name: "debug",
+    short: "d",
+    kind: "flag",
+    group: "General",
+    help: "Log every step on stderr, timestamped, with elapsed milliseconds.",
+  },
+  {
+    name: "quiet",
+    short: "q",
+    kind: "flag",
+    group: "General",
+    help: "Print nothing but errors (no snapshot ids, no binary log line).",
+  },
+  {
+    name: "noaction",
+    short: "n",
+    kind: "flag",
+    group: "General",
+    help: "Dry run: print the plan; no network call, no lock, no freeze, no snapshot.",
+  },
+  {
+    name: "output",
+    kind: "string",
+    value: "FORMAT",
+    default: "text",
+    group: "General",
+    help: "Output format: text (the old tool's lines) or json.",
+  },
+  {
+    name: "config",
+    kind: "string",
+    value: "FILE",
+    group: "General",
+    commandLineOnly: true,
+    help: "Read options from an INI file (keys are long option names); the command line wins.",
+  },
+
+  // AWS
+  {
+    name: "aws-access-key-id",
+    kind: "string",
+    value: "KEY",
+    defaultText: "$AWS_ACCESS_KEY_ID",
+    group: "AWS credentials and endpoint",
+    help: "AWS access key id.",
+  },
+  {
+    name: "aws-secret-access-key",
+    kind: "string",
+    value: "SECRET",
+    defaultText: "$AWS_SECRET_ACCESS_KEY",
+    secret: true,
+    group: "AWS credentials and endpoint",
+    help: "AWS secret access key (prefer a file: the command line is visible to other users).",
+  },
+  {
+    name: "aws-access-key-id-file",
+    kind: "string",
+    value: "FILE",
+    group: "AWS credentials and endpoint",
+    help: "Read the access key id from FILE (needs --aws-secret-access-key-file).",
+  },
+  {
+    name: "aws-secret-access-key-file",
+    kind: "string",
+    value: "FILE",
+    group: "AWS credentials and endpoint",
+    help: "Read the secret access key from FILE (needs --aws-access-key-id-file).",
+  },
+  {
+    name: "aws-credentials-file",
+    kind: "string",
+    value: "FILE",
+    defaultText: "$AWS_CREDENTIALS, then ~/.awssecret",
+    group: "AWS credentials and endpoint",
+    help: "Legacy two-line file: the access key id, then the secret access key.",
+  },
+  {
+    name: "profile",
+    kind: "string",
+    value: "NAME",
+    defaultText: "$AWS_PROFILE",
+    group: "AWS credentials and endpoint",
+    help: "Use this profile of the AWS shared config and credentials files.",
+  },
+  {
+    name: "use-iam-role",
+    kind: "flag",
+    group: "AWS credentials and endpoint",
+    help: "Use the instance's IAM role (IMDSv2) and nothing else.",
+  },
+  {
+    name: "region",
+    kind: "string",
+    value: "REGION",
+    defaultText: "$AWS_REGION, the profile, then the instance's region",
+    group: "AWS credentials and endpoint",
+    help: "AWS region of the volumes.",
+  },
+  {
+    name: "signature-version",
+    kind: "string",
+    value: "V",
+    defaultText: "4",
+    group: "AWS credentials and endpoint",
+    help: "Accepted for compatibility; only Signature Version 4 exists.",
+  },
+  {
+    name: "ec2-endpoint",
+    kind: "string",
+    value: "URL",
+    defaultText: "$AWS_ENDPOINT_URL_EC2, else AWS's",
+    group: "AWS credentials and endpoint",
+    help: "EC2 API endpoint (VPC endpoints, FIPS, tests).",
+  },
+
+  // Snapshots
+  {
+    name: "description",
+    kind: "list",
+    value: "TEXT",
+    defaultText: "ec2-consistent-snapshot",
+    group: "Snapshots",
+    help: "Snapshot description: once for all volumes, or once per volume in order.",
+  },
+  {
+    name: "tag",
+    kind: "list",
+    value: "K=V;K2=V2",
+    group: "Snapshots",
+    help: "Snapshot tags: once for all volumes, or once per volume in order.",
+  },
+  {
+    name: "snapshot-timeout",
+    kind: "seconds",
+    value: "SECONDS",
+    default: 10,
+    group: "Snapshots",
+    help: "Abort the snapshot calls (and thaw) when they take longer than this.",
+  },
+  {
+    name: "multi-volume",
+    kind: "flag",
+    group: "Snapshots",
+    help: "Snapshot all volumes at one instant with one CreateSnapshots call.",
+  },
+  {
+    name: "instance-id",
+    kind: "string",
+    value: "ID",
+    defaultText: "this instance (metadata)",
+    group: "Snapshots",
+    help: "Instance whose volumes are snapshotted (discovery, --multi-volume).",
+  },
+  {
+    name: "wait",
+    kind: "optional-seconds",
+    value: "SECONDS",
+    defaultText: "no waiting; without SECONDS: 3600",
+    group: "Snapshots",
+    help: "After releasing everything, wait for the snapshots to complete.",
+  },
+  {
+    name: "copy-to-region",
+    kind: "list",
+    value: "REGION",
+    group: "Snapshots",
+    help: "Once complete, copy each snapshot to REGION (repeatable).",
+  },
+  {
+    name: "copy-kms-key-id",
+    kind: "string",
+    value: "KEY",
+    group: "Snapshots",
+    help: "KMS key for the copies.",
+  },
+  {
+    name: "keep",
+    kind: "count",
+    value: "N",
+    group: "Snapshots",
+    help: "Retention: keep the newest N snapshots this tool made of each volume; delete older.",
+  },
+  {
+    name: "keep-days",
+    kind: "seconds",
+    value: "DAYS",
+    group: "Snapshots",
+    help: "Retention: delete this tool's snapshots of each volume older than DAYS.",
+  },
+
+  // File systems
+  {
+    name: "freeze-filesystem",
+    kind: "list",
+    value: "MOUNT",
+    aliases: ["xfs-filesystem"],
+    group: "File systems",
+    help: "Freeze this mount point while the snapshots are initiated (repeatable).",
+  },
+  {
+    name: "no-freeze-filesystem",
+    kind: "list",
+    value: "MOUNT",
+    group: "File systems",
+    help: "Use this mount point for volume discovery only; do not freeze it (repeatable).",
+  },
+  {
+    name: "pre-freeze-command",
+    kind: "string",
+    value: "CMD",
+    group: "File systems",
+    help: "Shell command to run before the freeze; failure aborts the run.",
+  },
+  {
+    name: "post-thaw-command",
+    kind: "string",
+    value: "CMD",
+    group: "File systems",
+    help: "Shell command to run after the thaw.",
+  },
+
+  // MySQL
+  {
+    name: "mysql",
+    kind: "flag",
+    group: "MySQL and MariaDB",
+    help: "Flush and lock a running MySQL or MariaDB while the snapshots are initiated.",
+  },
+  {
+    name: "mysql-defaults-file",
+    kind: "string",
+    value: "FILE",
+    defaultText: "~/.my.cnf",
+    group: "MySQL and MariaDB",
+    help: "MySQL option file to read [client] and [mysql] settings from.",
+  },
+  {
+    name: "mysql-host",
+    kind: "string",
+    value: "HOST",
+    defaultText: "localhost",
+    group: "MySQL and MariaDB",
+    help: "Server host; localhost means the Unix socket.",
+  },
+  {
+    name: "mysql-port",
+    kind: "count",
+    value: "PORT",
+    defaultText: "3306",
+    group: "MySQL and MariaDB",
+    help: "Server TCP port.",
+  },
+  {
+    name: "mysql-socket",
+    kind: "string",
+    value: "PATH",
+    group: "MySQL and MariaDB",
+    help: "Server Unix socket.",
+  },
+  {
+    name: "mysql-username",
+    kind: "string",
+    value: "USER",
+    defaultText: "the login name",
+    group: "MySQL and MariaDB",
+    help: "User name.",
+  },
+  {
+    name: "mysql-password",
+    kind: "string",
+    value: "PASSWORD",
+    secret: true,
+    group: "MySQL and MariaDB",
+    help: "Password (prefer the defaults file: the command line is visible to other users).",
+  },
+  {
+    name: "mysql-master-status-file",
+    kind: "string",
+    value: "FILE",
+    group: "MySQL and MariaDB",
+    help: "Write the binary log coordinates to FILE while locked; removed after the thaw.",
+  },
+  {
+    name: "mysql-lock-mode",
+    kind: "string",
+    value: "MODE",
+    default: "flush",
+    group: "MySQL and MariaDB",
+    help: "flush (FLUSH TABLES WITH READ LOCK), percona, instance (MySQL 8) or stage (MariaDB).",
+  },
+  {
+    name: "mysql-stop",
+    kind: "flag",
+    group: "MySQL and MariaDB",
+    help: "Stop the server instead of locking it, and start it again afterwards.",
+  },
+  {
+    name: "mysql-stop-command",
+    kind: "string",
+    value: "CMD",
+    defaultText: "systemctl stop of the server's unit, else its init script",
+    group: "MySQL and MariaDB",
+    help: "Command that stops the server (with --mysql-stop).",
+  },
+  {
+    name: "mysql-start-command",
+    kind: "string",
+    value: "CMD",
+    defaultText: "systemctl start of the server's unit, else its init script",
+    group: "MySQL and MariaDB",
+    help: "Command that starts the server (with --mysql-stop).",
+  },
+  {
+    name: "percona",
+    kind: "flag",
+    group: "MySQL and MariaDB",
+    help: "Use Percona backup locks (LOCK TABLES FOR BACKUP); implies --mysql.",
+  },
+  {
+    name: "lock-timeout",
+    kind: "seconds",
+    value: "SECONDS",
+    default: 0.5,
+    group: "MySQL and MariaDB",
+    help: "Give up one try to take the lock after this long.",
+  },
+  {
+    name: "lock-tries",
+    kind: "count",
+    value: "N",
+    default: 60,
+    group: "MySQL and MariaDB",
+    help: "How many tries to take the lock.",
+  },
+  {
+    name: "lock-sleep",
+    kind: "seconds",
+    value: "SECONDS",
+    default: 5,
+    group: "MySQL and MariaDB",
+    help: "Sleep between tries to take the lock.",
+  },
+
+  // MongoDB
+  {
+    name: "mongo",
+    kind: "flag",
+    group: "MongoDB",
+    help: "fsyncLock a running MongoDB while the snapshots are initiated.",
+  },
+  {
+    name: "mongo-host",
+    kind: "string",
+    value: "HOST",
+    defaultText: "localhost",
+    group: "MongoDB",
+    help: "MongoDB host.",
+  },
+  {
+    name: "mongo-port",
+    kind: "count",
+    value: "PORT",
+    defaultText: "27017",
+    group: "MongoDB",
+    help: "MongoDB port.",
+  },
+  {
+    name: "mongo-username",
+    kind: "string",
+    value: "USER",
+    group: "MongoDB",
+    help: "MongoDB user name.",
+  },
+  {
+    name: "mongo-password",
+    kind: "string",
+    value: "PASSWORD",
+    secret: true,
+    group: "MongoDB",
+    help: "MongoDB password.",
+  },
+  {
+    name: "mongo-stop",
+    kind: "flag",
+    group: "MongoDB",
+    help: "Stop MongoDB through its init script instead of locking it.",
+  },
+  {
+    name: "mongo-init",
+    kind: "string",
+    value: "PATH",
+    defaultText: "/etc/init.d/mongodb",
+    group: "MongoDB",
+    help: "MongoDB init script (with --mongo-stop).",
+  },
+  {
+    name: "mongo-timeout",
+    kind: "seconds",
+    value: "SECONDS",
+    default: 10,
+    group: "MongoDB",
+    help: "MongoDB lock timeout.",
+  },
+] as const satisfies readonly OptionSpec[];
+
+type Table = typeof OPTION_TABLE;
+type Spec = Table[number];
+
+type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}`
+  ? `${Head}${Capitalize<CamelCase<Tail>>}`
+  : S;
+
+type ValueOf<S extends Spec> = S["kind"] extends "flag" ? boolean
+  : S["kind"] extends "list" ? string[]
+  : S["kind"] extends "seconds" | "count" ? S extends { default: number } ? number
+    : number | undefined
+  : S["kind"] extends "optional-seconds" ? number | undefined
+  : S extends { default: string } ? string
+  : string | undefined;
+
+/** Every option, by its camel-cased long name, with defaults applied. */
+export type Options = { [S in Spec as CamelCase<S["name"]>]: ValueOf<S> };
+
+/** What the command line (and configuration file) says. */
+export interface ParsedArgs {
+  options: Options;
+  /** Volume ids, in the order given. */
+  volumeIds: string[];
+  /** Long names of the options given explicitly (not defaults), in the order first seen. */
+  given: Set<string>;
+}
+
+/** The camel-cased key of a long option name. */
+export function optionKey(name: string): keyof Options {
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
+}
+
+/** The spec of a long name or alias, or undefined. */
+export function findOption(name: string): OptionSpec | undefined {
+  return (OPTION_TABLE as readonly OptionSpec[]).find((spec) =>
+    spec.name === name || spec.aliases?.includes(name)
+  );
+}
+
+/** Default for `--wait` given without SECONDS. */
+export const DEFAULT_WAIT_SECONDS = 3600;
+
+function parseNumber(spec: OptionSpec, raw: string): number {
+  const text = raw.trim();
+  const valid = spec.kind === "count" ? /^\d+$/.test(text) : /^\d+(\.\d+)?$|^\.\d+$/.test(text);
+  if (!valid) {
+    const what = spec.kind === "count" ? "a whole number" : "a number of seconds";
+    const problem = /^-/.test(text) ? "must not be negative" : `must be ${what}`;
+    throw new UsageError(`--${spec.name}: ${problem}, got '${raw}'`);
+  }
+  return Number(text);
+}
+
+/**
+ * Converts one raw value of an option to its typed value, checking it. Shared by the command
+ * line and the configuration file.
+ */
+export function convertValue(spec: OptionSpec, raw: string | boolean): unknown {
+  switch (spec.kind) {
+    case "flag":
+      if (typeof raw === "boolean") return raw;
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
+      throw new UsageError(`--${spec.name}: takes no value, got '${raw}'`);
+    case "optional-seconds":
+      if (raw === true || raw === "") return DEFAULT_WAIT_SECONDS;
+      if (raw === false) return undefined;
+      return parseNumber(spec, raw);
+    case "seconds":
+    case "count":
+      if (typeof raw === "boolean") throw new UsageError(`--${spec.name}: needs a value`);
+      return parseNumber(spec, raw);
+    default:
+      if (typeof raw === "boolean") throw new UsageError(`--${spec.name}: needs a value`);
+      return raw;
+  }
+}
+
+/** The options with every default applied and nothing given. */
+export function defaultOptions(): Options {
+  const out: Record<string, unknown> = {};
+  for (const spec of OPTION_TABLE as readonly OptionSpec[]) {
+    const key = optionKey(spec.name);
+    if (spec.kind === "flag") out[key] = false;
+    else if (spec.kind === "list") out[key] = [];
+    else out[key] = spec.default;
+  }
+  return out as Options;
+}
+
+/** Sets one raw value on options (appending for lists). */
+export function applyValue(options: Options, spec: OptionSpec, raw: string | boolean): void {
+  const target = options as unknown as Record<string, unknown>;
+  const key = optionKey(spec.name);
+  if (spec.kind === "list") {
+    if (typeof raw === "boolean") throw new UsageError(`--${spec.name}: needs a value`);
+    (target[key] as string[]).push(raw);
+  } else {
+    target[key] = convertValue(spec, raw);
+  }
+}
+
+function parseErrorMessage(error: { code?: string; message: string }): string {
+  const first = error.message.split("\n")[0];
+  const name = /'(-{1,2}[^' ]+)/.exec(first)?.[1] ?? "";
+  switch (error.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `unknown option ${name} (see --help)`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      if (/argument missing|ambiguous/.test(first)) return `${name}: needs a value`;
+      if (/does not take an argument/.test(first)) return `${name}: takes no value`;
+      return first;
+    default:
+      return first;
+  }
+}
+
+/**
+ * Parses the command line against the table.
+ *
+ * @example
+ * ```ts
+ * const { options, volumeIds } = parseCommandLine(["--region", "eu-west-1", "vol-0123abcd"]);
+ * ```
+ */
+export function parseCommandLine(argv: readonly string[]): ParsedArgs {
+  const specs = OPTION_TABLE as readonly OptionSpec[];
+  const config: Record<string, { type: "string" | "boolean"; short?: string; multiple: true }> = {};
+  for (const spec of specs) {
+    const type = spec.kind === "flag" ? "boolean" : "string";
+    for (const name of [spec.name, ...(spec.aliases ?? [])]) {
+      config[name] = {
+        type,
+        multiple: true,
+        ...(name === spec.name && spec.short ? { short: spec.short } : {}),
+      };
+    }
+  }
+  // `--wait` may stand alone: node's parser has no optional values, so say it explicitly.
+  const optionalValue = specs.filter((s) => s.kind === "optional-seconds").map((s) =>
+    `--${s.name}`
+  );
+  const args = argv.map((arg) => optionalValue.includes(arg) ? `${arg}=` : arg);
+
+  let tokens;
+  try {
+    tokens =
+      parseArgs({ args, options: config, strict: true, allowPositionals: true, tokens: true })
+        .tokens;
+  } catch (error) {
+    throw new UsageError(parseErrorMessage(error as { code?: string; message: string }));
+  }
+  const options = defaultOptions();
+  const given = new Set<string>();
+  const volumeIds: string[] = [];
+  for (const token of tokens) {
+    if (token.kind === "positional") {
+      volumeIds.push(token.value);
+    } else if (token.kind === "option") {
+      const spec = findOption(token.name)!;
+      applyValue(options, spec, token.value ?? true);
+      given.add(spec.name);
+    }
+  }
+  return { options, volumeIds, given };
+}
+
+/** The default shown for an option in --help and the man page, if any. */
+export function defaultLabel(spec: OptionSpec): string | undefined {
+  if (spec.defaultText) return spec.defaultText;
+  if (spec.default !== undefined) return String(spec.default);
+  return undefined;
+}
+
+/** The option's synopsis, e.g. `-d, --debug` or `--region REGION`. */
+export function synopsis(spec: OptionSpec): string {
+  const names = [
+    ...(spec.short ? [`-${spec.short}`] : []),
+    `--${spec.name}`,
+    ...(spec.aliases ?? []).map((a) => `--${a}`),
+  ].join(", ");
+  if (spec.kind === "flag") return names;
+  if (spec.kind === "optional-seconds") return `${names}[=${spec.value}]`;
+  return `${names} ${spec.value}`;
+}
+
+/** The --help text, made from the table. */
+export function helpText(version: string): string {
+  const lines = [
+    `ec2-consistent-snapshot ${version}`,
+    "",
+    "Usage: ec2-consistent-snapshot [options] [VOLUME_ID ...]",
+    "",
+    "Creates EBS snapshots while file systems are frozen and databases are flushed and locked,",
+    "and releases everything right after the snapshots are initiated. With no VOLUME_ID, the",
+    "volumes are found from the mount points given with --freeze-filesystem and",
+    "--no-freeze-filesystem.",
+  ];
+  let group = "";
+  for (const spec of OPTION_TABLE as readonly OptionSpec[]) {
+    if (spec.group !== group) {
+      group = spec.group;
+      lines.push("", `${group}:`);
+    }
+    const label = defaultLabel(spec);
+    lines.push(`  ${synopsis(spec)}`);
+    lines.push(`      ${spec.help}${label ? ` (default: ${label})` : ""}`);
+  }
+  lines.push("", "Exit codes: see the README or the man page.", "");
+  return lines.join("\n");
+}
