@@ -1,9 +1,9 @@
 /** Starts a real moto EC2 endpoint on loopback for a test, and an SDK client to inspect it. */
 import { CreateVolumeCommand, EC2Client } from "@aws-sdk/client-ec2";
-import { fromFileUrl } from "node:path";
+import { fileURLToPath } from "node:url";
 import { assertAvailable } from "./real.ts";
 
-const ROOT = fromFileUrl(new URL("../../", import.meta.url));
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MOTO_SERVER = Deno.env.get("MOTO_SERVER") ?? `${ROOT}.tools/venv/bin/moto_server`;
 
 /** Environment that makes the program under test talk to moto with dummy credentials. */
