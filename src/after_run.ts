@@ -135,7 +135,7 @@ export async function afterRun(
   if (plan.copyRegions.length > 0) {
     const sources = made.map((o) => {
       const request = run.volumes.find((v) => v.volumeId === o.volumeId)!;
-      return { snapshotId: o.snapshotId, volumeId: o.volumeId, ...request };
+      return { ...request, snapshotId: o.snapshotId };
     });
     result.copies = await copySnapshots(sources, {
       sourceRegion: run.region,
