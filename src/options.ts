@@ -580,7 +580,7 @@ function expandAbbreviation(arg: string): string {
 
 function parseErrorMessage(error: { code?: string; message: string }): string {
   const first = error.message.split("\n")[0];
-  const name = /'(-{1,2}[^' ]+)/.exec(first)?.[1] ?? "";
+  const name = /'(?:-\w, )?(-{1,2}[^' ]+)/.exec(first)?.[1] ?? "";
   switch (error.code) {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
       return `unknown option ${name} (see --help)`;
