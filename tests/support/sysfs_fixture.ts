@@ -77,7 +77,8 @@ export class SysfsFixture {
     majorMinor: string,
     options: { serial: string; model?: string; partitions?: PartitionSpec[] },
   ): this {
-    const controller = `nvme${this.#nextController}`;
+    // EBS gives each volume its own controller: nvme2n1 is namespace 1 of controller nvme2.
+    const controller = name.replace(/n\d+$/, "");
     const slot = (0x10 + this.#nextController).toString(16);
     const pci = join(this.root, "devices", "pci0000:00", `0000:00:${slot}.0`);
     this.#nextController++;
