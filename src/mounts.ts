@@ -1,6 +1,6 @@
 /** Mount points from /proc/self/mountinfo: parsing, lookup, and the checks done before any freeze. */
-import { dirname, isAbsolute, resolve } from "node:path";
-import { UsageError } from "./errors.ts";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { PreflightError, UsageError } from "./errors.ts";
 
 /** One line of /proc/self/mountinfo (see proc(5)). */
 export interface MountInfoEntry {
@@ -71,7 +71,9 @@ export async function readMountInfo(procRoot = "/proc"): Promise<MountInfoEntry[
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    throw new UsageError(`cannot read ${path}: ${(error as Error).message}`, { cause: error });
+    throw new PreflightError(`cannot read ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   return parseMountInfo(text);
 }
@@ -138,7 +140,7 @@ async function canonical(path: string): Promise<string> {
     return await Deno.realPath(path);
   } catch {
     try {
-      return resolve(await Deno.realPath(dirname(path)), path.slice(dirname(path).length + 1));
+      return join(await Deno.realPath(dirname(path)), basename(path));
     } catch {
       return path;
     }
@@ -199,26 +201,25 @@ export async function resolveMountPoints(
     });
   }
 
-  if (freeze) await refuseUnsafe(result, entries, { option, cwd, procRoot, options });
+  if (freeze) {
+    const outputPaths = options.outputPaths ?? await readOutputPaths(procRoot);
+    await refuseUnsafe(result, entries, { option, cwd, outputPaths });
+  }
   return result;
 }
 
+/** Throws for a mount whose freeze would hang the machine or this very process. */
 async function refuseUnsafe(
   mounts: readonly MountPoint[],
   entries: readonly MountInfoEntry[],
-  context: {
-    option: string;
-    cwd: string;
-    procRoot: string;
-    options: ResolveMountPointsOptions;
-  },
+  context: { option: string; cwd: string; outputPaths: readonly string[] },
 ): Promise<void> {
-  const { option, procRoot, options } = context;
+  const { option, outputPaths } = context;
   // A file system is frozen as a whole, whichever of its mounts is named: compare devices.
   const rootDevice = findMount(entries, "/")?.majorMinor;
   const cwd = await canonical(context.cwd);
   const cwdDevice = findMount(entries, cwd)?.majorMinor;
-  const outputs = options.outputPaths ?? await readOutputPaths(procRoot);
+  const outputs = outputPaths;
   const outputDevices: [string, string][] = [];
   for (const output of outputs) {
     const path = await canonical(output);

@@ -1,7 +1,7 @@
 /** Tests of mountinfo parsing and of the checks on --freeze-filesystem / --no-freeze-filesystem paths. */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { join } from "node:path";
-import { UsageError } from "../src/errors.ts";
+import { PreflightError, UsageError } from "../src/errors.ts";
 import { findMount, parseMountInfo, resolveMountPoints } from "../src/mounts.ts";
 import { assertAvailable, isRoot } from "./support/real.ts";
 import { assertRejects } from "./support/rejects.ts";
@@ -291,4 +291,12 @@ Deno.test("real: a loop mount with a space in its path is a mount point; its sub
     if (mounted) await run("umount", [mountPoint]);
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("resolveMountPoints: an unreadable mountinfo is a preflight error", async () => {
+  await assertRejects(
+    () => resolveMountPoints(["/data"], { procRoot: "/nonexistent-proc" }),
+    PreflightError,
+    "cannot read /nonexistent-proc/self/mountinfo",
+  );
 });
