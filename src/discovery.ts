@@ -35,7 +35,10 @@ export interface LeafDisk {
   partition?: string;
   /** The sysfs directory of the disk. */
   sysPath: string;
-  /** Kernel names from the mount's device down to this disk, e.g. ["dm-0", "nvme1n1"]. */
+  /**
+   * Device names under /dev from the mount's device down to this disk, device-mapper devices
+   * by their mapper name: e.g. ["mapper/vg-data", "nvme1n1"].
+   */
   chain: string[];
 }
 
@@ -110,7 +113,8 @@ async function walk(
   if (seen.has(sysPath)) return;
   seen.add(sysPath);
   const name = basename(sysPath);
-  const here = [...chain, name];
+  const dmName = await readTrimmed(join(sysPath, "dm", "name"));
+  const here = [...chain, dmName ? `mapper/${dmName}` : name];
   // A partition is a subdirectory of its disk, marked by a `partition` file.
   if (await exists(join(sysPath, "partition"))) {
     await walk(dirname(sysPath), here, leaves, seen, name);

@@ -138,6 +138,11 @@ Deno.test("LVM thin pool: thin volume over pool over tmeta and tdata over NVMe p
     sys.stacked("dm-3", "253:3", ["dm-2"], { dmName: "vg-pool" });
     sys.stacked("dm-4", "253:4", ["dm-2"], { dmName: "vg-thin1" });
   })(async (sysRoot) => {
+    const leaves = await findLeafDisks("253:4", "/thin", { sysRoot });
+    assertEquals(leaves.map((l) => l.chain), [
+      ["mapper/vg-thin1", "mapper/vg-pool-tpool", "mapper/vg-pool_tmeta", "nvme1n1p1", "nvme1n1"],
+      ["mapper/vg-thin1", "mapper/vg-pool-tpool", "mapper/vg-pool_tdata", "nvme2n1"],
+    ]);
     const volumes = await discoverVolumes([{ mountPoint: "/thin", majorMinor: "253:4" }], {
       sysRoot,
     });
@@ -247,7 +252,7 @@ Deno.test("a mix of EBS and instance store under one LVM volume is refused", asy
     );
     assertEquals(
       error.message,
-      "/mixed is on /dev/nvme2n1 (through /dev/dm-0), which is an instance-store NVMe disk " +
+      "/mixed is on /dev/nvme2n1 (through /dev/mapper/mixed-lv), which is an instance-store NVMe disk " +
         "(Amazon EC2 NVMe Instance Storage), not an EBS volume; instance store cannot be " +
         "snapshotted",
     );
