@@ -1,6 +1,5 @@
 /** Tests of volume discovery on realistic sysfs trees, and on a real loop mount of this machine. */
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { assertRejects } from "./support/rejects.ts";
+import { assertEquals, assertRejects } from "./support/assert.ts";
 import {
   type BlockDeviceMapping,
   discoverVolumes,

@@ -1,5 +1,5 @@
 /** DescribeInstances block device mappings against moto, and Xen discovery through them. */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import {
   AttachVolumeCommand,
   DescribeImagesCommand,
@@ -10,7 +10,6 @@ import { discoverVolumes } from "../src/discovery.ts";
 import { describeBlockDeviceMappings } from "../src/ec2_instance.ts";
 import { PreflightError } from "../src/errors.ts";
 import { startMoto } from "./support/moto.ts";
-import { assertRejects } from "./support/rejects.ts";
 import { SysfsFixture } from "./support/sysfs_fixture.ts";
 
 let imageId: string | undefined;

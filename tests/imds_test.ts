@@ -1,9 +1,8 @@
 /** Tests of the IMDSv2 client against a loopback server that implements the token protocol. */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { PreflightError } from "../src/errors.ts";
 import { imdsEndpoint, readInstanceIdentity } from "../src/imds.ts";
 import { startImdsServer } from "./support/imds_server.ts";
-import { assertRejects } from "./support/rejects.ts";
 
 function envOf(values: Record<string, string>) {
   return { get: (name: string) => values[name] };

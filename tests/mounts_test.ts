@@ -1,10 +1,9 @@
 /** Tests of mountinfo parsing and of the checks on --freeze-filesystem / --no-freeze-filesystem paths. */
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { assertEquals, assertRejects } from "./support/assert.ts";
 import { join } from "node:path";
 import { PreflightError, UsageError } from "../src/errors.ts";
 import { findMount, parseMountInfo, resolveMountPoints } from "../src/mounts.ts";
 import { assertAvailable, isRoot } from "./support/real.ts";
-import { assertRejects } from "./support/rejects.ts";
 import { makeProc, type MountSpec } from "./support/sysfs_fixture.ts";
 
 Deno.test("parseMountInfo: fields, optional fields, octal escapes", () => {

@@ -16,17 +16,26 @@ export function assertMatch(text: string, pattern: RegExp, message?: string): vo
   nodeAssert.match(text, pattern, message);
 }
 
-/** Asserts that `fn` rejects, with an error of `type` whose message matches `pattern`. */
+/**
+ * Asserts that `fn` rejects with an error of `type` whose message matches `pattern` (a RegExp,
+ * or a string the message must include); returns the error for further checks.
+ */
 export async function assertRejects<E extends Error>(
   fn: () => Promise<unknown>,
-  type: new (...args: never[]) => E,
-  pattern?: RegExp,
+  // deno-lint-ignore no-explicit-any
+  type: new (...args: any[]) => E,
+  pattern?: RegExp | string,
 ): Promise<E> {
   try {
     await fn();
   } catch (error) {
     nodeAssert.ok(error instanceof type, `expected ${type.name}, got ${String(error)}`);
-    if (pattern) nodeAssert.match((error as Error).message, pattern);
+    const message = (error as Error).message;
+    if (typeof pattern === "string") {
+      nodeAssert.ok(message.includes(pattern), `expected ${JSON.stringify(pattern)} in ${message}`);
+    } else if (pattern) {
+      nodeAssert.match(message, pattern);
+    }
     return error as E;
   }
   throw new nodeAssert.AssertionError({ message: `expected ${type.name}, nothing was thrown` });
