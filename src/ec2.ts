@@ -58,15 +58,17 @@ function createCommand(request: SnapshotRequest, dryRun: boolean): CreateSnapsho
  */
 export function createEc2(client: EC2Client, log: Logger): Ec2 {
   return {
-    async preflight(requests) {
+    async preflight(requests, signal) {
       await Promise.all(requests.map(async (request) => {
         try {
-          await client.send(createCommand(request, true));
+          await client.send(createCommand(request, true), { abortSignal: signal });
         } catch (error) {
-          const code = errorCode(error);
+          const code = signal.aborted ? "Aborted" : errorCode(error);
           if (code === "DryRunOperation") return;
           const hint = code === "UnauthorizedOperation"
             ? "not permitted (the IAM policy needs ec2:CreateSnapshot and ec2:CreateTags)"
+            : code === "Aborted"
+            ? "no answer within the time limit (--snapshot-timeout), or stopped"
             : errorMessage(error);
           throw new PreflightError(
             `preflight CreateSnapshot (DryRun) for ${request.volumeId} failed: ${code}: ${hint}`,

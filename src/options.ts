@@ -60,7 +60,8 @@ export const OPTION_TABLE = [
     short: "n",
     kind: "flag",
     group: "General",
-    help: "Dry run: print the plan; no network call, no lock, no freeze, no snapshot.",
+    help:
+      "Dry run: print the plan; lock, freeze, create and delete nothing (read-only lookups only).",
   },
   {
     name: "output",
@@ -580,7 +581,7 @@ function expandAbbreviation(arg: string): string {
 
 function parseErrorMessage(error: { code?: string; message: string }): string {
   const first = error.message.split("\n")[0];
-  const name = /'(-{1,2}[^' ]+)/.exec(first)?.[1] ?? "";
+  const name = /'(?:-\w, )?(-{1,2}[^' ]+)/.exec(first)?.[1] ?? "";
   switch (error.code) {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
       return `unknown option ${name} (see --help)`;

@@ -121,7 +121,8 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
     const started = now();
     if (database) stack.push("database release", () => releaseDatabase(database));
     log.debug(`preflight: DryRun CreateSnapshot for ${spec.volumes.length} volume(s)`);
-    await Promise.all([ec2.preflight(spec.volumes), database?.prepare()]);
+    const preflightSignal = AbortSignal.any([AbortSignal.timeout(spec.snapshotTimeoutMs), signal]);
+    await Promise.all([ec2.preflight(spec.volumes, preflightSignal), database?.prepare()]);
     timings.preflightMs = Math.round(now() - started);
     log.debug(`preflight passed in ${timings.preflightMs}ms`);
     checkSignal();
