@@ -195,7 +195,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   checkSupported(args);
   const output = checkOutput(options.output);
   checkVolumeIds(args.volumeIds);
-  if (given.has("mysql-password")) {
+  if (given.has("mysql-password") && !args.fromConfigFile?.has("mysql-password")) {
     log.warn("--mysql-password on the command line is visible to other users; use a defaults file");
   }
   registerSecret(options.mysqlPassword);
@@ -209,7 +209,14 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
       `--signature-version ${options.signatureVersion}: accepted; the SDK signs with SigV4`,
     );
   }
-  const credentials = chooseCredentials({ options, given, env, home: inputs.home, log });
+  const credentials = chooseCredentials({
+    options,
+    given,
+    fromConfigFile: args.fromConfigFile,
+    env,
+    home: inputs.home,
+    log,
+  });
   log.debug(`credentials from ${credentials.describe}`);
 
   const freezeMounts = await resolveMountPoints(options.freezeFilesystem, {
