@@ -15,7 +15,7 @@ import {
   retentionPolicy,
   type RetentionResult,
 } from "./retention.ts";
-import { type WaitOutcome, waitForSnapshots, type WaitTarget } from "./wait.ts";
+import { waitForSnapshots, type WaitOutcome, type WaitTarget } from "./wait.ts";
 
 /** The follow-up steps asked for, checked. */
 export interface AfterRunPlan {
@@ -103,7 +103,11 @@ function waitProblems(outcomes: readonly WaitOutcome[], what: string): AppError[
  */
 export async function afterRun(
   plan: AfterRunPlan,
-  run: { region: string; volumes: readonly SnapshotRequest[]; outcomes: readonly SnapshotOutcome[] },
+  run: {
+    region: string;
+    volumes: readonly SnapshotRequest[];
+    outcomes: readonly SnapshotOutcome[];
+  },
   deps: AfterRunDeps,
 ): Promise<AfterRunResult> {
   const result: AfterRunResult = { waits: [], copies: [], retention: null, problems: [] };

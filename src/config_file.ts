@@ -193,6 +193,7 @@ export function readConfigFile(path: string): ConfigFile {
 export function mergeConfig(args: ParsedArgs, file: ConfigFile): ParsedArgs {
   const options = structuredClone(args.options);
   const given = new Set(args.given);
+  const fromConfigFile = new Set<string>();
   let volumeIds = args.volumeIds;
   for (const entry of file.entries) {
     if (entry.name === VOLUME_KEY) {
@@ -210,8 +211,9 @@ export function mergeConfig(args: ParsedArgs, file: ConfigFile): ParsedArgs {
       }
     });
     given.add(entry.name);
+    fromConfigFile.add(entry.name);
   }
-  return { options, volumeIds, given };
+  return { options, volumeIds, given, fromConfigFile };
 }
 
 /**

@@ -131,7 +131,12 @@ export async function applyRetention(options: RetentionOptions): Promise<Retenti
   const { client, policy, log } = options;
   const now = options.now ?? new Date();
   const own = new Set(options.ownSnapshots.map((s) => s.snapshotId));
-  const result: RetentionResult = { noaction: options.noaction, deleted: [], skipped: [], failed: [] };
+  const result: RetentionResult = {
+    noaction: options.noaction,
+    deleted: [],
+    skipped: [],
+    failed: [],
+  };
   const byVolume = await markedSnapshots(client, options.volumeIds);
   const expired: RetentionItem[] = [];
   for (const [volumeId, snapshots] of byVolume) {
