@@ -3,8 +3,16 @@
  * them to other regions (and wait for the copies), then apply retention.
  */
 import type { EC2Client } from "@aws-sdk/client-ec2";
+import { SignalError, STOP_SIGNALS } from "./cleanup.ts";
 import { type CopyOutcome, copySnapshots } from "./copy.ts";
-import { type AppError, RetentionError, SnapshotError, UsageError, WaitError } from "./errors.ts";
+import {
+  type AppError,
+  RetentionError,
+  SnapshotError,
+  StoppedError,
+  UsageError,
+  WaitError,
+} from "./errors.ts";
 import type { SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
 import type { Logger } from "./log.ts";
 import { DEFAULT_WAIT_SECONDS, type Options } from "./options.ts";
@@ -89,7 +97,15 @@ export interface AfterRunDeps {
   displayEverySeconds?: number;
 }
 
-function waitProblems(outcomes: readonly WaitOutcome[], what: string): AppError[] {
+function waitProblems(
+  outcomes: readonly WaitOutcome[],
+  what: string,
+  signal: AbortSignal | undefined,
+): AppError[] {
+  const reason = signal?.reason;
+  if (signal?.aborted && reason instanceof SignalError) {
+    return [new StoppedError(reason.signalName, STOP_SIGNALS[reason.signalName])];
+  }
   return outcomes
     .filter((o) => o.state !== "completed")
     .map((o) => new WaitError(`${what} ${o.snapshotId} in ${o.region}: ${o.state}: ${o.message}`));
@@ -132,7 +148,7 @@ export async function afterRun(
       seconds,
     );
     result.waits.push(...outcomes);
-    result.problems.push(...waitProblems(outcomes, "snapshot"));
+    result.problems.push(...waitProblems(outcomes, "snapshot", deps.signal));
     if (result.problems.length > 0) return result;
   }
 
@@ -167,12 +183,12 @@ export async function afterRun(
         plan.waitSeconds,
       );
       result.waits.push(...outcomes);
-      result.problems.push(...waitProblems(outcomes, "copy"));
+      result.problems.push(...waitProblems(outcomes, "copy", deps.signal));
     }
     if (result.problems.length > 0) return result;
   }
 
-  if (plan.retention) {
+  if (plan.retention && !deps.signal?.aborted) {
     try {
       result.retention = await applyRetention({
         client: deps.clientFor(run.region),
@@ -194,4 +210,24 @@ export async function afterRun(
     }
   }
   return result;
+}
+
+/**
+ * What retention would delete, for --noaction: one read-only DescribeSnapshots, no deletes;
+ * the run is assumed to make one new snapshot of each volume.
+ */
+export function previewRetention(
+  policy: RetentionPolicy,
+  volumes: readonly SnapshotRequest[],
+  client: EC2Client,
+  log: Logger,
+): Promise<RetentionResult> {
+  return applyRetention({
+    client,
+    policy,
+    volumeIds: volumes.map((v) => v.volumeId),
+    ownSnapshots: [],
+    noaction: true,
+    log,
+  });
 }
