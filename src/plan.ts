@@ -3,6 +3,7 @@
  * credentials, region, endpoint) before anything is locked. No side effects but reading files
  * the user named and, when nothing else names the region, asking the instance metadata.
  */
+import { type AfterRunPlan, planAfterRun } from "./after_run.ts";
 import { UsageError } from "./errors.ts";
 import type { SnapshotRequest } from "./interfaces.ts";
 import { chooseCredentials, type CredentialSource, sdkCredentials } from "./credentials.ts";
@@ -11,6 +12,7 @@ import { createEc2Client } from "./ec2.ts";
 import { describeBlockDeviceMappings } from "./ec2_instance.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "./imds.ts";
 import { type MountPoint, resolveMountPoints } from "./mounts.ts";
+import { checkMultiVolumeRequests } from "./multi_volume.ts";
 import { type Logger, registerSecret } from "./log.ts";
 import type { Options, ParsedArgs } from "./options.ts";
 
@@ -49,6 +51,8 @@ export interface Plan {
   endpoint: string | undefined;
   snapshotTimeoutMs: number;
   output: "text" | "json";
+  /** After a successful run: --wait, --copy-to-region, --keep and --keep-days. */
+  afterRun: AfterRunPlan;
 }
 
 export interface PlanInputs {
@@ -68,12 +72,6 @@ const NOT_YET: Record<string, string> = {
   "percona": "MySQL and MariaDB locking",
   "mongo": "MongoDB locking",
   "mongo-stop": "MongoDB locking",
-  "multi-volume": "one-instant multi-volume snapshots",
-  "wait": "waiting for completion",
-  "copy-to-region": "copies to other regions",
-  "keep": "retention",
-  "keep-days": "retention",
-  "config": "configuration files",
 };
 
 /** Parses one --tag value, "K=V;K2=V2", checking what EC2 would reject. */
@@ -295,6 +293,13 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     };
   });
 
+  if (options.multiVolume) {
+    checkMultiVolumeRequests(volumes);
+    instanceId ??= (await identity()).instanceId;
+    log.debug(`--multi-volume: one CreateSnapshots call for ${instanceId}`);
+  }
+  const afterRun = planAfterRun(options, region.value);
+
   return {
     options,
     volumes,
@@ -306,5 +311,6 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     endpoint,
     snapshotTimeoutMs: options.snapshotTimeout * 1000,
     output,
+    afterRun,
   };
 }
