@@ -72,10 +72,14 @@ export async function selectVolumes(
   client: EC2Client,
   instanceId: string,
   volumeIds: readonly string[],
+  signal?: AbortSignal,
 ): Promise<Selection> {
   let instance;
   try {
-    const out = await client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+    const out = await client.send(
+      new DescribeInstancesCommand({ InstanceIds: [instanceId] }),
+      { abortSignal: signal },
+    );
     instance = out.Reservations?.[0]?.Instances?.[0];
   } catch (error) {
     throw new PreflightError(
@@ -145,15 +149,17 @@ export function createMultiVolumeEc2(
   const { instanceId, log } = settings;
   let selection: Selection | undefined;
   return {
-    async preflight(requests) {
+    async preflight(requests, signal) {
       checkMultiVolumeRequests(requests);
-      selection = await selectVolumes(client, instanceId, requests.map((r) => r.volumeId));
+      selection = await selectVolumes(client, instanceId, requests.map((r) => r.volumeId), signal);
       log.debug(
         `multi-volume: ${instanceId}, ExcludeBootVolume ${selection.excludeBootVolume}, ` +
           `ExcludeDataVolumeIds [${selection.excludeDataVolumeIds.join(", ")}]`,
       );
       try {
-        await client.send(new CreateSnapshotsCommand(createInput(selection, requests, true)));
+        await client.send(new CreateSnapshotsCommand(createInput(selection, requests, true)), {
+          abortSignal: signal,
+        });
       } catch (error) {
         const code = errorCode(error);
         if (code === "DryRunOperation") return;
