@@ -122,6 +122,6 @@ Deno.test("progress: plain lines without a terminal, bars redrawn in place on on
   bars.done("snap-b", "completed");
   assert(!screen.startsWith("\x1b[2A"), "the first drawing does not move up");
   assert(screen.includes("\x1b[2A"), "later drawings overwrite the bars");
-  assertMatch(screen, /snap-a \[#{15}-{15}\]  50% vol-a/);
+  assertMatch(screen, /snap-a \[#{15}-{15}\] {2}50% vol-a/);
   assertMatch(screen, /snap-b \[#{30}\] 100% vol-b in us-east-1 completed/);
 });
