@@ -56,6 +56,10 @@ export interface PlanInputs {
   env: Record<string, string | undefined>;
   home: string | undefined;
   log: Logger;
+  /** Root of procfs ("/proc"); tests point it at a fixture tree. */
+  procRoot?: string;
+  /** Root of sysfs ("/sys"); tests point it at a fixture tree. */
+  sysRoot?: string;
 }
 
 /** Options recognised and checked, whose behaviour is not part of this version yet. */
@@ -215,10 +219,12 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const freezeMounts = await resolveMountPoints(options.freezeFilesystem, {
     option: "--freeze-filesystem",
     freeze: true,
+    procRoot: inputs.procRoot,
   });
   const discoveryMounts = await resolveMountPoints(options.noFreezeFilesystem, {
     option: "--no-freeze-filesystem",
     freeze: false,
+    procRoot: inputs.procRoot,
   });
   for (const mount of discoveryMounts) {
     if (freezeMounts.some((m) => m.mountPoint === mount.mountPoint)) {
@@ -250,6 +256,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
       );
     }
     discovered = await discoverVolumes(mounts, {
+      sysRoot: inputs.sysRoot,
       blockDeviceMappings: async () => {
         instanceId ??= (await identity()).instanceId;
         const client = createEc2Client({
