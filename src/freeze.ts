@@ -142,17 +142,42 @@ function unescapeMountInfo(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)));
 }
 
-/**
- * True when `path` is exactly a mount point. A freeze applies to the whole file system that
- * holds the path, so freezing a plain directory would freeze its parent file system (often
- * `/`): this is the freezer's own last check, after the plan's validation.
- */
-export function isMountPoint(path: string, mountInfo?: string): boolean {
-  const text = mountInfo ?? Deno.readTextFileSync("/proc/self/mountinfo");
-  return text.split("\n").some((line) => {
+/** True when `path` is exactly a mount point according to the text of /proc/self/mountinfo. */
+export function isMountPoint(path: string, mountInfo: string): boolean {
+  return mountInfo.split("\n").some((line) => {
     const field = line.split(" ")[4];
     return field !== undefined && unescapeMountInfo(field) === path;
   });
+}
+
+/**
+ * True when `path` is exactly a mount point. A freeze applies to the whole file system that
+ * holds the path, so freezing a plain directory would freeze its parent file system (often
+ * `/`): this is the freezer's own last check, after the plan's validation. Deno 2.9 reads
+ * /proc only with `--allow-all`; without it, util-linux's `mountpoint -q` answers.
+ */
+async function checkMountPoint(
+  path: string,
+  search: FindProgramOptions,
+  timeoutMs: number,
+): Promise<boolean> {
+  let mountInfo: string | undefined;
+  try {
+    mountInfo = Deno.readTextFileSync("/proc/self/mountinfo");
+  } catch { /* no access to /proc */ }
+  if (mountInfo !== undefined) return isMountPoint(path, mountInfo);
+  const mountpoint = findProgram("mountpoint", search);
+  if (!mountpoint) {
+    throw new FreezeError(
+      `cannot check that ${path} is a mount point: /proc/self/mountinfo is not readable and ` +
+        "the mountpoint program (util-linux) was not found",
+    );
+  }
+  const result = await runProgram(mountpoint, ["-q", path], {
+    timeoutMs,
+    path: childPath(search),
+  });
+  return result.code === 0;
 }
 
 /** Options of {@linkcode createFreezer}. */
@@ -203,7 +228,7 @@ export function createFreezer(options: FreezerOptions): Freezer {
         cause: error,
       });
     }
-    if (real === "/" || !isMountPoint(real)) {
+    if (real === "/" || !await checkMountPoint(real, search, timeoutMs)) {
       throw new FreezeError(`refusing to ${action} ${mountPoint}: not a mount point`);
     }
     const program = findFreezeProgram(search);

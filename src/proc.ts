@@ -1,4 +1,4 @@
-/** Process identity and the boot clock from /proc: what the watchdog needs to outlive its parent. */
+/** Process identity from /proc: tells the watchdog that its main process is gone, pid reuse included. */
 
 /** One process as /proc/PID/stat describes it. */
 export interface ProcessStat {
@@ -27,6 +27,19 @@ export function parseProcStat(text: string): ProcessStat | undefined {
   return { state: fields[0], startTime };
 }
 
+/**
+ * True when this process may read /proc. Deno 2.9 grants /proc (and /sys) only with
+ * `--allow-all`; `--allow-read` is not enough, and `Deno.permissions.query` still says "granted".
+ */
+export function procReadable(): boolean {
+  try {
+    Deno.readTextFileSync("/proc/self/stat");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Reads /proc/PID/stat; undefined when the process does not exist (any more). */
 export function readProcessStat(pid: number): ProcessStat | undefined {
   try {
@@ -45,13 +58,4 @@ export function isSameProcessAlive(pid: number, startTime: number): boolean {
   const stat = readProcessStat(pid);
   if (!stat || stat.startTime !== startTime) return false;
   return stat.state !== "Z" && stat.state !== "X";
-}
-
-/**
- * Milliseconds since boot (/proc/uptime): a clock shared by every process on the machine that
- * wall-clock changes do not move. Resolution 10 ms.
- */
-export function uptimeMs(): number {
-  const text = Deno.readTextFileSync("/proc/uptime");
-  return Math.round(Number(text.split(" ")[0]) * 1000);
 }

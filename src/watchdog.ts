@@ -4,7 +4,7 @@ import { FreezeError } from "./errors.ts";
 import type { ArmedWatchdog, Watchdog } from "./interfaces.ts";
 import type { Logger } from "./log.ts";
 import { RUN_FLAGS } from "./permissions.ts";
-import { readProcessStat, uptimeMs } from "./proc.ts";
+import { procReadable, readProcessStat } from "./proc.ts";
 import { WATCHDOG_ARG, type WatchdogConfig, WatchdogLine } from "./watchdog_main.ts";
 
 /** How to start the watchdog: the same program, with the hidden first argument. */
@@ -153,13 +153,14 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
     mountPoints: readonly string[],
     deadlineMs: number,
   ): Promise<ArmedWatchdogProcess> {
-    const self = readProcessStat(Deno.pid);
-    if (!self) throw new FreezeError("cannot read /proc/self/stat to arm the watchdog");
+    // Deno 2.9 lets only --allow-all read /proc; without it the watchdog relies on its stdin.
+    const startTime = procReadable() ? readProcessStat(Deno.pid)?.startTime : undefined;
     const config: WatchdogConfig = {
       pid: Deno.pid,
-      startTime: self.startTime,
+      ...(startTime !== undefined ? { startTime } : {}),
       mountPoints: [...mountPoints],
-      deadlineUptimeMs: uptimeMs() + deadlineMs,
+      deadlineMs,
+      sentAtEpochMs: Date.now(),
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
     };
     const { program, args } = watchdogCommand({

@@ -6,7 +6,7 @@ import {
   runProgram,
   searchDirs,
 } from "./freeze.ts";
-import { isSameProcessAlive, uptimeMs } from "./proc.ts";
+import { isSameProcessAlive, procReadable } from "./proc.ts";
 
 /** The hidden first argument that makes the program a watchdog (`main.ts` dispatches on it). */
 export const WATCHDOG_ARG = "__watchdog";
@@ -15,13 +15,19 @@ export const WATCHDOG_ARG = "__watchdog";
 export interface WatchdogConfig {
   /** The main process. */
   pid: number;
-  /** Its start time (/proc/PID/stat field 22): a new process that reuses the pid is not it. */
-  startTime: number;
+  /**
+   * Its start time (/proc/PID/stat field 22), so that a new process reusing the pid is not
+   * taken for it. Without it (or without access to /proc) the watchdog relies on the end of
+   * its stdin alone, which cannot be fooled by pid reuse.
+   */
+  startTime?: number;
   /** The mounts to thaw; thawed in reverse order. */
   mountPoints: string[];
-  /** The hard deadline, in milliseconds since boot ({@linkcode uptimeMs}). */
-  deadlineUptimeMs: number;
-  /** How often to check the main process; default 50 ms. */
+  /** The hard deadline: milliseconds after `sentAtEpochMs`. */
+  deadlineMs: number;
+  /** When the main process started the watchdog (`Date.now()`): its start-up counts too. */
+  sentAtEpochMs: number;
+  /** How often to check the main process and the deadline; default 50 ms. */
   pollMs?: number;
 }
 
@@ -63,10 +69,10 @@ export function parseWatchdogConfig(text: string | undefined): WatchdogConfig {
   const config = JSON.parse(text ?? "null") as WatchdogConfig;
   const ok = typeof config === "object" && config !== null &&
     Number.isSafeInteger(config.pid) && config.pid > 0 &&
-    Number.isSafeInteger(config.startTime) &&
+    (config.startTime === undefined || Number.isSafeInteger(config.startTime)) &&
     Array.isArray(config.mountPoints) && config.mountPoints.length > 0 &&
     config.mountPoints.every((m) => typeof m === "string" && m.startsWith("/")) &&
-    typeof config.deadlineUptimeMs === "number" &&
+    typeof config.deadlineMs === "number" && typeof config.sentAtEpochMs === "number" &&
     (config.pollMs === undefined || (typeof config.pollMs === "number" && config.pollMs > 0));
   if (!ok) throw new Error(`bad watchdog configuration: ${text}`);
   return config;
@@ -159,18 +165,27 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
   const ignore = () => log("signal ignored: thawing is bounded by the deadline");
   for (const signal of signals) Deno.addSignalListener(signal, ignore);
 
+  // The deadline runs on the monotonic clock; only the start-up is measured by the wall clock.
+  const startUp = Math.min(Math.max(Date.now() - config.sentAtEpochMs, 0), config.deadlineMs);
+  const deadline = performance.now() + config.deadlineMs - startUp;
+  // The end of stdin says the main process ended; /proc (when Deno lets us read it) says so too
+  // if someone else holds the pipe open.
+  const { pid, startTime } = config;
+  const mainAlive = startTime !== undefined && procReadable()
+    ? () => isSameProcessAlive(pid, startTime)
+    : () => true;
+
   let reason: Reason;
   let timer: ReturnType<typeof setInterval> | undefined;
-  if (!isSameProcessAlive(config.pid, config.startTime)) {
+  if (!mainAlive()) {
     reason = "main process gone";
   } else {
     say(WatchdogLine.armed);
-    const pollMs = config.pollMs ?? 50;
     const watched = new Promise<Reason>((resolve) => {
       timer = setInterval(() => {
-        if (!isSameProcessAlive(config.pid, config.startTime)) resolve("main process gone");
-        else if (uptimeMs() >= config.deadlineUptimeMs) resolve("deadline passed");
-      }, pollMs);
+        if (!mainAlive()) resolve("main process gone");
+        else if (performance.now() >= deadline) resolve("deadline passed");
+      }, config.pollMs ?? 50);
     });
     reason = await Promise.race([watchInput(), watched]);
     clearInterval(timer);

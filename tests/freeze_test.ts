@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { FreezeError } from "../src/errors.ts";
 import { createFreezer, findFreezeProgram, findProgram, isMountPoint } from "../src/freeze.ts";
 import { silentLogger } from "../src/log.ts";
+import { RUN_FLAGS } from "../src/permissions.ts";
 import { isFrozen, withTmpfsMount, withXfsMount } from "./support/xfs.ts";
 
 Deno.test("freeze makes writes block; thaw lets them through", async () => {
@@ -159,6 +160,42 @@ Deno.test("a freeze program that hangs is a FreezeError after the timeout", asyn
       assert.ok(performance.now() - started < 2_000);
     } finally {
       await Deno.remove(bin, { recursive: true });
+    }
+  });
+});
+
+/** Runs tests/support/freezer_cli.ts with the program's permission flags. */
+async function freezerCli(action: "freeze" | "thaw", mountPoint: string): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...RUN_FLAGS,
+      new URL("./support/freezer_cli.ts", import.meta.url).pathname,
+      action,
+      mountPoint,
+    ],
+    cwd: "/",
+    stdin: "null",
+    stdout: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+Deno.test("with the program's own permission flags (no /proc access) the freezer still checks mount points", async () => {
+  await withXfsMount(async (mount) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      assert.match(await freezerCli("freeze", dir), /^FreezeError: .*not a mount point$/);
+      assert.equal(await freezerCli("freeze", mount.mountPoint), "ok");
+      try {
+        assert.equal(await isFrozen(mount.mountPoint, 1_000), true);
+        assert.equal(await freezerCli("thaw", mount.mountPoint), "ok");
+        assert.equal(await isFrozen(mount.mountPoint, 5_000), false);
+      } finally {
+        await mount.thaw();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   });
 });

@@ -144,21 +144,24 @@ function makeTestMount(dir: string, mountPoint: string): TestMount {
     thaw,
     async unmount() {
       if (unmounted) return;
+      let thawError: unknown;
       try {
         await thaw();
-      } finally {
-        let last: Result | undefined;
-        for (let attempt = 0; attempt < 20; attempt++) {
-          last = await run("umount", [mountPoint]);
-          if (last.code === 0 || /not mounted/.test(last.stderr)) break;
-          await sleep(250);
-        }
-        if (last && last.code !== 0 && !/not mounted/.test(last.stderr)) {
-          throw new Error(`umount ${mountPoint}: ${last.stderr}`);
-        }
-        unmounted = true;
-        await Deno.remove(dir, { recursive: true });
+      } catch (error) {
+        thawError = error;
       }
+      let last: Result | undefined;
+      for (let attempt = 0; attempt < 20; attempt++) {
+        last = await run("umount", [mountPoint]);
+        if (last.code === 0 || /not mounted/.test(last.stderr)) break;
+        await sleep(250);
+      }
+      if (last && last.code !== 0 && !/not mounted/.test(last.stderr)) {
+        throw new Error(`umount ${mountPoint}: ${last.stderr}`, { cause: thawError });
+      }
+      unmounted = true;
+      await Deno.remove(dir, { recursive: true });
+      if (thawError) throw thawError;
     },
   };
 }
