@@ -53,6 +53,12 @@ export function findProgram(name: string, options: FindProgramOptions = {}): str
   return undefined;
 }
 
+/**
+ * A thaw found the file system not frozen (fsfreeze's EINVAL). After a freeze that failed or
+ * timed out, a thaw that ends in this error means there was nothing to release.
+ */
+export class NotFrozenError extends FreezeError {}
+
 /** The program that freezes and thaws, and which of the two it is. */
 export interface FreezeProgram {
   name: "fsfreeze" | "xfs_freeze";
@@ -241,6 +247,9 @@ export function createFreezer(options: FreezerOptions): Freezer {
     if (result.code !== 0) {
       const why = result.stderr ||
         (result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`);
+      if (action === "thaw" && /invalid argument/i.test(result.stderr)) {
+        throw new NotFrozenError(`cannot thaw ${mountPoint}: it is not frozen (${why})`);
+      }
       throw new FreezeError(`cannot ${action} ${mountPoint}: ${why}`);
     }
   }

@@ -1,7 +1,13 @@
 /** The real freezer on real XFS loop mounts: frozen and thawed as seen from outside. */
 import assert from "node:assert/strict";
 import { FreezeError } from "../src/errors.ts";
-import { createFreezer, findFreezeProgram, findProgram, isMountPoint } from "../src/freeze.ts";
+import {
+  createFreezer,
+  findFreezeProgram,
+  findProgram,
+  isMountPoint,
+  NotFrozenError,
+} from "../src/freeze.ts";
 import { silentLogger } from "../src/log.ts";
 import { RUN_FLAGS } from "../src/permissions.ts";
 import { isFrozen, withTmpfsMount, withXfsMount } from "./support/xfs.ts";
@@ -27,7 +33,9 @@ Deno.test("freezing twice or thawing a thawed mount is a FreezeError quoting fsf
     await assert.rejects(
       freezer.thaw(mount.mountPoint),
       (error: Error) =>
-        error instanceof FreezeError && /^cannot thaw .*: fsfreeze: .*[^\n]$/.test(error.message),
+        error instanceof NotFrozenError && error instanceof FreezeError &&
+        error.exitCode === 7 &&
+        /^cannot thaw .*: it is not frozen \(fsfreeze: .*\)$/.test(error.message),
     );
     await freezer.freeze(mount.mountPoint);
     try {
