@@ -54,13 +54,20 @@ function say(line: string): void {
   } catch { /* the main process is gone: nobody to tell */ }
 }
 
+/** While thawing, lines wait here: a write to a stalled stderr pipe must not delay the thaw. */
+let held: string[] | undefined;
+
 function log(message: string): void {
+  const line = `${
+    new Date().toISOString()
+  } ec2-consistent-snapshot watchdog[${Deno.pid}]: ${message}`;
+  if (held) held.push(line);
+  else writeLog(line);
+}
+
+function writeLog(line: string): void {
   try {
-    Deno.stderr.writeSync(
-      new TextEncoder().encode(
-        `${new Date().toISOString()} ec2-consistent-snapshot watchdog[${Deno.pid}]: ${message}\n`,
-      ),
-    );
+    Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
   } catch { /* stderr closed */ }
 }
 
@@ -172,7 +179,13 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
   // if someone else holds the pipe open.
   const { pid, startTime } = config;
   const mainAlive = startTime !== undefined && procReadable()
-    ? () => isSameProcessAlive(pid, startTime)
+    ? () => {
+      try {
+        return isSameProcessAlive(pid, startTime);
+      } catch {
+        return true; // cannot tell: the end of stdin and the deadline still decide
+      }
+    }
     : () => true;
 
   let reason: Reason;
@@ -195,11 +208,15 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
   if (reason === "disarm") {
     say(WatchdogLine.disarmed);
   } else {
+    held = [];
     log(`${reason} (main process ${config.pid}): thawing ${mounts}`);
     const results = [];
     for (const mountPoint of [...config.mountPoints].reverse()) {
       results.push(await thawOne(program, mountPoint, path));
     }
+    const lines = held;
+    held = undefined;
+    for (const line of lines) writeLog(line);
     code = results.every(Boolean) ? 0 : 1;
     const message = `${reason} (main process ${config.pid}): ${
       code === 0 ? "thawed" : "COULD NOT THAW all of"
