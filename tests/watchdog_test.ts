@@ -310,3 +310,25 @@ Deno.test("a watchdog that cannot start makes arm fail with FreezeError", async 
     /the watchdog did not start: bad watchdog configuration/,
   );
 });
+
+Deno.test("the watchdog thaws every mount it was given", async () => {
+  await withXfsMount(async (first) => {
+    await withXfsMount(async (second) => {
+      const mounts = [first.mountPoint, second.mountPoint];
+      const log = recordingLogger();
+      const armed = await createWatchdog({ log, entry: ENTRY, stderr: "null" }).arm(mounts, 800);
+      try {
+        for (const mount of mounts) await freezer.freeze(mount);
+        const probes = mounts.map((mount) => startWriteProbe(mount));
+        for (const probe of probes) assert.equal(await probe.finishedWithin(100), false);
+        for (const probe of probes) assert.equal(await probe.finishedWithin(3_000), true);
+        await armed.disarm();
+        assert.ok(log.lines.some((line) => /deadline passed .*: thawed /.test(line)));
+      } finally {
+        await armed.disarm();
+        await second.thaw();
+        await first.thaw();
+      }
+    });
+  });
+});
