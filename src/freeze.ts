@@ -1,7 +1,8 @@
 /** Flushing, freezing and thawing file systems with sync, fsfreeze and xfs_freeze. */
-import { FreezeError } from "./errors.ts";
+import { FreezeError, NotFrozenError } from "./errors.ts";
 import type { Freezer } from "./interfaces.ts";
 import type { Logger } from "./log.ts";
+import { findMount, readMountInfo } from "./mounts.ts";
 
 /**
  * Searched after PATH: cron's PATH (`/usr/bin:/bin`) lacks the sbin directories, and a freeze
@@ -52,12 +53,6 @@ export function findProgram(name: string, options: FindProgramOptions = {}): str
   }
   return undefined;
 }
-
-/**
- * A thaw found the file system not frozen (fsfreeze's EINVAL). After a freeze that failed or
- * timed out, a thaw that ends in this error means there was nothing to release.
- */
-export class NotFrozenError extends FreezeError {}
 
 /** The program that freezes and thaws, and which of the two it is. */
 export interface FreezeProgram {
@@ -143,47 +138,13 @@ export async function runProgram(
   return { code: result.code, signal: result.signal, stderr: oneLine(result.stderr) };
 }
 
-/** Unescapes a mount point as /proc/self/mountinfo writes it (`\040` for a space, ...). */
-function unescapeMountInfo(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)));
-}
-
-/** True when `path` is exactly a mount point according to the text of /proc/self/mountinfo. */
-export function isMountPoint(path: string, mountInfo: string): boolean {
-  return mountInfo.split("\n").some((line) => {
-    const field = line.split(" ")[4];
-    return field !== undefined && unescapeMountInfo(field) === path;
-  });
-}
-
 /**
  * True when `path` is exactly a mount point. A freeze applies to the whole file system that
  * holds the path, so freezing a plain directory would freeze its parent file system (often
- * `/`): this is the freezer's own last check, after the plan's validation. Deno 2.9 reads
- * /proc only with `--allow-all`; without it, util-linux's `mountpoint -q` answers.
+ * `/`): this is the freezer's own last check, after the plan's validation.
  */
-async function checkMountPoint(
-  path: string,
-  search: FindProgramOptions,
-  timeoutMs: number,
-): Promise<boolean> {
-  let mountInfo: string | undefined;
-  try {
-    mountInfo = Deno.readTextFileSync("/proc/self/mountinfo");
-  } catch { /* no access to /proc */ }
-  if (mountInfo !== undefined) return isMountPoint(path, mountInfo);
-  const mountpoint = findProgram("mountpoint", search);
-  if (!mountpoint) {
-    throw new FreezeError(
-      `cannot check that ${path} is a mount point: /proc/self/mountinfo is not readable and ` +
-        "the mountpoint program (util-linux) was not found",
-    );
-  }
-  const result = await runProgram(mountpoint, ["-q", path], {
-    timeoutMs,
-    path: childPath(search),
-  });
-  return result.code === 0;
+async function isMountPoint(path: string): Promise<boolean> {
+  return findMount(await readMountInfo(), path)?.mountPoint === path;
 }
 
 /** Options of {@linkcode createFreezer}. */
@@ -234,7 +195,7 @@ export function createFreezer(options: FreezerOptions): Freezer {
         cause: error,
       });
     }
-    if (real === "/" || !await checkMountPoint(real, search, timeoutMs)) {
+    if (real === "/" || !await isMountPoint(real)) {
       throw new FreezeError(`refusing to ${action} ${mountPoint}: not a mount point`);
     }
     const program = findFreezeProgram(search);

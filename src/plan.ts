@@ -64,9 +64,6 @@ export interface PlanInputs {
 
 /** Options recognised and checked, whose behaviour is not part of this version yet. */
 const NOT_YET: Record<string, string> = {
-  "freeze-filesystem": "freezing file systems",
-  "pre-freeze-command": "hooks around the freeze",
-  "post-thaw-command": "hooks around the freeze",
   "mysql": "MySQL and MariaDB locking",
   "mysql-stop": "MySQL and MariaDB locking",
   "percona": "MySQL and MariaDB locking",
