@@ -188,9 +188,11 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
       );
     }
   } catch (error) {
+    // A step aborted by a stop signal fails with its own error; the signal is what counts.
+    const stop = signal.aborted && signal.reason instanceof SignalError ? signal.reason : error;
     problems.push(
-      error instanceof SignalError
-        ? new StoppedError(error.signalName, STOP_SIGNALS[error.signalName])
+      stop instanceof SignalError
+        ? new StoppedError(stop.signalName, STOP_SIGNALS[stop.signalName])
         : asAppError(error, (m) => new PreflightError(m)),
     );
   }
