@@ -29,8 +29,8 @@ export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
 
 /** Base class: every error of ours carries its exit code. */
 export class AppError extends Error {
-  readonly exitCode: ExitCodeValue;
-  constructor(message: string, exitCode: ExitCodeValue, options?: ErrorOptions) {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.exitCode = exitCode;
@@ -96,4 +96,11 @@ export class RetentionError extends AppError {
 /** The exit code for any thrown value. */
 export function exitCodeOf(error: unknown): number {
   return error instanceof AppError ? error.exitCode : ExitCode.internal;
+}
+
+/** A stop signal (SIGINT, SIGTERM, SIGHUP) ended the run; the exit code is 128 + its number. */
+export class StoppedError extends AppError {
+  constructor(signalName: string, signalNumber: number) {
+    super(`stopped by ${signalName}; everything was released`, 128 + signalNumber);
+  }
 }

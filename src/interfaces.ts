@@ -21,8 +21,9 @@ export interface Ec2 {
   /**
    * A DryRun CreateSnapshot per volume: proves permission and existence before anything is
    * locked, and opens the TLS connection. Throws PreflightError naming the volume and code.
+   * Aborting `signal` (the preflight's time bound, or a stop signal) aborts the calls.
    */
-  preflight(requests: readonly SnapshotRequest[]): Promise<void>;
+  preflight(requests: readonly SnapshotRequest[], signal: AbortSignal): Promise<void>;
   /**
    * One concurrent round of CreateSnapshot calls, tags in the same call. Aborting `signal`
    * aborts the requests in flight; their outcomes are failures with errorCode "Aborted".

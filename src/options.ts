@@ -175,6 +175,13 @@ export const OPTION_TABLE = [
     help: "Snapshot tags: once for all volumes, or once per volume in order.",
   },
   {
+    name: "name",
+    kind: "list",
+    value: "NAME",
+    group: "Snapshots",
+    help: "Snapshot Name tag (the old tool's option): once for all, or once per volume in order.",
+  },
+  {
     name: "snapshot-timeout",
     kind: "seconds",
     value: "SECONDS",
@@ -550,9 +557,30 @@ export function applyValue(options: Options, spec: OptionSpec, raw: string | boo
   }
 }
 
+const ALL_LONG_NAMES = (OPTION_TABLE as readonly OptionSpec[]).flatMap((s) => [
+  s.name,
+  ...(s.aliases ?? []),
+]);
+
+/**
+ * The old tool parsed with Perl's Getopt::Long, which accepts any unique abbreviation of a long
+ * option (`--desc` for `--description`); cron lines rely on it, so expand them the same way.
+ */
+function expandAbbreviation(arg: string): string {
+  const match = /^--([a-z][a-z0-9-]*)(=.*)?$/s.exec(arg);
+  if (!match || ALL_LONG_NAMES.includes(match[1])) return arg;
+  const candidates = ALL_LONG_NAMES.filter((name) => name.startsWith(match[1]));
+  if (candidates.length > 1) {
+    throw new UsageError(
+      `option --${match[1]} is ambiguous: ${candidates.map((c) => `--${c}`).join(", ")}`,
+    );
+  }
+  return candidates.length === 1 ? `--${candidates[0]}${match[2] ?? ""}` : arg;
+}
+
 function parseErrorMessage(error: { code?: string; message: string }): string {
   const first = error.message.split("\n")[0];
-  const name = /'(-{1,2}[^' ]+)/.exec(first)?.[1] ?? "";
+  const name = /'(?:-\w, )?(-{1,2}[^' ]+)/.exec(first)?.[1] ?? "";
   switch (error.code) {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
       return `unknown option ${name} (see --help)`;
@@ -590,7 +618,9 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
   const optionalValue = specs.filter((s) => s.kind === "optional-seconds").map((s) =>
     `--${s.name}`
   );
-  const args = argv.map((arg) => optionalValue.includes(arg) ? `${arg}=` : arg);
+  const args = argv.map(expandAbbreviation).map((arg) =>
+    optionalValue.includes(arg) ? `${arg}=` : arg
+  );
 
   let tokens;
   try {

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what it needs (scripts/setup.sh), checks
+# formatting, lint and types, then runs every test. Real-service tests may not skip here.
+# Extra arguments go to `deno test` (e.g. a file name).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+bash scripts/setup.sh
+DENO=$(scripts/deno.sh)
+export ECS_REQUIRE_REAL=1
+"$DENO" fmt --check
+"$DENO" lint
+"$DENO" check src/ tests/ scripts/
+"$DENO" test --allow-all "$@"

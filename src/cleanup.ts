@@ -1,0 +1,147 @@
+/**
+ * The cleanup stack: every step that takes a lock pushes its release; the stack unwinds exactly
+ * once, in reverse order, attempting every release even when an earlier one failed. Signals
+ * (SIGINT, SIGTERM, SIGHUP) abort the run through `signal`; the run then unwinds as on error.
+ */
+
+/** One release that failed during unwinding. */
+export interface ReleaseFailure {
+  name: string;
+  error: unknown;
+}
+
+type Release = () => Promise<void> | void;
+
+export interface CleanupStackOptions {
+  /** Called before each release, e.g. for a debug line. */
+  onRelease?: (name: string) => void;
+  /** Called when a release fails; unwinding goes on. */
+  onFailure?: (name: string, error: unknown) => void;
+}
+
+/**
+ * A stack of releases.
+ *
+ * @example
+ * ```ts
+ * const stack = new CleanupStack();
+ * stack.push("thaw /data", () => freezer.thaw("/data"));
+ * const failures = await stack.unwind();
+ * ```
+ */
+export class CleanupStack {
+  #entries: { name: string; release: Release }[] = [];
+  #unwinding: Promise<ReleaseFailure[]> | undefined;
+  #lateFailures: ReleaseFailure[] = [];
+  #late: Promise<void>[] = [];
+  #options: CleanupStackOptions;
+
+  constructor(options: CleanupStackOptions = {}) {
+    this.#options = options;
+  }
+
+  /** Number of releases waiting. */
+  get size(): number {
+    return this.#entries.length;
+  }
+
+  /** True once unwinding has begun. */
+  get closed(): boolean {
+    return this.#unwinding !== undefined;
+  }
+
+  /**
+   * Pushes a release. On a stack that is already unwinding (a signal arrived while the lock was
+   * being taken) the release runs at once, so nothing taken late is ever left held.
+   */
+  push(name: string, release: Release): void {
+    if (this.#unwinding) {
+      this.#late.push(this.#attempt(name, release, this.#lateFailures));
+      return;
+    }
+    this.#entries.push({ name, release });
+  }
+
+  /**
+   * Runs every release, newest first, once. Later calls return the same result; releases
+   * pushed while unwinding are awaited too.
+   */
+  unwind(): Promise<ReleaseFailure[]> {
+    this.#unwinding ??= (async () => {
+      const failures: ReleaseFailure[] = [];
+      while (this.#entries.length > 0) {
+        const { name, release } = this.#entries.pop()!;
+        await this.#attempt(name, release, failures);
+      }
+      await Promise.all(this.#late);
+      return failures;
+    })();
+    return this.#unwinding.then(async (failures) => {
+      await Promise.all(this.#late);
+      return [...failures, ...this.#lateFailures];
+    });
+  }
+
+  async #attempt(name: string, release: Release, failures: ReleaseFailure[]): Promise<void> {
+    this.#options.onRelease?.(name);
+    try {
+      await release();
+    } catch (error) {
+      failures.push({ name, error });
+      this.#options.onFailure?.(name, error);
+    }
+  }
+}
+
+/** Signals that stop a run, with their numbers (exit code is 128 + number). */
+export const STOP_SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+export type StopSignal = keyof typeof STOP_SIGNALS;
+
+/** What a signal handler installation gives back. */
+export interface SignalTrap {
+  /** Aborted (with a SignalError reason) when the first stop signal arrives. */
+  signal: AbortSignal;
+  /** The first stop signal received, if any. */
+  received(): StopSignal | undefined;
+  /** Removes the handlers. */
+  dispose(): void;
+}
+
+/** The abort reason when a stop signal arrived. */
+export class SignalError extends Error {
+  readonly signalName: StopSignal;
+  constructor(signalName: StopSignal) {
+    super(`stopped by ${signalName}`);
+    this.name = "SignalError";
+    this.signalName = signalName;
+  }
+}
+
+/**
+ * Installs handlers for SIGINT, SIGTERM and SIGHUP. The first one aborts `signal`; later ones
+ * are reported through `onRepeat` and otherwise ignored, so they cannot cut unwinding short.
+ */
+export function trapStopSignals(onRepeat?: (name: StopSignal) => void): SignalTrap {
+  const controller = new AbortController();
+  let first: StopSignal | undefined;
+  const handlers: [StopSignal, () => void][] = [];
+  for (const name of Object.keys(STOP_SIGNALS) as StopSignal[]) {
+    const handler = () => {
+      if (first) {
+        onRepeat?.(name);
+        return;
+      }
+      first = name;
+      controller.abort(new SignalError(name));
+    };
+    Deno.addSignalListener(name, handler);
+    handlers.push([name, handler]);
+  }
+  return {
+    signal: controller.signal,
+    received: () => first,
+    dispose() {
+      for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+    },
+  };
+}

@@ -1,0 +1,220 @@
+/**
+ * Chooses where AWS credentials come from, in the old tool's order, and reads the old tool's
+ * credential files. Everything here runs before anything is locked; secrets are registered
+ * with the logger so no line can print them.
+ */
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
+import { UsageError } from "./errors.ts";
+import { type Logger, registerSecret } from "./log.ts";
+import type { Options } from "./options.ts";
+
+/** Where the credentials come from; `describe` is what --debug prints (never the secret). */
+export type CredentialSource =
+  | { kind: "static"; describe: string; identity: AwsCredentialIdentity }
+  | { kind: "profile"; describe: string; profile: string }
+  | { kind: "instance-role"; describe: string }
+  | { kind: "sdk-default-chain"; describe: string };
+
+export interface CredentialInputs {
+  options: Options;
+  /** Long names given explicitly on the command line or in the config file. */
+  given: ReadonlySet<string>;
+  env: Record<string, string | undefined>;
+  home: string | undefined;
+  log: Logger;
+}
+
+function readSecretFile(path: string, option: string, log: Logger): string[] {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    const reason = error instanceof Deno.errors.NotFound
+      ? "no such file"
+      : error instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : (error as Error).message;
+    throw new UsageError(`${option} ${path}: cannot read: ${reason}`);
+  }
+  try {
+    const mode = Deno.statSync(path).mode ?? 0;
+    if ((mode & 0o044) !== 0) {
+      log.warn(`${option} ${path} is readable by group or others; chmod 600 it`);
+    }
+  } catch { /* readable but not statable: nothing to warn about */ }
+  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== "");
+}
+
+function fromKeyFiles(idFile: string, secretFile: string, log: Logger): AwsCredentialIdentity {
+  const [accessKeyId] = readSecretFile(idFile, "--aws-access-key-id-file", log);
+  const [secretAccessKey] = readSecretFile(secretFile, "--aws-secret-access-key-file", log);
+  if (!accessKeyId) throw new UsageError(`--aws-access-key-id-file ${idFile}: file is empty`);
+  if (!secretAccessKey) {
+    throw new UsageError(`--aws-secret-access-key-file ${secretFile}: file is empty`);
+  }
+  return { accessKeyId, secretAccessKey };
+}
+
+/** The legacy two-line file: access key id, then secret access key. */
+function fromLegacyFile(path: string, option: string, log: Logger): AwsCredentialIdentity {
+  const [accessKeyId, secretAccessKey] = readSecretFile(path, option, log);
+  if (!accessKeyId || !secretAccessKey) {
+    throw new UsageError(
+      `${option} ${path}: expected two lines, the access key id and the secret access key`,
+    );
+  }
+  return { accessKeyId, secretAccessKey };
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Picks the credential source. Explicit options first (two at once are a usage error), then
+ * the defaults: the AWS_* key variables, $AWS_CREDENTIALS, $AWS_PROFILE, ~/.awssecret, and last
+ * the SDK's default chain.
+ */
+export function chooseCredentials(input: CredentialInputs): CredentialSource {
+  const { options, given, log } = input;
+  const explicit = [
+    given.has("aws-access-key-id") || given.has("aws-secret-access-key")
+      ? "--aws-access-key-id"
+      : "",
+    given.has("aws-access-key-id-file") || given.has("aws-secret-access-key-file")
+      ? "--aws-access-key-id-file"
+      : "",
+    given.has("aws-credentials-file") ? "--aws-credentials-file" : "",
+    given.has("profile") ? "--profile" : "",
+    options.useIamRole ? "--use-iam-role" : "",
+  ].filter((x) => x !== "");
+  if (explicit.length > 1) {
+    throw new UsageError(
+      `conflicting credential options: ${explicit.join(" and ")}; give only one source`,
+    );
+  }
+  if (given.has("aws-secret-access-key")) {
+    log.warn("--aws-secret-access-key on the command line is visible to other users; use a file");
+  }
+
+  const source = resolve(explicit[0], input);
+  if (source.kind === "static") {
+    registerSecret(source.identity.secretAccessKey);
+    registerSecret(source.identity.sessionToken);
+  }
+  return source;
+}
+
+function resolve(explicit: string | undefined, input: CredentialInputs): CredentialSource {
+  const { options, env, home, log } = input;
+  switch (explicit) {
+    case "--aws-access-key-id": {
+      const accessKeyId = options.awsAccessKeyId ?? env.AWS_ACCESS_KEY_ID;
+      const secretAccessKey = options.awsSecretAccessKey ?? env.AWS_SECRET_ACCESS_KEY;
+      if (!accessKeyId) {
+        throw new UsageError(
+          "--aws-secret-access-key needs --aws-access-key-id (or $AWS_ACCESS_KEY_ID)",
+        );
+      }
+      if (!secretAccessKey) {
+        throw new UsageError(
+          "--aws-access-key-id needs --aws-secret-access-key (or $AWS_SECRET_ACCESS_KEY)",
+        );
+      }
+      return {
+        kind: "static",
+        describe: "the --aws-access-key-id and --aws-secret-access-key options",
+        identity: { accessKeyId, secretAccessKey },
+      };
+    }
+    case "--aws-access-key-id-file": {
+      const idFile = options.awsAccessKeyIdFile;
+      const secretFile = options.awsSecretAccessKeyFile;
+      if (!idFile || !secretFile) {
+        throw new UsageError(
+          "--aws-access-key-id-file and --aws-secret-access-key-file must be given together",
+        );
+      }
+      return {
+        kind: "static",
+        describe: `the files ${idFile} and ${secretFile}`,
+        identity: fromKeyFiles(idFile, secretFile, log),
+      };
+    }
+    case "--aws-credentials-file": {
+      const path = options.awsCredentialsFile!;
+      return {
+        kind: "static",
+        describe: `the credentials file ${path}`,
+        identity: fromLegacyFile(path, "--aws-credentials-file", log),
+      };
+    }
+    case "--profile":
+      return {
+        kind: "profile",
+        describe: `the profile ${options.profile}`,
+        profile: options.profile!,
+      };
+    case "--use-iam-role":
+      return { kind: "instance-role", describe: "the instance's IAM role (IMDSv2)" };
+  }
+  if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
+    return {
+      kind: "static",
+      describe: "the environment ($AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY)",
+      identity: {
+        accessKeyId: env.AWS_ACCESS_KEY_ID,
+        secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+        ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+      },
+    };
+  }
+  if (env.AWS_CREDENTIALS) {
+    return {
+      kind: "static",
+      describe: `the credentials file ${env.AWS_CREDENTIALS} ($AWS_CREDENTIALS)`,
+      identity: fromLegacyFile(env.AWS_CREDENTIALS, "$AWS_CREDENTIALS", log),
+    };
+  }
+  if (env.AWS_PROFILE) {
+    return {
+      kind: "profile",
+      describe: `the profile ${env.AWS_PROFILE} ($AWS_PROFILE)`,
+      profile: env.AWS_PROFILE,
+    };
+  }
+  const awssecret = home ? `${home}/.awssecret` : undefined;
+  if (awssecret && exists(awssecret)) {
+    return {
+      kind: "static",
+      describe: `the credentials file ${awssecret}`,
+      identity: fromLegacyFile(awssecret, "~/.awssecret", log),
+    };
+  }
+  return { kind: "sdk-default-chain", describe: "the AWS SDK's default credential chain" };
+}
+
+/** The SDK credentials for a source (undefined: let the SDK use its default chain). */
+export async function sdkCredentials(
+  source: CredentialSource,
+): Promise<AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined> {
+  switch (source.kind) {
+    case "static":
+      return source.identity;
+    case "profile": {
+      const { fromIni } = await import("@aws-sdk/credential-provider-ini");
+      return fromIni({ profile: source.profile });
+    }
+    case "instance-role": {
+      const { fromInstanceMetadata } = await import("@smithy/credential-provider-imds");
+      return fromInstanceMetadata({ timeout: 1000, maxRetries: 1 });
+    }
+    case "sdk-default-chain":
+      return undefined;
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * Builds the Plan: every input checked and every decision made (volumes, descriptions, tags,
+ * credentials, region, endpoint) before anything is locked. No side effects but reading files
+ * the user named and, when nothing else names the region, asking the instance metadata.
+ */
+import { PreflightError, UsageError } from "./errors.ts";
+import type { SnapshotRequest } from "./interfaces.ts";
+import { chooseCredentials, type CredentialSource } from "./credentials.ts";
+import { type Logger, registerSecret } from "./log.ts";
+import type { Options, ParsedArgs } from "./options.ts";
+
+/** The program's name: the default description and the marker tag's key. */
+export const PROGRAM = "ec2-consistent-snapshot";
+
+/** The tag every snapshot of ours carries; its value is the volume id (retention uses it). */
+export const MARKER_TAG = `${PROGRAM}:volume`;
+
+/** EC2's limits on tags (the marker tag counts against the 50). */
+const MAX_TAGS = 50;
+const MAX_KEY = 128;
+const MAX_VALUE = 256;
+
+const VOLUME_ID = /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
+
+export interface Region {
+  value: string | undefined;
+  /** Where it came from, for --debug and the dry-run plan. */
+  source: string;
+}
+
+/** Everything decided, nothing done. */
+export interface Plan {
+  options: Options;
+  /** One request per volume, in the order of the volume arguments. */
+  volumes: SnapshotRequest[];
+  credentials: CredentialSource;
+  region: Region;
+  endpoint: string | undefined;
+  snapshotTimeoutMs: number;
+  output: "text" | "json";
+}
+
+export interface PlanInputs {
+  args: ParsedArgs;
+  env: Record<string, string | undefined>;
+  home: string | undefined;
+  log: Logger;
+}
+
+/** Options recognised and checked, whose behaviour is not part of this version yet. */
+const NOT_YET: Record<string, string> = {
+  "freeze-filesystem": "freezing file systems",
+  "no-freeze-filesystem": "volume discovery from mount points",
+  "pre-freeze-command": "hooks around the freeze",
+  "post-thaw-command": "hooks around the freeze",
+  "mysql": "MySQL and MariaDB locking",
+  "mysql-stop": "MySQL and MariaDB locking",
+  "percona": "MySQL and MariaDB locking",
+  "mongo": "MongoDB locking",
+  "mongo-stop": "MongoDB locking",
+  "multi-volume": "one-instant multi-volume snapshots",
+  "wait": "waiting for completion",
+  "copy-to-region": "copies to other regions",
+  "keep": "retention",
+  "keep-days": "retention",
+  "config": "configuration files",
+};
+
+/** Parses one --tag value, "K=V;K2=V2", checking what EC2 would reject. */
+export function parseTags(text: string): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const item of text.split(";")) {
+    if (item.trim() === "") continue;
+    const eq = item.indexOf("=");
+    if (eq < 0) throw new UsageError(`--tag '${item}': expected KEY=VALUE`);
+    const key = item.slice(0, eq).trim();
+    const value = item.slice(eq + 1).trim();
+    if (key === "") throw new UsageError(`--tag '${item}': empty key`);
+    if (key.length > MAX_KEY) {
+      throw new UsageError(`--tag '${key.slice(0, 20)}...': key longer than ${MAX_KEY} characters`);
+    }
+    if (value.length > MAX_VALUE) {
+      throw new UsageError(`--tag '${key}': value longer than ${MAX_VALUE} characters`);
+    }
+    if (key.toLowerCase().startsWith("aws:")) {
+      throw new UsageError(`--tag '${key}': keys starting with 'aws:' are reserved by AWS`);
+    }
+    if (key === MARKER_TAG) {
+      throw new UsageError(`--tag '${key}': this key is set by the tool itself`);
+    }
+    if (key in tags) throw new UsageError(`--tag '${key}': key given twice`);
+    tags[key] = value;
+  }
+  if (Object.keys(tags).length > MAX_TAGS - 1) {
+    throw new UsageError(
+      `--tag: ${Object.keys(tags).length} tags; EC2 allows ${MAX_TAGS} and the tool adds one`,
+    );
+  }
+  return tags;
+}
+
+/** Spreads values given once (for all) or once per volume (in order) over the volumes. */
+function perVolume<T>(option: string, values: T[], count: number, fallback: T): T[] {
+  if (values.length === 0) return Array(count).fill(fallback);
+  if (values.length === 1) return Array(count).fill(values[0]);
+  if (values.length === count) return values;
+  throw new UsageError(
+    `--${option} given ${values.length} times for ${count} volumes: give it once, or once per volume`,
+  );
+}
+
+function checkVolumeIds(ids: string[]): void {
+  const seen = new Set<string>();
+  for (const id of ids) {
+    if (!VOLUME_ID.test(id)) {
+      throw new UsageError(`malformed volume id '${id}': expected vol- and 8 or 17 hex digits`);
+    }
+    if (seen.has(id)) throw new UsageError(`volume ${id} given twice`);
+    seen.add(id);
+  }
+}
+
+function checkSupported(args: ParsedArgs): void {
+  for (const name of args.given) {
+    const feature = NOT_YET[name];
+    if (feature) {
+      throw new UsageError(`--${name}: not supported yet (${feature} comes in a later version)`);
+    }
+  }
+}
+
+function checkOutput(value: string): "text" | "json" {
+  if (value === "text" || value === "json") return value;
+  throw new UsageError(`--output: expected text or json, got '${value}'`);
+}
+
+function checkEndpoint(value: string | undefined, option: string): string | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const url = new URL(value);
+    if (url.protocol === "http:" || url.protocol === "https:") return value;
+  } catch { /* reported below */ }
+  throw new UsageError(`${option}: expected an http(s) URL, got '${value}'`);
+}
+
+/** The region from the options, the environment or the profile; no network. */
+async function regionWithoutNetwork(
+  options: Options,
+  env: Record<string, string | undefined>,
+): Promise<Region> {
+  if (options.region) return { value: options.region, source: "--region" };
+  if (env.AWS_REGION) return { value: env.AWS_REGION, source: "$AWS_REGION" };
+  if (env.AWS_DEFAULT_REGION) {
+    return { value: env.AWS_DEFAULT_REGION, source: "$AWS_DEFAULT_REGION" };
+  }
+  const profile = options.profile ?? env.AWS_PROFILE ?? "default";
+  try {
+    const { loadSharedConfigFiles } = await import("@smithy/shared-ini-file-loader");
+    const files = await loadSharedConfigFiles();
+    const region = files.configFile?.[profile]?.region ?? files.credentialsFile?.[profile]?.region;
+    if (region) return { value: region, source: `the profile ${profile}` };
+  } catch { /* no shared config: fall through */ }
+  return { value: undefined, source: "none" };
+}
+
+/**
+ * Checks all input and decides everything; `noaction` plans never touch the network.
+ *
+ * @example
+ * ```ts
+ * const plan = await buildPlan({ args: parseCommandLine(Deno.args), env: Deno.env.toObject(),
+ *   home: Deno.env.get("HOME"), log });
+ * ```
+ */
+export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
+  const { args, env, log } = inputs;
+  const { options, volumeIds, given } = args;
+
+  checkSupported(args);
+  const output = checkOutput(options.output);
+  checkVolumeIds(volumeIds);
+  if (volumeIds.length === 0) {
+    throw new UsageError(
+      "no volume ids given (discovery from --freeze-filesystem mount points comes in a later version)",
+    );
+  }
+  if (given.has("mysql-password")) {
+    log.warn("--mysql-password on the command line is visible to other users; use a defaults file");
+  }
+  registerSecret(options.mysqlPassword);
+  registerSecret(options.mongoPassword);
+
+  const tags = perVolume("tag", options.tag.map(parseTags), volumeIds.length, {});
+  const names = perVolume<string | undefined>("name", options.name, volumeIds.length, undefined);
+  const descriptions = perVolume("description", options.description, volumeIds.length, PROGRAM);
+  const volumes = volumeIds.map((volumeId, i): SnapshotRequest => {
+    if (names[i] !== undefined && "Name" in tags[i]) {
+      throw new UsageError("the Name tag is given both by --name and by --tag");
+    }
+    const name: Record<string, string> = names[i] !== undefined ? { Name: names[i]! } : {};
+    return {
+      volumeId,
+      description: descriptions[i],
+      tags: { ...tags[i], ...name, [MARKER_TAG]: volumeId },
+    };
+  });
+
+  const endpoint = checkEndpoint(options.ec2Endpoint, "--ec2-endpoint") ??
+    checkEndpoint(env.AWS_ENDPOINT_URL_EC2, "$AWS_ENDPOINT_URL_EC2");
+  if (options.signatureVersion !== undefined) {
+    log.debug(
+      `--signature-version ${options.signatureVersion}: accepted; the SDK signs with SigV4`,
+    );
+  }
+  const credentials = chooseCredentials({ options, given, env, home: inputs.home, log });
+  log.debug(`credentials from ${credentials.describe}`);
+
+  const region = await regionWithoutNetwork(options, env);
+  if (region.value === undefined && !options.noaction) {
+    throw new PreflightError(
+      "no region: give --region, or set $AWS_REGION (instance metadata comes in a later version)",
+    );
+  }
+  log.debug(`region ${region.value ?? "(unknown)"} from ${region.source}`);
+
+  return {
+    options,
+    volumes,
+    credentials,
+    region,
+    endpoint,
+    snapshotTimeoutMs: options.snapshotTimeout * 1000,
+    output,
+  };
+}

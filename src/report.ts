@@ -1,0 +1,87 @@
+/**
+ * What the program prints on stdout: the old tool's lines byte for byte (text), or one JSON
+ * document (--output json); and the dry-run plan.
+ */
+import type { BinlogCoordinates, SnapshotRequest } from "./interfaces.ts";
+import type { Plan } from "./plan.ts";
+import type { RunResult } from "./run.ts";
+import { PROGRAM } from "./plan.ts";
+import { VERSION } from "./version.ts";
+
+/** The old tool's binary-log line. */
+export function binlogLine(binlog: BinlogCoordinates): string {
+  return `${PROGRAM}: master_log_file="${binlog.file}", master_log_pos=${binlog.position}`;
+}
+
+/** Text output: the binary-log line (when locked), then one snapshot id per line in order. */
+export function textReport(result: RunResult, quiet: boolean): string {
+  if (quiet) return "";
+  const lines: string[] = [];
+  if (result.binlog) lines.push(binlogLine(result.binlog));
+  for (const outcome of result.outcomes) if (outcome.ok) lines.push(outcome.snapshotId);
+  return lines.map((line) => line + "\n").join("");
+}
+
+/** The JSON document of a run. */
+export function jsonReport(plan: Plan, result: RunResult): string {
+  const byVolume = new Map(result.outcomes.map((o) => [o.volumeId, o]));
+  const doc = {
+    program: PROGRAM,
+    version: VERSION,
+    ok: result.problems.length === 0,
+    region: plan.region.value ?? null,
+    snapshots: plan.volumes.map((volume: SnapshotRequest) => {
+      const outcome = byVolume.get(volume.volumeId);
+      return {
+        volumeId: volume.volumeId,
+        snapshotId: outcome?.ok ? outcome.snapshotId : null,
+        description: volume.description,
+        tags: volume.tags,
+        error: outcome && !outcome.ok
+          ? { code: outcome.errorCode, message: outcome.message }
+          : outcome
+          ? null
+          : { code: "NotAttempted", message: "not attempted" },
+      };
+    }),
+    binlog: result.binlog ?? null,
+    timings: result.timings,
+    problems: result.problems.map((p) => ({ exitCode: p.exitCode, message: p.message })),
+  };
+  return JSON.stringify(doc, null, 2) + "\n";
+}
+
+/** The dry-run plan: what would be done, in order. */
+export function planReport(plan: Plan): string {
+  if (plan.output === "json") {
+    return JSON.stringify(
+      {
+        program: PROGRAM,
+        version: VERSION,
+        noaction: true,
+        region: plan.region.value ?? null,
+        regionSource: plan.region.source,
+        endpoint: plan.endpoint ?? null,
+        credentials: plan.credentials.describe,
+        snapshotTimeoutSeconds: plan.snapshotTimeoutMs / 1000,
+        snapshots: plan.volumes,
+      },
+      null,
+      2,
+    ) + "\n";
+  }
+  const lines = [
+    `${PROGRAM}: --noaction: nothing will be locked, frozen or created`,
+    `region: ${
+      plan.region.value ?? "(from instance metadata at run time)"
+    } (${plan.region.source})`,
+    `endpoint: ${plan.endpoint ?? "AWS's default for the region"}`,
+    `credentials: ${plan.credentials.describe}`,
+    `snapshot timeout: ${plan.snapshotTimeoutMs / 1000}s`,
+    ...plan.volumes.map((v) => {
+      const tags = Object.entries(v.tags).map(([k, val]) => `${k}=${val}`).join(";");
+      return `would snapshot ${v.volumeId} description="${v.description}" tags="${tags}"`;
+    }),
+  ];
+  return lines.map((line) => line + "\n").join("");
+}

@@ -1,0 +1,220 @@
+/**
+ * The sequence of the product spec, and nothing else: preflight, lock the database, pre-freeze
+ * hook, sync, arm the watchdog, freeze, create all snapshots in one bounded round, then unwind
+ * the cleanup stack (thaw, disarm, post-thaw hook, unlock) exactly once, whatever happened.
+ */
+import { CleanupStack, SignalError, STOP_SIGNALS } from "./cleanup.ts";
+import {
+  AppError,
+  FreezeError,
+  HookError,
+  PreflightError,
+  SnapshotError,
+  SnapshotTimeoutError,
+  StoppedError,
+} from "./errors.ts";
+import type {
+  BinlogCoordinates,
+  Database,
+  Ec2,
+  Freezer,
+  Hooks,
+  SnapshotOutcome,
+  SnapshotRequest,
+  Watchdog,
+} from "./interfaces.ts";
+import type { Logger } from "./log.ts";
+
+/** What the sequence needs to know; a subset of the Plan. */
+export interface RunSpec {
+  volumes: readonly SnapshotRequest[];
+  /** Mount points to freeze, validated, in order. */
+  freezeMounts: readonly string[];
+  snapshotTimeoutMs: number;
+  preFreezeCommand?: string;
+  postThawCommand?: string;
+}
+
+/** The side effects, injected. */
+export interface RunDeps {
+  ec2: Ec2;
+  freezer: Freezer;
+  hooks: Hooks;
+  watchdog: Watchdog;
+  database?: Database;
+  log: Logger;
+  /** Aborted by a stop signal (SIGINT, SIGTERM, SIGHUP). */
+  signal: AbortSignal;
+  /** Monotonic milliseconds; performance.now by default. */
+  now?: () => number;
+}
+
+export interface Timings {
+  /** Preflight (DryRun calls, database connection) in milliseconds. */
+  preflightMs: number;
+  /** The round of CreateSnapshot calls. */
+  createMs: number | null;
+  /** First freeze to last thaw; null when nothing was frozen. */
+  freezeWindowMs: number | null;
+  /** First lock taken (database or freeze) to last released; null when nothing was locked. */
+  lockWindowMs: number | null;
+  /** Database lock acquired to released; null without a database. */
+  databaseLockMs: number | null;
+}
+
+export interface RunResult {
+  outcomes: SnapshotOutcome[];
+  binlog: BinlogCoordinates | undefined;
+  timings: Timings;
+  /** Every problem, most serious first; empty on success. */
+  problems: AppError[];
+}
+
+/** Extra time the watchdog gives the normal thaw before it thaws by itself. */
+export const WATCHDOG_MARGIN_MS = 5_000;
+
+/** How serious a problem is: the first one decides the exit code. */
+function severity(error: AppError): number {
+  if (error instanceof StoppedError) return -1;
+  if (error instanceof FreezeError) return 0;
+  if (error instanceof SnapshotTimeoutError) return 1;
+  if (error instanceof SnapshotError) return 2;
+  if (error instanceof HookError) return 3;
+  return 4;
+}
+
+function asAppError(error: unknown, fallback: (message: string) => AppError): AppError {
+  if (error instanceof AppError) return error;
+  return fallback(error instanceof Error ? error.message : String(error));
+}
+
+/**
+ * Runs the sequence. Never throws: problems (a failed preflight, a stop signal, a failed
+ * snapshot, a failed thaw) are collected, most serious first, so that the snapshot ids that
+ * were made are still reported, and everything taken is released before it returns.
+ */
+export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResult> {
+  const { ec2, freezer, hooks, watchdog, database, log, signal } = deps;
+  const now = deps.now ?? (() => performance.now());
+  const problems: AppError[] = [];
+  const stack = new CleanupStack({
+    onRelease: (name) => log.debug(`release: ${name}`),
+    onFailure: (name, error) => log.error(`${name} failed: ${(error as Error).message ?? error}`),
+  });
+  const checkSignal = () => {
+    if (signal.aborted) throw signal.reason;
+  };
+  const timings: Timings = {
+    preflightMs: 0,
+    createMs: null,
+    freezeWindowMs: null,
+    lockWindowMs: null,
+    databaseLockMs: null,
+  };
+  let outcomes: SnapshotOutcome[] = [];
+  let binlog: BinlogCoordinates | undefined;
+  let firstLockAt: number | undefined;
+  let firstFreezeAt: number | undefined;
+  let databaseLockedAt: number | undefined;
+
+  try {
+    const started = now();
+    if (database) stack.push("database release", () => releaseDatabase(database));
+    log.debug(`preflight: DryRun CreateSnapshot for ${spec.volumes.length} volume(s)`);
+    const preflightSignal = AbortSignal.any([AbortSignal.timeout(spec.snapshotTimeoutMs), signal]);
+    await Promise.all([ec2.preflight(spec.volumes, preflightSignal), database?.prepare()]);
+    timings.preflightMs = Math.round(now() - started);
+    log.debug(`preflight passed in ${timings.preflightMs}ms`);
+    checkSignal();
+
+    if (database) {
+      log.debug("database: flush and lock");
+      binlog = await database.lock(signal);
+      databaseLockedAt = now();
+      firstLockAt = databaseLockedAt;
+      log.debug("database: locked");
+      checkSignal();
+    }
+
+    if (spec.preFreezeCommand) {
+      log.debug("pre-freeze command");
+      await hooks.run("pre-freeze", spec.preFreezeCommand);
+      checkSignal();
+    }
+    if (spec.postThawCommand) {
+      const command = spec.postThawCommand;
+      stack.push("post-thaw command", () => hooks.run("post-thaw", command));
+    }
+
+    if (spec.freezeMounts.length > 0) {
+      log.debug("sync");
+      await freezer.sync();
+      checkSignal();
+      const armed = await watchdog.arm(
+        spec.freezeMounts,
+        spec.snapshotTimeoutMs + WATCHDOG_MARGIN_MS,
+      );
+      stack.push("watchdog disarm", () => armed.disarm());
+      for (const mount of spec.freezeMounts) {
+        log.debug(`freeze ${mount}`);
+        firstFreezeAt ??= now();
+        firstLockAt ??= firstFreezeAt;
+        await freezer.freeze(mount);
+        stack.push(`thaw ${mount}`, async () => {
+          await freezer.thaw(mount);
+          timings.freezeWindowMs = Math.round(now() - firstFreezeAt!);
+        });
+        checkSignal();
+      }
+    }
+
+    log.debug(`CreateSnapshot for ${spec.volumes.length} volume(s)`);
+    const timeout = AbortSignal.timeout(spec.snapshotTimeoutMs);
+    const createStarted = now();
+    outcomes = await ec2.createSnapshots(spec.volumes, AbortSignal.any([timeout, signal]));
+    timings.createMs = Math.round(now() - createStarted);
+    checkSignal();
+    if (timeout.aborted && outcomes.some((o) => !o.ok)) {
+      problems.push(
+        new SnapshotTimeoutError(
+          `--snapshot-timeout ${spec.snapshotTimeoutMs / 1000}s passed; aborted the snapshot calls`,
+        ),
+      );
+    }
+  } catch (error) {
+    problems.push(
+      error instanceof SignalError
+        ? new StoppedError(error.signalName, STOP_SIGNALS[error.signalName])
+        : asAppError(error, (m) => new PreflightError(m)),
+    );
+  }
+
+  const failures = await stack.unwind();
+  if (firstLockAt !== undefined) timings.lockWindowMs = Math.round(now() - firstLockAt);
+  for (const failure of failures) {
+    problems.push(asAppError(failure.error, (m) => new FreezeError(`${failure.name}: ${m}`)));
+  }
+  log.debug(
+    `released; freeze window ${timings.freezeWindowMs ?? "-"}ms, lock window ${
+      timings.lockWindowMs ?? "-"
+    }ms`,
+  );
+  for (const outcome of outcomes) {
+    if (!outcome.ok && outcome.errorCode !== "Aborted") {
+      problems.push(
+        new SnapshotError(
+          `snapshot of ${outcome.volumeId} failed: ${outcome.errorCode}: ${outcome.message}`,
+        ),
+      );
+    }
+  }
+  problems.sort((a, b) => severity(a) - severity(b));
+  return { outcomes, binlog, timings, problems };
+
+  async function releaseDatabase(db: Database): Promise<void> {
+    await db.release();
+    if (databaseLockedAt !== undefined) {
+      timings.databaseLockMs = Math.round(now() - databaseLockedAt);
+    }
+  }
+}

@@ -1,0 +1,122 @@
+/** DescribeInstances block device mappings against moto, and Xen discovery through them. */
+import { assert, assertEquals, assertRejects } from "./support/assert.ts";
+import {
+  AttachVolumeCommand,
+  DescribeImagesCommand,
+  type EC2Client,
+  RunInstancesCommand,
+} from "@aws-sdk/client-ec2";
+import { discoverVolumes } from "../src/discovery.ts";
+import { describeBlockDeviceMappings } from "../src/ec2_instance.ts";
+import { PreflightError } from "../src/errors.ts";
+import { startMoto } from "./support/moto.ts";
+import { SysfsFixture } from "./support/sysfs_fixture.ts";
+
+let imageId: string | undefined;
+
+/** Runs one instance in moto and attaches new volumes at the given device names. */
+async function instanceWithVolumes(
+  ec2: EC2Client,
+  createVolumes: (count: number) => Promise<string[]>,
+  deviceNames: string[],
+): Promise<{ instanceId: string; rootDevice: string; volumes: Map<string, string> }> {
+  // Listing moto's images is slow: once per process.
+  imageId ??= (await ec2.send(new DescribeImagesCommand({}))).Images?.find((i) => i.ImageId)
+    ?.ImageId;
+  assert(imageId, "moto lists no image");
+  const run = await ec2.send(
+    new RunInstancesCommand({
+      ImageId: imageId,
+      MinCount: 1,
+      MaxCount: 1,
+      InstanceType: "t2.micro",
+    }),
+  );
+  const instanceId = run.Instances![0].InstanceId!;
+  const rootDevice = run.Instances![0].RootDeviceName ?? "/dev/sda1";
+  const ids = await createVolumes(deviceNames.length);
+  const volumes = new Map<string, string>();
+  for (const [index, device] of deviceNames.entries()) {
+    await ec2.send(
+      new AttachVolumeCommand({ InstanceId: instanceId, VolumeId: ids[index], Device: device }),
+    );
+    volumes.set(device, ids[index]);
+  }
+  return { instanceId, rootDevice, volumes };
+}
+
+Deno.test("DescribeInstances and Xen discovery against moto", async (t) => {
+  const moto = await startMoto();
+  if (!moto) return;
+  try {
+    await t.step("describeBlockDeviceMappings returns the volumes attached in moto", async () => {
+      const ec2 = moto.client();
+      const { instanceId, rootDevice, volumes } = await instanceWithVolumes(
+        ec2,
+        (n) => moto.createVolumes(n),
+        ["/dev/sdf", "/dev/sdg"],
+      );
+      const mappings = await describeBlockDeviceMappings(ec2, instanceId);
+      const byName = new Map(mappings.map((m) => [m.deviceName, m.volumeId]));
+      assertEquals(byName.get("/dev/sdf"), volumes.get("/dev/sdf"));
+      assertEquals(byName.get("/dev/sdg"), volumes.get("/dev/sdg"));
+      // moto gives the instance a root volume, as EC2 does.
+      assert(byName.get(rootDevice)?.startsWith("vol-"), `no root volume at ${rootDevice}`);
+    });
+
+    await t.step(
+      "describeBlockDeviceMappings: an unknown instance is a preflight error naming it",
+      async () => {
+        await assertRejects(
+          () => describeBlockDeviceMappings(moto.client(), "i-0000000000000dead"),
+          PreflightError,
+          "DescribeInstances i-0000000000000dead (to find the volumes of Xen disks) failed: " +
+            "InvalidInstanceID.NotFound",
+        );
+      },
+    );
+
+    await t.step(
+      "Xen discovery end to end: sysfs xvdf, xvdg and xvda1 to the volumes in moto",
+      async () => {
+        const sys = SysfsFixture.create();
+        try {
+          const ec2 = moto.client();
+          const { instanceId, rootDevice, volumes } = await instanceWithVolumes(
+            ec2,
+            (n) => moto.createVolumes(n),
+            ["/dev/sdf", "/dev/sdg"],
+          );
+          sys.xen("xvda", "202:0", { partitions: [{ name: "xvda1", majorMinor: "202:1" }] });
+          sys.xen("xvdf", "202:80");
+          sys.xen("xvdg", "202:96");
+          sys.stacked("md0", "9:0", ["xvdf", "xvdg"]);
+          let calls = 0;
+          const discovered = await discoverVolumes([
+            { mountPoint: "/raid", majorMinor: "9:0" },
+            { mountPoint: "/", majorMinor: "202:1" },
+          ], {
+            sysRoot: sys.root,
+            blockDeviceMappings: () => {
+              calls++;
+              return describeBlockDeviceMappings(ec2, instanceId);
+            },
+          });
+          const root = (await describeBlockDeviceMappings(ec2, instanceId)).find((m) =>
+            m.deviceName === rootDevice
+          )!.volumeId;
+          assertEquals(discovered, [
+            { volumeId: volumes.get("/dev/sdf")!, mountPoint: "/raid", device: "/dev/xvdf" },
+            { volumeId: volumes.get("/dev/sdg")!, mountPoint: "/raid", device: "/dev/xvdg" },
+            { volumeId: root, mountPoint: "/", device: "/dev/xvda" },
+          ]);
+          assertEquals(calls, 1);
+        } finally {
+          sys.remove();
+        }
+      },
+    );
+  } finally {
+    await moto.stop();
+  }
+});

@@ -1,0 +1,150 @@
+/** The sequence with recording fakes: the exact order of steps, and a fault at every step. */
+import { assert, assertEquals } from "./support/assert.ts";
+import { recorder } from "./support/recording.ts";
+import { runSequence, type RunSpec } from "../src/run.ts";
+import { SignalError } from "../src/cleanup.ts";
+import { DatabaseError, ExitCode, FreezeError, HookError, PreflightError } from "../src/errors.ts";
+import { silentLogger } from "../src/log.ts";
+
+const spec: RunSpec = {
+  volumes: [
+    { volumeId: "vol-1111aaaa", description: "d", tags: {} },
+    { volumeId: "vol-2222bbbb", description: "d", tags: {} },
+  ],
+  freezeMounts: ["/a", "/b"],
+  snapshotTimeoutMs: 1000,
+  preFreezeCommand: "true",
+  postThawCommand: "true",
+};
+
+const FULL = [
+  "preflight vol-1111aaaa,vol-2222bbbb",
+  "db prepare",
+  "db lock",
+  "pre-freeze",
+  "sync",
+  "arm /a,/b",
+  "freeze /a",
+  "freeze /b",
+  "create",
+  "thaw /b",
+  "thaw /a",
+  "disarm",
+  "post-thaw",
+  "db release",
+];
+
+function deps(r: ReturnType<typeof recorder>, signal = new AbortController().signal) {
+  return { ...r, log: silentLogger, signal };
+}
+
+Deno.test("the sequence runs in the order of the product spec", async () => {
+  const r = recorder({ file: "bin.000001", position: 4, from: "source" });
+  const result = await runSequence(spec, deps(r));
+  assertEquals(r.log, FULL);
+  assertEquals(result.problems, []);
+  assertEquals(result.outcomes.map((o) => o.ok && o.snapshotId), ["snap-0", "snap-1"]);
+  assertEquals(result.binlog?.file, "bin.000001");
+  assert(result.timings.freezeWindowMs !== null && result.timings.lockWindowMs !== null);
+  assert(result.timings.lockWindowMs >= result.timings.freezeWindowMs);
+});
+
+/** What must have happened after a fault at `step`: everything taken released, in order. */
+const FAULTS: [string, string[], number][] = [
+  ["preflight vol-1111aaaa,vol-2222bbbb", [
+    "preflight vol-1111aaaa,vol-2222bbbb",
+    "db prepare",
+    "db release",
+  ], ExitCode.preflight],
+  [
+    "db prepare",
+    ["preflight vol-1111aaaa,vol-2222bbbb", "db prepare", "db release"],
+    ExitCode.database,
+  ],
+  ["db lock", FULL.slice(0, 3).concat("db release"), ExitCode.database],
+  ["pre-freeze", FULL.slice(0, 4).concat("db release"), ExitCode.hook],
+  ["sync", FULL.slice(0, 5).concat("post-thaw", "db release"), ExitCode.freeze],
+  ["arm /a,/b", FULL.slice(0, 6).concat("post-thaw", "db release"), ExitCode.freeze],
+  ["freeze /a", FULL.slice(0, 7).concat("disarm", "post-thaw", "db release"), ExitCode.freeze],
+  [
+    "freeze /b",
+    FULL.slice(0, 8).concat("thaw /a", "disarm", "post-thaw", "db release"),
+    ExitCode.freeze,
+  ],
+  ["thaw /b", FULL, ExitCode.freeze],
+  ["thaw /a", FULL, ExitCode.freeze],
+  ["disarm", FULL, ExitCode.freeze],
+  ["post-thaw", FULL, ExitCode.hook],
+  ["db release", FULL, ExitCode.database],
+];
+
+for (const [step, expected, exitCode] of FAULTS) {
+  Deno.test(`a fault at "${step}" releases everything taken, and nothing else`, async () => {
+    const r = recorder();
+    const error = step.startsWith("db")
+      ? new DatabaseError(`${step} broke`)
+      : step.endsWith("freeze") || step === "post-thaw"
+      ? new HookError(`${step} broke`)
+      : step.startsWith("preflight")
+      ? new PreflightError(`${step} broke`)
+      : new FreezeError(`${step} broke`);
+    r.faults.set(step, error);
+    const result = await runSequence(spec, deps(r));
+    assertEquals(r.log, expected);
+    assertEquals(result.problems[0]?.exitCode, exitCode);
+    const created = r.log.includes("create");
+    const frozeAll = ["freeze /a", "freeze /b"].every((s) => r.log.includes(s)) &&
+      step !== "freeze /b";
+    assertEquals(created, frozeAll, "snapshots are made only when everything was frozen");
+  });
+}
+
+Deno.test("one failed snapshot: the others are reported, the exit is non-zero", async () => {
+  const r = recorder();
+  const fault = new Error("rate exceeded");
+  fault.name = "SnapshotCreationPerVolumeRateExceeded";
+  r.faults.set("create vol-2222bbbb", fault);
+  const result = await runSequence(spec, deps(r));
+  assertEquals(r.log, FULL);
+  assertEquals(result.outcomes[0], { volumeId: "vol-1111aaaa", ok: true, snapshotId: "snap-0" });
+  assertEquals(result.problems[0].exitCode, ExitCode.snapshot);
+  assert(result.problems[0].message.includes("SnapshotCreationPerVolumeRateExceeded"));
+});
+
+Deno.test("--snapshot-timeout aborts a hanging create, then releases", async () => {
+  const r = recorder();
+  r.holds.set("create", new Promise(() => {}));
+  const result = await runSequence({ ...spec, snapshotTimeoutMs: 100 }, deps(r));
+  assertEquals(r.log, FULL);
+  assertEquals(result.problems[0].exitCode, ExitCode.timeout);
+  assert(result.outcomes.every((o) => !o.ok));
+});
+
+Deno.test("a stop signal while frozen aborts the create and releases everything", async () => {
+  const r = recorder();
+  const controller = new AbortController();
+  r.holds.set("create", new Promise(() => {}));
+  const running = runSequence({ ...spec, snapshotTimeoutMs: 60_000 }, deps(r, controller.signal));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  controller.abort(new SignalError("SIGTERM"));
+  const result = await running;
+  assertEquals(r.log, FULL);
+  assertEquals(result.problems[0].exitCode, 128 + 15);
+});
+
+Deno.test("a stop signal during the freeze of the second mount still thaws both", async () => {
+  const r = recorder();
+  const controller = new AbortController();
+  let release!: () => void;
+  r.holds.set("freeze /b", new Promise<void>((resolve) => release = resolve));
+  const running = runSequence(spec, deps(r, controller.signal));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  controller.abort(new SignalError("SIGINT"));
+  release();
+  const result = await running;
+  assertEquals(
+    r.log,
+    FULL.slice(0, 8).concat("thaw /b", "thaw /a", "disarm", "post-thaw", "db release"),
+  );
+  assertEquals(result.problems[0].exitCode, 128 + 2);
+});

@@ -1,0 +1,214 @@
+/**
+ * End to end against a real EC2 endpoint (moto): snapshots made, described and tagged as asked,
+ * checked through the AWS SDK (a client this project did not write).
+ */
+import { DescribeSnapshotsCommand, type EC2Client, type Snapshot } from "@aws-sdk/client-ec2";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { startMoto } from "./support/moto.ts";
+import { baseEnv, runProgram } from "./support/program.ts";
+import { startProxy } from "./support/proxy.ts";
+import { ExitCode } from "../src/errors.ts";
+
+async function snapshotsOf(client: EC2Client, volumeIds: string[]): Promise<Snapshot[]> {
+  const out = await client.send(
+    new DescribeSnapshotsCommand({ Filters: [{ Name: "volume-id", Values: volumeIds }] }),
+  );
+  return out.Snapshots ?? [];
+}
+
+function tagsOf(snapshot: Snapshot): Record<string, string> {
+  return Object.fromEntries((snapshot.Tags ?? []).map((t) => [t.Key!, t.Value!]));
+}
+
+Deno.test("snapshots of several volumes, with descriptions per volume and tags for all", async () => {
+  const moto = await startMoto();
+  if (!moto) return;
+  try {
+    const volumes = await moto.createVolumes(3);
+    const result = await runProgram(
+      [
+        "--description",
+        "root",
+        "--description",
+        "data",
+        "--description",
+        "logs",
+        "--tag",
+        "team=db;purpose=backup",
+        ...volumes,
+      ],
+      { env: baseEnv(moto.env) },
+    );
+    assertEquals(result.code, 0, result.stderr);
+    assertEquals(result.stderr, "");
+    const ids = result.stdout.trimEnd().split("\n");
+    assertEquals(ids.length, 3);
+    const made = await snapshotsOf(moto.client(), volumes);
+    assertEquals(made.length, 3);
+    for (const [i, volumeId] of volumes.entries()) {
+      const snapshot = made.find((s) => s.SnapshotId === ids[i])!;
+      assert(snapshot, `line ${i + 1} of stdout is the snapshot of ${volumeId}`);
+      assertEquals(snapshot.VolumeId, volumeId);
+      assertEquals(snapshot.Description, ["root", "data", "logs"][i]);
+      assertEquals(tagsOf(snapshot), {
+        team: "db",
+        purpose: "backup",
+        "ec2-consistent-snapshot:volume": volumeId,
+      });
+    }
+  } finally {
+    await moto.stop();
+  }
+});
+
+Deno.test("tags are set in the CreateSnapshot call itself, after one DryRun per volume", async () => {
+  const moto = await startMoto();
+  if (!moto) return;
+  const proxy = startProxy(moto.url);
+  try {
+    const volumes = await moto.createVolumes(2);
+    const result = await runProgram(["--name", "nightly", ...volumes], {
+      env: baseEnv({ ...moto.env, AWS_ENDPOINT_URL_EC2: proxy.url }),
+    });
+    assertEquals(result.code, 0, result.stderr);
+    const actions = proxy.seen.map((r) => `${r.action}${r.dryRun ? " (DryRun)" : ""}`);
+    assertEquals(actions.sort(), [
+      "CreateSnapshot",
+      "CreateSnapshot",
+      "CreateSnapshot (DryRun)",
+      "CreateSnapshot (DryRun)",
+    ]);
+    for (const request of proxy.seen) assertMatch(request.body, /TagSpecification\.1\.Tag/);
+    const made = await snapshotsOf(moto.client(), volumes);
+    for (const snapshot of made) {
+      assertEquals(tagsOf(snapshot).Name, "nightly");
+      assertEquals(snapshot.Description, "ec2-consistent-snapshot");
+    }
+  } finally {
+    await proxy.stop();
+    await moto.stop();
+  }
+});
+
+Deno.test("--output json describes snapshots and timings; --quiet prints nothing", async () => {
+  const moto = await startMoto();
+  if (!moto) return;
+  try {
+    const volumes = await moto.createVolumes(2);
+    const env = baseEnv(moto.env);
+    const json = await runProgram(["--output", "json", "--tag", "a=1", ...volumes], { env });
+    assertEquals(json.code, 0, json.stderr);
+    const doc = JSON.parse(json.stdout);
+    assertEquals(doc.ok, true);
+    assertEquals(doc.snapshots.map((s: { volumeId: string }) => s.volumeId), volumes);
+    const made = await snapshotsOf(moto.client(), volumes);
+    for (const s of doc.snapshots) {
+      assert(made.some((m) => m.SnapshotId === s.snapshotId && m.VolumeId === s.volumeId));
+      assertEquals(s.tags.a, "1");
+    }
+    assert(typeof doc.timings.preflightMs === "number" && typeof doc.timings.createMs === "number");
+
+    const quiet = await runProgram(["-q", ...volumes], { env });
+    assertEquals([quiet.code, quiet.stdout, quiet.stderr], [0, "", ""]);
+  } finally {
+    await moto.stop();
+  }
+});
+
+Deno.test("--noaction creates nothing", async () => {
+  const moto = await startMoto();
+  if (!moto) return;
+  try {
+    const volumes = await moto.createVolumes(2);
+    const result = await runProgram(["--noaction", ...volumes], { env: baseEnv(moto.env) });
+    assertEquals(result.code, 0, result.stderr);
+    assertEquals((await snapshotsOf(moto.client(), volumes)).length, 0);
+  } finally {
+    await moto.stop();
+  }
+});
+
+Deno.test("a failing volume is named with its AWS error; the others' ids are printed", async () => {
+  const moto = await startMoto();
+  if (!moto) return;
+  try {
+    const [good] = await moto.createVolumes(1);
+    const missing = "vol-0000000000000000f";
+    const result = await runProgram([good, missing], { env: baseEnv(moto.env) });
+    assertEquals(result.code, ExitCode.snapshot);
+    const made = await snapshotsOf(moto.client(), [good]);
+    assertEquals(result.stdout, `${made[0].SnapshotId}\n`);
+    assertMatch(result.stderr, /snapshot of vol-0000000000000000f failed: InvalidVolume\.NotFound/);
+  } finally {
+    await moto.stop();
+  }
+});
+
+Deno.test("a hanging CreateSnapshot is aborted within --snapshot-timeout", async () => {
+  const moto = await startMoto();
+  if (!moto) return;
+  const proxy = startProxy(moto.url);
+  proxy.decide = (r) => r.action === "CreateSnapshot" && !r.dryRun ? "hang" : "forward";
+  try {
+    const volumes = await moto.createVolumes(1);
+    const started = performance.now();
+    const result = await runProgram(["--snapshot-timeout", "1", ...volumes], {
+      env: baseEnv({ ...moto.env, AWS_ENDPOINT_URL_EC2: proxy.url }),
+    });
+    const seconds = (performance.now() - started) / 1000;
+    assertEquals(result.code, ExitCode.timeout, result.stderr);
+    assertEquals(result.stdout, "");
+    assertMatch(result.stderr, /--snapshot-timeout 1s passed; aborted the snapshot calls/);
+    assert(seconds < 1 + 1 + 2, `ended after ${seconds.toFixed(1)}s (start-up included)`);
+  } finally {
+    await proxy.stop();
+    await moto.stop();
+  }
+});
+
+Deno.test("a missing permission fails the preflight before anything is created", async () => {
+  const moto = await startMoto();
+  if (!moto) return;
+  // Answers every call as AWS does for a role without ec2:CreateSnapshot.
+  const denied = startDenyingEndpoint();
+  try {
+    const volumes = await moto.createVolumes(1);
+    const result = await runProgram(volumes, {
+      env: baseEnv({ ...moto.env, AWS_ENDPOINT_URL_EC2: denied.url }),
+    });
+    assertEquals(result.code, ExitCode.preflight, result.stderr);
+    assertMatch(
+      result.stderr,
+      /preflight CreateSnapshot \(DryRun\) for vol-\w+ failed: UnauthorizedOperation/,
+    );
+    assertEquals(denied.creates(), 0);
+  } finally {
+    await denied.stop();
+    await moto.stop();
+  }
+});
+
+/** An endpoint that answers every call with EC2's UnauthorizedOperation error. */
+function startDenyingEndpoint() {
+  let creates = 0;
+  const controller = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: controller.signal, onListen() {} },
+    async (req) => {
+      const params = new URLSearchParams(await req.text());
+      if (params.get("DryRun") !== "true") creates++;
+      return new Response(
+        `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>1</RequestID></Response>`,
+        { status: 403, headers: { "content-type": "text/xml" } },
+      );
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
+    creates: () => creates,
+    async stop() {
+      controller.abort();
+      await server.finished;
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * Runs the program as a user would: `deno run` with exactly the permission flags the compiled
+ * binary is built with (scripts/run-flags), or the binary named by $ECS_BINARY.
+ */
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const MAIN = `${ROOT}src/main.ts`;
+
+/** The permission flags of `deno run` and `deno compile`, from their one place. */
+export function runFlags(): string[] {
+  return Deno.readTextFileSync(`${ROOT}scripts/run-flags`).trim().split(/\s+/);
+}
+
+/** The command line that starts the program: the binary, or deno run with the flags. */
+export function programCommand(args: readonly string[]): { cmd: string; args: string[] } {
+  const binary = Deno.env.get("ECS_BINARY");
+  if (binary) return { cmd: binary, args: [...args] };
+  return { cmd: Deno.execPath(), args: ["run", ...runFlags(), MAIN, ...args] };
+}
+
+export interface ProgramResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ProgramOptions {
+  /** Environment variables; the test's own environment is NOT inherited except PATH and HOME. */
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** A clean environment: no AWS variables leak in from the machine running the tests. */
+export function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: Deno.makeTempDirSync({ prefix: "ecs-home-" }),
+    DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+    AWS_EC2_METADATA_DISABLED: "true",
+    ...extra,
+  };
+}
+
+/** Runs the program to completion. */
+export async function runProgram(
+  args: readonly string[],
+  options: ProgramOptions = {},
+): Promise<ProgramResult> {
+  const { cmd, args: fullArgs } = programCommand(args);
+  const out = await new Deno.Command(cmd, {
+    args: fullArgs,
+    env: options.env ?? baseEnv(),
+    clearEnv: true,
+    cwd: options.cwd ?? ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
+}
+
+/** Starts the program and returns the child, for tests that signal it mid-run. */
+export function spawnProgram(args: readonly string[], options: ProgramOptions = {}) {
+  const { cmd, args: fullArgs } = programCommand(args);
+  return new Deno.Command(cmd, {
+    args: fullArgs,
+    env: options.env ?? baseEnv(),
+    clearEnv: true,
+    cwd: options.cwd ?? ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}

@@ -1,0 +1,90 @@
+/**
+ * Recording fakes of the sequence's side effects, for the exact order of steps and for faults
+ * injected at each step. They complement the real-service tests; they never replace them.
+ */
+import type {
+  ArmedWatchdog,
+  BinlogCoordinates,
+  Database,
+  Ec2,
+  Freezer,
+  Hooks,
+  SnapshotOutcome,
+  SnapshotRequest,
+  Watchdog,
+} from "../../src/interfaces.ts";
+
+/** A step name at which a fault can be injected, e.g. "freeze /b" or "create". */
+export type Step = string;
+
+export interface Recorder {
+  log: Step[];
+  /** Steps that throw (the error given) instead of succeeding. */
+  faults: Map<Step, Error>;
+  /** Steps that never finish until aborted (create only) or the promise given resolves. */
+  holds: Map<Step, Promise<void>>;
+  ec2: Ec2;
+  freezer: Freezer;
+  hooks: Hooks;
+  watchdog: Watchdog;
+  database: Database;
+}
+
+/** Makes a set of fakes that append every call to `log`. */
+export function recorder(binlog?: BinlogCoordinates): Recorder {
+  const log: Step[] = [];
+  const faults = new Map<Step, Error>();
+  const holds = new Map<Step, Promise<void>>();
+  const step = async (name: Step) => {
+    log.push(name);
+    const hold = holds.get(name);
+    if (hold) await hold;
+    const fault = faults.get(name);
+    if (fault) throw fault;
+  };
+  const ec2: Ec2 = {
+    async preflight(requests: readonly SnapshotRequest[]) {
+      await step(`preflight ${requests.map((r) => r.volumeId).join(",")}`);
+    },
+    async createSnapshots(requests, signal) {
+      log.push("create");
+      const hold = holds.get("create");
+      if (hold) {
+        await Promise.race([
+          hold,
+          new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true })),
+        ]);
+      }
+      return requests.map((r, i): SnapshotOutcome => {
+        if (signal.aborted) {
+          return { volumeId: r.volumeId, ok: false, errorCode: "Aborted", message: "aborted" };
+        }
+        const fault = faults.get(`create ${r.volumeId}`);
+        return fault
+          ? { volumeId: r.volumeId, ok: false, errorCode: fault.name, message: fault.message }
+          : { volumeId: r.volumeId, ok: true, snapshotId: `snap-${i}` };
+      });
+    },
+  };
+  const freezer: Freezer = {
+    sync: () => step("sync"),
+    freeze: (mount) => step(`freeze ${mount}`),
+    thaw: (mount) => step(`thaw ${mount}`),
+  };
+  const hooks: Hooks = { run: (which) => step(which) };
+  const watchdog: Watchdog = {
+    async arm(mounts): Promise<ArmedWatchdog> {
+      await step(`arm ${mounts.join(",")}`);
+      return { disarm: () => step("disarm") };
+    },
+  };
+  const database: Database = {
+    prepare: () => step("db prepare"),
+    async lock() {
+      await step("db lock");
+      return binlog;
+    },
+    release: () => step("db release"),
+  };
+  return { log, faults, holds, ec2, freezer, hooks, watchdog, database };
+}
