@@ -2,7 +2,7 @@
  * scripts/build.sh: its plain message when the Deno runtime for compiling is missing, and, when
  * a runtime is available (DENORT_BIN or internet), the compiled binary itself.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./support/assert.ts";
 import { runCommand } from "./support/tools.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -93,7 +93,7 @@ const compiled: { dir?: string; skip?: string } = await (async () => {
 })();
 
 Deno.test({
-  name: "the compiled binary runs --version and --help like deno run does",
+  name: "the compiled binary runs --version, --help and the end-to-end tests",
   ignore: compiled.skip !== undefined,
   async fn() {
     const dir = compiled.dir;
@@ -118,6 +118,15 @@ Deno.test({
 
       const bad = await runCommand(binary, ["--no-such-option"]);
       assertEquals(bad.code, 2, bad.stderr);
+
+      // The foundation's end-to-end tests, with the binary instead of `deno run`.
+      const e2e = await runCommand(Deno.execPath(), [
+        "test",
+        "--allow-all",
+        `${ROOT}tests/cli_test.ts`,
+        `${ROOT}tests/snapshot_test.ts`,
+      ], { env: { ECS_BINARY: binary }, cwd: ROOT });
+      assertEquals(e2e.code, 0, e2e.stdout.slice(-3000) + e2e.stderr.slice(-3000));
 
       const sums = await runCommand("sha256sum", ["-c", "SHA256SUMS"], { cwd: dir });
       assertEquals(sums.code, 0, sums.stdout + sums.stderr);

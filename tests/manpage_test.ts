@@ -1,5 +1,5 @@
 /** The man page: made from the option table, complete, and rendered by groff without warnings. */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./support/assert.ts";
 import { ExitCode } from "../src/errors.ts";
 import { EXIT_CODE_HELP, manPage } from "../src/manpage.ts";
 import { helpText, OPTION_TABLE, type OptionSpec } from "../src/options.ts";

@@ -2,7 +2,7 @@
  * Every shipped file in packaging/ and .github/: valid for the program that reads it, the same
  * options everywhere, and IAM policies with exactly the EC2 actions the code calls.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./support/assert.ts";
 import ini from "ini";
 import { parse as parseYaml } from "yaml";
 import { findOption, type Options, parseCommandLine } from "../src/options.ts";
@@ -176,6 +176,17 @@ if (!HAVE_EC2) {
   console.warn("SKIPPED packaging_test: IAM actions vs code: src/ec2.ts does not exist yet");
 }
 
+/**
+ * Actions the policies grant for options whose code has not landed yet. When the code starts
+ * calling one, the test below fails until it is removed from here: the list only shrinks.
+ */
+const PENDING: Record<string, string> = {
+  "ec2:CreateSnapshots": "--multi-volume",
+  "ec2:DescribeSnapshots": "--wait and retention (--keep, --keep-days)",
+  "ec2:DeleteSnapshot": "retention (--keep, --keep-days)",
+  "ec2:CopySnapshot": "--copy-to-region",
+};
+
 Deno.test({
   name: "the IAM policies grant exactly the EC2 actions the code calls",
   ignore: !HAVE_EC2,
@@ -186,7 +197,9 @@ Deno.test({
         readJson(file).Statement.flatMap((s: { Action: string }) => [s.Action].flat())
       ).filter((a: string) => a.startsWith("ec2:") && a !== "ec2:CreateTags"),
     );
-    const notCalled = [...granted].filter((a) => !called.has(a));
+    const nowCalled = Object.keys(PENDING).filter((a) => called.has(a));
+    assertEquals(nowCalled, [], "the code calls these now: remove them from PENDING");
+    const notCalled = [...granted].filter((a) => !called.has(a) && !(a in PENDING));
     const notGranted = [...called].filter((a) => !granted.has(a));
     assertEquals(
       { notCalled, notGranted },
