@@ -7,7 +7,8 @@
 #   TARGET: x86_64-unknown-linux-gnu and/or aarch64-unknown-linux-gnu (default: both; with
 #   DENORT_BIN, the target that denort is for).
 # Environment:
-#   ECS_VERSION  the version to embed (default: `git describe --tags`, without the leading v)
+#   ECS_VERSION  the version to embed (default: `git describe --tags`, without the leading v;
+#                with no tag, src/version.ts's version and the commit)
 #   DENORT_BIN   path to a denort (the Deno runtime of compiled programs) of exactly the Deno
 #                version of scripts/deno.sh, for builds without internet access; one target per run
 # Exit status: 0 built; 1 failed; 2 bad usage; 3 the Deno runtime for compiling is missing.
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --out) [ $# -ge 2 ] || usage_error "--out needs a directory"; out=$2; shift 2 ;;
     --out=*) out=${1#--out=}; shift ;;
-    -h|--help) sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
     -*) usage_error "unknown option $1" ;;
     *)
       case " ${all_targets[*]} " in
@@ -120,8 +121,10 @@ done
 # 2. The version, embedded by compiling a staged copy of the sources whose src/version.ts says
 #    it; the working tree is left untouched.
 if [ -z "${ECS_VERSION:-}" ]; then
+  # A release tag (v1.2.3, or 1.2.3-4-gabc1234 past it); else src/version.ts's and the commit.
+  source_version=$(sed -n 's/^export const VERSION = "\(.*\)";$/\1/p' "$root/src/version.ts" 2>/dev/null)
   ECS_VERSION=$(git -C "$root" describe --tags --match 'v[0-9]*' --dirty 2>/dev/null ||
-    echo "0.0.0-g$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)")
+    echo "${source_version:-0.0.0}-g$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)")
   ECS_VERSION=${ECS_VERSION#v}
 fi
 export ECS_VERSION
