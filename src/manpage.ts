@@ -100,6 +100,11 @@ export function manPage({ version, date }: ManPageOptions): string {
         "freeze windows.",
     ),
     ".SH OPTIONS",
+    ...paragraphs(
+      "A long option may be shortened to any unique prefix (--desc for --description), as the " +
+        "old tool allowed. An option that takes a value accepts it as the next argument or " +
+        "after an equals sign (--region=eu-west-1).",
+    ),
   ];
   let group = "";
   for (const spec of OPTION_TABLE as readonly OptionSpec[]) {
