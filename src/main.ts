@@ -1,101 +1,14 @@
-/** Entry point: argv -> exit code. Wires the plan, the real side effects and the report. */
-import { trapStopSignals } from "./cleanup.ts";
-import { createEc2, createEc2Client } from "./ec2.ts";
-import { AppError, ExitCode, exitCodeOf } from "./errors.ts";
-import type { Freezer, Hooks, Watchdog } from "./interfaces.ts";
-import { createLogger, type Logger } from "./log.ts";
-import { helpText, parseCommandLine } from "./options.ts";
-import { buildPlan } from "./plan.ts";
-import { jsonReport, planReport, textReport } from "./report.ts";
-import { runSequence } from "./run.ts";
-import { sdkCredentials } from "./credentials.ts";
-import { VERSION } from "./version.ts";
-
-function writeStdout(text: string): void {
-  const bytes = new TextEncoder().encode(text);
-  let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
-}
-
-function unavailable(what: string): never {
-  throw new AppError(`internal error: ${what} is not part of this version`, ExitCode.internal);
-}
-
-// Freezing and hooks arrive with the consistency engine; the plan refuses their options until
-// then, so these are never reached.
-const noFreezer: Freezer = {
-  sync: () => unavailable("freezing"),
-  freeze: () => unavailable("freezing"),
-  thaw: () => unavailable("freezing"),
-};
-const noHooks: Hooks = { run: () => unavailable("hooks") };
-const noWatchdog: Watchdog = { arm: () => unavailable("the watchdog") };
-
-/** Runs the program; returns its exit code. */
-export async function main(argv: readonly string[]): Promise<number> {
-  let log: Logger = createLogger();
-  try {
-    const args = parseCommandLine(argv);
-    const { options } = args;
-    if (options.help) {
-      writeStdout(helpText(VERSION));
-      return ExitCode.ok;
-    }
-    if (options.version) {
-      writeStdout(`ec2-consistent-snapshot ${VERSION}\n`);
-      return ExitCode.ok;
-    }
-    log = createLogger({ debug: options.debug, quiet: options.quiet });
-    log.debug(`ec2-consistent-snapshot ${VERSION}, Deno ${Deno.version.deno}`);
-    const plan = await buildPlan({
-      args,
-      env: Deno.env.toObject(),
-      home: Deno.env.get("HOME"),
-      log,
-    });
-    if (options.noaction) {
-      writeStdout(planReport(plan));
-      return ExitCode.ok;
-    }
-
-    const client = createEc2Client({
-      region: plan.region.value!,
-      endpoint: plan.endpoint,
-      credentials: await sdkCredentials(plan.credentials),
-    });
-    const trap = trapStopSignals((name) => log.warn(`${name} received again; still releasing`));
-    try {
-      const result = await runSequence(
-        {
-          volumes: plan.volumes,
-          freezeMounts: [],
-          snapshotTimeoutMs: plan.snapshotTimeoutMs,
-        },
-        {
-          ec2: createEc2(client, log),
-          freezer: noFreezer,
-          hooks: noHooks,
-          watchdog: noWatchdog,
-          log,
-          signal: trap.signal,
-        },
-      );
-      writeStdout(
-        plan.output === "json" ? jsonReport(plan, result) : textReport(result, options.quiet),
-      );
-      for (const problem of result.problems) log.error(problem.message);
-      return result.problems[0]?.exitCode ?? ExitCode.ok;
-    } finally {
-      trap.dispose();
-      client.destroy();
-    }
-  } catch (error) {
-    if (error instanceof AppError) log.error(error.message);
-    else log.error(`internal error: ${error instanceof Error ? error.stack : String(error)}`);
-    return exitCodeOf(error);
-  }
-}
+/**
+ * Entry point of the binary and of `deno run src/main.ts`: the hidden watchdog mode, else the
+ * command. The command is loaded lazily so that the watchdog starts without the AWS SDK.
+ */
+import { runWatchdog, WATCHDOG_ARG } from "./watchdog_main.ts";
 
 if (import.meta.main) {
+  if (Deno.args[0] === WATCHDOG_ARG) {
+    // Deno.exit: the watchdog's read of its stdin is still pending when it is done.
+    Deno.exit(await runWatchdog(Deno.args.slice(1)));
+  }
+  const { main } = await import("./cli.ts");
   Deno.exit(await main(Deno.args));
 }

@@ -60,7 +60,8 @@ export const OPTION_TABLE = [
     short: "n",
     kind: "flag",
     group: "General",
-    help: "Dry run: print the plan; no network call, no lock, no freeze, no snapshot.",
+    help:
+      "Dry run: print the plan; lock, freeze, create and delete nothing (read-only lookups only).",
   },
   {
     name: "output",

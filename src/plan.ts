@@ -3,9 +3,14 @@
  * credentials, region, endpoint) before anything is locked. No side effects but reading files
  * the user named and, when nothing else names the region, asking the instance metadata.
  */
-import { PreflightError, UsageError } from "./errors.ts";
+import { UsageError } from "./errors.ts";
 import type { SnapshotRequest } from "./interfaces.ts";
-import { chooseCredentials, type CredentialSource } from "./credentials.ts";
+import { chooseCredentials, type CredentialSource, sdkCredentials } from "./credentials.ts";
+import { type DiscoveredVolume, discoverVolumes } from "./discovery.ts";
+import { createEc2Client } from "./ec2.ts";
+import { describeBlockDeviceMappings } from "./ec2_instance.ts";
+import { type InstanceIdentity, readInstanceIdentity } from "./imds.ts";
+import { type MountPoint, resolveMountPoints } from "./mounts.ts";
 import { type Logger, registerSecret } from "./log.ts";
 import type { Options, ParsedArgs } from "./options.ts";
 
@@ -31,8 +36,14 @@ export interface Region {
 /** Everything decided, nothing done. */
 export interface Plan {
   options: Options;
-  /** One request per volume, in the order of the volume arguments. */
+  /** One request per volume, in the order of the volume arguments (or of discovery). */
   volumes: SnapshotRequest[];
+  /** How each volume was found beneath a mount point, when discovered. */
+  discovered: DiscoveredVolume[];
+  /** The mount points to freeze, checked, in order. */
+  freezeMounts: MountPoint[];
+  /** This instance's id, when it had to be looked up (discovery) or was given. */
+  instanceId: string | undefined;
   credentials: CredentialSource;
   region: Region;
   endpoint: string | undefined;
@@ -45,14 +56,14 @@ export interface PlanInputs {
   env: Record<string, string | undefined>;
   home: string | undefined;
   log: Logger;
+  /** Root of procfs ("/proc"); tests point it at a fixture tree. */
+  procRoot?: string;
+  /** Root of sysfs ("/sys"); tests point it at a fixture tree. */
+  sysRoot?: string;
 }
 
 /** Options recognised and checked, whose behaviour is not part of this version yet. */
 const NOT_YET: Record<string, string> = {
-  "freeze-filesystem": "freezing file systems",
-  "no-freeze-filesystem": "volume discovery from mount points",
-  "pre-freeze-command": "hooks around the freeze",
-  "post-thaw-command": "hooks around the freeze",
   "mysql": "MySQL and MariaDB locking",
   "mysql-stop": "MySQL and MariaDB locking",
   "percona": "MySQL and MariaDB locking",
@@ -143,6 +154,12 @@ function checkEndpoint(value: string | undefined, option: string): string | unde
   throw new UsageError(`${option}: expected an http(s) URL, got '${value}'`);
 }
 
+/** Runs `fn` once, on first use. */
+function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let result: Promise<T> | undefined;
+  return () => result ??= fn();
+}
+
 /** The region from the options, the environment or the profile; no network. */
 async function regionWithoutNetwork(
   options: Options,
@@ -174,25 +191,95 @@ async function regionWithoutNetwork(
  */
 export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const { args, env, log } = inputs;
-  const { options, volumeIds, given } = args;
+  const { options, given } = args;
 
   checkSupported(args);
   const output = checkOutput(options.output);
-  checkVolumeIds(volumeIds);
-  if (volumeIds.length === 0) {
-    throw new UsageError(
-      "no volume ids given (discovery from --freeze-filesystem mount points comes in a later version)",
-    );
-  }
+  checkVolumeIds(args.volumeIds);
   if (given.has("mysql-password")) {
     log.warn("--mysql-password on the command line is visible to other users; use a defaults file");
   }
   registerSecret(options.mysqlPassword);
   registerSecret(options.mongoPassword);
+  const tagsGiven = options.tag.map(parseTags);
 
-  const tags = perVolume("tag", options.tag.map(parseTags), volumeIds.length, {});
-  const names = perVolume<string | undefined>("name", options.name, volumeIds.length, undefined);
-  const descriptions = perVolume("description", options.description, volumeIds.length, PROGRAM);
+  const endpoint = checkEndpoint(options.ec2Endpoint, "--ec2-endpoint") ??
+    checkEndpoint(env.AWS_ENDPOINT_URL_EC2, "$AWS_ENDPOINT_URL_EC2");
+  if (options.signatureVersion !== undefined) {
+    log.debug(
+      `--signature-version ${options.signatureVersion}: accepted; the SDK signs with SigV4`,
+    );
+  }
+  const credentials = chooseCredentials({ options, given, env, home: inputs.home, log });
+  log.debug(`credentials from ${credentials.describe}`);
+
+  const freezeMounts = await resolveMountPoints(options.freezeFilesystem, {
+    option: "--freeze-filesystem",
+    freeze: true,
+    procRoot: inputs.procRoot,
+  });
+  const discoveryMounts = await resolveMountPoints(options.noFreezeFilesystem, {
+    option: "--no-freeze-filesystem",
+    freeze: false,
+    procRoot: inputs.procRoot,
+  });
+  for (const mount of discoveryMounts) {
+    if (freezeMounts.some((m) => m.mountPoint === mount.mountPoint)) {
+      throw new UsageError(
+        `${mount.mountPoint} is given to both --freeze-filesystem and --no-freeze-filesystem`,
+      );
+    }
+  }
+
+  // Instance metadata is asked only when something needs it, and at most once.
+  const identity = once<InstanceIdentity>(() => {
+    log.debug("asking the instance metadata (IMDSv2)");
+    return readInstanceIdentity({ env: { get: (name) => env[name] } });
+  });
+  let region = await regionWithoutNetwork(options, env);
+  if (region.value === undefined) {
+    region = { value: (await identity()).region, source: "the instance metadata" };
+  }
+  log.debug(`region ${region.value} from ${region.source}`);
+
+  let instanceId = options.instanceId;
+  let discovered: DiscoveredVolume[] = [];
+  let volumeIds = args.volumeIds;
+  if (volumeIds.length === 0) {
+    const mounts = [...freezeMounts, ...discoveryMounts];
+    if (mounts.length === 0) {
+      throw new UsageError(
+        "no volume ids given, and no --freeze-filesystem or --no-freeze-filesystem to find them from",
+      );
+    }
+    discovered = await discoverVolumes(mounts, {
+      sysRoot: inputs.sysRoot,
+      blockDeviceMappings: async () => {
+        instanceId ??= (await identity()).instanceId;
+        const client = createEc2Client({
+          region: region.value!,
+          endpoint,
+          credentials: await sdkCredentials(credentials),
+        });
+        try {
+          return await describeBlockDeviceMappings(client, instanceId, {
+            signal: AbortSignal.timeout(options.snapshotTimeout * 1000),
+          });
+        } finally {
+          client.destroy();
+        }
+      },
+    });
+    for (const volume of discovered) {
+      log.debug(`discovered ${volume.volumeId} (${volume.device}) under ${volume.mountPoint}`);
+    }
+    volumeIds = discovered.map((v) => v.volumeId);
+  }
+
+  const count = volumeIds.length;
+  const tags = perVolume("tag", tagsGiven, count, {});
+  const names = perVolume<string | undefined>("name", options.name, count, undefined);
+  const descriptions = perVolume("description", options.description, count, PROGRAM);
   const volumes = volumeIds.map((volumeId, i): SnapshotRequest => {
     if (names[i] !== undefined && "Name" in tags[i]) {
       throw new UsageError("the Name tag is given both by --name and by --tag");
@@ -205,27 +292,12 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     };
   });
 
-  const endpoint = checkEndpoint(options.ec2Endpoint, "--ec2-endpoint") ??
-    checkEndpoint(env.AWS_ENDPOINT_URL_EC2, "$AWS_ENDPOINT_URL_EC2");
-  if (options.signatureVersion !== undefined) {
-    log.debug(
-      `--signature-version ${options.signatureVersion}: accepted; the SDK signs with SigV4`,
-    );
-  }
-  const credentials = chooseCredentials({ options, given, env, home: inputs.home, log });
-  log.debug(`credentials from ${credentials.describe}`);
-
-  const region = await regionWithoutNetwork(options, env);
-  if (region.value === undefined && !options.noaction) {
-    throw new PreflightError(
-      "no region: give --region, or set $AWS_REGION (instance metadata comes in a later version)",
-    );
-  }
-  log.debug(`region ${region.value ?? "(unknown)"} from ${region.source}`);
-
   return {
     options,
     volumes,
+    discovered,
+    freezeMounts,
+    instanceId,
     credentials,
     region,
     endpoint,

@@ -64,6 +64,8 @@ export function planReport(plan: Plan): string {
         endpoint: plan.endpoint ?? null,
         credentials: plan.credentials.describe,
         snapshotTimeoutSeconds: plan.snapshotTimeoutMs / 1000,
+        freeze: plan.freezeMounts.map((m) => m.mountPoint),
+        discovered: plan.discovered,
         snapshots: plan.volumes,
       },
       null,
@@ -78,6 +80,8 @@ export function planReport(plan: Plan): string {
     `endpoint: ${plan.endpoint ?? "AWS's default for the region"}`,
     `credentials: ${plan.credentials.describe}`,
     `snapshot timeout: ${plan.snapshotTimeoutMs / 1000}s`,
+    ...plan.freezeMounts.map((m) => `would freeze ${m.mountPoint} (${m.fsType} on ${m.source})`),
+    ...plan.discovered.map((d) => `found ${d.volumeId} (${d.device}) under ${d.mountPoint}`),
     ...plan.volumes.map((v) => {
       const tags = Object.entries(v.tags).map(([k, val]) => `${k}=${val}`).join(";");
       return `would snapshot ${v.volumeId} description="${v.description}" tags="${tags}"`;
