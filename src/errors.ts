@@ -75,6 +75,12 @@ export class FreezeError extends AppError {
   }
 }
 
+/**
+ * A thaw found the file system not frozen (fsfreeze's EINVAL). After a freeze that failed or
+ * timed out, a thaw that ends in this error means there was nothing to release.
+ */
+export class NotFrozenError extends FreezeError {}
+
 export class HookError extends AppError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.hook, options);

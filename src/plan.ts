@@ -60,13 +60,14 @@ export interface PlanInputs {
   env: Record<string, string | undefined>;
   home: string | undefined;
   log: Logger;
+  /** Root of procfs ("/proc"); tests point it at a fixture tree. */
+  procRoot?: string;
+  /** Root of sysfs ("/sys"); tests point it at a fixture tree. */
+  sysRoot?: string;
 }
 
 /** Options recognised and checked, whose behaviour is not part of this version yet. */
 const NOT_YET: Record<string, string> = {
-  "freeze-filesystem": "freezing file systems",
-  "pre-freeze-command": "hooks around the freeze",
-  "post-thaw-command": "hooks around the freeze",
   "mysql": "MySQL and MariaDB locking",
   "mysql-stop": "MySQL and MariaDB locking",
   "percona": "MySQL and MariaDB locking",
@@ -220,10 +221,12 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const freezeMounts = await resolveMountPoints(options.freezeFilesystem, {
     option: "--freeze-filesystem",
     freeze: true,
+    procRoot: inputs.procRoot,
   });
   const discoveryMounts = await resolveMountPoints(options.noFreezeFilesystem, {
     option: "--no-freeze-filesystem",
     freeze: false,
+    procRoot: inputs.procRoot,
   });
   for (const mount of discoveryMounts) {
     if (freezeMounts.some((m) => m.mountPoint === mount.mountPoint)) {
@@ -255,6 +258,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
       );
     }
     discovered = await discoverVolumes(mounts, {
+      sysRoot: inputs.sysRoot,
       blockDeviceMappings: async () => {
         instanceId ??= (await identity()).instanceId;
         const client = createEc2Client({

@@ -8,6 +8,7 @@ import {
   AppError,
   FreezeError,
   HookError,
+  NotFrozenError,
   PreflightError,
   SnapshotError,
   SnapshotTimeoutError,
@@ -159,11 +160,16 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
         log.debug(`freeze ${mount}`);
         firstFreezeAt ??= now();
         firstLockAt ??= firstFreezeAt;
-        await freezer.freeze(mount);
+        // The thaw goes on the stack first: a freeze that timed out may still have frozen.
         stack.push(`thaw ${mount}`, async () => {
-          await freezer.thaw(mount);
+          try {
+            await freezer.thaw(mount);
+          } catch (error) {
+            if (!(error instanceof NotFrozenError)) throw error;
+          }
           timings.freezeWindowMs = Math.round(now() - firstFreezeAt!);
         });
+        await freezer.freeze(mount);
         checkSignal();
       }
     }
@@ -182,9 +188,11 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
       );
     }
   } catch (error) {
+    // A step aborted by a stop signal fails with its own error; the signal is what counts.
+    const stop = signal.aborted && signal.reason instanceof SignalError ? signal.reason : error;
     problems.push(
-      error instanceof SignalError
-        ? new StoppedError(error.signalName, STOP_SIGNALS[error.signalName])
+      stop instanceof SignalError
+        ? new StoppedError(stop.signalName, STOP_SIGNALS[stop.signalName])
         : asAppError(error, (m) => new PreflightError(m)),
     );
   }

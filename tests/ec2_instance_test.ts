@@ -1,49 +1,10 @@
 /** DescribeInstances block device mappings against moto, and Xen discovery through them. */
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
-import {
-  AttachVolumeCommand,
-  DescribeImagesCommand,
-  type EC2Client,
-  RunInstancesCommand,
-} from "@aws-sdk/client-ec2";
 import { discoverVolumes } from "../src/discovery.ts";
 import { describeBlockDeviceMappings } from "../src/ec2_instance.ts";
 import { PreflightError } from "../src/errors.ts";
-import { startMoto } from "./support/moto.ts";
+import { instanceWithVolumes, startMoto } from "./support/moto.ts";
 import { SysfsFixture } from "./support/sysfs_fixture.ts";
-
-let imageId: string | undefined;
-
-/** Runs one instance in moto and attaches new volumes at the given device names. */
-async function instanceWithVolumes(
-  ec2: EC2Client,
-  createVolumes: (count: number) => Promise<string[]>,
-  deviceNames: string[],
-): Promise<{ instanceId: string; rootDevice: string; volumes: Map<string, string> }> {
-  // Listing moto's images is slow: once per process.
-  imageId ??= (await ec2.send(new DescribeImagesCommand({}))).Images?.find((i) => i.ImageId)
-    ?.ImageId;
-  assert(imageId, "moto lists no image");
-  const run = await ec2.send(
-    new RunInstancesCommand({
-      ImageId: imageId,
-      MinCount: 1,
-      MaxCount: 1,
-      InstanceType: "t2.micro",
-    }),
-  );
-  const instanceId = run.Instances![0].InstanceId!;
-  const rootDevice = run.Instances![0].RootDeviceName ?? "/dev/sda1";
-  const ids = await createVolumes(deviceNames.length);
-  const volumes = new Map<string, string>();
-  for (const [index, device] of deviceNames.entries()) {
-    await ec2.send(
-      new AttachVolumeCommand({ InstanceId: instanceId, VolumeId: ids[index], Device: device }),
-    );
-    volumes.set(device, ids[index]);
-  }
-  return { instanceId, rootDevice, volumes };
-}
 
 Deno.test("DescribeInstances and Xen discovery against moto", async (t) => {
   const moto = await startMoto();
@@ -52,8 +13,7 @@ Deno.test("DescribeInstances and Xen discovery against moto", async (t) => {
     await t.step("describeBlockDeviceMappings returns the volumes attached in moto", async () => {
       const ec2 = moto.client();
       const { instanceId, rootDevice, volumes } = await instanceWithVolumes(
-        ec2,
-        (n) => moto.createVolumes(n),
+        moto,
         ["/dev/sdf", "/dev/sdg"],
       );
       const mappings = await describeBlockDeviceMappings(ec2, instanceId);
@@ -83,8 +43,7 @@ Deno.test("DescribeInstances and Xen discovery against moto", async (t) => {
         try {
           const ec2 = moto.client();
           const { instanceId, rootDevice, volumes } = await instanceWithVolumes(
-            ec2,
-            (n) => moto.createVolumes(n),
+            moto,
             ["/dev/sdf", "/dev/sdg"],
           );
           sys.xen("xvda", "202:0", { partitions: [{ name: "xvda1", majorMinor: "202:1" }] });

@@ -65,10 +65,14 @@ const FAULTS: [string, string[], number][] = [
   ["pre-freeze", FULL.slice(0, 4).concat("db release"), ExitCode.hook],
   ["sync", FULL.slice(0, 5).concat("post-thaw", "db release"), ExitCode.freeze],
   ["arm /a,/b", FULL.slice(0, 6).concat("post-thaw", "db release"), ExitCode.freeze],
-  ["freeze /a", FULL.slice(0, 7).concat("disarm", "post-thaw", "db release"), ExitCode.freeze],
+  [
+    "freeze /a",
+    FULL.slice(0, 7).concat("thaw /a", "disarm", "post-thaw", "db release"),
+    ExitCode.freeze,
+  ],
   [
     "freeze /b",
-    FULL.slice(0, 8).concat("thaw /a", "disarm", "post-thaw", "db release"),
+    FULL.slice(0, 8).concat("thaw /b", "thaw /a", "disarm", "post-thaw", "db release"),
     ExitCode.freeze,
   ],
   ["thaw /b", FULL, ExitCode.freeze],

@@ -1,5 +1,11 @@
 /** Starts a real moto EC2 endpoint on loopback for a test, and an SDK client to inspect it. */
-import { CreateVolumeCommand, EC2Client } from "@aws-sdk/client-ec2";
+import {
+  AttachVolumeCommand,
+  CreateVolumeCommand,
+  DescribeImagesCommand,
+  EC2Client,
+  RunInstancesCommand,
+} from "@aws-sdk/client-ec2";
 import { fileURLToPath } from "node:url";
 import { assertAvailable } from "./real.ts";
 
@@ -113,4 +119,46 @@ export async function startMoto(): Promise<MotoEndpoint | undefined> {
       await child.status;
     },
   };
+}
+
+let imageId: string | undefined;
+
+/** An instance in moto with new volumes attached at the given device names. */
+export interface MotoInstance {
+  instanceId: string;
+  rootDevice: string;
+  /** Volume id by device name, for the attached volumes. */
+  volumes: Map<string, string>;
+}
+
+/** Runs one instance in moto and attaches new volumes at the given device names. */
+export async function instanceWithVolumes(
+  moto: MotoEndpoint,
+  deviceNames: string[],
+  region = "us-east-1",
+): Promise<MotoInstance> {
+  const ec2 = moto.client(region);
+  // Listing moto's images is slow: once per process.
+  imageId ??= (await ec2.send(new DescribeImagesCommand({}))).Images?.find((i) => i.ImageId)
+    ?.ImageId;
+  if (!imageId) throw new Error("moto lists no image");
+  const run = await ec2.send(
+    new RunInstancesCommand({
+      ImageId: imageId,
+      MinCount: 1,
+      MaxCount: 1,
+      InstanceType: "t2.micro",
+    }),
+  );
+  const instanceId = run.Instances![0].InstanceId!;
+  const rootDevice = run.Instances![0].RootDeviceName ?? "/dev/sda1";
+  const ids = await moto.createVolumes(deviceNames.length, region);
+  const volumes = new Map<string, string>();
+  for (const [index, device] of deviceNames.entries()) {
+    await ec2.send(
+      new AttachVolumeCommand({ InstanceId: instanceId, VolumeId: ids[index], Device: device }),
+    );
+    volumes.set(device, ids[index]);
+  }
+  return { instanceId, rootDevice, volumes };
 }

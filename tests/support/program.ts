@@ -1,22 +1,18 @@
 /**
  * Runs the program as a user would: `deno run` with exactly the permission flags the compiled
- * binary is built with (scripts/run-flags), or the binary named by $ECS_BINARY.
+ * binary is built with (RUN_FLAGS), or the binary named by $ECS_BINARY.
  */
 import { fileURLToPath } from "node:url";
+import { RUN_FLAGS } from "../../src/permissions.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const MAIN = `${ROOT}src/main.ts`;
-
-/** The permission flags of `deno run` and `deno compile`, from their one place. */
-export function runFlags(): string[] {
-  return Deno.readTextFileSync(`${ROOT}scripts/run-flags`).trim().split(/\s+/);
-}
 
 /** The command line that starts the program: the binary, or deno run with the flags. */
 export function programCommand(args: readonly string[]): { cmd: string; args: string[] } {
   const binary = Deno.env.get("ECS_BINARY");
   if (binary) return { cmd: binary, args: [...args] };
-  return { cmd: Deno.execPath(), args: ["run", ...runFlags(), MAIN, ...args] };
+  return { cmd: Deno.execPath(), args: ["run", ...RUN_FLAGS, MAIN, ...args] };
 }
 
 export interface ProgramResult {

@@ -10,8 +10,11 @@ export interface SeenRequest {
   body: string;
 }
 
-/** What to do with a request: forward it, after an optional hold, or never answer. */
-export type Decision = "forward" | "hang" | Promise<void>;
+/**
+ * What to do with a request: forward it; never answer; or hold it until the promise settles,
+ * then forward it unless the promise gave `false` (the test says the client is gone).
+ */
+export type Decision = "forward" | "hang" | Promise<boolean | void>;
 
 export interface Proxy {
   url: string;
@@ -55,7 +58,9 @@ export function startProxy(target: string): Proxy {
         await new Promise<void>((resolve) => hanging.add(resolve));
         return new Response("proxy stopped", { status: 503 });
       }
-      if (decision !== "forward") await decision;
+      if (decision !== "forward" && await decision === false) {
+        return new Response("dropped by the test", { status: 503 });
+      }
       if (proxy.delayMs > 0) await new Promise((r) => setTimeout(r, proxy.delayMs));
       const url = new URL(req.url);
       const headers = new Headers(req.headers);

@@ -1,0 +1,233 @@
+/** Flushing, freezing and thawing file systems with sync, fsfreeze and xfs_freeze. */
+import { FreezeError, NotFrozenError } from "./errors.ts";
+import type { Freezer } from "./interfaces.ts";
+import type { Logger } from "./log.ts";
+import { findMount, readMountInfo } from "./mounts.ts";
+
+/**
+ * Searched after PATH: cron's PATH (`/usr/bin:/bin`) lacks the sbin directories, and a freeze
+ * that silently did not happen is what the old tool did for months.
+ */
+export const SYSTEM_DIRS: readonly string[] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+/** Where to look for a program. */
+export interface FindProgramOptions {
+  /** A PATH-style list; default `$PATH`. Relative entries are ignored. */
+  path?: string;
+  /** Searched after `path`; default {@linkcode SYSTEM_DIRS}. */
+  systemDirs?: readonly string[];
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    const info = Deno.statSync(path);
+    return info.isFile && ((info.mode ?? 0) & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** The directories searched, in order, without duplicates. */
+export function searchDirs(options: FindProgramOptions = {}): string[] {
+  const path = options.path ?? Deno.env.get("PATH") ?? "";
+  const dirs = [
+    // A relative entry would look in the working directory: never for a program run as root.
+    ...path.split(":").filter((dir) => dir.startsWith("/")),
+    ...(options.systemDirs ?? SYSTEM_DIRS),
+  ];
+  return [...new Set(dirs)];
+}
+
+/**
+ * Finds an executable by name on PATH, then in the system directories.
+ *
+ * @example
+ * ```ts
+ * findProgram("fsfreeze", { path: "/usr/bin:/bin" }); // "/usr/sbin/fsfreeze"
+ * ```
+ */
+export function findProgram(name: string, options: FindProgramOptions = {}): string | undefined {
+  for (const dir of searchDirs(options)) {
+    const candidate = `${dir.replace(/\/+$/, "")}/${name}`;
+    if (isExecutableFile(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/** The program that freezes and thaws, and which of the two it is. */
+export interface FreezeProgram {
+  name: "fsfreeze" | "xfs_freeze";
+  path: string;
+}
+
+/** Finds `fsfreeze`, else `xfs_freeze` (both take `-f MOUNT` and `-u MOUNT`); throws FreezeError. */
+export function findFreezeProgram(options: FindProgramOptions = {}): FreezeProgram {
+  for (const name of ["fsfreeze", "xfs_freeze"] as const) {
+    const path = findProgram(name, options);
+    if (path) return { name, path };
+  }
+  throw new FreezeError(
+    `neither fsfreeze nor xfs_freeze was found in ${
+      searchDirs(options).join(", ")
+    } (install util-linux or xfsprogs)`,
+  );
+}
+
+/** The outcome of a bounded program run. */
+export interface ProgramResult {
+  code: number;
+  signal: Deno.Signal | null;
+  /** Standard error, whitespace collapsed to one line. */
+  stderr: string;
+}
+
+/** Options of {@linkcode runProgram}. */
+export interface RunProgramOptions {
+  /** Give up after this long; the program is killed (if the kernel lets it). */
+  timeoutMs: number;
+  /** PATH for the program (so scripts such as xfs_freeze find their helpers under cron). */
+  path?: string;
+}
+
+/** One line from a program's standard error. */
+export function oneLine(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes).replace(/\s+/g, " ").trim();
+}
+
+/**
+ * Runs a program with its working directory at `/` (never on a file system that may be
+ * frozen), no input, and a time limit. Throws FreezeError when it cannot be started or does
+ * not finish in time.
+ */
+export async function runProgram(
+  program: string,
+  args: readonly string[],
+  options: RunProgramOptions,
+): Promise<ProgramResult> {
+  const shown = [program, ...args].join(" ");
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(program, {
+      args: [...args],
+      cwd: "/",
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+      ...(options.path ? { env: { PATH: options.path } } : {}),
+    }).spawn();
+  } catch (error) {
+    throw new FreezeError(`cannot run ${shown}: ${(error as Error).message}`, { cause: error });
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), options.timeoutMs);
+  });
+  const output = child.output();
+  const result = await Promise.race([output, timedOut]);
+  clearTimeout(timer);
+  if (result === "timeout") {
+    // A process blocked in the kernel (a freeze waiting on a sync) may not die at once; do not
+    // wait for it, and do not let it keep this process alive.
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    child.unref();
+    output.catch(() => {});
+    throw new FreezeError(`${shown} did not finish within ${options.timeoutMs} ms`);
+  }
+  return { code: result.code, signal: result.signal, stderr: oneLine(result.stderr) };
+}
+
+/**
+ * True when `path` is exactly a mount point. A freeze applies to the whole file system that
+ * holds the path, so freezing a plain directory would freeze its parent file system (often
+ * `/`): this is the freezer's own last check, after the plan's validation.
+ */
+async function isMountPoint(path: string): Promise<boolean> {
+  return findMount(await readMountInfo(), path)?.mountPoint === path;
+}
+
+/** Options of {@linkcode createFreezer}. */
+export interface FreezerOptions {
+  log: Logger;
+  /** Limit for each sync, freeze and thaw; default 60 s. */
+  timeoutMs?: number;
+  /** Where to look for sync, fsfreeze and xfs_freeze; default PATH, then {@linkcode SYSTEM_DIRS}. */
+  search?: FindProgramOptions;
+}
+
+/** The PATH the programs run with: the search and system directories, so helpers are found. */
+function childPath(search: FindProgramOptions): string {
+  return [...new Set([...searchDirs(search), ...SYSTEM_DIRS])].join(":");
+}
+
+/**
+ * Makes the real {@linkcode Freezer}: `sync`, then `fsfreeze -f` / `fsfreeze -u` (or
+ * `xfs_freeze` when there is no fsfreeze), each bounded by a timeout. Every failure is a
+ * FreezeError quoting the program's error in one line.
+ *
+ * @example
+ * ```ts
+ * const freezer = createFreezer({ log: silentLogger });
+ * await freezer.sync();
+ * await freezer.freeze("/data");
+ * try {
+ *   // take the snapshot
+ * } finally {
+ *   await freezer.thaw("/data");
+ * }
+ * ```
+ */
+export function createFreezer(options: FreezerOptions): Freezer {
+  const { log } = options;
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const search = options.search ?? {};
+
+  async function freezeOrThaw(action: "freeze" | "thaw", mountPoint: string): Promise<void> {
+    if (mountPoint === "/" || !mountPoint.startsWith("/")) {
+      throw new FreezeError(`refusing to ${action} ${JSON.stringify(mountPoint)}`);
+    }
+    let real: string;
+    try {
+      real = Deno.realPathSync(mountPoint);
+    } catch (error) {
+      throw new FreezeError(`cannot ${action} ${mountPoint}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    if (real === "/" || !await isMountPoint(real)) {
+      throw new FreezeError(`refusing to ${action} ${mountPoint}: not a mount point`);
+    }
+    const program = findFreezeProgram(search);
+    const flag = action === "freeze" ? "-f" : "-u";
+    log.debug(`${action}: ${program.path} ${flag} ${real}`);
+    const result = await runProgram(program.path, [flag, real], {
+      timeoutMs,
+      path: childPath(search),
+    });
+    if (result.code !== 0) {
+      const why = result.stderr ||
+        (result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`);
+      if (action === "thaw" && /invalid argument/i.test(result.stderr)) {
+        throw new NotFrozenError(`cannot thaw ${mountPoint}: it is not frozen (${why})`);
+      }
+      throw new FreezeError(`cannot ${action} ${mountPoint}: ${why}`);
+    }
+  }
+
+  return {
+    async sync() {
+      const sync = findProgram("sync", search);
+      if (!sync) {
+        throw new FreezeError(`sync was not found in ${searchDirs(search).join(", ")}`);
+      }
+      log.debug(`sync: ${sync}`);
+      const result = await runProgram(sync, [], { timeoutMs, path: childPath(search) });
+      if (result.code !== 0) {
+        throw new FreezeError(`sync failed: ${result.stderr || `exit code ${result.code}`}`);
+      }
+    },
+    freeze: (mountPoint) => freezeOrThaw("freeze", mountPoint),
+    thaw: (mountPoint) => freezeOrThaw("thaw", mountPoint),
+  };
+}

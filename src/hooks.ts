@@ -1,0 +1,51 @@
+/** --pre-freeze-command and --post-thaw-command: shell commands run around the freeze. */
+import { HookError } from "./errors.ts";
+import type { Hooks } from "./interfaces.ts";
+import type { Logger } from "./log.ts";
+
+/** Options of {@linkcode createHooks}. */
+export interface HooksOptions {
+  log: Logger;
+  /** The shell; default `/bin/sh` (an absolute path: cron's PATH is short). */
+  shell?: string;
+}
+
+/**
+ * Makes the real {@linkcode Hooks}: `sh -c COMMAND` with no input and its output passed
+ * through to ours, as the old tool's `system()` did. A non-zero exit, a signal or a shell that
+ * cannot be started is a HookError naming the option.
+ *
+ * @example
+ * ```ts
+ * const hooks = createHooks({ log: silentLogger });
+ * await hooks.run("pre-freeze", "systemctl stop my-app-writer");
+ * ```
+ */
+export function createHooks(options: HooksOptions): Hooks {
+  const { log } = options;
+  const shell = options.shell ?? "/bin/sh";
+  return {
+    async run(which, command) {
+      const option = `--${which}-command`;
+      log.debug(`${option}: ${shell} -c ${JSON.stringify(command)}`);
+      let status: Deno.CommandStatus;
+      try {
+        status = await new Deno.Command(shell, {
+          args: ["-c", command],
+          stdin: "null",
+          stdout: "inherit",
+          stderr: "inherit",
+        }).spawn().status;
+      } catch (error) {
+        throw new HookError(`${option}: cannot run ${shell}: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      if (status.signal) throw new HookError(`${option} was killed by ${status.signal}`);
+      if (status.code !== 0) {
+        throw new HookError(`${option} failed with exit code ${status.code}`);
+      }
+      log.debug(`${option}: done`);
+    },
+  };
+}

@@ -1,0 +1,247 @@
+/** The freeze dead-man switch: starts and disarms the detached watchdog process. */
+import { fileURLToPath } from "node:url";
+import { FreezeError } from "./errors.ts";
+import type { ArmedWatchdog, Watchdog } from "./interfaces.ts";
+import type { Logger } from "./log.ts";
+import { RUN_FLAGS } from "./permissions.ts";
+import { procReadable, readProcessStat } from "./proc.ts";
+import { WATCHDOG_ARG, type WatchdogConfig, WatchdogLine } from "./watchdog_main.ts";
+
+/** How to start the watchdog: the same program, with the hidden first argument. */
+export interface WatchdogCommandOptions {
+  /** True in a `deno compile` binary (`Deno.build.standalone`). */
+  standalone: boolean;
+  /** `Deno.execPath()`: the binary itself when standalone, else the deno executable. */
+  execPath: string;
+  /** The program's entry module (path or file: URL), used under `deno run`. */
+  entry: string | URL;
+  config: WatchdogConfig;
+}
+
+/**
+ * The program and arguments that start the watchdog. A compiled binary runs itself; under
+ * `deno run` deno runs the entry module with the same permission flags as the binary has.
+ *
+ * @example
+ * ```ts
+ * watchdogCommand({ standalone: true, execPath: "/usr/local/bin/ec2-consistent-snapshot", entry: "", config });
+ * // { program: "/usr/local/bin/ec2-consistent-snapshot", args: ["__watchdog", "{...}"] }
+ * ```
+ */
+export function watchdogCommand(options: WatchdogCommandOptions): {
+  program: string;
+  args: string[];
+} {
+  const tail = [WATCHDOG_ARG, JSON.stringify(options.config)];
+  if (options.standalone) return { program: options.execPath, args: tail };
+  const entry = String(options.entry);
+  const path = entry.startsWith("file:") ? fileURLToPath(entry) : entry;
+  // No code cache: deno writes nothing (on any file system) once the watchdog runs.
+  return {
+    program: options.execPath,
+    args: ["run", ...RUN_FLAGS, "--no-code-cache", path, ...tail],
+  };
+}
+
+/** Options of {@linkcode createWatchdog}. */
+export interface WatchdogOptions {
+  log: Logger;
+  /** Entry module for `deno run`; default `Deno.mainModule` (ignored in a compiled binary). */
+  entry?: string | URL;
+  /** How long the watchdog may take to confirm it runs; default 30 s. */
+  handshakeTimeoutMs?: number;
+  /** How long it may take to confirm a disarm; default 5 s. */
+  disarmTimeoutMs?: number;
+  /**
+   * The watchdog's stderr, where it says what it did: ours (default) or nowhere. Ours is never
+   * on a frozen file system: the plan refuses to freeze the one that holds it.
+   */
+  stderr?: "inherit" | "null";
+  /** How often the watchdog checks this process; default 50 ms. */
+  pollMs?: number;
+}
+
+/** A running, armed watchdog. */
+export interface ArmedWatchdogProcess extends ArmedWatchdog {
+  /** The watchdog's process id. */
+  readonly pid: number;
+}
+
+/** The real {@linkcode Watchdog}: its armed watchdog also tells its process id. */
+export interface ProcessWatchdog extends Watchdog {
+  arm(mountPoints: readonly string[], deadlineMs: number): Promise<ArmedWatchdogProcess>;
+}
+
+/** Reads lines from a stream, each read bounded by a time limit. */
+class LineReader {
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #decoder = new TextDecoder();
+  #buffered = "";
+  #ended = false;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.getReader();
+  }
+
+  /** The next line; undefined at the end of the stream; "timeout" when none came in time. */
+  async next(timeoutMs: number): Promise<string | undefined | "timeout"> {
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      const newline = this.#buffered.indexOf("\n");
+      if (newline >= 0) {
+        const line = this.#buffered.slice(0, newline);
+        this.#buffered = this.#buffered.slice(newline + 1);
+        return line;
+      }
+      if (this.#ended) return this.#buffered ? this.#take() : undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
+      });
+      const result = await Promise.race([this.#reader.read(), timedOut]);
+      clearTimeout(timer);
+      if (result === "timeout") return "timeout";
+      if (result.done) this.#ended = true;
+      else this.#buffered += this.#decoder.decode(result.value, { stream: true });
+    }
+  }
+
+  #take(): string {
+    const rest = this.#buffered;
+    this.#buffered = "";
+    return rest;
+  }
+
+  /** Stops reading (a pending read ends). */
+  async cancel(): Promise<void> {
+    await this.#reader.cancel().catch(() => {});
+  }
+}
+
+async function settle(child: Deno.ChildProcess, timeoutMs: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const done = await Promise.race([child.status.then(() => true), timedOut]);
+  clearTimeout(timer);
+  return done;
+}
+
+/**
+ * Makes the real {@linkcode Watchdog}. `arm()` starts the same program detached (its own
+ * session and process group, so a signal to ours does not reach it), with `/` as working
+ * directory, and resolves once the watchdog confirms it watches. The watchdog thaws the mounts
+ * when this process ends without disarming it (the end of its stdin, or this pid gone), or when
+ * the deadline passes.
+ *
+ * @example
+ * ```ts
+ * const watchdog = createWatchdog({ log });
+ * const armed = await watchdog.arm(["/data"], 15_000);
+ * await freezer.freeze("/data");
+ * // ... snapshot, thaw ...
+ * await armed.disarm();
+ * ```
+ */
+export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
+  const { log } = options;
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 30_000;
+  const disarmTimeoutMs = options.disarmTimeoutMs ?? 5_000;
+
+  async function arm(
+    mountPoints: readonly string[],
+    deadlineMs: number,
+  ): Promise<ArmedWatchdogProcess> {
+    // Deno 2.9 lets only --allow-all read /proc; without it the watchdog relies on its stdin.
+    const startTime = procReadable() ? readProcessStat(Deno.pid)?.startTime : undefined;
+    const config: WatchdogConfig = {
+      pid: Deno.pid,
+      ...(startTime !== undefined ? { startTime } : {}),
+      mountPoints: [...mountPoints],
+      deadlineMs,
+      sentAtEpochMs: Date.now(),
+      ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+    };
+    const { program, args } = watchdogCommand({
+      standalone: Deno.build.standalone,
+      execPath: Deno.execPath(),
+      entry: options.entry ?? Deno.mainModule,
+      config,
+    });
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(program, {
+        args,
+        cwd: "/",
+        detached: true,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: options.stderr ?? "inherit",
+        env: { DENO_NO_UPDATE_CHECK: "1" },
+      }).spawn();
+    } catch (error) {
+      throw new FreezeError(`cannot start the watchdog: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    const lines = new LineReader(child.stdout);
+    const first = await lines.next(handshakeTimeoutMs);
+    if (first !== WatchdogLine.armed) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await lines.cancel();
+      await child.stdin.close().catch(() => {});
+      await settle(child, 2_000);
+      const why = first === "timeout"
+        ? `no answer within ${handshakeTimeoutMs} ms`
+        : first?.startsWith(WatchdogLine.failed)
+        ? first.slice(WatchdogLine.failed.length + 1)
+        : "it exited";
+      throw new FreezeError(`the watchdog did not start: ${why}`);
+    }
+    // It must not keep this process alive, nor be waited for when this process ends.
+    child.unref();
+    log.debug(
+      `watchdog ${child.pid} armed for ${mountPoints.join(", ")} (deadline ${deadlineMs} ms)`,
+    );
+
+    let disarmed = false;
+    async function disarm(): Promise<void> {
+      if (disarmed) return;
+      disarmed = true;
+      const writer = child.stdin.getWriter();
+      try {
+        await writer.write(new TextEncoder().encode(WatchdogLine.disarm + "\n"));
+        await writer.close();
+      } catch { /* the watchdog is gone: what it said tells why */ }
+      const said: string[] = [];
+      let line: string | undefined | "timeout";
+      while ((line = await lines.next(disarmTimeoutMs)) !== undefined && line !== "timeout") {
+        said.push(line);
+      }
+      if (line === "timeout") {
+        log.warn(`watchdog ${child.pid} did not confirm the disarm; killing it`);
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+        await lines.cancel();
+      }
+      if (!await settle(child, 2_000)) log.warn(`watchdog ${child.pid} did not exit`);
+      const fired = said.find((s) => s.startsWith(WatchdogLine.fired));
+      if (fired) {
+        log.warn(
+          `the watchdog acted before the disarm: ${fired.slice(WatchdogLine.fired.length + 1)}`,
+        );
+      } else if (said.includes(WatchdogLine.disarmed)) {
+        log.debug(`watchdog ${child.pid} disarmed`);
+      } else if (line !== "timeout") {
+        log.warn(`watchdog ${child.pid} ended without confirming the disarm`);
+      }
+    }
+    return { pid: child.pid, disarm };
+  }
+
+  return { arm };
+}

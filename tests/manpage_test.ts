@@ -1,0 +1,119 @@
+/** The man page: made from the option table, complete, and rendered by groff without warnings. */
+import { assert, assertEquals } from "./support/assert.ts";
+import { ExitCode } from "../src/errors.ts";
+import { EXIT_CODE_HELP, manPage } from "../src/manpage.ts";
+import { helpText, OPTION_TABLE, type OptionSpec } from "../src/options.ts";
+import { assertAvailable } from "./support/real.ts";
+import { ensureCommand, runCommand } from "./support/tools.ts";
+
+const SPECS = OPTION_TABLE as readonly OptionSpec[];
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Rendered text with ASCII hyphens (newer groff prints \\- as a minus sign). */
+function plain(text: string): string {
+  return text.replace(/[\u2010\u2011\u2212]/g, "-");
+}
+
+async function render(page: string): Promise<{ text: string; warnings: string } | undefined> {
+  const groff = await ensureCommand("groff", "groff-base");
+  if (
+    !assertAvailable(groff !== undefined, "groff is not installed (apt-get install groff-base)")
+  ) {
+    return undefined;
+  }
+  const file = await Deno.makeTempFile({ suffix: ".1" });
+  try {
+    await Deno.writeTextFile(file, page);
+    const result = await runCommand(
+      groff!,
+      ["-man", "-Tutf8", "-ww", "-rLL=200n", "-P-cbou", file],
+      {
+        env: { LC_ALL: "C.UTF-8" },
+      },
+    );
+    assertEquals(result.code, 0, result.stderr);
+    return { text: plain(result.stdout), warnings: result.stderr };
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
+Deno.test("every exit code has exactly one line of help", () => {
+  assertEquals(
+    Object.keys(EXIT_CODE_HELP).map(Number).sort((a, b) => a - b),
+    Object.values(ExitCode).sort((a, b) => a - b),
+  );
+  for (const help of Object.values(EXIT_CODE_HELP)) {
+    assert(help.length > 0 && !help.includes("\n"));
+  }
+});
+
+Deno.test("every option's names appear in --help and in the man page source", () => {
+  const help = helpText("1.2.3");
+  const page = manPage({ version: "1.2.3" });
+  for (const spec of SPECS) {
+    for (const name of [spec.name, ...(spec.aliases ?? [])]) {
+      assert(help.includes(`--${name}`), `--help lacks --${name}`);
+      assert(page.includes(`\\-\\-${name.replaceAll("-", "\\-")}\\fR`), `man page lacks --${name}`);
+    }
+    if (spec.short) {
+      assert(help.includes(`-${spec.short}, --${spec.name}`), `--help lacks -${spec.short}`);
+      assert(page.includes(`\\fB\\-${spec.short}\\fR`), `man page lacks -${spec.short}`);
+    }
+    assert(help.includes(spec.help), `--help lacks the help of --${spec.name}`);
+  }
+});
+
+Deno.test("the man page renders without warnings and shows every option and exit code", async () => {
+  const rendered = await render(manPage({ version: "1.2.3", date: "2024-01-02" }));
+  if (!rendered) return;
+  assertEquals(rendered.warnings, "", "groff -ww warned");
+  const text = rendered.text;
+  const squashed = text.replace(/\s+/g, " ");
+  for (const spec of SPECS) {
+    for (const name of [spec.name, ...(spec.aliases ?? [])]) {
+      assert(new RegExp(`--${name}\\b`).test(text), `rendered page lacks --${name}`);
+    }
+    if (spec.short) assert(text.includes(`-${spec.short}, --${spec.name}`));
+    // The help text itself, modulo line breaks and hyphenation.
+    const words = spec.help.split(/\s+/).slice(0, 3).join(" ");
+    assert(squashed.includes(words), `rendered page lacks the help of --${spec.name}`);
+  }
+  for (const section of ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "FILES"]) {
+    assert(new RegExp(`^${section}$`, "m").test(text), `no ${section} section`);
+  }
+  const exitStatus = text.slice(text.indexOf("EXIT STATUS"), text.indexOf("ENVIRONMENT"));
+  for (const code of Object.values(ExitCode)) {
+    assert(new RegExp(`^\\s+${code}\\s`, "m").test(exitStatus), `EXIT STATUS lacks ${code}`);
+  }
+  assert(text.includes("ec2-consistent-snapshot 1.2.3"));
+  assert(text.includes("2024-01-02"));
+});
+
+Deno.test("every control line of the page is a known man macro", () => {
+  const page = manPage({ version: "1" });
+  for (const line of page.split("\n")) {
+    if (line.startsWith(".")) {
+      assert(/^\.(\\"|TH|SH|SS|TP|PP|B|I|BR)( |$)/.test(line), `stray request: ${line}`);
+    }
+  }
+});
+
+Deno.test("scripts/manpage.ts writes the page with the version and SOURCE_DATE_EPOCH date", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const output = `${dir}/sub/ec2-consistent-snapshot.1`;
+    const result = await runCommand(Deno.execPath(), [
+      "run",
+      "--allow-write",
+      "--allow-env",
+      `${ROOT}scripts/manpage.ts`,
+      output,
+    ], { env: { ECS_VERSION: "9.8.7", SOURCE_DATE_EPOCH: "1700000000" } });
+    assertEquals(result.code, 0, result.stderr);
+    const page = await Deno.readTextFile(output);
+    assert(page.includes('"2023-11-14" "ec2\\-consistent\\-snapshot 9.8.7"'), page.slice(0, 300));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

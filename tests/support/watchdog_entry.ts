@@ -1,0 +1,6 @@
+/** A stand-in for src/main.ts in tests: dispatches the hidden watchdog argument exactly as main.ts does. */
+import { runWatchdog, WATCHDOG_ARG } from "../../src/watchdog_main.ts";
+
+if (Deno.args[0] === WATCHDOG_ARG) Deno.exit(await runWatchdog(Deno.args.slice(1)));
+console.error("watchdog_entry.ts: expected __watchdog");
+Deno.exit(2);
