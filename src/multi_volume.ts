@@ -5,7 +5,6 @@
 import {
   CreateSnapshotsCommand,
   type CreateSnapshotsCommandInput,
-  CreateTagsCommand,
   DescribeInstancesCommand,
   type EC2Client,
 } from "@aws-sdk/client-ec2";
@@ -22,15 +21,13 @@ export interface Selection {
   excludeDataVolumeIds: string[];
 }
 
-/** The Ec2 of --multi-volume, plus the marker tagging done after everything is released. */
-export interface MultiVolumeEc2 extends Ec2 {
-  /**
-   * Tags each snapshot with its own marker (the volume id). CreateSnapshots applies one tag set
-   * to all snapshots, so this per-snapshot tag takes a CreateTags call after the release.
-   * Returns one message per snapshot that could not be marked.
-   */
-  markSnapshots(outcomes: readonly SnapshotOutcome[]): Promise<string[]>;
-}
+/**
+ * The marker tag's value on --multi-volume snapshots. CreateSnapshots applies one tag set to all
+ * the snapshots it makes, so the marker cannot name each one's volume; it says "multi-volume"
+ * and retention reads the volume from the snapshot's own VolumeId (set by EC2, not by a tag).
+ * Every tag stays in the creating call: no second CreateTags, no window without tags.
+ */
+export const MULTI_VOLUME_MARKER = "multi-volume";
 
 function message(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];
@@ -116,10 +113,10 @@ function createInput(
   requests: readonly SnapshotRequest[],
   dryRun: boolean,
 ): CreateSnapshotsCommandInput {
-  const tags = Object.entries(withoutMarker(requests[0].tags)).map(([Key, Value]) => ({
-    Key,
-    Value,
-  }));
+  const tags = Object.entries({
+    ...withoutMarker(requests[0].tags),
+    [MARKER_TAG]: MULTI_VOLUME_MARKER,
+  }).map(([Key, Value]) => ({ Key, Value }));
   return {
     InstanceSpecification: {
       InstanceId: selection.instanceId,
@@ -145,7 +142,7 @@ function createInput(
 export function createMultiVolumeEc2(
   client: EC2Client,
   settings: { instanceId: string; log: Logger },
-): MultiVolumeEc2 {
+): Ec2 {
   const { instanceId, log } = settings;
   let selection: Selection | undefined;
   return {
@@ -195,7 +192,7 @@ export function createMultiVolumeEc2(
       );
       const requested = new Set(requests.map((r) => r.volumeId));
       for (const extra of made.filter((s) => !requested.has(s.VolumeId!))) {
-        // Not ours to keep or delete: it has no marker, so retention never touches it.
+        // Not asked for, so not reported, but it carries our marker: retention may count it.
         log.warn(
           `CreateSnapshots also made ${extra.SnapshotId} of ${extra.VolumeId}, which was not ` +
             `requested (attached after the preflight, or ExcludeDataVolumeIds ignored)`,
@@ -212,27 +209,6 @@ export function createMultiVolumeEc2(
             message: "CreateSnapshots returned no snapshot of this volume",
           };
       });
-    },
-
-    async markSnapshots(outcomes) {
-      const problems: string[] = [];
-      await Promise.all(outcomes.map(async (outcome) => {
-        if (!outcome.ok) return;
-        try {
-          await client.send(
-            new CreateTagsCommand({
-              Resources: [outcome.snapshotId],
-              Tags: [{ Key: MARKER_TAG, Value: outcome.volumeId }],
-            }),
-          );
-        } catch (error) {
-          problems.push(
-            `could not tag ${outcome.snapshotId} with ${MARKER_TAG}=${outcome.volumeId} ` +
-              `(retention will never delete it): ${errorCode(error)}: ${message(error)}`,
-          );
-        }
-      }));
-      return problems;
     },
   };
 }

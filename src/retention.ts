@@ -1,6 +1,7 @@
 /**
  * Retention (`--keep N`, `--keep-days D`): deletes older snapshots of the same volumes that
- * carry this tool's marker tag, never one without it, never one of this run.
+ * carry this tool's marker tag, never one without it, never one of this run. The marker's value
+ * is the volume id, or "multi-volume" (then the snapshot's VolumeId names the volume).
  */
 import {
   DeleteSnapshotCommand,
@@ -11,6 +12,7 @@ import {
 import { errorCode } from "./ec2.ts";
 import { UsageError } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import { MULTI_VOLUME_MARKER } from "./multi_volume.ts";
 import { MARKER_TAG } from "./plan.ts";
 
 /** What to keep. A snapshot is kept when either rule keeps it. */
@@ -71,12 +73,13 @@ async function markedSnapshots(
   const byVolume = new Map<string, Snapshot[]>(volumeIds.map((id) => [id, []]));
   const pages = paginateDescribeSnapshots({ client }, {
     OwnerIds: ["self"],
-    Filters: [{ Name: `tag:${MARKER_TAG}`, Values: [...volumeIds] }],
+    Filters: [{ Name: `tag:${MARKER_TAG}`, Values: [...volumeIds, MULTI_VOLUME_MARKER] }],
   });
   for await (const page of pages) {
     for (const snapshot of page.Snapshots ?? []) {
       // Checked again here: never trust a filter to be the only guard before a delete.
-      const volumeId = markerOf(snapshot);
+      const marker = markerOf(snapshot);
+      const volumeId = marker === MULTI_VOLUME_MARKER ? snapshot.VolumeId : marker;
       if (volumeId !== undefined && byVolume.has(volumeId)) byVolume.get(volumeId)!.push(snapshot);
     }
   }
