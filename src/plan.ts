@@ -12,7 +12,7 @@ import { createEc2Client } from "./ec2.ts";
 import { describeBlockDeviceMappings } from "./ec2_instance.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "./imds.ts";
 import { type MountPoint, resolveMountPoints } from "./mounts.ts";
-import { checkMultiVolumeRequests } from "./multi_volume.ts";
+import { checkMultiVolumeRequests, MULTI_VOLUME_MARKER } from "./multi_volume.ts";
 import { type Logger, registerSecret } from "./log.ts";
 import type { Options, ParsedArgs } from "./options.ts";
 
@@ -299,6 +299,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
 
   if (options.multiVolume) {
     checkMultiVolumeRequests(volumes);
+    for (const volume of volumes) volume.tags[MARKER_TAG] = MULTI_VOLUME_MARKER;
     instanceId ??= (await identity()).instanceId;
     log.debug(`--multi-volume: one CreateSnapshots call for ${instanceId}`);
   }
