@@ -107,9 +107,6 @@ async function snapshotAndFollowUp(
         signal: trap.signal,
       },
     );
-    for (const warning of await multiVolume?.markSnapshots(result.outcomes) ?? []) {
-      log.warn(warning);
-    }
     const after = result.problems.length === 0 && !nothingAfterRun(plan.afterRun)
       ? await afterRun(
         plan.afterRun,
