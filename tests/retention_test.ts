@@ -141,6 +141,17 @@ Deno.test("retention skips and reports a snapshot in use by an image (recording 
           Snapshots: [
             snap("snap-old", 9),
             snap("snap-older", 10),
+            // --multi-volume's marker: the volume is the snapshot's own VolumeId.
+            {
+              ...snap("snap-multi", 12),
+              VolumeId: "vol-0123abcd",
+              Tags: [{ Key: MARKER, Value: "multi-volume" }],
+            },
+            {
+              ...snap("snap-multi-other", 13),
+              VolumeId: "vol-99999999",
+              Tags: [{ Key: MARKER, Value: "multi-volume" }],
+            },
             { ...snap("snap-foreign", 11), Tags: [] }, // the filter let it through: still kept
           ],
         });
@@ -158,12 +169,13 @@ Deno.test("retention skips and reports a snapshot in use by an image (recording 
     log: silentLogger,
     now: new Date(Date.UTC(2025, 0, 31)),
   });
-  assertEquals(result.deleted.map((d) => d.snapshotId), ["snap-older"]);
+  assertEquals(result.deleted.map((d) => d.snapshotId), ["snap-older", "snap-multi"]);
   assertEquals(result.skipped.map((d) => d.snapshotId), ["snap-old"]);
   assert(result.skipped[0].reason?.startsWith("InvalidSnapshot.InUse"));
   assertEquals(result.failed, []);
   assertEquals(calls, [
     "DescribeSnapshotsCommand",
+    "DeleteSnapshotCommand",
     "DeleteSnapshotCommand",
     "DeleteSnapshotCommand",
   ]);
