@@ -11,7 +11,7 @@ import {
   RunInstancesCommand,
   type Snapshot,
 } from "@aws-sdk/client-ec2";
-import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { assertEquals, assertMatch } from "./support/assert.ts";
 import { startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { createMultiVolumeEc2 } from "../src/multi_volume.ts";
