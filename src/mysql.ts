@@ -321,12 +321,12 @@ type Settled = { done: true; ok: true } | { done: true; ok: false; error: unknow
  * } finally { await db.release(); }
  * ```
  */
-export function createMysqlDatabase(options: MysqlOptions, deps: MysqlDeps): Database {
+export function createMysqlDatabase(options: Options, deps: MysqlDeps): Database {
   return new MysqlDatabase(options, deps);
 }
 
 class MysqlDatabase implements Database {
-  readonly #options: MysqlOptions;
+  readonly #options: Options;
   readonly #log: Logger;
   readonly #deps: MysqlDeps;
   #mode: MysqlLockMode = "flush";
@@ -343,7 +343,7 @@ class MysqlDatabase implements Database {
   #stopAttempted = false;
   #released = false;
 
-  constructor(options: MysqlOptions, deps: MysqlDeps) {
+  constructor(options: Options, deps: MysqlDeps) {
     this.#options = options;
     this.#log = deps.log;
     this.#deps = deps;
@@ -355,7 +355,7 @@ class MysqlDatabase implements Database {
     const options = this.#options;
     registerSecret(options.mysqlPassword);
     this.#mode = mysqlLockMode(options);
-    const settings = resolveMysqlSettings(options as Options, this.#deps.settings);
+    const settings = resolveMysqlSettings(options, this.#deps.settings);
     registerSecret(settings.password);
     this.#settings = settings;
     this.#log.debug(describeMysqlSettings(settings));

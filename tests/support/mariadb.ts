@@ -122,15 +122,11 @@ function readPid(pidFile: string): number | undefined {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT");
-    // A zombie still "exists"; look at its state.
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !/^\d+ \(.*\) Z/.test(stat);
-  } catch {
-    return false;
-  }
+/** True while `pid` runs (a zombie counts as gone); `ps`, since /proc needs --allow-all. */
+async function alive(pid: number): Promise<boolean> {
+  const out = await new Deno.Command("ps", { args: ["-o", "stat=", "-p", String(pid)] }).output();
+  const state = new TextDecoder().decode(out.stdout).trim();
+  return out.success && state !== "" && !state.startsWith("Z");
 }
 
 /**
@@ -186,7 +182,8 @@ export async function startMariadb(options: StartMariadbOptions = {}): Promise<M
     `>>${shellQuote(`${rundir}/stdout.log`)} 2>&1 </dev/null &`;
   // Stops by pid file and waits until the process is gone (systemctl stop waits too).
   const stopCommand = `pid=$(cat ${shellQuote(pidFile)}) && kill "$pid" && ` +
-    `for i in $(seq 600); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done; exit 1`;
+    `for i in $(seq 600); do s=$(ps -o stat= -p "$pid") || exit 0; ` +
+    `case "$s" in Z*) exit 0;; esac; sleep 0.1; done; exit 1`;
 
   const client = (query: string) =>
     run("mariadb", [
@@ -221,14 +218,14 @@ export async function startMariadb(options: StartMariadbOptions = {}): Promise<M
 
   async function stop(): Promise<void> {
     const pid = readPid(pidFile);
-    if (pid !== undefined && alive(pid)) {
+    if (pid !== undefined && await alive(pid)) {
       Deno.kill(pid, "SIGTERM");
       const deadline = Date.now() + 30_000;
-      while (alive(pid) && Date.now() < deadline) {
+      while (await alive(pid) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      if (alive(pid)) Deno.kill(pid, "SIGKILL");
-      while (alive(pid)) await new Promise((resolve) => setTimeout(resolve, 50));
+      if (await alive(pid)) Deno.kill(pid, "SIGKILL");
+      while (await alive(pid)) await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await Deno.remove(rundir, { recursive: true }).catch(() => {});
     if (ownDatadir) await Deno.remove(datadir, { recursive: true }).catch(() => {});
