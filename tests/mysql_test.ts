@@ -476,9 +476,10 @@ Deno.test({
           const executed = await masterStatus(server);
           await server.sql("INSERT INTO app.t (v) VALUES ('unapplied')");
           const latest = await masterStatus(server);
-          for (let i = 0; i < 100; i++) {
-            const status = await replica.sql("SHOW SLAVE STATUS\\G");
-            if (status.includes(`Read_Master_Log_Pos: ${latest.position}`)) break;
+          for (let i = 0;; i++) {
+            const [status] = await replica.rows("SHOW SLAVE STATUS");
+            if (Number(status.Read_Master_Log_Pos) === latest.position) break;
+            assert.ok(i < 100, `the replica did not read up to ${latest.position}`);
             await delay(100);
           }
           const { log } = recordingLogger();

@@ -17,6 +17,8 @@ export interface MariadbServer {
   readonly startCommand: string;
   /** Runs SQL as root through the `mariadb` client; returns its tab-separated output. */
   sql(query: string): Promise<string>;
+  /** Runs one SQL statement as root; returns its rows by column name. */
+  rows(query: string): Promise<Record<string, string>[]>;
   /** Waits until the server accepts connections again (after startCommand). */
   waitReady(timeoutMs?: number): Promise<void>;
   /** Stops the server (if running) and removes rundir and, if we made it, the datadir. */
@@ -122,6 +124,12 @@ function readPid(pidFile: string): number | undefined {
   }
 }
 
+/** True while `pid` exists at all, zombie or not. */
+async function exists(pid: number): Promise<boolean> {
+  const out = await new Deno.Command("ps", { args: ["-o", "stat=", "-p", String(pid)] }).output();
+  return out.success;
+}
+
 /** True while `pid` runs (a zombie counts as gone); `ps`, since /proc needs --allow-all. */
 async function alive(pid: number): Promise<boolean> {
   const out = await new Deno.Command("ps", { args: ["-o", "stat=", "-p", String(pid)] }).output();
@@ -185,15 +193,25 @@ export async function startMariadb(options: StartMariadbOptions = {}): Promise<M
     `for i in $(seq 600); do s=$(ps -o stat= -p "$pid") || exit 0; ` +
     `case "$s" in Z*) exit 0;; esac; sleep 0.1; done; exit 1`;
 
-  const client = (query: string) =>
+  const client = (query: string, columnNames = false) =>
     run("mariadb", [
       "--no-defaults",
       `--socket=${socket}`,
       "--user=root",
       "--batch",
-      "--skip-column-names",
+      ...(columnNames ? [] : ["--skip-column-names"]),
       "--raw",
     ], { stdin: query });
+
+  async function rows(query: string): Promise<Record<string, string>[]> {
+    const [header, ...lines] = (await client(query, true)).split("\n").filter((l) => l !== "");
+    if (header === undefined) return [];
+    const names = header.split("\t");
+    return lines.map((line) => {
+      const values = line.split("\t");
+      return Object.fromEntries(names.map((name, i) => [name, values[i] ?? ""]));
+    });
+  }
 
   async function waitReady(timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -226,6 +244,12 @@ export async function startMariadb(options: StartMariadbOptions = {}): Promise<M
       }
       if (await alive(pid)) Deno.kill(pid, "SIGKILL");
       while (await alive(pid)) await new Promise((resolve) => setTimeout(resolve, 50));
+      // An orphaned server is reaped by init, at its own pace; wait for that too, so that no
+      // <defunct> mariadbd is left when the test ends.
+      const reaped = Date.now() + 15_000;
+      while (await exists(pid) && Date.now() < reaped) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
     }
     await Deno.remove(rundir, { recursive: true }).catch(() => {});
     if (ownDatadir) await Deno.remove(datadir, { recursive: true }).catch(() => {});
@@ -246,7 +270,8 @@ export async function startMariadb(options: StartMariadbOptions = {}): Promise<M
     pidFile,
     stopCommand,
     startCommand,
-    sql: client,
+    sql: (query: string) => client(query),
+    rows,
     waitReady,
     stop,
   };
@@ -290,7 +315,7 @@ export async function waitReplicaSynced(
     `SELECT MASTER_POS_WAIT('${file}', ${Number(pos)}, ${Math.ceil(timeoutMs / 1000)})`,
   );
   if (result.trim() === "NULL" || Number(result.trim()) < 0) {
-    const status = await replica.sql("SHOW SLAVE STATUS\\G");
-    throw new Error(`replica did not catch up with ${file}:${pos}: ${status}`);
+    const status = await replica.rows("SHOW SLAVE STATUS");
+    throw new Error(`replica did not catch up with ${file}:${pos}: ${JSON.stringify(status)}`);
   }
 }
