@@ -342,6 +342,8 @@ class MysqlDatabase implements Database {
   #stopCommands?: { stop: string; start: string };
   #stopAttempted = false;
   #released = false;
+  /** The lock statement waiting on the server right now, if any. */
+  #inFlight?: Promise<Settled>;
 
   constructor(options: Options, deps: MysqlDeps) {
     this.#options = options;
@@ -375,16 +377,18 @@ class MysqlDatabase implements Database {
     this.#main = await this.#connect("lock");
     const [row] = await this.#rows(
       this.#main,
-      "SELECT VERSION() AS version, CONNECTION_ID() AS id",
+      "SELECT VERSION() AS version, @@version_comment AS comment, CONNECTION_ID() AS id",
     );
     this.#threadId = Number(row.id);
     let backupLocks = false;
     if (this.#mode === "percona") {
+      // Percona Server 5.6/5.7 say so in have_backup_locks; 8.x has the statement without it.
       try {
         const [locks] = await this.#rows(this.#main, "SELECT @@have_backup_locks AS v");
         backupLocks = String(locks.v).toUpperCase() === "YES";
       } catch {
-        backupLocks = false;
+        backupLocks = /percona/i.test(String(row.comment)) &&
+          !/mariadb/i.test(String(row.version));
       }
     }
     const info = parseServerInfo(String(row.version), backupLocks);
@@ -569,6 +573,10 @@ class MysqlDatabase implements Database {
       () => ({ done: true, ok: true }),
       (error: unknown) => ({ done: true, ok: false, error }),
     );
+    this.#inFlight = pending;
+    pending.finally(() => {
+      if (this.#inFlight === pending) this.#inFlight = undefined;
+    });
     let timer: ReturnType<typeof setTimeout> | undefined;
     let onAbort: (() => void) | undefined;
     const stopper = new Promise<"timeout" | "abort">((resolve) => {
@@ -581,6 +589,10 @@ class MysqlDatabase implements Database {
     signal.removeEventListener("abort", onAbort!);
     if (first !== "timeout" && first !== "abort") {
       if (first.ok) return true;
+      if ((first.error as SqlError).errno === ER_QUERY_INTERRUPTED) {
+        // Killed by release() (a signal) or by an administrator.
+        throw new DatabaseError(`${what}: interrupted`, { cause: first.error });
+      }
       throw new DatabaseError(`${what}: ${sql}: ${sqlErrorText(first.error)}`, {
         cause: first.error,
       });
@@ -698,6 +710,14 @@ class MysqlDatabase implements Database {
       }
     }
 
+    if (this.#main && this.#inFlight) {
+      // release() during a waiting lock statement (a signal): stop the statement first.
+      await this.#killOurQuery();
+      if (await settleWithin(this.#inFlight, KILL_WAIT_MS) === undefined) {
+        this.#main.destroy();
+        this.#main = undefined;
+      }
+    }
     if (this.#main) {
       const unlock = this.#stageStarted
         ? "BACKUP STAGE END"

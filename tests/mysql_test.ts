@@ -445,6 +445,53 @@ Deno.test({
         await db.release(); // idempotent: does not start a second server
       });
 
+      await t.step("--mysql-stop: interrupted after the stop, the server is started", async () => {
+        const { log } = recordingLogger();
+        const db = createMysqlDatabase(
+          mysqlOptions(server, {
+            mysqlStop: true,
+            mysqlStopCommand: `(${server.stopCommand}) && sleep 3`,
+            mysqlStartCommand: server.startCommand,
+          }),
+          { log },
+        );
+        await db.prepare();
+        const rows = (await server.sql("SELECT COUNT(*) FROM app.t")).trim();
+        const controller = new AbortController();
+        setTimeout(() => controller.abort(), 1500);
+        await rejectsWith(db.lock(controller.signal), DatabaseError, /interrupted/);
+        assert.equal((await server.sql("SELECT COUNT(*) FROM app.t")).trim(), rows);
+        await db.release();
+      });
+
+      await t.step("release() during a waiting lock kills our statement", async () => {
+        const long = session(
+          server,
+          "UPDATE app.t SET v = IF(SLEEP(3), 'killed', 'long3') WHERE id = 1",
+        );
+        await delay(300);
+        const { log } = recordingLogger();
+        const db = createMysqlDatabase(
+          mysqlOptions(server, { lockTimeout: 30, lockTries: 1 }),
+          { log },
+        );
+        await db.prepare();
+        const locking = db.lock(new AbortController().signal).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        await delay(300);
+        await db.release();
+        const error = await locking;
+        assert.ok(error instanceof DatabaseError, String(error));
+        assert.match(error.message, /MySQL flush & lock: interrupted/);
+        const written = await session(server, "INSERT INTO app.w (v) VALUES ('released')").done;
+        assert.equal(written.code, 0, written.stderr);
+        const result = await long.done;
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal((await server.sql("SELECT v FROM app.t WHERE id = 1")).trim(), "long3");
+      });
+
       await t.step("--mysql-stop: a failing start command fails loudly", async () => {
         const { log } = recordingLogger();
         const db = createMysqlDatabase(

@@ -255,6 +255,16 @@ export async function startMariadb(options: StartMariadbOptions = {}): Promise<M
     if (ownDatadir) await Deno.remove(datadir, { recursive: true }).catch(() => {});
   }
 
+  // Should the test runner die before stop(), do not leave the server behind.
+  globalThis.addEventListener("unload", () => {
+    const pid = readPid(pidFile);
+    if (pid === undefined) return;
+    try {
+      Deno.kill(pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+  });
   await run("sh", ["-c", startCommand]);
   try {
     await waitReady();
