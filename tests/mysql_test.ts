@@ -557,3 +557,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "test support: a given datadir is initialised there and kept after stop()",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    if (!assertAvailable(await mariadbAvailable(), "needs mariadb-server (Debian)")) return;
+    const parent = await Deno.makeTempDir({ prefix: "ecs-datadir-" });
+    try {
+      const datadir = `${parent}/data`;
+      const first = await startMariadb({ datadir });
+      try {
+        await first.sql(
+          "CREATE DATABASE kept; CREATE TABLE kept.t (x INT); INSERT INTO kept.t VALUES (7)",
+        );
+      } finally {
+        await first.stop();
+      }
+      assert.ok((await Deno.stat(`${datadir}/kept`)).isDirectory);
+      const second = await startMariadb({ datadir });
+      try {
+        assert.equal((await second.sql("SELECT x FROM kept.t")).trim(), "7");
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await Deno.remove(parent, { recursive: true });
+    }
+  },
+});
