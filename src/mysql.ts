@@ -149,20 +149,6 @@ interface Position {
   ignoreDb: string;
 }
 
-/**
- * The old tool's stdout line for the coordinates.
- *
- * @example
- * ```ts
- * formatBinlogLine({ file: "binlog.000001", position: 325, from: "source" });
- * // 'ec2-consistent-snapshot: master_log_file="binlog.000001", master_log_pos=325'
- * ```
- */
-export function formatBinlogLine(coordinates: BinlogCoordinates): string {
-  return `ec2-consistent-snapshot: master_log_file="${coordinates.file}", ` +
-    `master_log_pos=${coordinates.position}`;
-}
-
 /** The old tool's four-line --mysql-master-status-file. */
 export function formatMasterStatusFile(
   coordinates: BinlogCoordinates,

@@ -1,12 +1,12 @@
 /** Tests of the MySQL/MariaDB lock, coordinates, status file and stop/start, on a real MariaDB. */
 
 import assert from "node:assert/strict";
+import { binlogLine } from "../src/report.ts";
 import { DatabaseError, UsageError } from "../src/errors.ts";
 import type { BinlogCoordinates } from "../src/interfaces.ts";
 import { createLogger, type Logger } from "../src/log.ts";
 import {
   createMysqlDatabase,
-  formatBinlogLine,
   formatMasterStatusFile,
   lockModeProblem,
   parseServerInfo,
@@ -131,7 +131,7 @@ Deno.test("the old tool's output line and status file", () => {
     from: "source",
   };
   assert.equal(
-    formatBinlogLine(coordinates),
+    binlogLine(coordinates),
     'ec2-consistent-snapshot: master_log_file="mysql-bin.000042", master_log_pos=1234',
   );
   assert.equal(
