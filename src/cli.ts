@@ -6,6 +6,7 @@ import { withConfigFile } from "./config_file.ts";
 import { createEc2, createEc2Client } from "./ec2.ts";
 import { createFreezer } from "./freeze.ts";
 import { createHooks } from "./hooks.ts";
+import { createMysqlDatabase } from "./mysql.ts";
 import { createWatchdog } from "./watchdog.ts";
 import { AppError, ExitCode, exitCodeOf } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -103,6 +104,7 @@ async function snapshotAndFollowUp(
         freezer: createFreezer({ log }),
         hooks: createHooks({ log }),
         watchdog: createWatchdog({ log }),
+        database: plan.database ? createMysqlDatabase(options, { log }) : undefined,
         log,
         signal: trap.signal,
       },
