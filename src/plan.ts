@@ -11,7 +11,7 @@ import { createEc2Client } from "./ec2.ts";
 import { describeBlockDeviceMappings } from "./ec2_instance.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "./imds.ts";
 import { type MountPoint, resolveMountPoints } from "./mounts.ts";
-import { type MysqlLockMode, mysqlLockMode } from "./mysql.ts";
+import { type MysqlLockMode, mysqlLockMode } from "./mysql_server.ts";
 import { type Logger, registerSecret } from "./log.ts";
 import type { Options, ParsedArgs } from "./options.ts";
 
