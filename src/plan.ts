@@ -13,7 +13,7 @@ import { describeBlockDeviceMappings } from "./ec2_instance.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "./imds.ts";
 import { type MountPoint, resolveMountPoints } from "./mounts.ts";
 import { checkMultiVolumeRequests, MULTI_VOLUME_MARKER } from "./multi_volume.ts";
-import { type MysqlLockMode, mysqlLockMode } from "./mysql.ts";
+import { type MysqlLockMode, mysqlLockMode } from "./mysql_server.ts";
 import { type Logger, registerSecret } from "./log.ts";
 import type { Options, ParsedArgs } from "./options.ts";
 
