@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, each only when missing: Deno (pinned, through
 # scripts/deno.sh), moto from PyPI in .tools/venv, and, as root, Debian's mariadb-server,
-# xfsprogs and util-linux. Safe to run again.
+# xfsprogs, util-linux, groff and systemd (for systemd-analyze). Safe to run again.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 say() { echo "setup: $*" >&2; }
@@ -19,6 +19,8 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(ma
 command -v mkfs.xfs >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.xfs ] || missing+=(xfsprogs)
 command -v fsfreeze >/dev/null 2>&1 || [ -x /usr/sbin/fsfreeze ] || missing+=(util-linux)
 command -v losetup >/dev/null 2>&1 || [ -x /usr/sbin/losetup ] || missing+=(mount)
+command -v groff >/dev/null 2>&1 || missing+=(groff-base)                # the man page test
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)          # the unit file test
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing ${missing[*]} from Debian"
