@@ -1,6 +1,5 @@
 /** The command: argv -> exit code. Wires the plan, the real side effects and the report. */
 import { trapStopSignals } from "./cleanup.ts";
-import { createEc2, createEc2Client } from "./ec2.ts";
 import { createFreezer } from "./freeze.ts";
 import { createHooks } from "./hooks.ts";
 import { createWatchdog } from "./watchdog.ts";
@@ -19,7 +18,10 @@ function writeStdout(text: string): void {
   while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
 }
 
-/** Runs the program; returns its exit code. */
+/**
+ * Runs the program; returns its exit code. The AWS SDK (ec2.ts) is imported only on the path
+ * that calls EC2: `--help`, `--version` and `--noaction` start without it.
+ */
 export async function main(argv: readonly string[]): Promise<number> {
   let log: Logger = createLogger();
   try {
@@ -46,6 +48,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return ExitCode.ok;
     }
 
+    const { createEc2, createEc2Client } = await import("./ec2.ts");
     const client = createEc2Client({
       region: plan.region.value!,
       endpoint: plan.endpoint,
