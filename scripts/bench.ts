@@ -359,13 +359,14 @@ async function main(): Promise<void> {
   let db: DatabaseStack | string = "database: not yet available";
   const cases: Case[] = [];
   let startupCases: StartupCase[] = [];
+  const home = await Deno.makeTempDir({ prefix: "ecs-bench-home-" });
   try {
     const volumes = await moto.createVolumes(maxVolumes);
     // One more mount than volumes: the database's, frozen together with the first volume's.
     for (let i = 0; i < maxVolumes; i++) mounts.push(await mountXfs());
     const env: Record<string, string> = {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      HOME: await Deno.makeTempDir({ prefix: "ecs-bench-home-" }),
+      HOME: home,
       DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
       DENO_NO_UPDATE_CHECK: "1",
       ...moto.env,
@@ -438,6 +439,7 @@ async function main(): Promise<void> {
     for (const mount of mounts) await mount.unmount().catch((e) => console.error(`bench: ${e}`));
     await proxy.stop();
     await moto.stop();
+    await Deno.remove(home, { recursive: true });
   }
 
   console.log(
