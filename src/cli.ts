@@ -2,6 +2,7 @@
 import { trapStopSignals } from "./cleanup.ts";
 import { createFreezer } from "./freeze.ts";
 import { createHooks } from "./hooks.ts";
+import { createMysqlDatabase } from "./mysql.ts";
 import { createWatchdog } from "./watchdog.ts";
 import { AppError, ExitCode, exitCodeOf } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -69,6 +70,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           freezer: createFreezer({ log }),
           hooks: createHooks({ log }),
           watchdog: createWatchdog({ log }),
+          database: plan.database ? createMysqlDatabase(options, { log }) : undefined,
           log,
           signal: trap.signal,
         },

@@ -9,6 +9,7 @@ import { chooseCredentials, type CredentialSource, sdkCredentials } from "./cred
 import { type DiscoveredVolume, discoverVolumes } from "./discovery.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "./imds.ts";
 import { type MountPoint, resolveMountPoints } from "./mounts.ts";
+import { type MysqlLockMode, mysqlLockMode } from "./mysql.ts";
 import { type Logger, registerSecret } from "./log.ts";
 import type { Options, ParsedArgs } from "./options.ts";
 
@@ -40,6 +41,8 @@ export interface Plan {
   discovered: DiscoveredVolume[];
   /** The mount points to freeze, checked, in order. */
   freezeMounts: MountPoint[];
+  /** The database to flush and lock (or stop), if any; checked, not connected. */
+  database: { kind: "mysql"; lockMode: MysqlLockMode; stop: boolean } | undefined;
   /** This instance's id, when it had to be looked up (discovery) or was given. */
   instanceId: string | undefined;
   credentials: CredentialSource;
@@ -62,9 +65,6 @@ export interface PlanInputs {
 
 /** Options recognised and checked, whose behaviour is not part of this version yet. */
 const NOT_YET: Record<string, string> = {
-  "mysql": "MySQL and MariaDB locking",
-  "mysql-stop": "MySQL and MariaDB locking",
-  "percona": "MySQL and MariaDB locking",
   "mongo": "MongoDB locking",
   "mongo-stop": "MongoDB locking",
   "multi-volume": "one-instant multi-volume snapshots",
@@ -200,6 +200,9 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   registerSecret(options.mysqlPassword);
   registerSecret(options.mongoPassword);
   const tagsGiven = options.tag.map(parseTags);
+  const database = options.mysql || options.percona || options.mysqlStop
+    ? { kind: "mysql" as const, lockMode: mysqlLockMode(options), stop: options.mysqlStop }
+    : undefined;
 
   const endpoint = checkEndpoint(options.ec2Endpoint, "--ec2-endpoint") ??
     checkEndpoint(env.AWS_ENDPOINT_URL_EC2, "$AWS_ENDPOINT_URL_EC2");
@@ -298,6 +301,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     volumes,
     discovered,
     freezeMounts,
+    database,
     instanceId,
     credentials,
     region,

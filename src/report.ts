@@ -8,7 +8,15 @@ import type { RunResult } from "./run.ts";
 import { PROGRAM } from "./plan.ts";
 import { VERSION } from "./version.ts";
 
-/** The old tool's binary-log line. */
+/**
+ * The old tool's binary-log line.
+ *
+ * @example
+ * ```ts
+ * binlogLine({ file: "binlog.000001", position: 325, from: "source" });
+ * // 'ec2-consistent-snapshot: master_log_file="binlog.000001", master_log_pos=325'
+ * ```
+ */
 export function binlogLine(binlog: BinlogCoordinates): string {
   return `${PROGRAM}: master_log_file="${binlog.file}", master_log_pos=${binlog.position}`;
 }
@@ -64,6 +72,7 @@ export function planReport(plan: Plan): string {
         endpoint: plan.endpoint ?? null,
         credentials: plan.credentials.describe,
         snapshotTimeoutSeconds: plan.snapshotTimeoutMs / 1000,
+        database: plan.database ?? null,
         freeze: plan.freezeMounts.map((m) => m.mountPoint),
         discovered: plan.discovered,
         snapshots: plan.volumes,
@@ -80,6 +89,13 @@ export function planReport(plan: Plan): string {
     `endpoint: ${plan.endpoint ?? "AWS's default for the region"}`,
     `credentials: ${plan.credentials.describe}`,
     `snapshot timeout: ${plan.snapshotTimeoutMs / 1000}s`,
+    ...(plan.database
+      ? [
+        plan.database.stop
+          ? "would stop MySQL/MariaDB and start it again (no connection in a dry run)"
+          : `would flush and lock MySQL/MariaDB, lock mode ${plan.database.lockMode} (no connection in a dry run)`,
+      ]
+      : []),
     ...plan.freezeMounts.map((m) => `would freeze ${m.mountPoint} (${m.fsType} on ${m.source})`),
     ...plan.discovered.map((d) => `found ${d.volumeId} (${d.device}) under ${d.mountPoint}`),
     ...plan.volumes.map((v) => {

@@ -1,28 +1,13 @@
 /** The command line as a user meets it: --help, --version, --noaction and every bad input. */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
+import { startStubEndpoint } from "./support/stub_endpoint.ts";
 import { OPTION_TABLE } from "../src/options.ts";
 import { ExitCode } from "../src/errors.ts";
 
 /** An endpoint that counts requests and answers none usefully: proves "no network call". */
 function countingEndpoint() {
-  let count = 0;
-  const controller = new AbortController();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, signal: controller.signal, onListen() {} },
-    () => {
-      count++;
-      return new Response("unexpected", { status: 500 });
-    },
-  );
-  return {
-    url: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
-    count: () => count,
-    async stop() {
-      controller.abort();
-      await server.finished;
-    },
-  };
+  return startStubEndpoint(() => new Response("unexpected", { status: 500 }));
 }
 
 const VOL = "vol-0123456789abcdef0";

@@ -137,6 +137,29 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   });
 }
 
+Deno.test("a second signal during unwinding does not cut it short", async () => {
+  await withStack(async ({ moto, proxy, volume, mount, env }) => {
+    const hold = holder(isCreate);
+    proxy.decide = hold.decide;
+    const child = spawnProgram(["--freeze-filesystem", mount.mountPoint, volume], { env });
+    try {
+      await hold.seen;
+      child.kill("SIGTERM");
+      child.kill("SIGINT");
+      child.kill("SIGTERM");
+      const out = await child.output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      // The kernel may deliver them in any order: the first one received decides the code.
+      assert([128 + 2, 128 + 15].includes(out.code), stderr);
+      assertMatch(stderr, /received again; still releasing/);
+      assertEquals(await isFrozen(mount.mountPoint), false);
+    } finally {
+      hold.drop();
+    }
+    assertEquals(await snapshotCount(moto, [volume]), 0);
+  });
+});
+
 Deno.test("SIGKILL while frozen: the watchdog thaws within the deadline", async () => {
   await withStack(async ({ proxy, volume, mount, env }) => {
     const hold = holder(isCreate);

@@ -7,6 +7,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { startProxy } from "./support/proxy.ts";
+import { startStubEndpoint } from "./support/stub_endpoint.ts";
 import { ExitCode } from "../src/errors.ts";
 
 async function snapshotsOf(client: EC2Client, volumeIds: string[]): Promise<Snapshot[]> {
@@ -191,24 +192,13 @@ Deno.test("a missing permission fails the preflight before anything is created",
 /** An endpoint that answers every call with EC2's UnauthorizedOperation error. */
 function startDenyingEndpoint() {
   let creates = 0;
-  const controller = new AbortController();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, signal: controller.signal, onListen() {} },
-    async (req) => {
-      const params = new URLSearchParams(await req.text());
-      if (params.get("DryRun") !== "true") creates++;
-      return new Response(
-        `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>1</RequestID></Response>`,
-        { status: 403, headers: { "content-type": "text/xml" } },
-      );
-    },
-  );
-  return {
-    url: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
-    creates: () => creates,
-    async stop() {
-      controller.abort();
-      await server.finished;
-    },
-  };
+  const endpoint = startStubEndpoint(async (req) => {
+    const params = new URLSearchParams(await req.text());
+    if (params.get("DryRun") !== "true") creates++;
+    return new Response(
+      `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>1</RequestID></Response>`,
+      { status: 403, headers: { "content-type": "text/xml" } },
+    );
+  });
+  return { ...endpoint, creates: () => creates };
 }

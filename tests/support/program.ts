@@ -38,29 +38,6 @@ export function baseEnv(extra: Record<string, string> = {}): Record<string, stri
   };
 }
 
-/** Runs the program to completion. */
-export async function runProgram(
-  args: readonly string[],
-  options: ProgramOptions = {},
-): Promise<ProgramResult> {
-  const { cmd, args: fullArgs } = programCommand(args);
-  const out = await new Deno.Command(cmd, {
-    args: fullArgs,
-    env: options.env ?? baseEnv(),
-    clearEnv: true,
-    cwd: options.cwd ?? ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
-}
-
 /** Starts the program and returns the child, for tests that signal it mid-run. */
 export function spawnProgram(args: readonly string[], options: ProgramOptions = {}) {
   const { cmd, args: fullArgs } = programCommand(args);
@@ -73,4 +50,18 @@ export function spawnProgram(args: readonly string[], options: ProgramOptions = 
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+}
+
+/** Runs the program to completion. */
+export async function runProgram(
+  args: readonly string[],
+  options: ProgramOptions = {},
+): Promise<ProgramResult> {
+  const out = await spawnProgram(args, options).output();
+  const decoder = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
 }

@@ -8,6 +8,8 @@ export interface SeenRequest {
   action: string | null;
   dryRun: boolean;
   body: string;
+  /** The access key id the request was signed with (SigV4 `Credential=`). */
+  accessKeyId: string | undefined;
 }
 
 /**
@@ -50,6 +52,7 @@ export function startProxy(target: string): Proxy {
         action: params.get("Action"),
         dryRun: params.get("DryRun") === "true",
         body,
+        accessKeyId: /Credential=([^/]+)\//.exec(req.headers.get("authorization") ?? "")?.[1],
       };
       proxy.seen.push(seen);
       const decision = proxy.decide(seen);

@@ -1,0 +1,317 @@
+/** MySQL connection settings: the option file (`~/.my.cnf` or --mysql-defaults-file) and the command line. */
+
+import ini from "ini";
+import { userInfo } from "node:os";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { UsageError } from "./errors.ts";
+import type { Options } from "./options.ts";
+
+/** Where and as whom to connect. */
+export interface MysqlSettings {
+  /** Host name; "localhost" means the Unix socket. */
+  host: string;
+  /** TCP port (unused with a socket). */
+  port: number;
+  /** Unix socket path; set exactly when connecting through a socket. */
+  socketPath?: string;
+  user: string;
+  password?: string;
+  /** Option files read, in order (for --debug). */
+  files: string[];
+  /** Where the socket path came from (for --debug). */
+  socketSource?: "option" | "file" | "search";
+}
+
+/** The option-file groups a client reads, in order: later groups win. */
+export const CLIENT_GROUPS = ["client", "client-server", "client-mariadb", "mysql"] as const;
+
+/** Where MySQL and MariaDB put their socket by default, in the order clients try them. */
+export const SOCKET_PATHS = [
+  "/run/mysqld/mysqld.sock",
+  "/var/run/mysqld/mysqld.sock",
+  "/var/lib/mysql/mysql.sock",
+  "/tmp/mysql.sock",
+] as const;
+
+/** The values of an option file, by group, keys normalised (`_` to `-`, no `loose-`). */
+export type OptionFile = Record<string, Record<string, string | true>>;
+
+const MAX_INCLUDE_DEPTH = 10;
+
+function readText(path: string, includedFrom?: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound
+      ? "not found"
+      : error instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : error instanceof Error
+      ? error.message
+      : String(error);
+    const where = includedFrom ? ` (included from ${includedFrom})` : "";
+    throw new UsageError(`MySQL option file ${path}${where}: cannot read: ${why}`);
+  }
+}
+
+function normaliseKey(key: string): string {
+  return key.trim().toLowerCase().replaceAll("_", "-").replace(/^loose-/, "");
+}
+
+/** Merges one ini-parsed chunk into `into`; later values win. */
+function mergeChunk(into: OptionFile, parsed: Record<string, unknown>, file: string): void {
+  for (const [group, values] of Object.entries(parsed)) {
+    if (values === null || typeof values !== "object" || Array.isArray(values)) {
+      throw new UsageError(
+        `MySQL option file ${file}: option '${group}' outside of a [group] section`,
+      );
+    }
+    const target = into[group.trim().toLowerCase()] ??= {};
+    for (const [key, value] of Object.entries(values as Record<string, unknown>)) {
+      if (typeof value === "string" || value === true) target[normaliseKey(key)] = value;
+      else if (Array.isArray(value)) target[normaliseKey(key)] = String(value.at(-1));
+      else if (typeof value === "object" && value !== null) {
+        // ini reads "[a.b]" as nested groups; MySQL has no such thing. Keep the dotted name.
+        mergeChunk(into, { [`${group}.${key}`]: value }, file);
+      } else target[normaliseKey(key)] = String(value);
+    }
+  }
+}
+
+function parseChunk(text: string, file: string): Record<string, unknown> {
+  try {
+    return ini.parse(text, { bracketedArray: false });
+  } catch (error) {
+    throw new UsageError(`MySQL option file ${file}: cannot parse: ${error}`);
+  }
+}
+
+/**
+ * Checks every line for what the ini package would silently accept but MySQL refuses, so a
+ * mistyped file is reported instead of half-read.
+ */
+function checkLines(text: string, file: string): void {
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith(";")) return;
+    if (line.startsWith("!")) return;
+    if (line.startsWith("[")) {
+      if (!/^\[[^\]]+\]\s*(#.*)?$/.test(line)) {
+        throw new UsageError(`MySQL option file ${file}, line ${index + 1}: bad group: ${line}`);
+      }
+      return;
+    }
+    if (!/^[A-Za-z0-9_.-]+\s*(=|$|#)/.test(line)) {
+      throw new UsageError(
+        `MySQL option file ${file}, line ${index + 1}: not an option: ${line.slice(0, 40)}`,
+      );
+    }
+  });
+}
+
+function readInto(into: OptionFile, files: string[], path: string, depth: number, from?: string) {
+  if (depth > MAX_INCLUDE_DEPTH) {
+    throw new UsageError(`MySQL option file ${path}: !include nested too deeply`);
+  }
+  const text = readText(path, from);
+  files.push(path);
+  checkLines(text, path);
+  // The ini package parses the file; the !include directives are split out first and read in
+  // place, so that values after an include still override it, as MySQL does.
+  let chunk: string[] = [];
+  let group = "";
+  const flush = () => {
+    if (chunk.length > 0) mergeChunk(into, parseChunk(chunk.join("\n"), path), path);
+    chunk = group ? [`[${group}]`] : [];
+  };
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    const directive = /^!(include|includedir)\s+(.+)$/.exec(line);
+    if (directive) {
+      flush();
+      const target = resolveRelative(path, directive[2].trim());
+      if (directive[1] === "include") {
+        readInto(into, files, target, depth + 1, path);
+      } else {
+        for (const name of listCnfFiles(target, path)) {
+          readInto(into, files, join(target, name), depth + 1, path);
+        }
+      }
+      continue;
+    }
+    if (line.startsWith("!")) {
+      throw new UsageError(`MySQL option file ${path}: unknown directive: ${line}`);
+    }
+    const header = /^\[([^\]]+)\]/.exec(line);
+    if (header) group = header[1].trim();
+    chunk.push(protectSemicolons(raw));
+  }
+  flush();
+}
+
+/**
+ * MySQL ends an unquoted value only at `#`; the ini package also at `;`. Escaping `;` in
+ * unquoted values keeps a password such as `a;b` whole.
+ */
+function protectSemicolons(raw: string): string {
+  const option = /^(\s*[A-Za-z0-9_.-]+\s*=\s*)(.*)$/.exec(raw);
+  if (!option || /^["']/.test(option[2])) return raw;
+  return option[1] + option[2].replaceAll(";", "\\;");
+}
+
+function resolveRelative(file: string, target: string): string {
+  return isAbsolute(target) ? target : resolve(dirname(file), target);
+}
+
+function listCnfFiles(dir: string, from: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)]
+      .filter((entry) => !entry.isDirectory && /\.cnf$/.test(entry.name))
+      .map((entry) => entry.name)
+      .sort();
+  } catch (error) {
+    throw new UsageError(
+      `MySQL option file ${from}: !includedir ${dir}: ${
+        error instanceof Error ? error.message : error
+      }`,
+    );
+  }
+}
+
+/**
+ * Reads a MySQL option file with its `!include` and `!includedir` files.
+ *
+ * @example
+ * ```ts
+ * const file = readOptionFile("/root/.my.cnf");
+ * console.log(file.client?.user);
+ * ```
+ */
+export function readOptionFile(path: string): { groups: OptionFile; files: string[] } {
+  const groups: OptionFile = {};
+  const files: string[] = [];
+  readInto(groups, files, path, 0);
+  return { groups, files };
+}
+
+/** The client's view of an option file: its client groups merged, later groups winning. */
+export function clientValues(groups: OptionFile): Record<string, string | true> {
+  const out: Record<string, string | true> = {};
+  for (const group of CLIENT_GROUPS) Object.assign(out, groups[group] ?? {});
+  return out;
+}
+
+/** Injectable bits of the environment, for tests. */
+export interface MysqlSettingsDeps {
+  /** The home directory; default $HOME. */
+  home?: string;
+  /** Whether a socket exists at path; default: a stat. */
+  socketExists?: (path: string) => boolean;
+  /** The login name; default the current user's. */
+  loginName?: () => string;
+}
+
+function defaultSocketExists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isSocket === true;
+  } catch {
+    return false;
+  }
+}
+
+function defaultLoginName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? "root";
+  }
+}
+
+function stringValue(
+  values: Record<string, string | true>,
+  key: string,
+  file: string,
+): string | undefined {
+  const value = values[key];
+  if (value === undefined) return undefined;
+  if (value === true) {
+    // "password" alone makes the mysql client prompt; there is nobody to prompt here.
+    if (key === "password") return undefined;
+    throw new UsageError(`MySQL option file ${file}: '${key}' needs a value`);
+  }
+  return value;
+}
+
+/**
+ * Works out where and as whom to connect: the command-line options win over the option file
+ * (`--mysql-defaults-file`, else `~/.my.cnf` when it exists); host `localhost` means the Unix
+ * socket: `--mysql-socket`, else the file's `socket`, else the first of SOCKET_PATHS that
+ * exists. Throws UsageError for an unreadable or malformed file.
+ *
+ * @example
+ * ```ts
+ * const settings = resolveMysqlSettings(options);
+ * ```
+ */
+export function resolveMysqlSettings(
+  options: Options,
+  deps: MysqlSettingsDeps = {},
+): MysqlSettings {
+  const home = deps.home ?? Deno.env.get("HOME");
+  let file = options.mysqlDefaultsFile;
+  if (file === undefined && home) {
+    const candidate = join(home, ".my.cnf");
+    try {
+      Deno.statSync(candidate);
+      file = candidate;
+    } catch {
+      // no ~/.my.cnf: fine
+    }
+  }
+  const { groups, files } = file ? readOptionFile(file) : { groups: {}, files: [] };
+  const values = clientValues(groups);
+  const where = file ?? "";
+
+  const host = options.mysqlHost ?? stringValue(values, "host", where) ?? "localhost";
+  const portText = stringValue(values, "port", where);
+  let port = options.mysqlPort ?? 3306;
+  if (options.mysqlPort === undefined && portText !== undefined) {
+    if (!/^\d+$/.test(portText) || Number(portText) > 65535) {
+      throw new UsageError(`MySQL option file ${where}: port must be a number, got '${portText}'`);
+    }
+    port = Number(portText);
+  }
+  if (port < 1 || port > 65535) {
+    throw new UsageError(`--mysql-port: must be between 1 and 65535, got ${port}`);
+  }
+  const user = options.mysqlUsername ?? stringValue(values, "user", where) ??
+    (deps.loginName ?? defaultLoginName)();
+  const password = options.mysqlPassword ?? stringValue(values, "password", where);
+
+  const settings: MysqlSettings = { host, port, user, password, files };
+  if (host === "localhost") {
+    const fromFile = stringValue(values, "socket", where);
+    const exists = deps.socketExists ?? defaultSocketExists;
+    if (options.mysqlSocket !== undefined) {
+      settings.socketPath = options.mysqlSocket;
+      settings.socketSource = "option";
+    } else if (fromFile !== undefined) {
+      settings.socketPath = fromFile;
+      settings.socketSource = "file";
+    } else {
+      settings.socketPath = SOCKET_PATHS.find(exists) ?? SOCKET_PATHS[0];
+      settings.socketSource = "search";
+    }
+  }
+  return settings;
+}
+
+/** A one-line description of the settings for --debug, without the password. */
+export function describeMysqlSettings(settings: MysqlSettings): string {
+  const where = settings.socketPath !== undefined
+    ? `socket ${settings.socketPath} (${settings.socketSource})`
+    : `${settings.host}:${settings.port}`;
+  const files = settings.files.length > 0 ? settings.files.join(", ") : "no option file";
+  return `MySQL: ${where} as ${settings.user}, ` +
+    `${settings.password === undefined ? "no password" : "password set"}; ${files}`;
+}

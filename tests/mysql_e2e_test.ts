@@ -1,0 +1,230 @@
+/**
+ * MySQL/MariaDB end to end through the real program: a real MariaDB whose data lives on the
+ * XFS loop mount that is frozen, a concurrent writer and a concurrent long query, against moto.
+ */
+import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { mariadbAvailable, type MariadbServer, startMariadb } from "./support/mariadb.ts";
+import { type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
+import { type Proxy, startProxy } from "./support/proxy.ts";
+import { assertAvailable } from "./support/real.ts";
+import { isFrozen, type TestMount, withXfsMount } from "./support/xfs.ts";
+import { ExitCode } from "../src/errors.ts";
+
+const PASSWORD = "db-Secret-9f2c";
+
+interface Stack {
+  moto: MotoEndpoint;
+  proxy: Proxy;
+  volume: string;
+  mount: TestMount;
+  db: MariadbServer;
+  env: Record<string, string>;
+  /** A directory off the frozen mount, for the status file and the defaults file. */
+  dir: string;
+  /** Options that connect the program to the test's server. */
+  mysqlArgs: string[];
+}
+
+async function withStack(fn: (s: Stack) => Promise<void>): Promise<void> {
+  if (!assertAvailable(await mariadbAvailable(), "needs mariadb-server (Debian)")) return;
+  await withXfsMount(async (mount) => {
+    const moto = await startMoto();
+    if (!moto) return;
+    const proxy = startProxy(moto.url);
+    const dir = Deno.makeTempDirSync({ prefix: "ecs-mysql-e2e-" });
+    let db: MariadbServer | undefined;
+    try {
+      db = await startMariadb({ datadir: `${mount.mountPoint}/mysql` });
+      await db.sql(
+        `CREATE USER 'snap'@'localhost' IDENTIFIED BY '${PASSWORD}';
+         GRANT RELOAD, BINLOG MONITOR, SLAVE MONITOR, PROCESS, CONNECTION ADMIN ON *.* TO 'snap'@'localhost';
+         CREATE DATABASE app;
+         CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB;
+         INSERT INTO app.t (v) VALUES ('before');`,
+      );
+      const defaults = `${dir}/my.cnf`;
+      Deno.writeTextFileSync(
+        defaults,
+        `[client]\nuser = snap\npassword = "${PASSWORD}"\nsocket = ${db.socket}\n`,
+        { mode: 0o600 },
+      );
+      const [volume] = await moto.createVolumes(1);
+      const env = baseEnv({ ...moto.env, AWS_ENDPOINT_URL_EC2: proxy.url });
+      await fn({
+        moto,
+        proxy,
+        volume,
+        mount,
+        db,
+        env,
+        dir,
+        mysqlArgs: ["--mysql", "--mysql-defaults-file", defaults],
+      });
+    } finally {
+      await db?.stop();
+      Deno.removeSync(dir, { recursive: true });
+      await proxy.stop();
+      await moto.stop();
+    }
+  });
+}
+
+/** Starts `sql` in its own client session; resolves when it completes. */
+function session(db: MariadbServer, sql: string) {
+  let finished = false;
+  const done = db.sql(sql).finally(() => finished = true);
+  return { done, finished: () => finished };
+}
+
+async function snapshotCount(moto: MotoEndpoint, volume: string): Promise<number> {
+  const out = await moto.client().send(
+    new DescribeSnapshotsCommand({ Filters: [{ Name: "volume-id", Values: [volume] }] }),
+  );
+  return out.Snapshots?.length ?? 0;
+}
+
+Deno.test({
+  name: "locked and frozen while the snapshot is initiated; a writer waits and completes after",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withStack(async ({ moto, proxy, volume, mount, db, env, dir, mysqlArgs }) => {
+      const [file, position] = (await db.sql("SHOW MASTER STATUS")).split("\t");
+      const statusFile = `${dir}/master-status`;
+      let arrived!: () => void;
+      const held = new Promise<void>((resolve) => arrived = resolve);
+      let release!: (forward: boolean) => void;
+      const released = new Promise<boolean>((resolve) => release = resolve);
+      proxy.decide = (r) =>
+        r.action === "CreateSnapshot" && !r.dryRun ? (arrived(), released) : "forward";
+      const child = spawnProgram([
+        ...mysqlArgs,
+        "--mysql-master-status-file",
+        statusFile,
+        "--freeze-filesystem",
+        mount.mountPoint,
+        volume,
+      ], { env });
+      let writer: ReturnType<typeof session> | undefined;
+      try {
+        await held;
+        writer = session(db, "INSERT INTO app.t (v) VALUES ('during')");
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        assertEquals(writer.finished(), false, "the INSERT waits while the snapshot is initiated");
+        assertEquals(await isFrozen(mount.mountPoint), true);
+        assertMatch(Deno.readTextFileSync(statusFile), new RegExp(`master_log_file="${file}"`));
+      } finally {
+        release(true);
+      }
+      const out = await child.output();
+      const stdout = new TextDecoder().decode(out.stdout);
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      await writer?.done;
+      assertEquals(await db.sql("SELECT v FROM app.t ORDER BY id"), "before\nduring\n");
+      const lines = stdout.trimEnd().split("\n");
+      assertEquals(
+        lines[0],
+        `ec2-consistent-snapshot: master_log_file="${file}", master_log_pos=${position}`,
+      );
+      assertMatch(lines[1], /^snap-[0-9a-f]+$/);
+      assertEquals(await snapshotCount(moto, volume), 1);
+      assertEquals(await isFrozen(mount.mountPoint), false);
+      let statusFileGone = false;
+      try {
+        Deno.statSync(statusFile);
+      } catch {
+        statusFileGone = true;
+      }
+      assert(statusFileGone, "the status file is removed after the snapshot");
+      const events = await db.sql(`SHOW BINLOG EVENTS IN '${file}'`);
+      assertEquals(
+        /FLUSH|UNLOCK/i.test(events),
+        false,
+        "no FLUSH statement reaches the binary log",
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "a long query keeps the lock from being granted: give up, nothing frozen, only ours killed",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withStack(async ({ moto, proxy, volume, mount, db, env, mysqlArgs }) => {
+      const long = session(db, "UPDATE app.t SET v = IF(SLEEP(8), 'x', 'slept') WHERE id = 1");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const out = await runProgram([
+        ...mysqlArgs,
+        "--lock-timeout",
+        "0.3",
+        "--lock-tries",
+        "2",
+        "--lock-sleep",
+        "0.2",
+        "--freeze-filesystem",
+        mount.mountPoint,
+        volume,
+      ], { env });
+      assertEquals(out.code, ExitCode.database, out.stderr);
+      assertMatch(out.stderr, /lock/i);
+      assertEquals(proxy.seen.filter((r) => r.action === "CreateSnapshot" && !r.dryRun).length, 0);
+      assertEquals(await snapshotCount(moto, volume), 0);
+      assertEquals(await isFrozen(mount.mountPoint), false);
+      const started = performance.now();
+      await db.sql("INSERT INTO app.t (v) VALUES ('after')");
+      assert(performance.now() - started < 2_000, "writes are not blocked afterwards");
+      assertEquals(long.finished(), false, "the other session's query was not killed");
+      await long.done;
+      assertEquals(await db.sql("SELECT v FROM app.t WHERE id = 1"), "slept\n");
+    });
+  },
+});
+
+Deno.test({
+  name: "--noaction with --mysql opens no connection; a wrong password fails before any freeze",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withStack(async ({ proxy, volume, mount, db, env, dir, mysqlArgs }) => {
+      const connections = async () =>
+        Number((await db.sql("SHOW GLOBAL STATUS LIKE 'Connections'")).split("\t")[1]);
+      const before = await connections();
+      const dry = await runProgram([
+        "-n",
+        ...mysqlArgs,
+        "--freeze-filesystem",
+        mount.mountPoint,
+        volume,
+      ], { env });
+      assertEquals(dry.code, 0, dry.stderr);
+      assertMatch(dry.stdout, /would flush and lock MySQL\/MariaDB/);
+      assertEquals(await connections(), before + 1, "only our own count query connected");
+
+      const wrong = `${dir}/wrong.cnf`;
+      Deno.writeTextFileSync(
+        wrong,
+        `[client]\nuser = snap\npassword = nope-Wrong-1\nsocket = ${db.socket}\n`,
+        { mode: 0o600 },
+      );
+      const out = await runProgram(
+        [
+          "--mysql",
+          "--mysql-defaults-file",
+          wrong,
+          "--freeze-filesystem",
+          mount.mountPoint,
+          volume,
+        ],
+        { env },
+      );
+      assertEquals(out.code, ExitCode.database, out.stderr);
+      assertMatch(out.stderr, /Access denied/);
+      assertEquals(out.stderr.includes("nope-Wrong-1"), false);
+      assertEquals(proxy.seen.filter((r) => r.action === "CreateSnapshot" && !r.dryRun).length, 0);
+      assertEquals(await isFrozen(mount.mountPoint), false);
+    });
+  },
+});
