@@ -8,7 +8,8 @@
  * time and memory of `--version`, `--help`, `--noaction` and a full run.
  *
  * Usage (as root): deno run --allow-all scripts/bench.ts [--runs 5] [--rtt-ms 50]
- *   [--volumes 1,4,8] [--startup-runs 10] [--skip-startup] [--skip-snapshot] [--json FILE]
+ *   [--volumes 1,4,8] [--startup-runs 10] [--skip-startup] [--skip-snapshot] [--skip-fs]
+ *   [--probe-pause-ms 1] [--json FILE] [--debug-log FILE]
  */
 import { parseArgs } from "node:util";
 import { startMoto } from "../tests/support/moto.ts";
@@ -192,11 +193,14 @@ async function runCase(
     env: Record<string, string>;
     endpoint: string;
     pauseMs: number;
+    /** Runs the program with --debug and appends its standard error here. */
+    debugLog?: string;
   },
 ): Promise<Sample[]> {
   const samples: Sample[] = [];
   const mountPoints = spec.mounts.map((m) => m.mountPoint);
   const args = [
+    ...(spec.debugLog ? ["--debug"] : []),
     "--output",
     "json",
     "--region",
@@ -224,6 +228,11 @@ async function runCase(
       // The program has exited: everything it froze is thawed (or the watchdog did it).
       reports = await probes.stop();
       appReport = await app?.stop();
+    }
+    if (spec.debugLog) {
+      await Deno.writeTextFile(spec.debugLog, `--- ${args.join(" ")}\n${result.stderr}`, {
+        append: true,
+      });
     }
     if (result.code !== 0) {
       throw new Error(`the program failed (exit ${result.code}):\n${result.stderr}`);
@@ -340,7 +349,9 @@ async function main(): Promise<void> {
       "probe-pause-ms": { type: "string", default: "1" },
       "skip-startup": { type: "boolean", default: false },
       "skip-snapshot": { type: "boolean", default: false },
+      "skip-fs": { type: "boolean", default: false },
       json: { type: "string" },
+      "debug-log": { type: "string" },
     },
   });
   const runs = positiveInt(values.runs, "--runs");
@@ -386,7 +397,7 @@ async function main(): Promise<void> {
     });
 
     if (!values["skip-snapshot"]) {
-      for (const n of volumeCounts) {
+      for (const n of values["skip-fs"] ? [] : volumeCounts) {
         console.error(`bench: ${n} volume(s), file systems only, ${runs} runs`);
         cases.push({
           floorMs: await freezeFloor(mounts.slice(0, n).map((m) => m.mountPoint), runs, pauseMs),
@@ -402,6 +413,7 @@ async function main(): Promise<void> {
             env,
             endpoint: proxy.url,
             pauseMs,
+            debugLog: values["debug-log"],
           }),
         });
       }
@@ -424,6 +436,7 @@ async function main(): Promise<void> {
                 env,
                 endpoint: proxy.url,
                 pauseMs,
+                debugLog: values["debug-log"],
               }),
             });
           }
