@@ -20,7 +20,7 @@ import { RUN_FLAGS } from "../src/permissions.ts";
 import { findFreezeProgram } from "../src/freeze.ts";
 import type { ProbeReport, ProbeStart } from "./bench_probe_worker.ts";
 import type { AppReport } from "./bench_app.ts";
-import { formatFigure, median, parseMaxRssKb, worst } from "./bench_stats.ts";
+import { formatFigure, median, parseMaxRssKb, parseStatusKb, worst } from "./bench_stats.ts";
 
 const TIME = "/usr/bin/time";
 
@@ -36,7 +36,10 @@ interface Sample {
   /** Longest time between two inserts of the application (outside view). */
   appStallMs: number | null;
   wallMs: number;
+  /** Peak RSS of the largest single process of the tool (GNU time). */
   rssKb: number | null;
+  /** Peak of the summed PSS of the tool and all its children (the watchdog), sampled. */
+  treeRssKb: number | null;
 }
 
 interface Case {
@@ -52,6 +55,57 @@ interface StartupCase {
   name: string;
   wallMs: number[];
   rssKb: (number | null)[];
+  treeRssKb: (number | null)[];
+}
+
+/** The process and its descendants, from /proc/PID/task/TID/children. */
+function processTree(root: number): number[] {
+  const pids: number[] = [];
+  const visit = (pid: number) => {
+    pids.push(pid);
+    let tasks: Deno.DirEntry[] = [];
+    try {
+      tasks = [...Deno.readDirSync(`/proc/${pid}/task`)];
+    } catch {
+      return; // gone
+    }
+    for (const task of tasks) {
+      let children = "";
+      try {
+        children = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`);
+      } catch {
+        continue;
+      }
+      for (const child of children.trim().split(/\s+/)) if (child) visit(Number(child));
+    }
+  };
+  visit(root);
+  return pids;
+}
+
+/**
+ * Samples the memory of a process tree every few milliseconds; `stop` gives the peak. Summed
+ * as PSS (shared pages such as deno's own code divided among the processes that map them), so
+ * the deno binary mapped by the program and by its watchdog is not counted twice.
+ */
+function sampleTreeRss(root: number, everyMs = 20) {
+  let peak = 0;
+  const sample = () => {
+    let sum = 0;
+    for (const pid of new Set(processTree(root))) {
+      try {
+        sum += parseStatusKb(Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`), "Pss") ?? 0;
+      } catch { /* gone */ }
+    }
+    peak = Math.max(peak, sum);
+  };
+  const timer = setInterval(sample, everyMs);
+  return {
+    stop(): number | null {
+      clearInterval(timer);
+      return peak > 0 ? peak : null;
+    },
+  };
 }
 
 function usage(message: string): never {
@@ -69,11 +123,18 @@ function positiveInt(text: string, option: string): number {
 async function timed(
   args: readonly string[],
   env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string; wallMs: number; rssKb: number | null }> {
+): Promise<{
+  code: number;
+  stdout: string;
+  stderr: string;
+  wallMs: number;
+  rssKb: number | null;
+  treeRssKb: number | null;
+}> {
   const rssFile = await Deno.makeTempFile({ prefix: "ecs-bench-rss-" });
   try {
     const started = performance.now();
-    const out = await new Deno.Command(TIME, {
+    const child = new Deno.Command(TIME, {
       args: ["-f", "%M", "-o", rssFile, Deno.execPath(), "run", ...RUN_FLAGS, MAIN, ...args],
       env,
       clearEnv: true,
@@ -81,8 +142,12 @@ async function timed(
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-    }).output();
+    }).spawn();
+    // The tree under GNU time, without GNU time itself (its own RSS is a few hundred kB).
+    const tree = sampleTreeRss(child.pid);
+    const out = await child.output();
     const wallMs = performance.now() - started;
+    const treeRssKb = tree.stop();
     const decoder = new TextDecoder();
     return {
       code: out.code,
@@ -90,6 +155,7 @@ async function timed(
       stderr: decoder.decode(out.stderr),
       wallMs,
       rssKb: parseMaxRssKb(await Deno.readTextFile(rssFile)),
+      treeRssKb,
     };
   } finally {
     await Deno.remove(rssFile).catch(() => {});
@@ -249,6 +315,7 @@ async function runCase(
       appStallMs: appReport ? appReport.longestStallMs : null,
       wallMs: result.wallMs,
       rssKb: result.rssKb,
+      treeRssKb: result.treeRssKb,
     });
   }
   return samples;
@@ -313,12 +380,13 @@ async function startup(
   ];
   const results: StartupCase[] = [];
   for (const [name, args] of cases) {
-    const result: StartupCase = { name, wallMs: [], rssKb: [] };
+    const result: StartupCase = { name, wallMs: [], rssKb: [], treeRssKb: [] };
     for (let i = 0; i < runs; i++) {
       const out = await timed(args, env);
       if (out.code !== 0) throw new Error(`${name}: exit ${out.code}: ${out.stderr}`);
       result.wallMs.push(out.wallMs);
       result.rssKb.push(out.rssKb);
+      result.treeRssKb.push(out.treeRssKb);
     }
     results.push(result);
   }
@@ -471,6 +539,7 @@ async function main(): Promise<void> {
         "fsfreeze alone",
         "wall",
         "peak RSS",
+        "peak PSS with watchdog",
       ],
       cases.map((c) => [
         c.name,
@@ -482,6 +551,7 @@ async function main(): Promise<void> {
         pair(c.floorMs, "ms"),
         pair(c.samples.map((s) => s.wallMs), "ms"),
         pair(c.samples.map((s) => s.rssKb), "MB"),
+        pair(c.samples.map((s) => s.treeRssKb), "MB"),
       ]),
     ));
     if (typeof db === "string") console.log(`\n${db}`);
@@ -489,8 +559,13 @@ async function main(): Promise<void> {
   if (startupCases.length > 0) {
     console.log(
       "\n" + table(
-        ["command (deno run)", "wall", "peak RSS"],
-        startupCases.map((s) => [s.name, pair(s.wallMs, "ms"), pair(s.rssKb, "MB")]),
+        ["command (deno run)", "wall", "peak RSS", "peak PSS with children"],
+        startupCases.map((s) => [
+          s.name,
+          pair(s.wallMs, "ms"),
+          pair(s.rssKb, "MB"),
+          pair(s.treeRssKb, "MB"),
+        ]),
       ),
     );
   }

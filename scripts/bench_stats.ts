@@ -46,16 +46,21 @@ export function parseMaxRssKb(text: string): number | null {
 }
 
 /**
- * The peak resident set size in kilobytes from the text of /proc/PID/status (`VmHWM`).
+ * A size field in kilobytes (`VmRSS`, `VmHWM`, ...) from the text of /proc/PID/status.
  *
  * @example
  * ```ts
- * parseVmHwmKb("VmPeak:\t 100 kB\nVmHWM:\t   4242 kB\n"); // 4242
+ * parseStatusKb("VmPeak:\t 100 kB\nVmHWM:\t   4242 kB\n", "VmHWM"); // 4242
  * ```
  */
-export function parseVmHwmKb(text: string): number | null {
-  const match = /^VmHWM:\s*(\d+)\s*kB/m.exec(text);
+export function parseStatusKb(text: string, field: string): number | null {
+  const match = new RegExp(`^${field}:\\s*(\\d+)\\s*kB`, "m").exec(text);
   return match ? Number(match[1]) : null;
+}
+
+/** The peak resident set size in kilobytes from the text of /proc/PID/status (`VmHWM`). */
+export function parseVmHwmKb(text: string): number | null {
+  return parseStatusKb(text, "VmHWM");
 }
 
 /** How a figure is shown in the table: whole milliseconds or megabytes, or "-" when absent. */

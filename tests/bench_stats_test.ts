@@ -4,6 +4,7 @@ import {
   formatFigure,
   median,
   parseMaxRssKb,
+  parseStatusKb,
   parseVmHwmKb,
   worst,
 } from "../scripts/bench_stats.ts";
@@ -32,6 +33,7 @@ Deno.test("parseMaxRssKb: GNU time -v and -f %M", () => {
 Deno.test("parseVmHwmKb: /proc/PID/status", () => {
   assertEquals(parseVmHwmKb("Name:\tdeno\nVmPeak:\t  900 kB\nVmHWM:\t   4242 kB\n"), 4242);
   assertEquals(parseVmHwmKb("Name:\tdeno\n"), null);
+  assertEquals(parseStatusKb("VmHWM:\t 9 kB\nVmRSS:\t  77 kB\n", "VmRSS"), 77);
 });
 
 Deno.test("formatFigure", () => {
