@@ -58,6 +58,15 @@ interface StartupCase {
   treeRssKb: (number | null)[];
 }
 
+/** The 1-minute load average: the figures mean little on a busy machine. */
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ")[0];
+  } catch {
+    return "?";
+  }
+}
+
 /** The process and its descendants, from /proc/PID/task/TID/children. */
 function processTree(root: number): number[] {
   const pids: number[] = [];
@@ -430,6 +439,7 @@ async function main(): Promise<void> {
   if (Deno.uid() !== 0) usage("run as root: it makes loop mounts and freezes them");
   const maxVolumes = Math.max(...volumeCounts);
 
+  const loadBefore = loadAverage();
   const moto = await startMoto();
   if (!moto) usage("moto_server is missing: run scripts/setup.sh");
   const proxy = startProxy(moto.url);
@@ -525,7 +535,8 @@ async function main(): Promise<void> {
 
   console.log(
     `ec2-consistent-snapshot benchmark: rtt ${rttMs} ms, ${runs} runs per case, ` +
-      `deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores; median / worst\n`,
+      `deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores, load average ` +
+      `${loadBefore} before / ${loadAverage()} after; median / worst\n`,
   );
   if (cases.length > 0) {
     console.log(table(
