@@ -1,5 +1,9 @@
 /** The command: argv -> exit code. Wires the plan, the real side effects and the report. */
+import type { EC2Client } from "@aws-sdk/client-ec2";
+import { afterRun, nothingAfterRun, previewRetention } from "./after_run.ts";
 import { trapStopSignals } from "./cleanup.ts";
+import { withConfigFile } from "./config_file.ts";
+import { createEc2, createEc2Client } from "./ec2.ts";
 import { createFreezer } from "./freeze.ts";
 import { createHooks } from "./hooks.ts";
 import { createMysqlDatabase } from "./mysql.ts";
@@ -7,7 +11,9 @@ import { createWatchdog } from "./watchdog.ts";
 import { AppError, ExitCode, exitCodeOf } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { helpText, parseCommandLine } from "./options.ts";
-import { buildPlan } from "./plan.ts";
+import { buildPlan, type Plan } from "./plan.ts";
+import { createMultiVolumeEc2 } from "./multi_volume.ts";
+import { stderrProgress } from "./progress.ts";
 import { jsonReport, planReport, textReport } from "./report.ts";
 import { runSequence } from "./run.ts";
 import { sdkCredentials } from "./credentials.ts";
@@ -19,24 +25,23 @@ function writeStdout(text: string): void {
   while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
 }
 
-/**
- * Runs the program; returns its exit code. The AWS SDK (ec2.ts) is imported only on the path
- * that calls EC2: `--help`, `--version` and `--noaction` start without it.
- */
+/** Runs the program; returns its exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   let log: Logger = createLogger();
   try {
-    const args = parseCommandLine(argv);
-    const { options } = args;
-    if (options.help) {
+    const parsed = parseCommandLine(argv);
+    if (parsed.options.help) {
       writeStdout(helpText(VERSION));
       return ExitCode.ok;
     }
-    if (options.version) {
+    if (parsed.options.version) {
       writeStdout(`ec2-consistent-snapshot ${VERSION}\n`);
       return ExitCode.ok;
     }
+    const { args, warnings } = withConfigFile(parsed);
+    const { options } = args;
     log = createLogger({ debug: options.debug, quiet: options.quiet });
+    for (const warning of warnings) log.warn(warning);
     log.debug(`ec2-consistent-snapshot ${VERSION}, Deno ${Deno.version.deno}`);
     const plan = await buildPlan({
       args,
@@ -44,49 +49,87 @@ export async function main(argv: readonly string[]): Promise<number> {
       home: Deno.env.get("HOME"),
       log,
     });
-    if (options.noaction) {
-      writeStdout(planReport(plan));
-      return ExitCode.ok;
-    }
-
-    const { createEc2, createEc2Client } = await import("./ec2.ts");
-    const client = createEc2Client({
-      region: plan.region.value!,
-      endpoint: plan.endpoint,
-      credentials: await sdkCredentials(plan.credentials),
-    });
-    const trap = trapStopSignals((name) => log.warn(`${name} received again; still releasing`));
+    const credentials = await sdkCredentials(plan.credentials);
+    const clients = new Map<string, EC2Client>();
+    const clientFor = (region: string) => {
+      if (!clients.has(region)) {
+        clients.set(region, createEc2Client({ region, endpoint: plan.endpoint, credentials }));
+      }
+      return clients.get(region)!;
+    };
+    const region = plan.region.value!;
     try {
-      const result = await runSequence(
-        {
-          volumes: plan.volumes,
-          freezeMounts: plan.freezeMounts.map((m) => m.mountPoint),
-          snapshotTimeoutMs: plan.snapshotTimeoutMs,
-          preFreezeCommand: options.preFreezeCommand,
-          postThawCommand: options.postThawCommand,
-        },
-        {
-          ec2: createEc2(client, log),
-          freezer: createFreezer({ log }),
-          hooks: createHooks({ log }),
-          watchdog: createWatchdog({ log }),
-          database: plan.database ? createMysqlDatabase(options, { log }) : undefined,
-          log,
-          signal: trap.signal,
-        },
-      );
-      writeStdout(
-        plan.output === "json" ? jsonReport(plan, result) : textReport(result, options.quiet),
-      );
-      for (const problem of result.problems) log.error(problem.message);
-      return result.problems[0]?.exitCode ?? ExitCode.ok;
+      if (options.noaction) {
+        // Retention lists what it would delete: a read-only DescribeSnapshots, nothing else.
+        const retention = plan.afterRun.retention
+          ? await previewRetention(plan.afterRun.retention, plan.volumes, clientFor(region), log)
+          : undefined;
+        writeStdout(planReport(plan, retention));
+        return ExitCode.ok;
+      }
+      return await snapshotAndFollowUp(plan, clientFor, log);
     } finally {
-      trap.dispose();
-      client.destroy();
+      for (const client of clients.values()) client.destroy();
     }
   } catch (error) {
     if (error instanceof AppError) log.error(error.message);
     else log.error(`internal error: ${error instanceof Error ? error.stack : String(error)}`);
     return exitCodeOf(error);
+  }
+}
+
+/** The sequence, then (after everything is released, and only on success) the follow-up steps. */
+async function snapshotAndFollowUp(
+  plan: Plan,
+  clientFor: (region: string) => EC2Client,
+  log: Logger,
+): Promise<number> {
+  const { options } = plan;
+  const region = plan.region.value!;
+  const multiVolume = options.multiVolume
+    ? createMultiVolumeEc2(clientFor(region), { instanceId: plan.instanceId!, log })
+    : undefined;
+  const trap = trapStopSignals((name) => log.warn(`${name} received again; still releasing`));
+  try {
+    const result = await runSequence(
+      {
+        volumes: plan.volumes,
+        freezeMounts: plan.freezeMounts.map((m) => m.mountPoint),
+        snapshotTimeoutMs: plan.snapshotTimeoutMs,
+        preFreezeCommand: options.preFreezeCommand,
+        postThawCommand: options.postThawCommand,
+      },
+      {
+        ec2: multiVolume ?? createEc2(clientFor(region), log),
+        freezer: createFreezer({ log }),
+        hooks: createHooks({ log }),
+        watchdog: createWatchdog({ log }),
+        database: plan.database ? createMysqlDatabase(options, { log }) : undefined,
+        log,
+        signal: trap.signal,
+      },
+    );
+    const after = result.problems.length === 0 && !nothingAfterRun(plan.afterRun)
+      ? await afterRun(
+        plan.afterRun,
+        { region, volumes: plan.volumes, outcomes: result.outcomes },
+        {
+          clientFor,
+          log,
+          signal: trap.signal,
+          progress: options.quiet ? undefined : stderrProgress,
+        },
+      )
+      : undefined;
+    const final = { ...result, problems: [...result.problems, ...after?.problems ?? []] };
+    writeStdout(
+      plan.output === "json"
+        ? jsonReport(plan, final, after)
+        : textReport(final, options.quiet, after),
+    );
+    for (const problem of final.problems) log.error(problem.message);
+    return final.problems[0]?.exitCode ?? ExitCode.ok;
+  } finally {
+    trap.dispose();
   }
 }

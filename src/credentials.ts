@@ -19,6 +19,8 @@ export interface CredentialInputs {
   options: Options;
   /** Long names given explicitly on the command line or in the config file. */
   given: ReadonlySet<string>;
+  /** Those of `given` that came from the --config file (no command-line warning for them). */
+  fromConfigFile?: ReadonlySet<string>;
   env: Record<string, string | undefined>;
   home: string | undefined;
   log: Logger;
@@ -98,7 +100,7 @@ export function chooseCredentials(input: CredentialInputs): CredentialSource {
       `conflicting credential options: ${explicit.join(" and ")}; give only one source`,
     );
   }
-  if (given.has("aws-secret-access-key")) {
+  if (given.has("aws-secret-access-key") && !input.fromConfigFile?.has("aws-secret-access-key")) {
     log.warn("--aws-secret-access-key on the command line is visible to other users; use a file");
   }
 

@@ -1,4 +1,4 @@
-/** MySQL and MariaDB: flush and lock (or stop) with bounded tries, binary-log coordinates, status file. */
+/** MySQL and MariaDB: flush and lock (or stop) with bounded tries, binary-log coordinates, status file. Server capabilities are in mysql_server.ts. */
 
 import type { Connection, RowDataPacket } from "mysql2/promise";
 import { dirname } from "node:path";
@@ -11,154 +11,23 @@ import {
   type MysqlSettingsDeps,
   resolveMysqlSettings,
 } from "./mysql_config.ts";
+import {
+  formatMasterStatusFile,
+  lockModeProblem,
+  type MysqlLockMode,
+  mysqlLockMode,
+  parseServerInfo,
+  type ServerInfo,
+  type ServerStatements,
+  serverStatements,
+} from "./mysql_server.ts";
 import type { Options } from "./options.ts";
-
-/** How the database is held still while the snapshots are initiated. */
-export type MysqlLockMode = "flush" | "percona" | "instance" | "stage";
-
-const LOCK_MODES: readonly MysqlLockMode[] = ["flush", "percona", "instance", "stage"];
-
-/** The options this module reads. */
-export type MysqlOptions = Pick<
-  Options,
-  | "mysqlDefaultsFile"
-  | "mysqlHost"
-  | "mysqlPort"
-  | "mysqlSocket"
-  | "mysqlUsername"
-  | "mysqlPassword"
-  | "mysqlMasterStatusFile"
-  | "mysqlLockMode"
-  | "mysqlStop"
-  | "mysqlStopCommand"
-  | "mysqlStartCommand"
-  | "percona"
-  | "lockTimeout"
-  | "lockTries"
-  | "lockSleep"
->;
-
-/**
- * The lock mode the options ask for; `--percona` means `percona`. Throws UsageError for an
- * unknown mode or a combination that cannot work.
- */
-export function mysqlLockMode(options: MysqlOptions): MysqlLockMode {
-  const mode = options.mysqlLockMode as MysqlLockMode;
-  if (!LOCK_MODES.includes(mode)) {
-    throw new UsageError(
-      `--mysql-lock-mode: must be one of ${LOCK_MODES.join(", ")}, got '${options.mysqlLockMode}'`,
-    );
-  }
-  if (options.percona && mode !== "flush" && mode !== "percona") {
-    throw new UsageError(`--percona conflicts with --mysql-lock-mode ${mode}`);
-  }
-  const effective = options.percona ? "percona" : mode;
-  if (
-    options.mysqlMasterStatusFile !== undefined && !options.mysqlStop &&
-    (effective === "percona" || effective === "instance")
-  ) {
-    throw new UsageError(
-      `--mysql-master-status-file: the ${effective} lock mode does not stop commits, so it ` +
-        "gives no accurate binary log position; use --mysql-lock-mode flush or stage",
-    );
-  }
-  return effective;
-}
-
-/** What the server is, as far as choosing statements goes. */
-export interface ServerInfo {
-  /** VERSION(), e.g. "10.11.19-MariaDB-0+deb12u1-log". */
-  version: string;
-  mariadb: boolean;
-  /** [major, minor, patch]. */
-  numbers: [number, number, number];
-  /** Percona backup locks (`LOCK TABLES FOR BACKUP`) are available. */
-  backupLocks: boolean;
-}
-
-/** Parses VERSION() (and whether backup locks exist) into ServerInfo. */
-export function parseServerInfo(version: string, backupLocks = false): ServerInfo {
-  const match = /(\d+)\.(\d+)\.(\d+)/.exec(version);
-  const numbers: [number, number, number] = match
-    ? [Number(match[1]), Number(match[2]), Number(match[3])]
-    : [0, 0, 0];
-  return { version, mariadb: /mariadb/i.test(version), numbers, backupLocks };
-}
-
-function atLeast(info: ServerInfo, ...wanted: number[]): boolean {
-  for (let i = 0; i < 3; i++) {
-    if (info.numbers[i] !== (wanted[i] ?? 0)) return info.numbers[i] > (wanted[i] ?? 0);
-  }
-  return true;
-}
-
-/** The statements for a server: old names where the new ones do not exist yet. */
-export interface ServerStatements {
-  replicaStatus: string;
-  binlogStatus: string;
-  gtid: string;
-}
-
-/** Chooses the status statements the server understands. */
-export function serverStatements(info: ServerInfo): ServerStatements {
-  if (info.mariadb) {
-    return {
-      replicaStatus: atLeast(info, 10, 5, 1) ? "SHOW REPLICA STATUS" : "SHOW SLAVE STATUS",
-      binlogStatus: atLeast(info, 10, 5, 2) ? "SHOW BINLOG STATUS" : "SHOW MASTER STATUS",
-      gtid: "SELECT @@GLOBAL.gtid_binlog_pos AS source, @@GLOBAL.gtid_slave_pos AS replica",
-    };
-  }
-  return {
-    replicaStatus: atLeast(info, 8, 0, 22) ? "SHOW REPLICA STATUS" : "SHOW SLAVE STATUS",
-    binlogStatus: atLeast(info, 8, 2, 0) ? "SHOW BINARY LOG STATUS" : "SHOW MASTER STATUS",
-    gtid: "SELECT @@GLOBAL.gtid_executed AS source, @@GLOBAL.gtid_executed AS replica",
-  };
-}
-
-/** Why a lock mode cannot be used on this server, or undefined when it can. */
-export function lockModeProblem(mode: MysqlLockMode, info: ServerInfo): string | undefined {
-  switch (mode) {
-    case "flush":
-      return undefined;
-    case "percona":
-      return info.backupLocks ? undefined : `--percona: ${info.version} has no backup locks ` +
-        "(LOCK TABLES FOR BACKUP is Percona Server's)";
-    case "instance":
-      if (info.mariadb) {
-        return `--mysql-lock-mode instance: LOCK INSTANCE FOR BACKUP is MySQL 8's; ` +
-          `${info.version} is MariaDB (use --mysql-lock-mode stage)`;
-      }
-      return atLeast(info, 8, 0, 0)
-        ? undefined
-        : `--mysql-lock-mode instance: needs MySQL 8.0 or newer, server is ${info.version}`;
-    case "stage":
-      if (!info.mariadb) {
-        return `--mysql-lock-mode stage: BACKUP STAGE is MariaDB's; ${info.version} is MySQL ` +
-          "(use --mysql-lock-mode instance)";
-      }
-      return atLeast(info, 10, 4, 1)
-        ? undefined
-        : `--mysql-lock-mode stage: needs MariaDB 10.4.1 or newer, server is ${info.version}`;
-  }
-}
 
 /** Coordinates and the replication filters, as the old tool's status file has them. */
 interface Position {
   coordinates: BinlogCoordinates;
   doDb: string;
   ignoreDb: string;
-}
-
-/** The old tool's four-line --mysql-master-status-file. */
-export function formatMasterStatusFile(
-  coordinates: BinlogCoordinates,
-  doDb = "",
-  ignoreDb = "",
-): string {
-  return `master_log_file="${coordinates.file}"\n` +
-    `master_log_pos="${coordinates.position}"\n` +
-    `master_binlog_do_db="${doDb}"\n` +
-    `master_binlog_ignore_db="${ignoreDb}"\n`;
 }
 
 /** The outcome of a shell command. */

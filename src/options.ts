@@ -481,6 +481,8 @@ export interface ParsedArgs {
   volumeIds: string[];
   /** Long names of the options given explicitly (not defaults), in the order first seen. */
   given: Set<string>;
+  /** Those of `given` whose values came from the --config file, not the command line. */
+  fromConfigFile?: ReadonlySet<string>;
 }
 
 /** The camel-cased key of a long option name. */

@@ -3,13 +3,15 @@
  * credentials, region, endpoint) before anything is locked. No side effects but reading files
  * the user named and, when nothing else names the region, asking the instance metadata.
  */
+import { type AfterRunPlan, planAfterRun } from "./after_run.ts";
 import { UsageError } from "./errors.ts";
 import type { SnapshotRequest } from "./interfaces.ts";
 import { chooseCredentials, type CredentialSource, sdkCredentials } from "./credentials.ts";
 import { type DiscoveredVolume, discoverVolumes } from "./discovery.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "./imds.ts";
 import { type MountPoint, resolveMountPoints } from "./mounts.ts";
-import { type MysqlLockMode, mysqlLockMode } from "./mysql.ts";
+import { checkMultiVolumeRequests, MULTI_VOLUME_MARKER } from "./multi_volume.ts";
+import { type MysqlLockMode, mysqlLockMode } from "./mysql_server.ts";
 import { type Logger, registerSecret } from "./log.ts";
 import type { Options, ParsedArgs } from "./options.ts";
 
@@ -50,6 +52,8 @@ export interface Plan {
   endpoint: string | undefined;
   snapshotTimeoutMs: number;
   output: "text" | "json";
+  /** After a successful run: --wait, --copy-to-region, --keep and --keep-days. */
+  afterRun: AfterRunPlan;
 }
 
 export interface PlanInputs {
@@ -67,12 +71,6 @@ export interface PlanInputs {
 const NOT_YET: Record<string, string> = {
   "mongo": "MongoDB locking",
   "mongo-stop": "MongoDB locking",
-  "multi-volume": "one-instant multi-volume snapshots",
-  "wait": "waiting for completion",
-  "copy-to-region": "copies to other regions",
-  "keep": "retention",
-  "keep-days": "retention",
-  "config": "configuration files",
 };
 
 /** Parses one --tag value, "K=V;K2=V2", checking what EC2 would reject. */
@@ -194,7 +192,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   checkSupported(args);
   const output = checkOutput(options.output);
   checkVolumeIds(args.volumeIds);
-  if (given.has("mysql-password")) {
+  if (given.has("mysql-password") && !args.fromConfigFile?.has("mysql-password")) {
     log.warn("--mysql-password on the command line is visible to other users; use a defaults file");
   }
   registerSecret(options.mysqlPassword);
@@ -211,7 +209,14 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
       `--signature-version ${options.signatureVersion}: accepted; the SDK signs with SigV4`,
     );
   }
-  const credentials = chooseCredentials({ options, given, env, home: inputs.home, log });
+  const credentials = chooseCredentials({
+    options,
+    given,
+    fromConfigFile: args.fromConfigFile,
+    env,
+    home: inputs.home,
+    log,
+  });
   log.debug(`credentials from ${credentials.describe}`);
 
   const freezeMounts = await resolveMountPoints(options.freezeFilesystem, {
@@ -296,6 +301,14 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     };
   });
 
+  if (options.multiVolume) {
+    checkMultiVolumeRequests(volumes);
+    for (const volume of volumes) volume.tags[MARKER_TAG] = MULTI_VOLUME_MARKER;
+    instanceId ??= (await identity()).instanceId;
+    log.debug(`--multi-volume: one CreateSnapshots call for ${instanceId}`);
+  }
+  const afterRun = planAfterRun(options, region.value);
+
   return {
     options,
     volumes,
@@ -308,5 +321,6 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     endpoint,
     snapshotTimeoutMs: options.snapshotTimeout * 1000,
     output,
+    afterRun,
   };
 }

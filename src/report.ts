@@ -2,10 +2,12 @@
  * What the program prints on stdout: the old tool's lines byte for byte (text), or one JSON
  * document (--output json); and the dry-run plan.
  */
+import type { AfterRunResult } from "./after_run.ts";
 import type { BinlogCoordinates, SnapshotRequest } from "./interfaces.ts";
 import type { Plan } from "./plan.ts";
 import type { RunResult } from "./run.ts";
 import { PROGRAM } from "./plan.ts";
+import type { RetentionResult } from "./retention.ts";
 import { VERSION } from "./version.ts";
 
 /**
@@ -21,17 +23,22 @@ export function binlogLine(binlog: BinlogCoordinates): string {
   return `${PROGRAM}: master_log_file="${binlog.file}", master_log_pos=${binlog.position}`;
 }
 
-/** Text output: the binary-log line (when locked), then one snapshot id per line in order. */
-export function textReport(result: RunResult, quiet: boolean): string {
+/**
+ * Text output: the binary-log line (when locked), then one snapshot id per line in order; then
+ * the ids of the copies (--copy-to-region), one per line, by region in the order given and by
+ * volume within a region.
+ */
+export function textReport(result: RunResult, quiet: boolean, after?: AfterRunResult): string {
   if (quiet) return "";
   const lines: string[] = [];
   if (result.binlog) lines.push(binlogLine(result.binlog));
   for (const outcome of result.outcomes) if (outcome.ok) lines.push(outcome.snapshotId);
+  for (const copy of after?.copies ?? []) if (copy.snapshotId) lines.push(copy.snapshotId);
   return lines.map((line) => line + "\n").join("");
 }
 
-/** The JSON document of a run. */
-export function jsonReport(plan: Plan, result: RunResult): string {
+/** The JSON document of a run; `after` adds waits, copies and retention. */
+export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult): string {
   const byVolume = new Map(result.outcomes.map((o) => [o.volumeId, o]));
   const doc = {
     program: PROGRAM,
@@ -54,13 +61,17 @@ export function jsonReport(plan: Plan, result: RunResult): string {
     }),
     binlog: result.binlog ?? null,
     timings: result.timings,
+    waits: after?.waits ?? [],
+    copies: after?.copies ?? [],
+    retention: after?.retention ?? null,
     problems: result.problems.map((p) => ({ exitCode: p.exitCode, message: p.message })),
   };
   return JSON.stringify(doc, null, 2) + "\n";
 }
 
-/** The dry-run plan: what would be done, in order. */
-export function planReport(plan: Plan): string {
+/** The dry-run plan: what would be done, in order; `retention` lists what would be deleted. */
+export function planReport(plan: Plan, retention?: RetentionResult): string {
+  const after = plan.afterRun;
   if (plan.output === "json") {
     return JSON.stringify(
       {
@@ -76,6 +87,9 @@ export function planReport(plan: Plan): string {
         freeze: plan.freezeMounts.map((m) => m.mountPoint),
         discovered: plan.discovered,
         snapshots: plan.volumes,
+        waitSeconds: after.waitSeconds ?? null,
+        copyToRegions: after.copyRegions,
+        retention: retention ?? null,
       },
       null,
       2,
@@ -102,6 +116,13 @@ export function planReport(plan: Plan): string {
       const tags = Object.entries(v.tags).map(([k, val]) => `${k}=${val}`).join(";");
       return `would snapshot ${v.volumeId} description="${v.description}" tags="${tags}"`;
     }),
+    ...(after.waitSeconds !== undefined
+      ? [`would wait up to ${after.waitSeconds}s for the snapshots to complete`]
+      : []),
+    ...after.copyRegions.map((r) => `would copy the snapshots to ${r}`),
+    ...(retention?.deleted ?? []).map((d) =>
+      `would delete ${d.snapshotId} of ${d.volumeId} started ${d.startTime} (retention)`
+    ),
   ];
   return lines.map((line) => line + "\n").join("");
 }

@@ -39,7 +39,7 @@ async function withStack(fn: (s: Stack) => Promise<void>): Promise<void> {
       db = await startMariadb({ datadir: `${mount.mountPoint}/mysql` });
       await db.sql(
         `CREATE USER 'snap'@'localhost' IDENTIFIED BY '${PASSWORD}';
-         GRANT RELOAD, BINLOG MONITOR, SLAVE MONITOR, PROCESS, CONNECTION ADMIN ON *.* TO 'snap'@'localhost';
+         GRANT RELOAD, BINLOG MONITOR, SLAVE MONITOR ON *.* TO 'snap'@'localhost';
          CREATE DATABASE app;
          CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB;
          INSERT INTO app.t (v) VALUES ('before');`,

@@ -5,13 +5,13 @@ import { binlogLine } from "../src/report.ts";
 import { DatabaseError, UsageError } from "../src/errors.ts";
 import type { BinlogCoordinates } from "../src/interfaces.ts";
 import { createLogger, type Logger } from "../src/log.ts";
+import { createMysqlDatabase } from "../src/mysql.ts";
 import {
-  createMysqlDatabase,
   formatMasterStatusFile,
   lockModeProblem,
   parseServerInfo,
   serverStatements,
-} from "../src/mysql.ts";
+} from "../src/mysql_server.ts";
 import { defaultOptions, type Options } from "../src/options.ts";
 import {
   mariadbAvailable,

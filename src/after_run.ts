@@ -1,0 +1,233 @@
+/**
+ * What follows a successful run, once everything is released: wait for the snapshots, copy
+ * them to other regions (and wait for the copies), then apply retention.
+ */
+import type { EC2Client } from "@aws-sdk/client-ec2";
+import { SignalError, STOP_SIGNALS } from "./cleanup.ts";
+import { type CopyOutcome, copySnapshots } from "./copy.ts";
+import {
+  type AppError,
+  RetentionError,
+  SnapshotError,
+  StoppedError,
+  UsageError,
+  WaitError,
+} from "./errors.ts";
+import type { SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
+import type { Logger } from "./log.ts";
+import { DEFAULT_WAIT_SECONDS, type Options } from "./options.ts";
+import type { ProgressItem, ProgressSink } from "./progress.ts";
+import {
+  applyRetention,
+  type RetentionPolicy,
+  retentionPolicy,
+  type RetentionResult,
+} from "./retention.ts";
+import { waitForSnapshots, type WaitOutcome, type WaitTarget } from "./wait.ts";
+
+/** The follow-up steps asked for, checked. */
+export interface AfterRunPlan {
+  /** --wait: seconds to wait for the snapshots (and the copies); undefined: no --wait. */
+  waitSeconds?: number;
+  /** --copy-to-region, in order. */
+  copyRegions: string[];
+  /** --copy-kms-key-id. */
+  kmsKeyId?: string;
+  /** --keep / --keep-days. */
+  retention?: RetentionPolicy;
+}
+
+/** What the follow-up steps did (reported in JSON; copies also in text). */
+export interface AfterRunResult {
+  waits: WaitOutcome[];
+  copies: CopyOutcome[];
+  retention: RetentionResult | null;
+  problems: AppError[];
+}
+
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+
+/**
+ * Checks the options of the follow-up steps.
+ *
+ * @example
+ * ```ts
+ * const after = planAfterRun(options, "us-east-1");
+ * ```
+ */
+export function planAfterRun(options: Options, sourceRegion: string | undefined): AfterRunPlan {
+  if (options.wait !== undefined && options.wait <= 0) {
+    throw new UsageError("--wait: must be more than 0 seconds");
+  }
+  const seen = new Set<string>();
+  for (const region of options.copyToRegion) {
+    if (!REGION.test(region)) {
+      throw new UsageError(`--copy-to-region: '${region}' is not a region name (like eu-west-1)`);
+    }
+    if (region === sourceRegion) {
+      throw new UsageError(`--copy-to-region ${region}: that is the snapshots' own region`);
+    }
+    if (seen.has(region)) throw new UsageError(`--copy-to-region ${region}: given twice`);
+    seen.add(region);
+  }
+  if (options.copyKmsKeyId !== undefined && options.copyToRegion.length === 0) {
+    throw new UsageError("--copy-kms-key-id: needs --copy-to-region");
+  }
+  return {
+    waitSeconds: options.wait,
+    copyRegions: [...options.copyToRegion],
+    kmsKeyId: options.copyKmsKeyId,
+    retention: retentionPolicy(options.keep, options.keepDays),
+  };
+}
+
+/** True when nothing follows the run. */
+export function nothingAfterRun(plan: AfterRunPlan): boolean {
+  return plan.waitSeconds === undefined && plan.copyRegions.length === 0 && !plan.retention;
+}
+
+export interface AfterRunDeps {
+  /** An SDK client for a region (the source region included). */
+  clientFor: (region: string) => EC2Client;
+  log: Logger;
+  signal?: AbortSignal;
+  /** Makes the progress display of one wait; undefined for none (--quiet). */
+  progress?: (items: readonly ProgressItem[]) => ProgressSink;
+  /** Seconds between progress polls (tests shorten it). */
+  displayEverySeconds?: number;
+}
+
+function waitProblems(
+  outcomes: readonly WaitOutcome[],
+  what: string,
+  signal: AbortSignal | undefined,
+): AppError[] {
+  const reason = signal?.reason;
+  if (signal?.aborted && reason instanceof SignalError) {
+    return [new StoppedError(reason.signalName, STOP_SIGNALS[reason.signalName])];
+  }
+  return outcomes
+    .filter((o) => o.state !== "completed")
+    .map((o) => new WaitError(`${what} ${o.snapshotId} in ${o.region}: ${o.state}: ${o.message}`));
+}
+
+/**
+ * Runs the follow-up steps for the snapshots of a successful run. Never throws; problems are
+ * collected. Copies need completed sources, so --copy-to-region waits for the originals even
+ * without --wait (up to the default of --wait); the copies are waited for only with --wait.
+ * Retention runs only when everything before it succeeded.
+ */
+export async function afterRun(
+  plan: AfterRunPlan,
+  run: {
+    region: string;
+    volumes: readonly SnapshotRequest[];
+    outcomes: readonly SnapshotOutcome[];
+  },
+  deps: AfterRunDeps,
+): Promise<AfterRunResult> {
+  const result: AfterRunResult = { waits: [], copies: [], retention: null, problems: [] };
+  const made = run.outcomes.flatMap((o) => o.ok ? [o] : []);
+  const wait = async (targets: WaitTarget[], labels: string[], seconds: number) => {
+    const items = targets.map((t, i) => ({ snapshotId: t.snapshotId, label: labels[i] }));
+    return await waitForSnapshots(targets, {
+      clientFor: deps.clientFor,
+      timeoutSeconds: seconds,
+      signal: deps.signal,
+      progress: deps.progress?.(items),
+      displayEverySeconds: deps.displayEverySeconds,
+    });
+  };
+
+  if (plan.waitSeconds !== undefined || plan.copyRegions.length > 0) {
+    const seconds = plan.waitSeconds ?? DEFAULT_WAIT_SECONDS;
+    deps.log.debug(`waiting up to ${seconds}s for ${made.length} snapshot(s)`);
+    const outcomes = await wait(
+      made.map((o) => ({ snapshotId: o.snapshotId, region: run.region })),
+      made.map((o) => `${o.volumeId} in ${run.region}`),
+      seconds,
+    );
+    result.waits.push(...outcomes);
+    result.problems.push(...waitProblems(outcomes, "snapshot", deps.signal));
+    if (result.problems.length > 0) return result;
+  }
+
+  if (plan.copyRegions.length > 0) {
+    const sources = made.map((o) => {
+      const request = run.volumes.find((v) => v.volumeId === o.volumeId)!;
+      return { ...request, snapshotId: o.snapshotId };
+    });
+    result.copies = await copySnapshots(sources, {
+      sourceRegion: run.region,
+      regions: plan.copyRegions,
+      clientFor: deps.clientFor,
+      kmsKeyId: plan.kmsKeyId,
+      log: deps.log,
+      signal: deps.signal,
+    });
+    for (const copy of result.copies) {
+      if (copy.error) {
+        result.problems.push(
+          new SnapshotError(
+            `copy of ${copy.sourceSnapshotId} to ${copy.region} failed: ${copy.error.code}: ${copy.error.message}`,
+          ),
+        );
+      }
+    }
+    const copied = result.copies.filter((c) => c.snapshotId !== null);
+    if (plan.waitSeconds !== undefined && copied.length > 0) {
+      deps.log.debug(`waiting up to ${plan.waitSeconds}s for ${copied.length} copies`);
+      const outcomes = await wait(
+        copied.map((c) => ({ snapshotId: c.snapshotId!, region: c.region })),
+        copied.map((c) => `copy of ${c.sourceSnapshotId} in ${c.region}`),
+        plan.waitSeconds,
+      );
+      result.waits.push(...outcomes);
+      result.problems.push(...waitProblems(outcomes, "copy", deps.signal));
+    }
+    if (result.problems.length > 0) return result;
+  }
+
+  if (plan.retention && !deps.signal?.aborted) {
+    try {
+      result.retention = await applyRetention({
+        client: deps.clientFor(run.region),
+        policy: plan.retention,
+        volumeIds: run.volumes.map((v) => v.volumeId),
+        ownSnapshots: made,
+        noaction: false,
+        log: deps.log,
+      });
+      for (const item of result.retention.failed) {
+        result.problems.push(
+          new RetentionError(`retention: could not delete ${item.snapshotId}: ${item.reason}`),
+        );
+      }
+    } catch (error) {
+      result.problems.push(
+        new RetentionError(`retention: ${(error as Error).message?.split("\n")[0]}`),
+      );
+    }
+  }
+  return result;
+}
+
+/**
+ * What retention would delete, for --noaction: one read-only DescribeSnapshots, no deletes;
+ * the run is assumed to make one new snapshot of each volume.
+ */
+export function previewRetention(
+  policy: RetentionPolicy,
+  volumes: readonly SnapshotRequest[],
+  client: EC2Client,
+  log: Logger,
+): Promise<RetentionResult> {
+  return applyRetention({
+    client,
+    policy,
+    volumeIds: volumes.map((v) => v.volumeId),
+    ownSnapshots: [],
+    noaction: true,
+    log,
+  });
+}

@@ -1,0 +1,232 @@
+/** Reads `--config FILE` (INI, with the `ini` package) and merges it under the command line. */
+import ini from "ini";
+import { UsageError } from "./errors.ts";
+import { applyValue, findOption, type OptionSpec, type ParsedArgs } from "./options.ts";
+
+/**
+ * The one section the file may have. Keys may also stand at the top, before any section; any
+ * other section is an error (a misspelt section would otherwise be silently ignored).
+ */
+export const CONFIG_SECTION = "ec2-consistent-snapshot";
+
+/** The key that lists volume ids (the command line's positional arguments); repeatable. */
+export const VOLUME_KEY = "volume";
+
+/** One key of the file: every value it was given, in order, with their lines. */
+export interface ConfigEntry {
+  /** The option's long name (aliases resolved), or VOLUME_KEY. */
+  name: string;
+  values: (string | boolean)[];
+  /** The line of each value. */
+  lines: number[];
+}
+
+/** A configuration file, read and checked. */
+export interface ConfigFile {
+  path: string;
+  entries: ConfigEntry[];
+  /** Warnings to show once the logger exists (e.g. secrets in a file others can read). */
+  warnings: string[];
+}
+
+/** Where a key stands in the text: found by scanning lines, for error messages. */
+interface Occurrence {
+  section: string | null;
+  key: string;
+  line: number;
+  /** The text after `=`, untouched; undefined for a bare key. */
+  raw: string | undefined;
+}
+
+// The same line shapes the ini package recognises (lib/ini.js `decode`), used only to locate
+// keys and sections by line number; the values themselves come from `decode`.
+const SECTION_LINE = /^\[([^\]]*)\]\s*$/;
+const KEY_LINE = /^([^=]+)(=(.*))?$/;
+
+function locate(text: string): Occurrence[] {
+  const found: Occurrence[] = [];
+  let section: string | null = null;
+  text.split(/\r\n|\r|\n/).forEach((line, index) => {
+    if (/^\s*([;#]|$)/.test(line)) return;
+    const header = SECTION_LINE.exec(line);
+    if (header) {
+      section = header[1].trim();
+      found.push({ section, key: "", line: index + 1, raw: undefined });
+      return;
+    }
+    const match = KEY_LINE.exec(line);
+    if (match) {
+      found.push({ section, key: match[1].trim(), line: index + 1, raw: match[3] });
+    }
+  });
+  return found;
+}
+
+/** An unquoted value with `;` or `#` in it would be cut there by INI's inline comments. */
+function cutByComment(raw: string): boolean {
+  const value = raw.trim();
+  if (/^(".*"|'.*')$/s.test(value)) return false;
+  return /(^|[^\\])[;#]/.test(value);
+}
+
+function checkOccurrence(path: string, at: Occurrence): OptionSpec | undefined {
+  const where = `${path}:${at.line}`;
+  if (at.key === "") {
+    if (at.section !== CONFIG_SECTION) {
+      throw new UsageError(
+        `${where}: unknown section [${at.section}]; use [${CONFIG_SECTION}] or no section`,
+      );
+    }
+    return undefined;
+  }
+  if (at.key.endsWith("[]")) {
+    throw new UsageError(
+      `${where}: write '${at.key.slice(0, -2)}' once per value instead of '${at.key}'`,
+    );
+  }
+  const spec = findOption(at.key);
+  if (!spec && at.key !== VOLUME_KEY) {
+    throw new UsageError(`${where}: unknown key '${at.key}' (keys are long option names)`);
+  }
+  if (spec?.commandLineOnly) {
+    throw new UsageError(`${where}: '${at.key}' is accepted on the command line only`);
+  }
+  if (at.raw !== undefined && cutByComment(at.raw)) {
+    throw new UsageError(
+      `${where}: the value of '${at.key}' contains ';' or '#', which INI reads as a comment; ` +
+        `put the value in double quotes`,
+    );
+  }
+  return spec;
+}
+
+function asList(value: unknown): unknown[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+/** ini turns bare `true`, `false` and `null` into JSON values; options want the text back. */
+function valueFor(
+  spec: OptionSpec | undefined,
+  value: unknown,
+  at: Occurrence,
+  path: string,
+): string | boolean {
+  const name = spec?.name ?? VOLUME_KEY;
+  if (at.raw === undefined) {
+    if (!spec || (spec.kind !== "flag" && spec.kind !== "optional-seconds")) {
+      throw new UsageError(`${path}:${at.line}: '${at.key}' needs a value`);
+    }
+    return true;
+  }
+  if (typeof value === "string") return value;
+  if (spec?.kind === "flag" && typeof value === "boolean") return value;
+  if (value === null || typeof value === "boolean") return String(value);
+  throw new UsageError(`${path}:${at.line}: cannot read the value of '${name}'`);
+}
+
+/**
+ * Parses and checks the text of a configuration file; `path` is only for messages.
+ *
+ * @example
+ * ```ts
+ * const file = parseConfigText("region = eu-west-1\nvolume = vol-0123abcd\n", "/etc/ecs.conf");
+ * ```
+ */
+export function parseConfigText(text: string, path: string): ConfigFile {
+  const occurrences = locate(text);
+  const specs = occurrences.map((at) => checkOccurrence(path, at));
+  // bracketedArray: false makes a repeated key an array, as repeated options are.
+  const decoded = ini.decode(text, { bracketedArray: false }) as Record<string, unknown>;
+  const section = (decoded[CONFIG_SECTION] ?? {}) as Record<string, unknown>;
+
+  const entries = new Map<string, ConfigEntry>();
+  const seen = new Map<string, number>();
+  occurrences.forEach((at, i) => {
+    if (at.key === "") return;
+    const scope = at.section === null ? decoded : section;
+    const index = seen.get(`${at.section}\0${at.key}`) ?? 0;
+    seen.set(`${at.section}\0${at.key}`, index + 1);
+    const spec = specs[i];
+    const value = valueFor(spec, asList(scope[at.key])[index], at, path);
+    const name = spec?.name ?? VOLUME_KEY;
+    const entry = entries.get(name) ?? { name, values: [], lines: [] };
+    entry.values.push(value);
+    entry.lines.push(at.line);
+    entries.set(name, entry);
+  });
+  return { path, entries: [...entries.values()], warnings: [] };
+}
+
+/** Reads and checks a configuration file; problems are UsageErrors naming the file and line. */
+export function readConfigFile(path: string): ConfigFile {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    const reason = error instanceof Deno.errors.NotFound
+      ? "no such file"
+      : error instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : (error as Error).message;
+    throw new UsageError(`--config ${path}: cannot read: ${reason}`);
+  }
+  const file = parseConfigText(text, path);
+  const secrets = file.entries.filter((e) => findOption(e.name)?.secret).map((e) => e.name);
+  if (secrets.length > 0) {
+    const mode = Deno.statSync(path).mode ?? 0;
+    if ((mode & 0o044) !== 0) {
+      file.warnings.push(
+        `--config ${path} holds ${secrets.join(", ")} and is readable by group or others; ` +
+          `chmod 600 it`,
+      );
+    }
+  }
+  return file;
+}
+
+/**
+ * Puts the file's values under the command line: an option given on the command line keeps its
+ * command-line value (for repeatable options, the command line's values replace the file's);
+ * volume ids on the command line replace the file's `volume` keys.
+ */
+export function mergeConfig(args: ParsedArgs, file: ConfigFile): ParsedArgs {
+  const options = structuredClone(args.options);
+  const given = new Set(args.given);
+  const fromConfigFile = new Set<string>();
+  let volumeIds = args.volumeIds;
+  for (const entry of file.entries) {
+    if (entry.name === VOLUME_KEY) {
+      if (args.volumeIds.length === 0) volumeIds = entry.values.map(String);
+      continue;
+    }
+    if (args.given.has(entry.name)) continue;
+    const spec = findOption(entry.name)!;
+    entry.values.forEach((value, i) => {
+      try {
+        applyValue(options, spec, value);
+      } catch (error) {
+        if (!(error instanceof UsageError)) throw error;
+        throw new UsageError(`${file.path}:${entry.lines[i]}: ${error.message}`);
+      }
+    });
+    given.add(entry.name);
+    fromConfigFile.add(entry.name);
+  }
+  return { options, volumeIds, given, fromConfigFile };
+}
+
+/**
+ * Reads `--config FILE`, when given, and merges it under the command line.
+ *
+ * @example
+ * ```ts
+ * const { args, warnings } = withConfigFile(parseCommandLine(Deno.args));
+ * ```
+ */
+export function withConfigFile(args: ParsedArgs): { args: ParsedArgs; warnings: string[] } {
+  const path = args.options.config;
+  if (path === undefined) return { args, warnings: [] };
+  const file = readConfigFile(path);
+  return { args: mergeConfig(args, file), warnings: file.warnings };
+}

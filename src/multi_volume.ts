@@ -1,0 +1,214 @@
+/**
+ * `--multi-volume`: one CreateSnapshots call for the instance, selecting exactly the requested
+ * volumes, so all of them are snapshotted at one instant (crash-consistent across volumes).
+ */
+import {
+  CreateSnapshotsCommand,
+  type CreateSnapshotsCommandInput,
+  DescribeInstancesCommand,
+  type EC2Client,
+} from "@aws-sdk/client-ec2";
+import { errorCode } from "./ec2.ts";
+import { PreflightError, UsageError } from "./errors.ts";
+import type { Ec2, SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
+import type { Logger } from "./log.ts";
+import { MARKER_TAG } from "./plan.ts";
+
+/** Which of the instance's volumes CreateSnapshots must leave out. */
+export interface Selection {
+  instanceId: string;
+  excludeBootVolume: boolean;
+  excludeDataVolumeIds: string[];
+}
+
+/**
+ * The marker tag's value on --multi-volume snapshots. CreateSnapshots applies one tag set to all
+ * the snapshots it makes, so the marker cannot name each one's volume; it says "multi-volume"
+ * and retention reads the volume from the snapshot's own VolumeId (set by EC2, not by a tag).
+ * Every tag stays in the creating call: no second CreateTags, no window without tags.
+ */
+export const MULTI_VOLUME_MARKER = "multi-volume";
+
+function message(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}
+
+function sameTags(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+
+function withoutMarker(tags: Record<string, string>): Record<string, string> {
+  const { [MARKER_TAG]: _marker, ...rest } = tags;
+  return rest;
+}
+
+/**
+ * Checks that the requests can be one CreateSnapshots call: it takes one description and one
+ * tag set for all volumes, so per-volume --description, --tag and --name are refused.
+ */
+export function checkMultiVolumeRequests(requests: readonly SnapshotRequest[]): void {
+  const [first, ...rest] = requests;
+  if (!first) return;
+  for (const request of rest) {
+    if (request.description !== first.description) {
+      throw new UsageError(
+        "--multi-volume: one CreateSnapshots call takes one description; give --description once",
+      );
+    }
+    if (!sameTags(withoutMarker(request.tags), withoutMarker(first.tags))) {
+      throw new UsageError(
+        "--multi-volume: one CreateSnapshots call takes one tag set; give --tag and --name once",
+      );
+    }
+  }
+}
+
+/** Works out the selection from the instance's block device mappings; throws PreflightError. */
+export async function selectVolumes(
+  client: EC2Client,
+  instanceId: string,
+  volumeIds: readonly string[],
+  signal?: AbortSignal,
+): Promise<Selection> {
+  let instance;
+  try {
+    const out = await client.send(
+      new DescribeInstancesCommand({ InstanceIds: [instanceId] }),
+      { abortSignal: signal },
+    );
+    instance = out.Reservations?.[0]?.Instances?.[0];
+  } catch (error) {
+    throw new PreflightError(
+      `--multi-volume: DescribeInstances ${instanceId} failed: ${errorCode(error)}: ${
+        message(error)
+      }`,
+      { cause: error },
+    );
+  }
+  if (!instance) throw new PreflightError(`--multi-volume: no instance ${instanceId}`);
+  const attached = (instance.BlockDeviceMappings ?? [])
+    .filter((m) => m.Ebs?.VolumeId)
+    .map((m) => ({ volumeId: m.Ebs!.VolumeId!, boot: m.DeviceName === instance.RootDeviceName }));
+  const missing = volumeIds.filter((id) => !attached.some((a) => a.volumeId === id));
+  if (missing.length > 0) {
+    throw new PreflightError(
+      `--multi-volume: ${missing.join(", ")} not attached to ${instanceId} (attached: ${
+        attached.map((a) => a.volumeId).join(", ") || "none"
+      })`,
+    );
+  }
+  const boot = attached.find((a) => a.boot);
+  return {
+    instanceId,
+    excludeBootVolume: boot === undefined || !volumeIds.includes(boot.volumeId),
+    excludeDataVolumeIds: attached
+      .filter((a) => !a.boot && !volumeIds.includes(a.volumeId))
+      .map((a) => a.volumeId),
+  };
+}
+
+function createInput(
+  selection: Selection,
+  requests: readonly SnapshotRequest[],
+  dryRun: boolean,
+): CreateSnapshotsCommandInput {
+  const tags = Object.entries({
+    ...withoutMarker(requests[0].tags),
+    [MARKER_TAG]: MULTI_VOLUME_MARKER,
+  }).map(([Key, Value]) => ({ Key, Value }));
+  return {
+    InstanceSpecification: {
+      InstanceId: selection.instanceId,
+      ExcludeBootVolume: selection.excludeBootVolume,
+      ...(selection.excludeDataVolumeIds.length > 0
+        ? { ExcludeDataVolumeIds: selection.excludeDataVolumeIds }
+        : {}),
+    },
+    Description: requests[0].description,
+    TagSpecifications: tags.length > 0 ? [{ ResourceType: "snapshot", Tags: tags }] : undefined,
+    DryRun: dryRun,
+  };
+}
+
+/**
+ * The Ec2 of `--multi-volume`, backed by an SDK client.
+ *
+ * @example
+ * ```ts
+ * const ec2 = createMultiVolumeEc2(client, { instanceId: "i-0123456789abcdef0", log });
+ * ```
+ */
+export function createMultiVolumeEc2(
+  client: EC2Client,
+  settings: { instanceId: string; log: Logger },
+): Ec2 {
+  const { instanceId, log } = settings;
+  let selection: Selection | undefined;
+  return {
+    async preflight(requests, signal) {
+      checkMultiVolumeRequests(requests);
+      selection = await selectVolumes(client, instanceId, requests.map((r) => r.volumeId), signal);
+      log.debug(
+        `multi-volume: ${instanceId}, ExcludeBootVolume ${selection.excludeBootVolume}, ` +
+          `ExcludeDataVolumeIds [${selection.excludeDataVolumeIds.join(", ")}]`,
+      );
+      try {
+        await client.send(new CreateSnapshotsCommand(createInput(selection, requests, true)), {
+          abortSignal: signal,
+        });
+      } catch (error) {
+        const code = errorCode(error);
+        if (code === "DryRunOperation") return;
+        const hint = code === "UnauthorizedOperation"
+          ? "not permitted (the IAM policy needs ec2:CreateSnapshots and ec2:CreateTags)"
+          : message(error);
+        throw new PreflightError(
+          `preflight CreateSnapshots (DryRun) for ${instanceId} failed: ${code}: ${hint}`,
+          { cause: error },
+        );
+      }
+      log.debug("preflight: the endpoint did not answer DryRunOperation for CreateSnapshots");
+    },
+
+    async createSnapshots(requests, signal) {
+      if (!selection) throw new Error("multi-volume: createSnapshots before preflight");
+      const failAll = (code: string, text: string): SnapshotOutcome[] =>
+        requests.map((r) => ({ volumeId: r.volumeId, ok: false, errorCode: code, message: text }));
+      let made;
+      try {
+        const out = await client.send(
+          new CreateSnapshotsCommand(createInput(selection, requests, false)),
+          { abortSignal: signal },
+        );
+        made = out.Snapshots ?? [];
+      } catch (error) {
+        const code = signal.aborted ? "Aborted" : errorCode(error);
+        log.debug(`CreateSnapshots ${instanceId} failed: ${code}`);
+        return failAll(code, message(error));
+      }
+      log.debug(
+        `CreateSnapshots ${instanceId}: ${made.map((s) => `${s.VolumeId}=${s.SnapshotId}`)}`,
+      );
+      const requested = new Set(requests.map((r) => r.volumeId));
+      for (const extra of made.filter((s) => !requested.has(s.VolumeId!))) {
+        // Not asked for, so not reported, but it carries our marker: retention may count it.
+        log.warn(
+          `CreateSnapshots also made ${extra.SnapshotId} of ${extra.VolumeId}, which was not ` +
+            `requested (attached after the preflight, or ExcludeDataVolumeIds ignored)`,
+        );
+      }
+      return requests.map((r): SnapshotOutcome => {
+        const snapshot = made.find((s) => s.VolumeId === r.volumeId);
+        return snapshot?.SnapshotId
+          ? { volumeId: r.volumeId, ok: true, snapshotId: snapshot.SnapshotId }
+          : {
+            volumeId: r.volumeId,
+            ok: false,
+            errorCode: "NotCreated",
+            message: "CreateSnapshots returned no snapshot of this volume",
+          };
+      });
+    },
+  };
+}

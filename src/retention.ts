@@ -1,0 +1,183 @@
+/**
+ * Retention (`--keep N`, `--keep-days D`): deletes older snapshots of the same volumes that
+ * carry this tool's marker tag, never one without it, never one of this run. The marker's value
+ * is the volume id, or "multi-volume" (then the snapshot's VolumeId names the volume).
+ */
+import {
+  DeleteSnapshotCommand,
+  type EC2Client,
+  paginateDescribeSnapshots,
+  type Snapshot,
+} from "@aws-sdk/client-ec2";
+import { errorCode } from "./ec2.ts";
+import { UsageError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { MULTI_VOLUME_MARKER } from "./multi_volume.ts";
+import { MARKER_TAG } from "./plan.ts";
+
+/** What to keep. A snapshot is kept when either rule keeps it. */
+export interface RetentionPolicy {
+  /** Keep the newest N per volume, this run's snapshot included. */
+  keep?: number;
+  /** Keep those started less than D days ago. */
+  keepDays?: number;
+}
+
+/** One snapshot retention looked at and did not keep. */
+export interface RetentionItem {
+  snapshotId: string;
+  volumeId: string;
+  /** ISO time the snapshot was started. */
+  startTime: string;
+  /** Why it was skipped or failed; absent when deleted (or, with --noaction, to be deleted). */
+  reason?: string;
+}
+
+/** What retention did (or, with --noaction, would do). */
+export interface RetentionResult {
+  noaction: boolean;
+  /** Deleted, or with --noaction, those that would be deleted. */
+  deleted: RetentionItem[];
+  /** Not deleted because an image (AMI) uses them. */
+  skipped: RetentionItem[];
+  /** DeleteSnapshot failed for another reason. */
+  failed: RetentionItem[];
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** Checks the retention options; undefined when retention was not asked for. */
+export function retentionPolicy(
+  keep: number | undefined,
+  keepDays: number | undefined,
+): RetentionPolicy | undefined {
+  if (keep === undefined && keepDays === undefined) return undefined;
+  if (keep !== undefined && keep < 1) {
+    throw new UsageError("--keep: must be at least 1 (this run's snapshot is always kept)");
+  }
+  if (keepDays !== undefined && keepDays <= 0) {
+    throw new UsageError("--keep-days: must be more than 0");
+  }
+  return { keep, keepDays };
+}
+
+function markerOf(snapshot: Snapshot): string | undefined {
+  return snapshot.Tags?.find((tag) => tag.Key === MARKER_TAG)?.Value;
+}
+
+/** Our snapshots of these volumes, by volume: owned by us, marker tag naming the volume. */
+async function markedSnapshots(
+  client: EC2Client,
+  volumeIds: readonly string[],
+): Promise<Map<string, Snapshot[]>> {
+  const byVolume = new Map<string, Snapshot[]>(volumeIds.map((id) => [id, []]));
+  const pages = paginateDescribeSnapshots({ client }, {
+    OwnerIds: ["self"],
+    Filters: [{ Name: `tag:${MARKER_TAG}`, Values: [...volumeIds, MULTI_VOLUME_MARKER] }],
+  });
+  for await (const page of pages) {
+    for (const snapshot of page.Snapshots ?? []) {
+      // Checked again here: never trust a filter to be the only guard before a delete.
+      const marker = markerOf(snapshot);
+      const volumeId = marker === MULTI_VOLUME_MARKER ? snapshot.VolumeId : marker;
+      if (volumeId !== undefined && byVolume.has(volumeId)) byVolume.get(volumeId)!.push(snapshot);
+    }
+  }
+  return byVolume;
+}
+
+/**
+ * The snapshots the policy lets go, for one volume. `ownCount` snapshots of this run (or, with
+ * --noaction, the one it would make) count as the newest ones kept.
+ */
+export function selectExpired(
+  snapshots: readonly Snapshot[],
+  policy: RetentionPolicy,
+  options: { ownCount: number; now: Date },
+): Snapshot[] {
+  const started = (s: Snapshot) => s.StartTime?.getTime() ?? Number.POSITIVE_INFINITY;
+  // Newest first; equal times by id, so the order (and so the choice) is stable.
+  const sorted = snapshots
+    .filter((s) => s.State !== "pending" && s.StartTime !== undefined)
+    .sort((a, b) => started(b) - started(a) || (b.SnapshotId! < a.SnapshotId! ? -1 : 1));
+  return sorted.filter((snapshot, index) => {
+    const keptByCount = policy.keep !== undefined && index + options.ownCount < policy.keep;
+    const keptByAge = policy.keepDays !== undefined &&
+      options.now.getTime() - started(snapshot) < policy.keepDays * DAY_MS;
+    return !keptByCount && !keptByAge;
+  });
+}
+
+export interface RetentionOptions {
+  client: EC2Client;
+  policy: RetentionPolicy;
+  /** The volumes of this run. */
+  volumeIds: readonly string[];
+  /** The snapshots made by this run: never deleted; they count as the newest kept. */
+  ownSnapshots: readonly { snapshotId: string; volumeId: string }[];
+  /** List only (read-only DescribeSnapshots), delete nothing. */
+  noaction: boolean;
+  log: Logger;
+  now?: Date;
+}
+
+/**
+ * Applies the policy to the volumes of this run.
+ *
+ * @example
+ * ```ts
+ * const result = await applyRetention({ client, policy: { keep: 7 }, volumeIds,
+ *   ownSnapshots, noaction: false, log });
+ * ```
+ */
+export async function applyRetention(options: RetentionOptions): Promise<RetentionResult> {
+  const { client, policy, log } = options;
+  const now = options.now ?? new Date();
+  const own = new Set(options.ownSnapshots.map((s) => s.snapshotId));
+  const result: RetentionResult = {
+    noaction: options.noaction,
+    deleted: [],
+    skipped: [],
+    failed: [],
+  };
+  const byVolume = await markedSnapshots(client, options.volumeIds);
+  const expired: RetentionItem[] = [];
+  for (const [volumeId, snapshots] of byVolume) {
+    const others = snapshots.filter((s) => !own.has(s.SnapshotId!));
+    // With --noaction the run would make one snapshot of each volume.
+    const ownCount = options.noaction
+      ? 1
+      : options.ownSnapshots.filter((s) => s.volumeId === volumeId).length;
+    for (const snapshot of selectExpired(others, policy, { ownCount, now })) {
+      expired.push({
+        snapshotId: snapshot.SnapshotId!,
+        volumeId,
+        startTime: snapshot.StartTime!.toISOString(),
+      });
+    }
+  }
+  if (options.noaction) {
+    result.deleted = expired;
+    return result;
+  }
+  // One at a time: deletes are rare and a slow, orderly prune is kinder to API rate limits.
+  for (const item of expired) {
+    try {
+      await client.send(new DeleteSnapshotCommand({ SnapshotId: item.snapshotId }));
+      log.debug(`retention: deleted ${item.snapshotId} of ${item.volumeId} (${item.startTime})`);
+      result.deleted.push(item);
+    } catch (error) {
+      const code = errorCode(error);
+      const message = (error as Error).message?.split("\n")[0] ?? String(error);
+      if (code === "InvalidSnapshot.InUse") {
+        log.warn(`retention: kept ${item.snapshotId} of ${item.volumeId}: in use by an image`);
+        result.skipped.push({ ...item, reason: `${code}: ${message}` });
+      } else if (code === "InvalidSnapshot.NotFound") {
+        log.debug(`retention: ${item.snapshotId} already gone`);
+      } else {
+        result.failed.push({ ...item, reason: `${code}: ${message}` });
+      }
+    }
+  }
+  return result;
+}

@@ -1,0 +1,116 @@
+/** --config FILE: good files merged under the command line, bad files refused by file and line. */
+import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
+import { assertEquals, assertMatch } from "./support/assert.ts";
+import { startMoto } from "./support/moto.ts";
+import { baseEnv, runProgram } from "./support/program.ts";
+import { mergeConfig, parseConfigText } from "../src/config_file.ts";
+import { UsageError } from "../src/errors.ts";
+import { parseCommandLine } from "../src/options.ts";
+
+function writeConfig(text: string): string {
+  const path = Deno.makeTempFileSync({ prefix: "ecs-config-", suffix: ".conf" });
+  Deno.writeTextFileSync(path, text);
+  return path;
+}
+
+Deno.test("the command line wins; lists and volumes from the command line replace the file's", () => {
+  const file = parseConfigText(
+    [
+      "# nightly backups",
+      "region = eu-west-1",
+      "[ec2-consistent-snapshot]",
+      "description = from the file",
+      'tag = "team=db;env=prod"',
+      "volume = vol-0000000a",
+      "volume = vol-0000000b",
+      "snapshot-timeout = 20",
+      "multi-volume",
+      "wait",
+      "xfs-filesystem = /data",
+    ].join("\n"),
+    "f.conf",
+  );
+  const fromFile = mergeConfig(parseCommandLine([]), file);
+  assertEquals(fromFile.options.region, "eu-west-1");
+  assertEquals(fromFile.options.tag, ["team=db;env=prod"]);
+  assertEquals(fromFile.options.snapshotTimeout, 20);
+  assertEquals(fromFile.options.multiVolume, true);
+  assertEquals(fromFile.options.wait, 3600);
+  assertEquals(fromFile.options.freezeFilesystem, ["/data"]);
+  assertEquals(fromFile.volumeIds, ["vol-0000000a", "vol-0000000b"]);
+  assertEquals(fromFile.fromConfigFile?.has("region"), true);
+
+  const both = mergeConfig(
+    parseCommandLine(["--region", "us-east-2", "--tag", "x=y", "vol-0000000c"]),
+    file,
+  );
+  assertEquals(both.options.region, "us-east-2");
+  assertEquals(both.options.tag, ["x=y"]);
+  assertEquals(both.options.description, ["from the file"]);
+  assertEquals(both.volumeIds, ["vol-0000000c"]);
+  assertEquals(both.fromConfigFile?.has("region"), false);
+});
+
+Deno.test("bad configuration files name the file and the line", () => {
+  const cases: [string, RegExp][] = [
+    ["region = us-east-1\nregoin = eu-west-1", /^f\.conf:2: unknown key 'regoin'/],
+    ["config = other.conf", /^f\.conf:1: 'config' is accepted on the command line only/],
+    ["[ec2-consistent-snapshots]\nregion = x", /^f\.conf:1: unknown section/],
+    ["\n\ntag = a=b;c=d", /^f\.conf:3: .*';' or '#'.*double quotes/],
+    ["tag[] = a=b", /^f\.conf:1: write 'tag' once per value/],
+    ["region", /^f\.conf:1: 'region' needs a value/],
+  ];
+  for (const [text, pattern] of cases) {
+    try {
+      parseConfigText(text, "f.conf");
+      throw new Error(`accepted: ${text}`);
+    } catch (error) {
+      if (!(error instanceof UsageError)) throw error;
+      assertMatch(error.message, pattern);
+    }
+  }
+  try {
+    mergeConfig(parseCommandLine([]), parseConfigText("\nkeep = -1\n", "f.conf"));
+    throw new Error("accepted keep = -1");
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    assertMatch(error.message, /^f\.conf:2: --keep: must not be negative/);
+  }
+});
+
+Deno.test("a run configured by a file, against moto", async () => {
+  const moto = await startMoto();
+  if (!moto) return;
+  try {
+    const [a, b] = await moto.createVolumes(2);
+    const config = writeConfig(
+      `[ec2-consistent-snapshot]\ndescription = from the file\ntag = "team=db;env=prod"\n` +
+        `volume = ${a}\nvolume = ${b}\n`,
+    );
+    const result = await runProgram(["--config", config], { env: baseEnv(moto.env) });
+    assertEquals(result.code, 0, result.stderr);
+    const ids = result.stdout.trimEnd().split("\n");
+    const made = (await moto.client().send(new DescribeSnapshotsCommand({ SnapshotIds: ids })))
+      .Snapshots!;
+    assertEquals(made.map((s) => s.VolumeId).sort(), [a, b].sort());
+    for (const snapshot of made) {
+      assertEquals(snapshot.Description, "from the file");
+      const tags = Object.fromEntries(snapshot.Tags!.map((t) => [t.Key, t.Value]));
+      assertEquals([tags.team, tags.env], ["db", "prod"]);
+    }
+
+    const bad = writeConfig("region = us-east-1\nwiat = 60\n");
+    const refused = await runProgram(["--config", bad, a], { env: baseEnv(moto.env) });
+    assertEquals(refused.code, 2);
+    assertEquals(refused.stdout, "");
+    assertMatch(refused.stderr, new RegExp(`${bad}:2: unknown key 'wiat'`));
+
+    const missing = await runProgram(["--config", "/nonexistent.conf", a], {
+      env: baseEnv(moto.env),
+    });
+    assertEquals(missing.code, 2);
+    assertMatch(missing.stderr, /--config \/nonexistent\.conf: cannot read: no such file/);
+  } finally {
+    await moto.stop();
+  }
+});
