@@ -1,6 +1,7 @@
 /** Reads `--config FILE` (INI, with the `ini` package) and merges it under the command line. */
 import ini from "ini";
 import { UsageError } from "./errors.ts";
+import { readableByOthers, readUserFile } from "./files.ts";
 import { applyValue, findOption, type OptionSpec, type ParsedArgs } from "./options.ts";
 
 /**
@@ -160,22 +161,11 @@ export function parseConfigText(text: string, path: string): ConfigFile {
 
 /** Reads and checks a configuration file; problems are UsageErrors naming the file and line. */
 export function readConfigFile(path: string): ConfigFile {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : (error as Error).message;
-    throw new UsageError(`--config ${path}: cannot read: ${reason}`);
-  }
+  const text = readUserFile(path, "--config");
   const file = parseConfigText(text, path);
   const secrets = file.entries.filter((e) => findOption(e.name)?.secret).map((e) => e.name);
   if (secrets.length > 0) {
-    const mode = Deno.statSync(path).mode ?? 0;
-    if ((mode & 0o044) !== 0) {
+    if (readableByOthers(path)) {
       file.warnings.push(
         `--config ${path} holds ${secrets.join(", ")} and is readable by group or others; ` +
           `chmod 600 it`,

@@ -5,6 +5,7 @@
  */
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
 import { UsageError } from "./errors.ts";
+import { exists, readableByOthers, readUserFile } from "./files.ts";
 import { type Logger, registerSecret } from "./log.ts";
 import type { Options } from "./options.ts";
 
@@ -27,23 +28,10 @@ export interface CredentialInputs {
 }
 
 function readSecretFile(path: string, option: string, log: Logger): string[] {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : (error as Error).message;
-    throw new UsageError(`${option} ${path}: cannot read: ${reason}`);
+  const text = readUserFile(path, option);
+  if (readableByOthers(path)) {
+    log.warn(`${option} ${path} is readable by group or others; chmod 600 it`);
   }
-  try {
-    const mode = Deno.statSync(path).mode ?? 0;
-    if ((mode & 0o044) !== 0) {
-      log.warn(`${option} ${path} is readable by group or others; chmod 600 it`);
-    }
-  } catch { /* readable but not statable: nothing to warn about */ }
   return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== "");
 }
 
@@ -66,15 +54,6 @@ function fromLegacyFile(path: string, option: string, log: Logger): AwsCredentia
     );
   }
   return { accessKeyId, secretAccessKey };
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

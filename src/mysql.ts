@@ -3,6 +3,7 @@
 import type { Connection, RowDataPacket } from "mysql2/promise";
 import { dirname } from "node:path";
 import { DatabaseError, UsageError } from "./errors.ts";
+import { exists } from "./files.ts";
 import type { BinlogCoordinates, Database } from "./interfaces.ts";
 import { type Logger, registerSecret } from "./log.ts";
 import {
@@ -84,15 +85,6 @@ function sqlErrorText(error: unknown): string {
   return e?.message ?? String(error);
 }
 
-function fileExistsSync(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const UNIT_DIRS = [
   "/etc/systemd/system",
   "/run/systemd/system",
@@ -108,7 +100,7 @@ const INIT_SCRIPTS = ["/etc/init.d/mariadb", "/etc/init.d/mysql", "/etc/init.d/m
  */
 export function defaultStopStartCommands(
   systemdRunning: boolean,
-  fileExists: (path: string) => boolean = fileExistsSync,
+  fileExists: (path: string) => boolean = exists,
 ): { stop: string; start: string } {
   if (systemdRunning) {
     const unit = UNIT_NAMES.find((name) =>
@@ -283,7 +275,7 @@ class MysqlDatabase implements Database {
   #resolveStopCommands(): { stop: string; start: string } {
     const { mysqlStopCommand: stop, mysqlStartCommand: start } = this.#options;
     if (stop !== undefined && start !== undefined) return { stop, start };
-    const systemd = (this.#deps.systemdRunning ?? (() => fileExistsSync("/run/systemd/system")))();
+    const systemd = (this.#deps.systemdRunning ?? (() => exists("/run/systemd/system")))();
     const defaults = defaultStopStartCommands(systemd, this.#deps.fileExists);
     return { stop: stop ?? defaults.stop, start: start ?? defaults.start };
   }

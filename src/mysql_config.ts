@@ -4,6 +4,7 @@ import ini from "ini";
 import { userInfo } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { UsageError } from "./errors.ts";
+import { readUserFile } from "./files.ts";
 import type { Options } from "./options.ts";
 
 /** Where and as whom to connect. */
@@ -39,19 +40,7 @@ export type OptionFile = Record<string, Record<string, string | true>>;
 const MAX_INCLUDE_DEPTH = 10;
 
 function readText(path: string, includedFrom?: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch (error) {
-    const why = error instanceof Deno.errors.NotFound
-      ? "not found"
-      : error instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : error instanceof Error
-      ? error.message
-      : String(error);
-    const where = includedFrom ? ` (included from ${includedFrom})` : "";
-    throw new UsageError(`MySQL option file ${path}${where}: cannot read: ${why}`);
-  }
+  return readUserFile(path, includedFrom ? `!include in ${includedFrom}:` : "MySQL option file");
 }
 
 function normaliseKey(key: string): string {
