@@ -4,7 +4,7 @@
  */
 import type { EC2Client } from "@aws-sdk/client-ec2";
 import { SignalError, STOP_SIGNALS } from "./cleanup.ts";
-import { type CopyOutcome, copySnapshots } from "./copy.ts";
+import type { CopyOutcome } from "./copy.ts";
 import {
   type AppError,
   RetentionError,
@@ -23,7 +23,7 @@ import {
   retentionPolicy,
   type RetentionResult,
 } from "./retention.ts";
-import { waitForSnapshots, type WaitOutcome, type WaitTarget } from "./wait.ts";
+import type { WaitOutcome, WaitTarget } from "./wait.ts";
 
 /** The follow-up steps asked for, checked. */
 export interface AfterRunPlan {
@@ -130,6 +130,8 @@ export async function afterRun(
   const made = run.outcomes.flatMap((o) => o.ok ? [o] : []);
   const wait = async (targets: WaitTarget[], labels: string[], seconds: number) => {
     const items = targets.map((t, i) => ({ snapshotId: t.snapshotId, label: labels[i] }));
+    // Loaded when used: copy.ts and wait.ts bring the AWS SDK, which the plan does not need.
+    const { waitForSnapshots } = await import("./wait.ts");
     return await waitForSnapshots(targets, {
       clientFor: deps.clientFor,
       timeoutSeconds: seconds,
@@ -157,6 +159,7 @@ export async function afterRun(
       const request = run.volumes.find((v) => v.volumeId === o.volumeId)!;
       return { ...request, snapshotId: o.snapshotId };
     });
+    const { copySnapshots } = await import("./copy.ts");
     result.copies = await copySnapshots(sources, {
       sourceRegion: run.region,
       regions: plan.copyRegions,

@@ -3,7 +3,6 @@ import type { EC2Client } from "@aws-sdk/client-ec2";
 import { afterRun, nothingAfterRun, previewRetention } from "./after_run.ts";
 import { trapStopSignals } from "./cleanup.ts";
 import { withConfigFile } from "./config_file.ts";
-import { createEc2, createEc2Client } from "./ec2.ts";
 import { createFreezer } from "./freeze.ts";
 import { createHooks } from "./hooks.ts";
 import { createMysqlDatabase } from "./mysql.ts";
@@ -25,7 +24,10 @@ function writeStdout(text: string): void {
   while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
 }
 
-/** Runs the program; returns its exit code. */
+/**
+ * Runs the program; returns its exit code. The AWS SDK (ec2.ts) is imported only on the paths
+ * that call EC2: `--help`, `--version` and `--noaction` (without retention) start without it.
+ */
 export async function main(argv: readonly string[]): Promise<number> {
   let log: Logger = createLogger();
   try {
@@ -49,6 +51,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       home: Deno.env.get("HOME"),
       log,
     });
+    if (options.noaction && !plan.afterRun.retention) {
+      writeStdout(planReport(plan));
+      return ExitCode.ok;
+    }
+    const { createEc2Client } = await import("./ec2.ts");
     const credentials = await sdkCredentials(plan.credentials);
     const clients = new Map<string, EC2Client>();
     const clientFor = (region: string) => {
@@ -86,6 +93,7 @@ async function snapshotAndFollowUp(
 ): Promise<number> {
   const { options } = plan;
   const region = plan.region.value!;
+  const { createEc2 } = await import("./ec2.ts");
   const multiVolume = options.multiVolume
     ? createMultiVolumeEc2(clientFor(region), { instanceId: plan.instanceId!, log })
     : undefined;

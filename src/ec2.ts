@@ -1,6 +1,6 @@
 /** EC2 through the AWS SDK: the DryRun preflight and the one concurrent round of CreateSnapshot. */
 import { CreateSnapshotCommand, EC2Client, type EC2ClientConfig } from "@aws-sdk/client-ec2";
-import { PreflightError } from "./errors.ts";
+import { errorCode, PreflightError } from "./errors.ts";
 import type { Ec2, SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
 import type { Logger } from "./log.ts";
 
@@ -20,14 +20,8 @@ export function createEc2Client(settings: Omit<Ec2Settings, "log">): EC2Client {
   });
 }
 
-/** The AWS error code of an SDK error (`name` in SDK v3), or a description of what failed. */
-export function errorCode(error: unknown): string {
-  if (error instanceof Error) {
-    if (error.name === "AbortError" || error.name === "TimeoutError") return "Aborted";
-    return error.name || "Error";
-  }
-  return "Error";
-}
+// Here, apart from the SDK, so that modules which only read error codes start without the SDK.
+export { errorCode } from "./errors.ts";
 
 function errorMessage(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];

@@ -110,3 +110,12 @@ export class StoppedError extends AppError {
     super(`stopped by ${signalName}; everything was released`, 128 + signalNumber);
   }
 }
+
+/** The AWS error code of an SDK error (`name` in SDK v3), or a description of what failed. */
+export function errorCode(error: unknown): string {
+  if (error instanceof Error) {
+    if (error.name === "AbortError" || error.name === "TimeoutError") return "Aborted";
+    return error.name || "Error";
+  }
+  return "Error";
+}

@@ -79,6 +79,12 @@ export interface Hooks {
 /** A dead-man switch that thaws the frozen mounts if this process dies (watchdog.ts). */
 export interface Watchdog {
   /**
+   * Optional: starts the watchdog process ahead, unarmed, before anything is locked, so that
+   * `arm` (while the database is locked) costs one message instead of a process start-up.
+   * Never throws; `arm` starts one itself when this did not work.
+   */
+  prepare?(): void;
+  /**
    * Starts a detached process that thaws `mountPoints` when this process disappears without
    * disarming it, or when `deadlineMs` (from now) passes. Called before the first freeze.
    */

@@ -2,14 +2,8 @@
  * `--multi-volume`: one CreateSnapshots call for the instance, selecting exactly the requested
  * volumes, so all of them are snapshotted at one instant (crash-consistent across volumes).
  */
-import {
-  CreateSnapshotsCommand,
-  type CreateSnapshotsCommandInput,
-  DescribeInstancesCommand,
-  type EC2Client,
-} from "@aws-sdk/client-ec2";
-import { errorCode } from "./ec2.ts";
-import { PreflightError, UsageError } from "./errors.ts";
+import type { CreateSnapshotsCommandInput, EC2Client } from "@aws-sdk/client-ec2";
+import { errorCode, PreflightError, UsageError } from "./errors.ts";
 import type { Ec2, SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
 import type { Logger } from "./log.ts";
 import { MARKER_TAG } from "./plan.ts";
@@ -72,6 +66,8 @@ export async function selectVolumes(
   signal?: AbortSignal,
 ): Promise<Selection> {
   let instance;
+  // The SDK loads when it is used: the plan checks multi-volume requests without it.
+  const { DescribeInstancesCommand } = await import("@aws-sdk/client-ec2");
   try {
     const out = await client.send(
       new DescribeInstancesCommand({ InstanceIds: [instanceId] }),
@@ -153,6 +149,7 @@ export function createMultiVolumeEc2(
         `multi-volume: ${instanceId}, ExcludeBootVolume ${selection.excludeBootVolume}, ` +
           `ExcludeDataVolumeIds [${selection.excludeDataVolumeIds.join(", ")}]`,
       );
+      const { CreateSnapshotsCommand } = await import("@aws-sdk/client-ec2");
       try {
         await client.send(new CreateSnapshotsCommand(createInput(selection, requests, true)), {
           abortSignal: signal,
@@ -176,6 +173,7 @@ export function createMultiVolumeEc2(
       const failAll = (code: string, text: string): SnapshotOutcome[] =>
         requests.map((r) => ({ volumeId: r.volumeId, ok: false, errorCode: code, message: text }));
       let made;
+      const { CreateSnapshotsCommand } = await import("@aws-sdk/client-ec2");
       try {
         const out = await client.send(
           new CreateSnapshotsCommand(createInput(selection, requests, false)),

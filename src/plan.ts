@@ -8,8 +8,6 @@ import { UsageError } from "./errors.ts";
 import type { SnapshotRequest } from "./interfaces.ts";
 import { chooseCredentials, type CredentialSource, sdkCredentials } from "./credentials.ts";
 import { type DiscoveredVolume, discoverVolumes } from "./discovery.ts";
-import { createEc2Client } from "./ec2.ts";
-import { describeBlockDeviceMappings } from "./ec2_instance.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "./imds.ts";
 import { type MountPoint, resolveMountPoints } from "./mounts.ts";
 import { checkMultiVolumeRequests, MULTI_VOLUME_MARKER } from "./multi_volume.ts";
@@ -264,6 +262,9 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
       sysRoot: inputs.sysRoot,
       blockDeviceMappings: async () => {
         instanceId ??= (await identity()).instanceId;
+        // The AWS SDK loads only when discovery needs EC2: start-up of the other paths.
+        const { createEc2Client } = await import("./ec2.ts");
+        const { describeBlockDeviceMappings } = await import("./ec2_instance.ts");
         const client = createEc2Client({
           region: region.value!,
           endpoint,

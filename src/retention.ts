@@ -3,14 +3,8 @@
  * carry this tool's marker tag, never one without it, never one of this run. The marker's value
  * is the volume id, or "multi-volume" (then the snapshot's VolumeId names the volume).
  */
-import {
-  DeleteSnapshotCommand,
-  type EC2Client,
-  paginateDescribeSnapshots,
-  type Snapshot,
-} from "@aws-sdk/client-ec2";
-import { errorCode } from "./ec2.ts";
-import { UsageError } from "./errors.ts";
+import type { EC2Client, Snapshot } from "@aws-sdk/client-ec2";
+import { errorCode, UsageError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { MULTI_VOLUME_MARKER } from "./multi_volume.ts";
 import { MARKER_TAG } from "./plan.ts";
@@ -71,6 +65,8 @@ async function markedSnapshots(
   volumeIds: readonly string[],
 ): Promise<Map<string, Snapshot[]>> {
   const byVolume = new Map<string, Snapshot[]>(volumeIds.map((id) => [id, []]));
+  // The SDK loads when it is used: planning retention (and --help) starts without it.
+  const { paginateDescribeSnapshots } = await import("@aws-sdk/client-ec2");
   const pages = paginateDescribeSnapshots({ client }, {
     OwnerIds: ["self"],
     Filters: [{ Name: `tag:${MARKER_TAG}`, Values: [...volumeIds, MULTI_VOLUME_MARKER] }],
@@ -161,6 +157,7 @@ export async function applyRetention(options: RetentionOptions): Promise<Retenti
     return result;
   }
   // One at a time: deletes are rare and a slow, orderly prune is kinder to API rate limits.
+  const { DeleteSnapshotCommand } = await import("@aws-sdk/client-ec2");
   for (const item of expired) {
     try {
       await client.send(new DeleteSnapshotCommand({ SnapshotId: item.snapshotId }));

@@ -120,6 +120,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
 
   try {
     const started = now();
+    if (spec.freezeMounts.length > 0) watchdog.prepare?.();
     if (database) stack.push("database release", () => releaseDatabase(database));
     log.debug(`preflight: DryRun CreateSnapshot for ${spec.volumes.length} volume(s)`);
     const preflightSignal = AbortSignal.any([AbortSignal.timeout(spec.snapshotTimeoutMs), signal]);

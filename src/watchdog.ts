@@ -5,7 +5,12 @@ import type { ArmedWatchdog, Watchdog } from "./interfaces.ts";
 import type { Logger } from "./log.ts";
 import { RUN_FLAGS } from "./permissions.ts";
 import { procReadable, readProcessStat } from "./proc.ts";
-import { WATCHDOG_ARG, type WatchdogConfig, WatchdogLine } from "./watchdog_main.ts";
+import {
+  CONFIG_ON_STDIN,
+  WATCHDOG_ARG,
+  type WatchdogConfig,
+  WatchdogLine,
+} from "./watchdog_main.ts";
 
 /** How to start the watchdog: the same program, with the hidden first argument. */
 export interface WatchdogCommandOptions {
@@ -15,7 +20,8 @@ export interface WatchdogCommandOptions {
   execPath: string;
   /** The program's entry module (path or file: URL), used under `deno run`. */
   entry: string | URL;
-  config: WatchdogConfig;
+  /** The configuration, or "stdin": it is sent later as the first line of stdin. */
+  config: WatchdogConfig | "stdin";
 }
 
 /**
@@ -32,7 +38,8 @@ export function watchdogCommand(options: WatchdogCommandOptions): {
   program: string;
   args: string[];
 } {
-  const tail = [WATCHDOG_ARG, JSON.stringify(options.config)];
+  const config = options.config === "stdin" ? CONFIG_ON_STDIN : JSON.stringify(options.config);
+  const tail = [WATCHDOG_ARG, config];
   if (options.standalone) return { program: options.execPath, args: tail };
   const entry = String(options.entry);
   const path = entry.startsWith("file:") ? fileURLToPath(entry) : entry;
@@ -69,6 +76,7 @@ export interface ArmedWatchdogProcess extends ArmedWatchdog {
 
 /** The real {@linkcode Watchdog}: its armed watchdog also tells its process id. */
 export interface ProcessWatchdog extends Watchdog {
+  prepare(): void;
   arm(mountPoints: readonly string[], deadlineMs: number): Promise<ArmedWatchdogProcess>;
 }
 
@@ -149,6 +157,63 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 30_000;
   const disarmTimeoutMs = options.disarmTimeoutMs ?? 5_000;
 
+  /** A watchdog started ahead by prepare(), waiting for its configuration on stdin. */
+  let prepared: Deno.ChildProcess | undefined;
+
+  function spawn(config: WatchdogConfig | "stdin"): Deno.ChildProcess {
+    const { program, args } = watchdogCommand({
+      standalone: Deno.build.standalone,
+      execPath: Deno.execPath(),
+      entry: options.entry ?? Deno.mainModule,
+      config,
+    });
+    try {
+      return new Deno.Command(program, {
+        args,
+        cwd: "/",
+        detached: true,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: options.stderr ?? "inherit",
+        env: { DENO_NO_UPDATE_CHECK: "1" },
+      }).spawn();
+    } catch (error) {
+      throw new FreezeError(`cannot start the watchdog: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  function prepare(): void {
+    if (prepared) return;
+    try {
+      prepared = spawn("stdin");
+      // Unarmed, it must not keep this process alive; it ends quietly at the end of its stdin.
+      prepared.unref();
+    } catch (error) {
+      log.debug(`${(error as Error).message}; trying again when arming`);
+    }
+  }
+
+  /** Arming the watchdog started ahead is one line on its stdin; undefined when it is gone. */
+  async function sendToPrepared(config: WatchdogConfig): Promise<Deno.ChildProcess | undefined> {
+    const candidate = prepared;
+    prepared = undefined;
+    if (!candidate) return undefined;
+    try {
+      const writer = candidate.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(JSON.stringify(config) + "\n"));
+      writer.releaseLock();
+      return candidate;
+    } catch {
+      log.debug(`the watchdog started ahead (${candidate.pid}) is gone; starting another`);
+      try {
+        candidate.kill("SIGKILL");
+      } catch { /* gone */ }
+      return undefined;
+    }
+  }
+
   async function arm(
     mountPoints: readonly string[],
     deadlineMs: number,
@@ -163,28 +228,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
       sentAtEpochMs: Date.now(),
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
     };
-    const { program, args } = watchdogCommand({
-      standalone: Deno.build.standalone,
-      execPath: Deno.execPath(),
-      entry: options.entry ?? Deno.mainModule,
-      config,
-    });
-    let child: Deno.ChildProcess;
-    try {
-      child = new Deno.Command(program, {
-        args,
-        cwd: "/",
-        detached: true,
-        stdin: "piped",
-        stdout: "piped",
-        stderr: options.stderr ?? "inherit",
-        env: { DENO_NO_UPDATE_CHECK: "1" },
-      }).spawn();
-    } catch (error) {
-      throw new FreezeError(`cannot start the watchdog: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
+    const child = await sendToPrepared(config) ?? spawn(config);
     const lines = new LineReader(child.stdout);
     const first = await lines.next(handshakeTimeoutMs);
     if (first !== WatchdogLine.armed) {
@@ -243,5 +287,5 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
     return { pid: child.pid, disarm };
   }
 
-  return { arm };
+  return { prepare, arm };
 }

@@ -11,6 +11,13 @@ import { isSameProcessAlive, procReadable } from "./proc.ts";
 /** The hidden first argument that makes the program a watchdog (`main.ts` dispatches on it). */
 export const WATCHDOG_ARG = "__watchdog";
 
+/**
+ * In place of the configuration: it comes later, as the first line of stdin. The main process
+ * starts the watchdog this way before anything is locked, and arms it at the freeze with one
+ * line, so that a process start-up is not spent while the database is locked.
+ */
+export const CONFIG_ON_STDIN = "-";
+
 /** What the main process tells the watchdog, as one JSON argument after {@linkcode WATCHDOG_ARG}. */
 export interface WatchdogConfig {
   /** The main process. */
@@ -87,8 +94,8 @@ export function parseWatchdogConfig(text: string | undefined): WatchdogConfig {
 
 type Reason = "disarm" | "main process ended" | "main process gone" | "deadline passed";
 
-/** Resolves with the first line `disarm` (as "disarm") or at the end of input. */
-async function watchInput(): Promise<Reason> {
+/** The lines of stdin as they come; ends at the end of input (or a broken pipe). */
+async function* inputLines(): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   let buffered = "";
   try {
@@ -96,9 +103,14 @@ async function watchInput(): Promise<Reason> {
       buffered += decoder.decode(chunk, { stream: true });
       const lines = buffered.split("\n");
       buffered = lines.pop() ?? "";
-      if (lines.some((line) => line.trim() === WatchdogLine.disarm)) return "disarm";
+      yield* lines;
     }
   } catch { /* a broken pipe is an end */ }
+}
+
+/** Resolves with the first line `disarm` (as "disarm") or at the end of input. */
+async function watchInput(lines: AsyncGenerator<string>): Promise<Reason> {
+  for await (const line of lines) if (line.trim() === WatchdogLine.disarm) return "disarm";
   return "main process ended";
 }
 
@@ -138,8 +150,9 @@ async function tellSyslog(logger: string | undefined, message: string): Promise<
 }
 
 /**
- * The watchdog's main function, for `ec2-consistent-snapshot __watchdog CONFIG_JSON`: `args`
- * are the arguments after {@linkcode WATCHDOG_ARG}. Resolves with the exit code; the caller
+ * The watchdog's main function, for `ec2-consistent-snapshot __watchdog CONFIG_JSON` (or `-`
+ * for the configuration on the first line of stdin): `args` are the arguments after
+ * {@linkcode WATCHDOG_ARG}. Resolves with the exit code; the caller
  * must `Deno.exit()` with it (stdin is still being read).
  *
  * It runs in its own session (the main process starts it detached) with `/` as working
@@ -151,12 +164,20 @@ async function tellSyslog(logger: string | undefined, message: string): Promise<
  * ```
  */
 export async function runWatchdog(args: readonly string[]): Promise<number> {
+  const input = inputLines();
   let config: WatchdogConfig;
   let program: FreezeProgram;
   try {
     Deno.chdir("/");
-    config = parseWatchdogConfig(args[0]);
     program = findFreezeProgram();
+    let text = args[0];
+    if (text === CONFIG_ON_STDIN) {
+      const first = await input.next();
+      // The main process ended (or gave up) before arming: nothing was frozen, nothing to do.
+      if (first.done) return 0;
+      text = first.value;
+    }
+    config = parseWatchdogConfig(text);
   } catch (error) {
     const message = (error as Error).message.replace(/\s+/g, " ");
     log(message);
@@ -200,7 +221,7 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
         else if (performance.now() >= deadline) resolve("deadline passed");
       }, config.pollMs ?? 50);
     });
-    reason = await Promise.race([watchInput(), watched]);
+    reason = await Promise.race([watchInput(input), watched]);
     clearInterval(timer);
   }
 

@@ -142,11 +142,14 @@ function ec2ActionsCalledBySource(): Set<string> {
       if (entry.isDirectory) walk(path);
       if (!entry.isFile || !entry.name.endsWith(".ts")) continue;
       const text = Deno.readTextFileSync(path);
+      // Static imports, and `const { ... } = await import(...)` (the SDK loads when used).
       const imports = [
         ...text.matchAll(
-          /import\s*(?:type\s*)?\{([^}]*)\}\s*from\s*"[^"]*@aws-sdk\/client-ec2[^"]*"/g,
+          /(?:import\s*(?:type\s*)?\{([^}]*)\}\s*from|const\s*\{([^}]*)\}\s*=\s*await\s+import\()\s*"[^"]*@aws-sdk\/client-ec2[^"]*"/g,
         ),
-      ].flatMap((m) => m[1].split(",").map((name) => name.trim().split(/\s+as\s+/)));
+      ].flatMap((m) =>
+        (m[1] ?? m[2]).split(",").map((name) => name.trim().split(/\s*(?:\s+as\s+|:)\s*/))
+      );
       for (const [imported, local = imported] of imports) {
         if (!imported || !new RegExp(`\\b${local}\\s*\\(`).test(text)) continue;
         const command = /^(\w+)Command$/.exec(imported);

@@ -6,7 +6,7 @@ import { createLogger, type Logger, silentLogger } from "../src/log.ts";
 import { RUN_FLAGS } from "../src/permissions.ts";
 import { isSameProcessAlive, parseProcStat, readProcessStat } from "../src/proc.ts";
 import { createWatchdog, watchdogCommand } from "../src/watchdog.ts";
-import { WATCHDOG_ARG, type WatchdogConfig } from "../src/watchdog_main.ts";
+import { CONFIG_ON_STDIN, WATCHDOG_ARG, type WatchdogConfig } from "../src/watchdog_main.ts";
 import { isFrozen, startWriteProbe, withXfsMount } from "./support/xfs.ts";
 
 const ENTRY = new URL("./support/watchdog_entry.ts", import.meta.url);
@@ -331,4 +331,53 @@ Deno.test("the watchdog thaws every mount it was given", async () => {
       }
     });
   });
+});
+
+Deno.test("a watchdog started ahead (prepare) is armed by one line, and thaws at the deadline", async () => {
+  await withXfsMount(async (mount) => {
+    const log = recordingLogger();
+    const watchdog = createWatchdog({ log, entry: ENTRY, stderr: "null" });
+    watchdog.prepare();
+    watchdog.prepare(); // twice starts one
+    const armed = await watchdog.arm([mount.mountPoint], 1_000);
+    try {
+      assert.ok(exists(armed.pid), "running once arm resolved");
+      assert.equal(groupAndSession(armed.pid)[1], armed.pid, "its own session");
+      await freezer.freeze(mount.mountPoint);
+      const probe = startWriteProbe(mount.mountPoint);
+      assert.equal(await probe.finishedWithin(300), false, "frozen");
+      assert.equal(await probe.finishedWithin(3_000), true, "thawed by the watchdog");
+      await armed.disarm();
+      assert.ok(
+        log.lines.some((line) =>
+          /the watchdog acted before the disarm: deadline passed/.test(line)
+        ),
+        log.lines.join("\n"),
+      );
+    } finally {
+      await armed.disarm();
+      await mount.thaw();
+    }
+  });
+});
+
+Deno.test("a watchdog started ahead and never armed ends quietly at the end of its stdin", async () => {
+  const { program, args } = watchdogCommand({
+    standalone: false,
+    execPath: Deno.execPath(),
+    entry: ENTRY,
+    config: "stdin",
+  });
+  assert.equal(args.at(-1), CONFIG_ON_STDIN);
+  const child = new Deno.Command(program, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  await child.stdin.close();
+  const out = await child.output();
+  assert.equal(out.code, 0);
+  assert.equal(new TextDecoder().decode(out.stdout), "", "said nothing: not armed");
+  assert.equal(new TextDecoder().decode(out.stderr), "");
 });
