@@ -74,6 +74,12 @@ export interface RunResult {
 /** Extra time the watchdog gives the normal thaw before it thaws by itself. */
 export const WATCHDOG_MARGIN_MS = 5_000;
 
+/** True when no mount point lies inside another: their freezes do not depend on each other. */
+export function independent(mounts: readonly string[]): boolean {
+  const inside = (a: string, b: string) => a !== b && a.startsWith(b === "/" ? "/" : `${b}/`);
+  return !mounts.some((a) => mounts.some((b) => inside(a, b)));
+}
+
 /** How serious a problem is: the first one decides the exit code. */
 function severity(error: AppError): number {
   if (error instanceof StoppedError) return -1;
@@ -129,6 +135,12 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
     log.debug(`preflight passed in ${timings.preflightMs}ms`);
     checkSignal();
 
+    if (database && spec.freezeMounts.length > 0) {
+      // Flush dirty data while nothing is locked yet, so the sync inside the lock is short.
+      log.debug("sync before locking");
+      await freezer.sync();
+      checkSignal();
+    }
     if (database) {
       log.debug("database: flush and lock");
       binlog = await database.lock(signal);
@@ -157,11 +169,10 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
         spec.snapshotTimeoutMs + WATCHDOG_MARGIN_MS,
       );
       stack.push("watchdog disarm", () => armed.disarm());
-      for (const mount of spec.freezeMounts) {
-        log.debug(`freeze ${mount}`);
-        firstFreezeAt ??= now();
-        firstLockAt ??= firstFreezeAt;
-        // The thaw goes on the stack first: a freeze that timed out may still have frozen.
+      firstFreezeAt = now();
+      firstLockAt ??= firstFreezeAt;
+      const thawLater = (mount: string) =>
+        // On the stack before the freeze: a freeze that timed out may still have frozen.
         stack.push(`thaw ${mount}`, async () => {
           try {
             await freezer.thaw(mount);
@@ -170,8 +181,22 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
           }
           timings.freezeWindowMs = Math.round(now() - firstFreezeAt!);
         });
-        await freezer.freeze(mount);
+      if (independent(spec.freezeMounts)) {
+        // Separate file systems: one freeze does not wait for another, so they run at once
+        // (the kernel's freeze costs tens of milliseconds each). Thaws stay in reverse order.
+        log.debug(`freeze ${spec.freezeMounts.join(", ")} at once`);
+        spec.freezeMounts.forEach(thawLater);
+        const frozen = await Promise.allSettled(spec.freezeMounts.map((m) => freezer.freeze(m)));
+        const failed = frozen.find((f) => f.status === "rejected");
+        if (failed) throw (failed as PromiseRejectedResult).reason;
         checkSignal();
+      } else {
+        for (const mount of spec.freezeMounts) {
+          log.debug(`freeze ${mount}`);
+          thawLater(mount);
+          await freezer.freeze(mount);
+          checkSignal();
+        }
       }
     }
 
