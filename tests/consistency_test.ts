@@ -5,20 +5,12 @@
  * The proof is taken from outside the program: a proxy holds the request while a write probe
  * on the mount shows whether it is frozen.
  */
-import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { type MotoEndpoint, startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
 import { type Proxy, type SeenRequest, startProxy } from "./support/proxy.ts";
 import { isFrozen, type TestMount, withTmpfsMount, withXfsMount } from "./support/xfs.ts";
 import { ExitCode } from "../src/errors.ts";
-
-async function snapshotCount(moto: MotoEndpoint, volumes: string[]): Promise<number> {
-  const out = await moto.client().send(
-    new DescribeSnapshotsCommand({ Filters: [{ Name: "volume-id", Values: volumes }] }),
-  );
-  return out.Snapshots?.length ?? 0;
-}
 
 /** Runs `fn` with moto, a proxy in front of it, a volume, and an XFS mount. */
 async function withStack(
@@ -89,7 +81,7 @@ Deno.test("frozen while CreateSnapshot is in flight, thawed after, snapshot made
     assert(report.timings.freezeWindowMs > 0, "the freeze window is measured");
     assert(report.timings.lockWindowMs >= report.timings.freezeWindowMs);
     assertMatch(stderr, /freeze window \d+ms/);
-    assertEquals(await snapshotCount(moto, [volume]), 1);
+    assertEquals((await moto.snapshotsOf([volume])).length, 1);
   });
 });
 
@@ -113,7 +105,7 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
       } finally {
         hold.drop();
       }
-      assertEquals(await snapshotCount(moto, [volume]), 0);
+      assertEquals((await moto.snapshotsOf([volume])).length, 0);
     });
   });
 
@@ -132,7 +124,7 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
         hold.drop();
       }
       assertEquals(proxy.seen.filter(isCreate).length, 0);
-      assertEquals(await snapshotCount(moto, [volume]), 0);
+      assertEquals((await moto.snapshotsOf([volume])).length, 0);
     });
   });
 }
@@ -156,7 +148,7 @@ Deno.test("a second signal during unwinding does not cut it short", async () => 
     } finally {
       hold.drop();
     }
-    assertEquals(await snapshotCount(moto, [volume]), 0);
+    assertEquals((await moto.snapshotsOf([volume])).length, 0);
   });
 });
 
@@ -219,7 +211,7 @@ Deno.test("hooks run around the freeze; a failing post-thaw hook still prints th
       assertMatch(out.stdout, /^snap-[0-9a-f]+\n$/);
       assertMatch(out.stderr, /--post-thaw-command failed with exit code 3/);
       assertEquals(Deno.readTextFileSync(log), "pre\npost\n");
-      assertEquals(await snapshotCount(moto, [volume]), 1);
+      assertEquals((await moto.snapshotsOf([volume])).length, 1);
       assertEquals(await isFrozen(mount.mountPoint), false);
     } finally {
       Deno.removeSync(dir, { recursive: true });
@@ -236,7 +228,7 @@ Deno.test("a failing pre-freeze hook aborts before the freeze; nothing created",
     assertEquals(out.code, ExitCode.hook, out.stderr);
     assertMatch(out.stderr, /--pre-freeze-command failed with exit code 5/);
     assertEquals(proxy.seen.filter(isCreate).length, 0);
-    assertEquals(await snapshotCount(moto, [volume]), 0);
+    assertEquals((await moto.snapshotsOf([volume])).length, 0);
   });
 });
 
@@ -250,7 +242,7 @@ Deno.test("a freeze that fails (tmpfs): thawed what was frozen, nothing created"
       assertEquals(out.code, ExitCode.freeze, out.stderr);
       assertMatch(out.stderr, /cannot freeze .*mnt/);
       assertEquals(proxy.seen.filter(isCreate).length, 0);
-      assertEquals(await snapshotCount(moto, [volume]), 0);
+      assertEquals((await moto.snapshotsOf([volume])).length, 0);
       assertEquals(await isFrozen(mount.mountPoint), false);
     });
   });

@@ -2,14 +2,10 @@
  * End to end against moto: --wait, then --copy-to-region into a second region with the same
  * description and tags, the copies' ids printed after the originals and waited for.
  */
-import { DescribeSnapshotsCommand, type Snapshot } from "@aws-sdk/client-ec2";
+import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
 import { assert, assertEquals } from "./support/assert.ts";
-import { startMoto } from "./support/moto.ts";
+import { startMoto, tagsOf } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
-
-function tagsOf(snapshot: Snapshot): Record<string, string> {
-  return Object.fromEntries((snapshot.Tags ?? []).map((t) => [t.Key!, t.Value!]));
-}
 
 Deno.test("copies appear in the other region with the description and tags of the originals", async () => {
   const moto = await startMoto();

@@ -3,56 +3,27 @@
  * (ExcludeBootVolume, ExcludeDataVolumeIds) with a recording fake.
  */
 import {
-  AttachVolumeCommand,
   type CreateSnapshotsCommandInput,
-  DescribeImagesCommand,
   DescribeSnapshotsCommand,
   type EC2Client,
-  RunInstancesCommand,
-  type Snapshot,
 } from "@aws-sdk/client-ec2";
 import { assertEquals, assertMatch } from "./support/assert.ts";
-import { startMoto } from "./support/moto.ts";
+import { instanceWithVolumes, startMoto, tagsOf } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { createMultiVolumeEc2 } from "../src/multi_volume.ts";
 import { silentLogger } from "../src/log.ts";
 
 const MARKER = "ec2-consistent-snapshot:volume";
 
-function tagsOf(snapshot: Snapshot): Record<string, string> {
-  return Object.fromEntries((snapshot.Tags ?? []).map((t) => [t.Key!, t.Value!]));
-}
-
-async function instanceWith(ec2: EC2Client, volumes: string[]): Promise<string> {
-  const image = (await ec2.send(new DescribeImagesCommand({}))).Images?.find((i) => i.ImageId);
-  const run = await ec2.send(
-    new RunInstancesCommand({
-      ImageId: image!.ImageId,
-      MinCount: 1,
-      MaxCount: 1,
-      InstanceType: "t2.micro",
-    }),
-  );
-  const instanceId = run.Instances![0].InstanceId!;
-  for (const [i, volumeId] of volumes.entries()) {
-    await ec2.send(
-      new AttachVolumeCommand({
-        InstanceId: instanceId,
-        VolumeId: volumeId,
-        Device: `/dev/sd${"fgh"[i]}`,
-      }),
-    );
-  }
-  return instanceId;
-}
-
 Deno.test("--multi-volume against moto: one call, the requested volumes, each marked", async () => {
   const moto = await startMoto();
   if (!moto) return;
   try {
     const client = moto.client();
-    const [f, g, h, loose] = await moto.createVolumes(4);
-    const instanceId = await instanceWith(client, [f, g, h]);
+    const instance = await instanceWithVolumes(moto, ["/dev/sdf", "/dev/sdg", "/dev/sdh"]);
+    const instanceId = instance.instanceId;
+    const [f, g, h] = ["/dev/sdf", "/dev/sdg", "/dev/sdh"].map((d) => instance.volumes.get(d)!);
+    const [loose] = await moto.createVolumes(1);
     const env = baseEnv(moto.env);
 
     const result = await runProgram(

@@ -2,7 +2,6 @@
  * MySQL/MariaDB end to end through the real program: a real MariaDB whose data lives on the
  * XFS loop mount that is frozen, a concurrent writer and a concurrent long query, against moto.
  */
-import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { mariadbAvailable, type MariadbServer, startMariadb } from "./support/mariadb.ts";
 import { type MotoEndpoint, startMoto } from "./support/moto.ts";
@@ -78,13 +77,6 @@ function session(db: MariadbServer, sql: string) {
   return { done, finished: () => finished };
 }
 
-async function snapshotCount(moto: MotoEndpoint, volume: string): Promise<number> {
-  const out = await moto.client().send(
-    new DescribeSnapshotsCommand({ Filters: [{ Name: "volume-id", Values: [volume] }] }),
-  );
-  return out.Snapshots?.length ?? 0;
-}
-
 Deno.test({
   name: "locked and frozen while the snapshot is initiated; a writer waits and completes after",
   sanitizeResources: false,
@@ -129,7 +121,7 @@ Deno.test({
         `ec2-consistent-snapshot: master_log_file="${file}", master_log_pos=${position}`,
       );
       assertMatch(lines[1], /^snap-[0-9a-f]+$/);
-      assertEquals(await snapshotCount(moto, volume), 1);
+      assertEquals((await moto.snapshotsOf([volume])).length, 1);
       assertEquals(await isFrozen(mount.mountPoint), false);
       let statusFileGone = false;
       try {
@@ -171,7 +163,7 @@ Deno.test({
       assertEquals(out.code, ExitCode.database, out.stderr);
       assertMatch(out.stderr, /lock/i);
       assertEquals(proxy.seen.filter((r) => r.action === "CreateSnapshot" && !r.dryRun).length, 0);
-      assertEquals(await snapshotCount(moto, volume), 0);
+      assertEquals((await moto.snapshotsOf([volume])).length, 0);
       assertEquals(await isFrozen(mount.mountPoint), false);
       const started = performance.now();
       await db.sql("INSERT INTO app.t (v) VALUES ('after')");

@@ -2,24 +2,12 @@
  * End to end against a real EC2 endpoint (moto): snapshots made, described and tagged as asked,
  * checked through the AWS SDK (a client this project did not write).
  */
-import { DescribeSnapshotsCommand, type EC2Client, type Snapshot } from "@aws-sdk/client-ec2";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { startMoto } from "./support/moto.ts";
+import { startMoto, tagsOf } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { startProxy } from "./support/proxy.ts";
 import { startStubEndpoint } from "./support/stub_endpoint.ts";
 import { ExitCode } from "../src/errors.ts";
-
-async function snapshotsOf(client: EC2Client, volumeIds: string[]): Promise<Snapshot[]> {
-  const out = await client.send(
-    new DescribeSnapshotsCommand({ Filters: [{ Name: "volume-id", Values: volumeIds }] }),
-  );
-  return out.Snapshots ?? [];
-}
-
-function tagsOf(snapshot: Snapshot): Record<string, string> {
-  return Object.fromEntries((snapshot.Tags ?? []).map((t) => [t.Key!, t.Value!]));
-}
 
 Deno.test("snapshots of several volumes, with descriptions per volume and tags for all", async () => {
   const moto = await startMoto();
@@ -44,7 +32,7 @@ Deno.test("snapshots of several volumes, with descriptions per volume and tags f
     assertEquals(result.stderr, "");
     const ids = result.stdout.trimEnd().split("\n");
     assertEquals(ids.length, 3);
-    const made = await snapshotsOf(moto.client(), volumes);
+    const made = await moto.snapshotsOf(volumes);
     assertEquals(made.length, 3);
     for (const [i, volumeId] of volumes.entries()) {
       const snapshot = made.find((s) => s.SnapshotId === ids[i])!;
@@ -80,7 +68,7 @@ Deno.test("tags are set in the CreateSnapshot call itself, after one DryRun per 
       "CreateSnapshot (DryRun)",
     ]);
     for (const request of proxy.seen) assertMatch(request.body, /TagSpecification\.1\.Tag/);
-    const made = await snapshotsOf(moto.client(), volumes);
+    const made = await moto.snapshotsOf(volumes);
     for (const snapshot of made) {
       assertEquals(tagsOf(snapshot).Name, "nightly");
       assertEquals(snapshot.Description, "ec2-consistent-snapshot");
@@ -102,7 +90,7 @@ Deno.test("--output json describes snapshots and timings; --quiet prints nothing
     const doc = JSON.parse(json.stdout);
     assertEquals(doc.ok, true);
     assertEquals(doc.snapshots.map((s: { volumeId: string }) => s.volumeId), volumes);
-    const made = await snapshotsOf(moto.client(), volumes);
+    const made = await moto.snapshotsOf(volumes);
     for (const s of doc.snapshots) {
       assert(made.some((m) => m.SnapshotId === s.snapshotId && m.VolumeId === s.volumeId));
       assertEquals(s.tags.a, "1");
@@ -123,7 +111,7 @@ Deno.test("--noaction creates nothing", async () => {
     const volumes = await moto.createVolumes(2);
     const result = await runProgram(["--noaction", ...volumes], { env: baseEnv(moto.env) });
     assertEquals(result.code, 0, result.stderr);
-    assertEquals((await snapshotsOf(moto.client(), volumes)).length, 0);
+    assertEquals((await moto.snapshotsOf(volumes)).length, 0);
   } finally {
     await moto.stop();
   }
@@ -137,7 +125,7 @@ Deno.test("a failing volume is named with its AWS error; the others' ids are pri
     const missing = "vol-0000000000000000f";
     const result = await runProgram([good, missing], { env: baseEnv(moto.env) });
     assertEquals(result.code, ExitCode.snapshot);
-    const made = await snapshotsOf(moto.client(), [good]);
+    const made = await moto.snapshotsOf([good]);
     assertEquals(result.stdout, `${made[0].SnapshotId}\n`);
     assertMatch(result.stderr, /snapshot of vol-0000000000000000f failed: InvalidVolume\.NotFound/);
   } finally {

@@ -3,8 +3,10 @@ import {
   AttachVolumeCommand,
   CreateVolumeCommand,
   DescribeImagesCommand,
+  DescribeSnapshotsCommand,
   EC2Client,
   RunInstancesCommand,
+  type Snapshot,
 } from "@aws-sdk/client-ec2";
 import { fileURLToPath } from "node:url";
 import { assertAvailable } from "./real.ts";
@@ -22,6 +24,8 @@ export interface MotoEndpoint {
   env: Record<string, string>;
   /** Creates volumes in moto and returns their ids. */
   createVolumes(count: number, region?: string): Promise<string[]>;
+  /** The snapshots moto holds of these volumes (DescribeSnapshots, a volume-id filter). */
+  snapshotsOf(volumeIds: readonly string[], region?: string): Promise<Snapshot[]>;
   stop(): Promise<void>;
 }
 
@@ -111,6 +115,12 @@ export async function startMoto(): Promise<MotoEndpoint | undefined> {
       }
       return ids;
     },
+    async snapshotsOf(volumeIds, region = "us-east-1") {
+      const out = await client(region).send(
+        new DescribeSnapshotsCommand({ Filters: [{ Name: "volume-id", Values: [...volumeIds] }] }),
+      );
+      return out.Snapshots ?? [];
+    },
     async stop() {
       for (const c of clients) c.destroy();
       try {
@@ -161,4 +171,9 @@ export async function instanceWithVolumes(
     volumes.set(device, ids[index]);
   }
   return { instanceId, rootDevice, volumes };
+}
+
+/** A snapshot's tags as a record. */
+export function tagsOf(snapshot: Snapshot): Record<string, string> {
+  return Object.fromEntries((snapshot.Tags ?? []).map((t) => [t.Key!, t.Value!]));
 }
