@@ -160,10 +160,13 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
       stack.push("post-thaw command", () => hooks.run("post-thaw", command));
     }
 
+    // As the old tool did, always: flushed blocks make even an unfrozen file system's snapshot
+    // closer to consistent, and leave less for the freeze to flush.
+    log.debug("sync");
+    await freezer.sync();
+    checkSignal();
+
     if (spec.freezeMounts.length > 0) {
-      log.debug("sync");
-      await freezer.sync();
-      checkSignal();
       const armed = await watchdog.arm(
         spec.freezeMounts,
         spec.snapshotTimeoutMs + WATCHDOG_MARGIN_MS,

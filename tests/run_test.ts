@@ -156,3 +156,14 @@ Deno.test("independent() tells nested mount points apart from siblings", () => {
   assertEquals(independent(["/data", "/data/sub"]), false);
   assertEquals(independent(["/srv/a", "/srv"]), false);
 });
+
+Deno.test("without mounts to freeze, sync still runs before the snapshots, as in the old tool", async () => {
+  const r = recorder();
+  const result = await runSequence(
+    { volumes: spec.volumes, freezeMounts: [], snapshotTimeoutMs: 1000 },
+    { ...deps(r), database: undefined },
+  );
+  assertEquals(r.log, ["preflight vol-1111aaaa,vol-2222bbbb", "sync", "create"]);
+  assertEquals(result.timings.freezeWindowMs, null);
+  assertEquals(result.timings.lockWindowMs, null);
+});
