@@ -7,6 +7,7 @@ import { SignalError, STOP_SIGNALS } from "./cleanup.ts";
 import type { CopyOutcome } from "./copy.ts";
 import {
   type AppError,
+  errorMessage,
   RetentionError,
   SnapshotError,
   StoppedError,
@@ -208,7 +209,7 @@ export async function afterRun(
       }
     } catch (error) {
       result.problems.push(
-        new RetentionError(`retention: ${(error as Error).message?.split("\n")[0]}`),
+        new RetentionError(`retention: ${errorMessage(error)}`),
       );
     }
   }

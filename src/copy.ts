@@ -1,6 +1,6 @@
 /** `--copy-to-region`: copies completed snapshots into other regions with their description and tags. */
 import { CopySnapshotCommand, type EC2Client } from "@aws-sdk/client-ec2";
-import { errorCode } from "./ec2.ts";
+import { errorCode, errorMessage } from "./errors.ts";
 import type { Logger } from "./log.ts";
 
 /** A completed snapshot to copy. */
@@ -69,7 +69,7 @@ export function copySnapshots(
       return { ...base, snapshotId: out.SnapshotId!, error: null };
     } catch (error) {
       const code = errorCode(error);
-      const message = (error as Error).message?.split("\n")[0] ?? String(error);
+      const message = errorMessage(error);
       options.log.debug(`CopySnapshot ${source.snapshotId} to ${region} failed: ${code}`);
       return { ...base, snapshotId: null, error: { code, message } };
     }

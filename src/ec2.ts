@@ -1,6 +1,6 @@
 /** EC2 through the AWS SDK: the DryRun preflight and the one concurrent round of CreateSnapshot. */
 import { CreateSnapshotCommand, EC2Client, type EC2ClientConfig } from "@aws-sdk/client-ec2";
-import { errorCode, PreflightError } from "./errors.ts";
+import { errorCode, errorMessage, PreflightError } from "./errors.ts";
 import type { Ec2, SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
 import type { Logger } from "./log.ts";
 
@@ -18,13 +18,6 @@ export function createEc2Client(settings: Omit<Ec2Settings, "log">): EC2Client {
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
   });
-}
-
-// Here, apart from the SDK, so that modules which only read error codes start without the SDK.
-export { errorCode } from "./errors.ts";
-
-function errorMessage(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
 function tagSpecifications(request: SnapshotRequest) {

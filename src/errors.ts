@@ -119,3 +119,8 @@ export function errorCode(error: unknown): string {
   }
   return "Error";
 }
+
+/** The first line of an error's message: what one line on stderr can hold. */
+export function errorMessage(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}

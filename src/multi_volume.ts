@@ -3,7 +3,7 @@
  * volumes, so all of them are snapshotted at one instant (crash-consistent across volumes).
  */
 import type { CreateSnapshotsCommandInput, EC2Client } from "@aws-sdk/client-ec2";
-import { errorCode, PreflightError, UsageError } from "./errors.ts";
+import { errorCode, errorMessage, PreflightError, UsageError } from "./errors.ts";
 import type { Ec2, SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
 import type { Logger } from "./log.ts";
 import { MARKER_TAG } from "./plan.ts";
@@ -22,10 +22,6 @@ export interface Selection {
  * Every tag stays in the creating call: no second CreateTags, no window without tags.
  */
 export const MULTI_VOLUME_MARKER = "multi-volume";
-
-function message(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
-}
 
 function sameTags(a: Record<string, string>, b: Record<string, string>): boolean {
   const keys = Object.keys(a);
@@ -77,7 +73,7 @@ export async function selectVolumes(
   } catch (error) {
     throw new PreflightError(
       `--multi-volume: DescribeInstances ${instanceId} failed: ${errorCode(error)}: ${
-        message(error)
+        errorMessage(error)
       }`,
       { cause: error },
     );
@@ -159,7 +155,7 @@ export function createMultiVolumeEc2(
         if (code === "DryRunOperation") return;
         const hint = code === "UnauthorizedOperation"
           ? "not permitted (the IAM policy needs ec2:CreateSnapshots and ec2:CreateTags)"
-          : message(error);
+          : errorMessage(error);
         throw new PreflightError(
           `preflight CreateSnapshots (DryRun) for ${instanceId} failed: ${code}: ${hint}`,
           { cause: error },
@@ -183,7 +179,7 @@ export function createMultiVolumeEc2(
       } catch (error) {
         const code = signal.aborted ? "Aborted" : errorCode(error);
         log.debug(`CreateSnapshots ${instanceId} failed: ${code}`);
-        return failAll(code, message(error));
+        return failAll(code, errorMessage(error));
       }
       log.debug(
         `CreateSnapshots ${instanceId}: ${made.map((s) => `${s.VolumeId}=${s.SnapshotId}`)}`,

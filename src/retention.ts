@@ -4,7 +4,7 @@
  * is the volume id, or "multi-volume" (then the snapshot's VolumeId names the volume).
  */
 import type { EC2Client, Snapshot } from "@aws-sdk/client-ec2";
-import { errorCode, UsageError } from "./errors.ts";
+import { errorCode, errorMessage, UsageError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { MULTI_VOLUME_MARKER } from "./multi_volume.ts";
 import { MARKER_TAG } from "./plan.ts";
@@ -165,7 +165,7 @@ export async function applyRetention(options: RetentionOptions): Promise<Retenti
       result.deleted.push(item);
     } catch (error) {
       const code = errorCode(error);
-      const message = (error as Error).message?.split("\n")[0] ?? String(error);
+      const message = errorMessage(error);
       if (code === "InvalidSnapshot.InUse") {
         log.warn(`retention: kept ${item.snapshotId} of ${item.volumeId}: in use by an image`);
         result.skipped.push({ ...item, reason: `${code}: ${message}` });
