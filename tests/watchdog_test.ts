@@ -22,6 +22,28 @@ function exists(pid: number): boolean {
   return stat !== undefined && stat.state !== "Z";
 }
 
+/** Freezes the mount and checks that the armed watchdog thaws it when its deadline passes. */
+async function assertThawedAtDeadline(
+  mount: { mountPoint: string; thaw(): Promise<void> },
+  armed: { disarm(): Promise<void> },
+  log: { lines: string[] },
+): Promise<void> {
+  try {
+    await freezer.freeze(mount.mountPoint);
+    const probe = startWriteProbe(mount.mountPoint);
+    assert.equal(await probe.finishedWithin(300), false, "frozen");
+    assert.equal(await probe.finishedWithin(3_000), true, "thawed by the watchdog");
+    await armed.disarm();
+    assert.ok(
+      log.lines.some((line) => /the watchdog acted before the disarm: deadline passed/.test(line)),
+      log.lines.join("\n"),
+    );
+  } finally {
+    await armed.disarm();
+    await mount.thaw();
+  }
+}
+
 async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<boolean> {
   const end = performance.now() + timeoutMs;
   while (performance.now() < end) {
@@ -111,22 +133,7 @@ Deno.test("the watchdog thaws when the deadline passes", async () => {
       [mount.mountPoint],
       1_000,
     );
-    try {
-      await freezer.freeze(mount.mountPoint);
-      const probe = startWriteProbe(mount.mountPoint);
-      assert.equal(await probe.finishedWithin(300), false, "frozen");
-      assert.equal(await probe.finishedWithin(3_000), true, "thawed by the watchdog");
-      await armed.disarm();
-      assert.ok(
-        log.lines.some((line) =>
-          /the watchdog acted before the disarm: deadline passed/.test(line)
-        ),
-        log.lines.join("\n"),
-      );
-    } finally {
-      await armed.disarm();
-      await mount.thaw();
-    }
+    await assertThawedAtDeadline(mount, armed, log);
   });
 });
 
@@ -343,21 +350,11 @@ Deno.test("a watchdog started ahead (prepare) is armed by one line, and thaws at
     try {
       assert.ok(exists(armed.pid), "running once arm resolved");
       assert.equal(groupAndSession(armed.pid)[1], armed.pid, "its own session");
-      await freezer.freeze(mount.mountPoint);
-      const probe = startWriteProbe(mount.mountPoint);
-      assert.equal(await probe.finishedWithin(300), false, "frozen");
-      assert.equal(await probe.finishedWithin(3_000), true, "thawed by the watchdog");
+    } catch (error) {
       await armed.disarm();
-      assert.ok(
-        log.lines.some((line) =>
-          /the watchdog acted before the disarm: deadline passed/.test(line)
-        ),
-        log.lines.join("\n"),
-      );
-    } finally {
-      await armed.disarm();
-      await mount.thaw();
+      throw error;
     }
+    await assertThawedAtDeadline(mount, armed, log);
   });
 });
 
