@@ -16,8 +16,8 @@ import { startMoto } from "../tests/support/moto.ts";
 import { startProxy } from "../tests/support/proxy.ts";
 import { MAIN, ROOT } from "../tests/support/program.ts";
 import { mountXfs, type TestMount } from "../tests/support/xfs.ts";
-import { RUN_FLAGS } from "../src/permissions.ts";
-import { findFreezeProgram } from "../src/freeze.ts";
+import { RUN_FLAGS } from "../src/watchdog/permissions.ts";
+import { findFreezeProgram } from "../src/host/freeze.ts";
 import type { ProbeReport, ProbeStart } from "./bench_probe_worker.ts";
 import type { AppReport } from "./bench_app.ts";
 import { formatFigure, median, parseMaxRssKb, parseStatusKb, worst } from "./bench_stats.ts";
@@ -245,7 +245,7 @@ async function startDatabase(mount: TestMount): Promise<DatabaseStack | string> 
       return false;
     }
   };
-  if (!here("src/mysql.ts") || !here("tests/support/mariadb.ts")) {
+  if (!here("src/db/mysql/database.ts") || !here("tests/support/mariadb.ts")) {
     return "database: not yet available (the MySQL support is not merged)";
   }
   const support = `${ROOT}tests/support/mariadb.ts`;

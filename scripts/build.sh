@@ -8,7 +8,7 @@
 #   DENORT_BIN, the target that denort is for).
 # Environment:
 #   ECS_VERSION  the version to embed (default: `git describe --tags`, without the leading v;
-#                with no tag, src/version.ts's version and the commit)
+#                with no tag, src/cli/version.ts's version and the commit)
 #   DENORT_BIN   path to a denort (the Deno runtime of compiled programs) of exactly the Deno
 #                version of scripts/deno.sh, for builds without internet access; one target per run
 # Exit status: 0 built; 1 failed; 2 bad usage; 3 the Deno runtime for compiling is missing.
@@ -118,11 +118,11 @@ done
 
 [ -f "$root/src/main.ts" ] || { say "src/main.ts is missing: nothing to compile"; exit 1; }
 
-# 2. The version, embedded by compiling a staged copy of the sources whose src/version.ts says
+# 2. The version, embedded by compiling a staged copy of the sources whose src/cli/version.ts says
 #    it; the working tree is left untouched.
 if [ -z "${ECS_VERSION:-}" ]; then
-  # A release tag (v1.2.3, or 1.2.3-4-gabc1234 past it); else src/version.ts's and the commit.
-  source_version=$(sed -n 's/^export const VERSION = "\(.*\)";$/\1/p' "$root/src/version.ts" 2>/dev/null)
+  # A release tag (v1.2.3, or 1.2.3-4-gabc1234 past it); else src/cli/version.ts's and the commit.
+  source_version=$(sed -n 's/^export const VERSION = "\(.*\)";$/\1/p' "$root/src/cli/version.ts" 2>/dev/null)
   ECS_VERSION=$(git -C "$root" describe --tags --match 'v[0-9]*' --dirty 2>/dev/null ||
     echo "${source_version:-0.0.0}-g$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)")
   ECS_VERSION=${ECS_VERSION#v}
@@ -140,7 +140,7 @@ cp -R "$root/src" "$stage/src"
 cp "$root/deno.json" "$stage/"
 [ ! -f "$root/deno.lock" ] || cp "$root/deno.lock" "$stage/"
 printf '/** The version, written by scripts/build.sh. */\nexport const VERSION = "%s";\n' \
-  "$ECS_VERSION" >"$stage/src/version.ts"
+  "$ECS_VERSION" >"$stage/src/cli/version.ts"
 
 # 3. The man page, then one binary per target. Nothing besides the entry point needs --include:
 #    the watchdog re-runs this same binary.

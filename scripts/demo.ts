@@ -101,7 +101,7 @@ async function startWriter(db: MariadbServer): Promise<Writer> {
   };
 }
 
-/** What the program printed with --output json (src/report.ts). */
+/** What the program printed with --output json (src/cli/report.ts). */
 interface JsonReport {
   ok: boolean;
   snapshots: {

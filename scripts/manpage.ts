@@ -1,5 +1,5 @@
 /** Writes the man page: `deno run --allow-write --allow-env scripts/manpage.ts [OUTPUT]`. */
-import { manPage } from "../src/manpage.ts";
+import { manPage } from "../src/cli/manpage.ts";
 
 /** Where the page goes when no OUTPUT is given. */
 export const DEFAULT_OUTPUT = "dist/ec2-consistent-snapshot.1";

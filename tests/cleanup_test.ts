@@ -1,6 +1,6 @@
 /** The cleanup stack: reverse order, exactly once, every release attempted, late pushes released. */
 import { assertEquals } from "./support/assert.ts";
-import { CleanupStack } from "../src/cleanup.ts";
+import { CleanupStack } from "../src/run/cleanup.ts";
 
 Deno.test("unwinds in reverse order, once, even when called twice at the same time", async () => {
   const order: string[] = [];

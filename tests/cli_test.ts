@@ -2,8 +2,8 @@
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { startStubEndpoint } from "./support/stub_endpoint.ts";
-import { OPTION_TABLE } from "../src/options.ts";
-import { ExitCode } from "../src/errors.ts";
+import { OPTION_TABLE } from "../src/cli/options.ts";
+import { ExitCode } from "../src/util/errors.ts";
 
 /** An endpoint that counts requests and answers none usefully: proves "no network call". */
 function countingEndpoint() {

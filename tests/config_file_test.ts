@@ -3,9 +3,9 @@ import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
 import { assertEquals, assertMatch } from "./support/assert.ts";
 import { startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
-import { mergeConfig, parseConfigText } from "../src/config_file.ts";
-import { UsageError } from "../src/errors.ts";
-import { parseCommandLine } from "../src/options.ts";
+import { mergeConfig, parseConfigText } from "../src/cli/config_file.ts";
+import { UsageError } from "../src/util/errors.ts";
+import { parseCommandLine } from "../src/cli/options.ts";
 
 function writeConfig(text: string): string {
   const path = Deno.makeTempFileSync({ prefix: "ecs-config-", suffix: ".conf" });

@@ -10,7 +10,7 @@ import { type MotoEndpoint, startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
 import { type Proxy, type SeenRequest, startProxy } from "./support/proxy.ts";
 import { isFrozen, type TestMount, withTmpfsMount, withXfsMount } from "./support/xfs.ts";
-import { ExitCode } from "../src/errors.ts";
+import { ExitCode } from "../src/util/errors.ts";
 
 /** Runs `fn` with moto, a proxy in front of it, a volume, and an XFS mount. */
 async function withStack(

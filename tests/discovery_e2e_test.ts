@@ -8,12 +8,12 @@ import { assertEquals } from "./support/assert.ts";
 import { startImdsServer } from "./support/imds_server.ts";
 import { instanceWithVolumes, startMoto } from "./support/moto.ts";
 import { makeProc, SysfsFixture } from "./support/sysfs_fixture.ts";
-import { parseCommandLine } from "../src/options.ts";
-import { buildPlan } from "../src/plan.ts";
-import { createEc2, createEc2Client } from "../src/ec2.ts";
-import { runSequence } from "../src/run.ts";
+import { parseCommandLine } from "../src/cli/options.ts";
+import { buildPlan } from "../src/plan/plan.ts";
+import { createEc2, createEc2Client } from "../src/aws/ec2.ts";
+import { runSequence } from "../src/run/sequence.ts";
 import { recorder } from "./support/recording.ts";
-import { silentLogger } from "../src/log.ts";
+import { silentLogger } from "../src/util/log.ts";
 
 Deno.test("discovered volumes, and exactly those, are snapshotted", async () => {
   const moto = await startMoto();

@@ -6,9 +6,9 @@ import {
   findLeafDisks,
   volumeIdFromSerial,
   xenCandidateNames,
-} from "../src/discovery.ts";
-import { PreflightError } from "../src/errors.ts";
-import { resolveMountPoints } from "../src/mounts.ts";
+} from "../src/host/discovery.ts";
+import { PreflightError } from "../src/util/errors.ts";
+import { resolveMountPoints } from "../src/host/mounts.ts";
 import { assertAvailable, isRoot } from "./support/real.ts";
 import { INSTANCE_STORE_MODEL, SysfsFixture } from "./support/sysfs_fixture.ts";
 

@@ -1,8 +1,8 @@
 /** DescribeInstances block device mappings against moto, and Xen discovery through them. */
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
-import { discoverVolumes } from "../src/discovery.ts";
-import { describeBlockDeviceMappings } from "../src/ec2_instance.ts";
-import { PreflightError } from "../src/errors.ts";
+import { discoverVolumes } from "../src/host/discovery.ts";
+import { describeBlockDeviceMappings } from "../src/aws/instance.ts";
+import { PreflightError } from "../src/util/errors.ts";
 import { instanceWithVolumes, startMoto } from "./support/moto.ts";
 import { SysfsFixture } from "./support/sysfs_fixture.ts";
 

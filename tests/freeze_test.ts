@@ -1,8 +1,8 @@
 /** The real freezer on real XFS loop mounts: frozen and thawed as seen from outside. */
 import assert from "node:assert/strict";
-import { FreezeError, NotFrozenError } from "../src/errors.ts";
-import { createFreezer, findFreezeProgram, findProgram } from "../src/freeze.ts";
-import { silentLogger } from "../src/log.ts";
+import { FreezeError, NotFrozenError } from "../src/util/errors.ts";
+import { createFreezer, findFreezeProgram, findProgram } from "../src/host/freeze.ts";
+import { silentLogger } from "../src/util/log.ts";
 import { isFrozen, withTmpfsMount, withXfsMount } from "./support/xfs.ts";
 
 Deno.test("freeze makes writes block; thaw lets them through", async () => {

@@ -1,13 +1,13 @@
 /** The real hooks: `sh -c`, output passed through, failures named. */
 import assert from "node:assert/strict";
-import { HookError } from "../src/errors.ts";
-import { createHooks } from "../src/hooks.ts";
-import { silentLogger } from "../src/log.ts";
+import { HookError } from "../src/util/errors.ts";
+import { createHooks } from "../src/run/hooks.ts";
+import { silentLogger } from "../src/util/log.ts";
 
 /** Runs `code` in a child deno (so its stdout/stderr can be captured) and returns what it wrote. */
 async function inChild(code: string) {
-  const module = new URL("../src/hooks.ts", import.meta.url).href;
-  const logModule = new URL("../src/log.ts", import.meta.url).href;
+  const module = new URL("../src/run/hooks.ts", import.meta.url).href;
+  const logModule = new URL("../src/util/log.ts", import.meta.url).href;
   const script = `import { createHooks } from ${JSON.stringify(module)};
 import { silentLogger } from ${JSON.stringify(logModule)};
 const hooks = createHooks({ log: silentLogger });

@@ -1,7 +1,7 @@
 /** Tests of the IMDSv2 client against a loopback server that implements the token protocol. */
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
-import { PreflightError } from "../src/errors.ts";
-import { imdsEndpoint, readInstanceIdentity } from "../src/imds.ts";
+import { PreflightError } from "../src/util/errors.ts";
+import { imdsEndpoint, readInstanceIdentity } from "../src/aws/imds.ts";
 import { startImdsServer } from "./support/imds_server.ts";
 
 function envOf(values: Record<string, string>) {

@@ -1,8 +1,8 @@
 /** The man page: made from the option table, complete, and rendered by groff without warnings. */
 import { assert, assertEquals } from "./support/assert.ts";
-import { ExitCode } from "../src/errors.ts";
-import { EXIT_CODE_HELP, manPage } from "../src/manpage.ts";
-import { helpText, OPTION_TABLE, type OptionSpec } from "../src/options.ts";
+import { ExitCode } from "../src/util/errors.ts";
+import { EXIT_CODE_HELP, manPage } from "../src/cli/manpage.ts";
+import { helpText, OPTION_TABLE, type OptionSpec } from "../src/cli/options.ts";
 import { assertAvailable } from "./support/real.ts";
 import { ensureCommand, runCommand } from "./support/tools.ts";
 

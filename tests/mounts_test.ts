@@ -1,8 +1,8 @@
 /** Tests of mountinfo parsing and of the checks on --freeze-filesystem / --no-freeze-filesystem paths. */
 import { assertEquals, assertRejects } from "./support/assert.ts";
 import { join } from "node:path";
-import { PreflightError, UsageError } from "../src/errors.ts";
-import { findMount, parseMountInfo, resolveMountPoints } from "../src/mounts.ts";
+import { PreflightError, UsageError } from "../src/util/errors.ts";
+import { findMount, parseMountInfo, resolveMountPoints } from "../src/host/mounts.ts";
 import { assertAvailable, isRoot } from "./support/real.ts";
 import { makeProc, type MountSpec } from "./support/sysfs_fixture.ts";
 

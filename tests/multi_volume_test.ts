@@ -10,8 +10,8 @@ import {
 import { assertEquals, assertMatch } from "./support/assert.ts";
 import { instanceWithVolumes, startMoto, tagsOf } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
-import { createMultiVolumeEc2 } from "../src/multi_volume.ts";
-import { silentLogger } from "../src/log.ts";
+import { createMultiVolumeEc2 } from "../src/aws/multi_volume.ts";
+import { silentLogger } from "../src/util/log.ts";
 
 const MARKER = "ec2-consistent-snapshot:volume";
 

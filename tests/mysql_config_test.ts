@@ -1,14 +1,14 @@
 /** Tests of the MySQL option-file reader and the connection settings. */
 
 import assert from "node:assert/strict";
-import { UsageError } from "../src/errors.ts";
+import { UsageError } from "../src/util/errors.ts";
 import {
   describeMysqlSettings,
   readOptionFile,
   resolveMysqlSettings,
   SOCKET_PATHS,
-} from "../src/mysql_config.ts";
-import { defaultOptions, type Options } from "../src/options.ts";
+} from "../src/db/mysql/option_files.ts";
+import { defaultOptions, type Options } from "../src/cli/options.ts";
 
 const assertEquals: typeof assert.deepEqual = assert.deepEqual;
 const assertMatch: typeof assert.match = assert.match;

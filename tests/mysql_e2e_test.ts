@@ -9,7 +9,7 @@ import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
 import { type Proxy, startProxy } from "./support/proxy.ts";
 import { assertAvailable } from "./support/real.ts";
 import { isFrozen, type TestMount, withXfsMount } from "./support/xfs.ts";
-import { ExitCode } from "../src/errors.ts";
+import { ExitCode } from "../src/util/errors.ts";
 
 const PASSWORD = "db-Secret-9f2c";
 

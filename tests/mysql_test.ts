@@ -1,18 +1,18 @@
 /** Tests of the MySQL/MariaDB lock, coordinates, status file and stop/start, on a real MariaDB. */
 
 import assert from "node:assert/strict";
-import { binlogLine } from "../src/report.ts";
-import { DatabaseError, UsageError } from "../src/errors.ts";
-import type { BinlogCoordinates } from "../src/interfaces.ts";
-import { createLogger, type Logger } from "../src/log.ts";
-import { createMysqlDatabase } from "../src/mysql.ts";
+import { binlogLine } from "../src/cli/report.ts";
+import { DatabaseError, UsageError } from "../src/util/errors.ts";
+import type { BinlogCoordinates } from "../src/run/interfaces.ts";
+import { createLogger, type Logger } from "../src/util/log.ts";
+import { createMysqlDatabase } from "../src/db/mysql/database.ts";
 import {
   formatMasterStatusFile,
   lockModeProblem,
   parseServerInfo,
   serverStatements,
-} from "../src/mysql_server.ts";
-import { defaultOptions, type Options } from "../src/options.ts";
+} from "../src/db/mysql/server.ts";
+import { defaultOptions, type Options } from "../src/cli/options.ts";
 import {
   mariadbAvailable,
   type MariadbServer,

@@ -5,7 +5,7 @@
 import { assert, assertEquals } from "./support/assert.ts";
 import ini from "ini";
 import { parse as parseYaml } from "yaml";
-import { findOption, type Options, parseCommandLine } from "../src/options.ts";
+import { findOption, type Options, parseCommandLine } from "../src/cli/options.ts";
 import { assertAvailable } from "./support/real.ts";
 import { ensureCommand, runCommand } from "./support/tools.ts";
 
@@ -170,13 +170,13 @@ function ec2ActionsCalledBySource(): Set<string> {
 
 const HAVE_EC2 = (() => {
   try {
-    return Deno.statSync(`${ROOT}src/ec2.ts`).isFile;
+    return Deno.statSync(`${ROOT}src/aws/ec2.ts`).isFile;
   } catch {
     return false;
   }
 })();
 if (!HAVE_EC2) {
-  console.warn("SKIPPED packaging_test: IAM actions vs code: src/ec2.ts does not exist yet");
+  console.warn("SKIPPED packaging_test: IAM actions vs code: src/aws/ec2.ts does not exist yet");
 }
 
 /**
@@ -206,8 +206,8 @@ Deno.test({
     );
     if (called.has("ec2:DeleteSnapshot")) {
       // The policy's delete condition names the marker tag; retention must select by the same
-      // tag (src/ builds the name from the program's name, as MARKER_TAG in src/plan.ts).
-      const retention = Deno.readTextFileSync(`${ROOT}src/retention.ts`);
+      // tag (src/ builds the name from the program's name, as MARKER_TAG in src/plan/plan.ts).
+      const retention = Deno.readTextFileSync(`${ROOT}src/aws/retention.ts`);
       assert(
         /Name: `tag:\$\{MARKER_TAG\}`/.test(retention),
         `retention selects by the marker tag ${MARKER_TAG}`,

@@ -11,9 +11,9 @@ import {
 import { assert, assertEquals } from "./support/assert.ts";
 import { startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
-import { applyRetention, retentionPolicy, selectExpired } from "../src/retention.ts";
-import { silentLogger } from "../src/log.ts";
-import { UsageError } from "../src/errors.ts";
+import { applyRetention, retentionPolicy, selectExpired } from "../src/aws/retention.ts";
+import { silentLogger } from "../src/util/log.ts";
+import { UsageError } from "../src/util/errors.ts";
 
 const MARKER = "ec2-consistent-snapshot:volume";
 

@@ -1,10 +1,16 @@
 /** The sequence with recording fakes: the exact order of steps, and a fault at every step. */
 import { assert, assertEquals } from "./support/assert.ts";
 import { recorder } from "./support/recording.ts";
-import { independent, runSequence, type RunSpec } from "../src/run.ts";
-import { SignalError } from "../src/cleanup.ts";
-import { DatabaseError, ExitCode, FreezeError, HookError, PreflightError } from "../src/errors.ts";
-import { silentLogger } from "../src/log.ts";
+import { independent, runSequence, type RunSpec } from "../src/run/sequence.ts";
+import { SignalError } from "../src/run/cleanup.ts";
+import {
+  DatabaseError,
+  ExitCode,
+  FreezeError,
+  HookError,
+  PreflightError,
+} from "../src/util/errors.ts";
+import { silentLogger } from "../src/util/log.ts";
 
 const spec: RunSpec = {
   volumes: [

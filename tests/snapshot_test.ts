@@ -7,7 +7,7 @@ import { startMoto, tagsOf } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { startProxy } from "./support/proxy.ts";
 import { startStubEndpoint } from "./support/stub_endpoint.ts";
-import { ExitCode } from "../src/errors.ts";
+import { ExitCode } from "../src/util/errors.ts";
 
 Deno.test("snapshots of several volumes, with descriptions per volume and tags for all", async () => {
   const moto = await startMoto();

@@ -5,8 +5,8 @@
 import { CreateSnapshotCommand, type EC2Client } from "@aws-sdk/client-ec2";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { startMoto } from "./support/moto.ts";
-import { lineProgress, type ProgressSink, terminalProgress } from "../src/progress.ts";
-import { waitForSnapshots } from "../src/wait.ts";
+import { lineProgress, type ProgressSink, terminalProgress } from "../src/cli/progress.ts";
+import { waitForSnapshots } from "../src/aws/wait.ts";
 
 Deno.test("waiting for snapshots that moto completes", async () => {
   const moto = await startMoto();

@@ -1,12 +1,12 @@
 /** The watchdog on real XFS loop mounts: it thaws when the main process dies or the deadline passes, and not after a disarm. */
 import assert from "node:assert/strict";
-import { FreezeError } from "../src/errors.ts";
-import { createFreezer } from "../src/freeze.ts";
-import { createLogger, type Logger, silentLogger } from "../src/log.ts";
-import { RUN_FLAGS } from "../src/permissions.ts";
-import { isSameProcessAlive, parseProcStat, readProcessStat } from "../src/proc.ts";
-import { createWatchdog, watchdogCommand } from "../src/watchdog.ts";
-import { CONFIG_ON_STDIN, WATCHDOG_ARG, type WatchdogConfig } from "../src/watchdog_main.ts";
+import { FreezeError } from "../src/util/errors.ts";
+import { createFreezer } from "../src/host/freeze.ts";
+import { createLogger, type Logger, silentLogger } from "../src/util/log.ts";
+import { RUN_FLAGS } from "../src/watchdog/permissions.ts";
+import { isSameProcessAlive, parseProcStat, readProcessStat } from "../src/host/proc.ts";
+import { createWatchdog, watchdogCommand } from "../src/watchdog/client.ts";
+import { CONFIG_ON_STDIN, WATCHDOG_ARG, type WatchdogConfig } from "../src/watchdog/process.ts";
 import { isFrozen, startWriteProbe, withXfsMount } from "./support/xfs.ts";
 
 const ENTRY = new URL("./support/watchdog_entry.ts", import.meta.url);

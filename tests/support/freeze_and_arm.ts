@@ -2,9 +2,9 @@
  * A main process for the SIGKILL test: arms the watchdog, freezes MOUNT, says `frozen WATCHDOG_PID`
  * on stdout and waits to be killed. Usage: freeze_and_arm.ts MOUNT DEADLINE_MS
  */
-import { createFreezer } from "../../src/freeze.ts";
-import { silentLogger } from "../../src/log.ts";
-import { createWatchdog } from "../../src/watchdog.ts";
+import { createFreezer } from "../../src/host/freeze.ts";
+import { silentLogger } from "../../src/util/log.ts";
+import { createWatchdog } from "../../src/watchdog/client.ts";
 
 const [mountPoint, deadline] = Deno.args;
 const watchdog = createWatchdog({

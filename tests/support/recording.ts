@@ -12,7 +12,7 @@ import type {
   SnapshotOutcome,
   SnapshotRequest,
   Watchdog,
-} from "../../src/interfaces.ts";
+} from "../../src/run/interfaces.ts";
 
 /** A step name at which a fault can be injected, e.g. "freeze /b" or "create". */
 export type Step = string;

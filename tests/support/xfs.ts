@@ -1,5 +1,5 @@
 /** Real XFS file systems on loop devices for tests, and a probe that proves from outside whether one is frozen. */
-import { findProgram } from "../../src/freeze.ts";
+import { findProgram } from "../../src/host/freeze.ts";
 import { assertAvailable, isRoot } from "./real.ts";
 
 /** A mounted test file system. Nothing else of the test lives on it. */

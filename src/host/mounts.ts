@@ -1,6 +1,6 @@
 /** Mount points from /proc/self/mountinfo: parsing, lookup, and the checks done before any freeze. */
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
-import { PreflightError, UsageError } from "./errors.ts";
+import { PreflightError, UsageError } from "../util/errors.ts";
 
 /** One line of /proc/self/mountinfo (see proc(5)). */
 export interface MountInfoEntry {

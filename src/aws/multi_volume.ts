@@ -3,10 +3,10 @@
  * volumes, so all of them are snapshotted at one instant (crash-consistent across volumes).
  */
 import type { CreateSnapshotsCommandInput, EC2Client } from "@aws-sdk/client-ec2";
-import { errorCode, errorMessage, PreflightError, UsageError } from "./errors.ts";
-import type { Ec2, SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
-import type { Logger } from "./log.ts";
-import { MARKER_TAG } from "./plan.ts";
+import { errorCode, errorMessage, PreflightError, UsageError } from "../util/errors.ts";
+import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
+import type { Logger } from "../util/log.ts";
+import { MARKER_TAG } from "../plan/plan.ts";
 
 /** Which of the instance's volumes CreateSnapshots must leave out. */
 export interface Selection {

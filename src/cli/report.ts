@@ -2,12 +2,12 @@
  * What the program prints on stdout: the old tool's lines byte for byte (text), or one JSON
  * document (--output json); and the dry-run plan.
  */
-import type { AfterRunResult } from "./after_run.ts";
-import type { BinlogCoordinates, SnapshotRequest } from "./interfaces.ts";
-import type { Plan } from "./plan.ts";
-import type { RunResult } from "./run.ts";
-import { PROGRAM } from "./plan.ts";
-import type { RetentionResult } from "./retention.ts";
+import type { AfterRunResult } from "../run/after_run.ts";
+import type { BinlogCoordinates, SnapshotRequest } from "../run/interfaces.ts";
+import type { Plan } from "../plan/plan.ts";
+import type { RunResult } from "../run/sequence.ts";
+import { PROGRAM } from "../plan/plan.ts";
+import type { RetentionResult } from "../aws/retention.ts";
 import { VERSION } from "./version.ts";
 
 /**

@@ -1,7 +1,7 @@
 /** --pre-freeze-command and --post-thaw-command: shell commands run around the freeze. */
-import { HookError } from "./errors.ts";
+import { HookError } from "../util/errors.ts";
 import type { Hooks } from "./interfaces.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../util/log.ts";
 
 /** Options of {@linkcode createHooks}. */
 export interface HooksOptions {

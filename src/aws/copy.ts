@@ -1,7 +1,7 @@
 /** `--copy-to-region`: copies completed snapshots into other regions with their description and tags. */
 import { CopySnapshotCommand, type EC2Client } from "@aws-sdk/client-ec2";
-import { errorCode, errorMessage } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import { errorCode, errorMessage } from "../util/errors.ts";
+import type { Logger } from "../util/log.ts";
 
 /** A completed snapshot to copy. */
 export interface CopySource {

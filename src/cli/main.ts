@@ -1,21 +1,21 @@
 /** The command: argv -> exit code. Wires the plan, the real side effects and the report. */
 import type { EC2Client } from "@aws-sdk/client-ec2";
-import { afterRun, nothingAfterRun, previewRetention } from "./after_run.ts";
-import { trapStopSignals } from "./cleanup.ts";
+import { afterRun, nothingAfterRun, previewRetention } from "../run/after_run.ts";
+import { trapStopSignals } from "../run/cleanup.ts";
 import { withConfigFile } from "./config_file.ts";
-import { createFreezer } from "./freeze.ts";
-import { createHooks } from "./hooks.ts";
-import { createMysqlDatabase } from "./mysql.ts";
-import { createWatchdog } from "./watchdog.ts";
-import { AppError, ExitCode, exitCodeOf } from "./errors.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { createFreezer } from "../host/freeze.ts";
+import { createHooks } from "../run/hooks.ts";
+import { createMysqlDatabase } from "../db/mysql/database.ts";
+import { createWatchdog } from "../watchdog/client.ts";
+import { AppError, ExitCode, exitCodeOf } from "../util/errors.ts";
+import { createLogger, type Logger } from "../util/log.ts";
 import { helpText, parseCommandLine } from "./options.ts";
-import { buildPlan, type Plan } from "./plan.ts";
-import { createMultiVolumeEc2 } from "./multi_volume.ts";
+import { buildPlan, type Plan } from "../plan/plan.ts";
+import { createMultiVolumeEc2 } from "../aws/multi_volume.ts";
 import { stderrProgress } from "./progress.ts";
 import { jsonReport, planReport, textReport } from "./report.ts";
-import { runSequence } from "./run.ts";
-import { sdkCredentials } from "./credentials.ts";
+import { runSequence } from "../run/sequence.ts";
+import { sdkCredentials } from "../plan/credentials.ts";
 import { VERSION } from "./version.ts";
 
 function writeStdout(text: string): void {
@@ -55,7 +55,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       writeStdout(planReport(plan));
       return ExitCode.ok;
     }
-    const { createEc2Client } = await import("./ec2.ts");
+    const { createEc2Client } = await import("../aws/ec2.ts");
     const credentials = await sdkCredentials(plan.credentials);
     const clients = new Map<string, EC2Client>();
     const clientFor = (region: string) => {
@@ -93,7 +93,7 @@ async function snapshotAndFollowUp(
 ): Promise<number> {
   const { options } = plan;
   const region = plan.region.value!;
-  const { createEc2 } = await import("./ec2.ts");
+  const { createEc2 } = await import("../aws/ec2.ts");
   const multiVolume = options.multiVolume
     ? createMultiVolumeEc2(clientFor(region), { instanceId: plan.instanceId!, log })
     : undefined;

@@ -3,17 +3,17 @@
  * credentials, region, endpoint) before anything is locked. No side effects but reading files
  * the user named and, when nothing else names the region, asking the instance metadata.
  */
-import { type AfterRunPlan, planAfterRun } from "./after_run.ts";
-import { UsageError } from "./errors.ts";
-import type { SnapshotRequest } from "./interfaces.ts";
+import { type AfterRunPlan, planAfterRun } from "../run/after_run.ts";
+import { UsageError } from "../util/errors.ts";
+import type { SnapshotRequest } from "../run/interfaces.ts";
 import { chooseCredentials, type CredentialSource, sdkCredentials } from "./credentials.ts";
-import { type DiscoveredVolume, discoverVolumes } from "./discovery.ts";
-import { type InstanceIdentity, readInstanceIdentity } from "./imds.ts";
-import { type MountPoint, resolveMountPoints } from "./mounts.ts";
-import { checkMultiVolumeRequests, MULTI_VOLUME_MARKER } from "./multi_volume.ts";
-import { type MysqlLockMode, mysqlLockMode } from "./mysql_server.ts";
-import { type Logger, registerSecret } from "./log.ts";
-import type { Options, ParsedArgs } from "./options.ts";
+import { type DiscoveredVolume, discoverVolumes } from "../host/discovery.ts";
+import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";
+import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
+import { checkMultiVolumeRequests, MULTI_VOLUME_MARKER } from "../aws/multi_volume.ts";
+import { type MysqlLockMode, mysqlLockMode } from "../db/mysql/server.ts";
+import { type Logger, registerSecret } from "../util/log.ts";
+import type { Options, ParsedArgs } from "../cli/options.ts";
 
 /** The program's name: the default description and the marker tag's key. */
 export const PROGRAM = "ec2-consistent-snapshot";
@@ -263,8 +263,8 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
       blockDeviceMappings: async () => {
         instanceId ??= (await identity()).instanceId;
         // The AWS SDK loads only when discovery needs EC2: start-up of the other paths.
-        const { createEc2Client } = await import("./ec2.ts");
-        const { describeBlockDeviceMappings } = await import("./ec2_instance.ts");
+        const { createEc2Client } = await import("../aws/ec2.ts");
+        const { describeBlockDeviceMappings } = await import("../aws/instance.ts");
         const client = createEc2Client({
           region: region.value!,
           endpoint,

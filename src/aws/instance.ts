@@ -1,7 +1,7 @@
 /** The instance's block device mappings (DescribeInstances), for discovering Xen `xvd*` volumes. */
 import { DescribeInstancesCommand, type EC2Client } from "@aws-sdk/client-ec2";
-import { PreflightError } from "./errors.ts";
-import type { BlockDeviceMapping } from "./discovery.ts";
+import { PreflightError } from "../util/errors.ts";
+import type { BlockDeviceMapping } from "../host/discovery.ts";
 
 /**
  * Returns the EBS block device mappings of one instance, in the order EC2 lists them.

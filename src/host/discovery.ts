@@ -1,6 +1,6 @@
 /** Volume discovery: from a mount's device, through sysfs, to the EBS volume ids beneath it. */
 import { basename, dirname, join } from "node:path";
-import { PreflightError } from "./errors.ts";
+import { PreflightError } from "../util/errors.ts";
 
 /** One entry of the instance's block device mappings (DescribeInstances). */
 export interface BlockDeviceMapping {

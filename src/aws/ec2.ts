@@ -1,8 +1,8 @@
 /** EC2 through the AWS SDK: the DryRun preflight and the one concurrent round of CreateSnapshot. */
 import { CreateSnapshotCommand, EC2Client, type EC2ClientConfig } from "@aws-sdk/client-ec2";
-import { errorCode, errorMessage, PreflightError } from "./errors.ts";
-import type { Ec2, SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
-import type { Logger } from "./log.ts";
+import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
+import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
+import type { Logger } from "../util/log.ts";
 
 export interface Ec2Settings {
   region: string;

@@ -7,7 +7,7 @@ import {
   type EC2Client,
   waitUntilSnapshotCompleted,
 } from "@aws-sdk/client-ec2";
-import type { ProgressSink } from "./progress.ts";
+import type { ProgressSink } from "../cli/progress.ts";
 
 /** A snapshot to wait for, in the region where it lives. */
 export interface WaitTarget {

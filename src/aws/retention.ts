@@ -4,10 +4,10 @@
  * is the volume id, or "multi-volume" (then the snapshot's VolumeId names the volume).
  */
 import type { EC2Client, Snapshot } from "@aws-sdk/client-ec2";
-import { errorCode, errorMessage, UsageError } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import { errorCode, errorMessage, UsageError } from "../util/errors.ts";
+import type { Logger } from "../util/log.ts";
 import { MULTI_VOLUME_MARKER } from "./multi_volume.ts";
-import { MARKER_TAG } from "./plan.ts";
+import { MARKER_TAG } from "../plan/plan.ts";
 
 /** What to keep. A snapshot is kept when either rule keeps it. */
 export interface RetentionPolicy {

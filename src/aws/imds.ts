@@ -1,5 +1,5 @@
 /** Instance metadata (IMDSv2): the instance id and region, with a session token and short timeouts. */
-import { PreflightError } from "./errors.ts";
+import { PreflightError } from "../util/errors.ts";
 
 /** What the instance metadata tells us about this instance. */
 export interface InstanceIdentity {

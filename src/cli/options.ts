@@ -3,7 +3,7 @@
  * configuration-file reader; no option name is spelled anywhere else.
  */
 import { parseArgs } from "node:util";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../util/errors.ts";
 
 /** How an option takes its value. */
 export type OptionKind =

@@ -1,7 +1,7 @@
 /** Reads `--config FILE` (INI, with the `ini` package) and merges it under the command line. */
 import ini from "ini";
-import { UsageError } from "./errors.ts";
-import { readableByOthers, readUserFile } from "./files.ts";
+import { UsageError } from "../util/errors.ts";
+import { readableByOthers, readUserFile } from "../util/files.ts";
 import { applyValue, findOption, type OptionSpec, type ParsedArgs } from "./options.ts";
 
 /**

@@ -1,7 +1,7 @@
 /** Flushing, freezing and thawing file systems with sync, fsfreeze and xfs_freeze. */
-import { FreezeError, NotFrozenError } from "./errors.ts";
-import type { Freezer } from "./interfaces.ts";
-import type { Logger } from "./log.ts";
+import { FreezeError, NotFrozenError } from "../util/errors.ts";
+import type { Freezer } from "../run/interfaces.ts";
+import type { Logger } from "../util/log.ts";
 import { findMount, readMountInfo } from "./mounts.ts";
 
 /**

@@ -13,7 +13,7 @@ import {
   SnapshotError,
   SnapshotTimeoutError,
   StoppedError,
-} from "./errors.ts";
+} from "../util/errors.ts";
 import type {
   BinlogCoordinates,
   Database,
@@ -24,7 +24,7 @@ import type {
   SnapshotRequest,
   Watchdog,
 } from "./interfaces.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../util/log.ts";
 
 /** What the sequence needs to know; a subset of the Plan. */
 export interface RunSpec {

@@ -1,16 +1,11 @@
 /** The freeze dead-man switch: starts and disarms the detached watchdog process. */
 import { fileURLToPath } from "node:url";
-import { FreezeError } from "./errors.ts";
-import type { ArmedWatchdog, Watchdog } from "./interfaces.ts";
-import type { Logger } from "./log.ts";
+import { FreezeError } from "../util/errors.ts";
+import type { ArmedWatchdog, Watchdog } from "../run/interfaces.ts";
+import type { Logger } from "../util/log.ts";
 import { RUN_FLAGS } from "./permissions.ts";
-import { procReadable, readProcessStat } from "./proc.ts";
-import {
-  CONFIG_ON_STDIN,
-  WATCHDOG_ARG,
-  type WatchdogConfig,
-  WatchdogLine,
-} from "./watchdog_main.ts";
+import { procReadable, readProcessStat } from "../host/proc.ts";
+import { CONFIG_ON_STDIN, WATCHDOG_ARG, type WatchdogConfig, WatchdogLine } from "./process.ts";
 
 /** How to start the watchdog: the same program, with the hidden first argument. */
 export interface WatchdogCommandOptions {

@@ -4,7 +4,7 @@
  */
 import type { EC2Client } from "@aws-sdk/client-ec2";
 import { SignalError, STOP_SIGNALS } from "./cleanup.ts";
-import type { CopyOutcome } from "./copy.ts";
+import type { CopyOutcome } from "../aws/copy.ts";
 import {
   type AppError,
   errorMessage,
@@ -13,18 +13,18 @@ import {
   StoppedError,
   UsageError,
   WaitError,
-} from "./errors.ts";
+} from "../util/errors.ts";
 import type { SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
-import type { Logger } from "./log.ts";
-import { DEFAULT_WAIT_SECONDS, type Options } from "./options.ts";
-import type { ProgressItem, ProgressSink } from "./progress.ts";
+import type { Logger } from "../util/log.ts";
+import { DEFAULT_WAIT_SECONDS, type Options } from "../cli/options.ts";
+import type { ProgressItem, ProgressSink } from "../cli/progress.ts";
 import {
   applyRetention,
   type RetentionPolicy,
   retentionPolicy,
   type RetentionResult,
-} from "./retention.ts";
-import type { WaitOutcome, WaitTarget } from "./wait.ts";
+} from "../aws/retention.ts";
+import type { WaitOutcome, WaitTarget } from "../aws/wait.ts";
 
 /** The follow-up steps asked for, checked. */
 export interface AfterRunPlan {
@@ -132,7 +132,7 @@ export async function afterRun(
   const wait = async (targets: WaitTarget[], labels: string[], seconds: number) => {
     const items = targets.map((t, i) => ({ snapshotId: t.snapshotId, label: labels[i] }));
     // Loaded when used: copy.ts and wait.ts bring the AWS SDK, which the plan does not need.
-    const { waitForSnapshots } = await import("./wait.ts");
+    const { waitForSnapshots } = await import("../aws/wait.ts");
     return await waitForSnapshots(targets, {
       clientFor: deps.clientFor,
       timeoutSeconds: seconds,
@@ -160,7 +160,7 @@ export async function afterRun(
       const request = run.volumes.find((v) => v.volumeId === o.volumeId)!;
       return { ...request, snapshotId: o.snapshotId };
     });
-    const { copySnapshots } = await import("./copy.ts");
+    const { copySnapshots } = await import("../aws/copy.ts");
     result.copies = await copySnapshots(sources, {
       sourceRegion: run.region,
       regions: plan.copyRegions,

@@ -5,8 +5,8 @@ import {
   type FreezeProgram,
   runProgram,
   searchDirs,
-} from "./freeze.ts";
-import { isSameProcessAlive, procReadable } from "./proc.ts";
+} from "../host/freeze.ts";
+import { isSameProcessAlive, procReadable } from "../host/proc.ts";
 
 /** The hidden first argument that makes the program a watchdog (`main.ts` dispatches on it). */
 export const WATCHDOG_ARG = "__watchdog";

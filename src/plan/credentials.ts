@@ -4,10 +4,10 @@
  * with the logger so no line can print them.
  */
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
-import { UsageError } from "./errors.ts";
-import { exists, readableByOthers, readUserFile } from "./files.ts";
-import { type Logger, registerSecret } from "./log.ts";
-import type { Options } from "./options.ts";
+import { UsageError } from "../util/errors.ts";
+import { exists, readableByOthers, readUserFile } from "../util/files.ts";
+import { type Logger, registerSecret } from "../util/log.ts";
+import type { Options } from "../cli/options.ts";
 
 /** Where the credentials come from; `describe` is what --debug prints (never the secret). */
 export type CredentialSource =

@@ -2,16 +2,16 @@
 
 import type { Connection, RowDataPacket } from "mysql2/promise";
 import { dirname } from "node:path";
-import { DatabaseError, UsageError } from "./errors.ts";
-import { exists } from "./files.ts";
-import type { BinlogCoordinates, Database } from "./interfaces.ts";
-import { type Logger, registerSecret } from "./log.ts";
+import { DatabaseError, UsageError } from "../../util/errors.ts";
+import { exists } from "../../util/files.ts";
+import type { BinlogCoordinates, Database } from "../../run/interfaces.ts";
+import { type Logger, registerSecret } from "../../util/log.ts";
 import {
   describeMysqlSettings,
   type MysqlSettings,
   type MysqlSettingsDeps,
   resolveMysqlSettings,
-} from "./mysql_config.ts";
+} from "./option_files.ts";
 import {
   formatMasterStatusFile,
   lockModeProblem,
@@ -21,8 +21,8 @@ import {
   type ServerInfo,
   type ServerStatements,
   serverStatements,
-} from "./mysql_server.ts";
-import type { Options } from "./options.ts";
+} from "./server.ts";
+import type { Options } from "../../cli/options.ts";
 
 /** Coordinates and the replication filters, as the old tool's status file has them. */
 interface Position {

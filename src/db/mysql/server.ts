@@ -2,9 +2,9 @@
  * What a MySQL or MariaDB server can do, decided from its version and the options: the lock
  * mode, the statements for coordinates, and the old tool's status file. No connection here.
  */
-import { UsageError } from "./errors.ts";
-import type { BinlogCoordinates } from "./interfaces.ts";
-import type { Options } from "./options.ts";
+import { UsageError } from "../../util/errors.ts";
+import type { BinlogCoordinates } from "../../run/interfaces.ts";
+import type { Options } from "../../cli/options.ts";
 
 /** How the database is held still while the snapshots are initiated. */
 export type MysqlLockMode = "flush" | "percona" | "instance" | "stage";
