@@ -3,6 +3,8 @@ import { CreateSnapshotCommand, EC2Client, type EC2ClientConfig } from "@aws-sdk
 import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
 import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
 import type { Logger } from "../util/log.ts";
+import { classifyFailure, guardCreateCall, noResendRequestHandler } from "./create_guard.ts";
+import { findRunSnapshots } from "./run_lookup.ts";
 
 export interface Ec2Settings {
   region: string;
@@ -11,10 +13,14 @@ export interface Ec2Settings {
   log: Logger;
 }
 
-/** Makes the SDK client; retries and credential resolution are the SDK's. */
+/**
+ * Makes the SDK client; retries and credential resolution are the SDK's, except that the HTTP
+ * layer never resends a request by itself (create_guard.ts).
+ */
 export function createEc2Client(settings: Omit<Ec2Settings, "log">): EC2Client {
   return new EC2Client({
     region: settings.region,
+    requestHandler: noResendRequestHandler(),
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
   });
@@ -69,21 +75,25 @@ export function createEc2(client: EC2Client, log: Logger): Ec2 {
 
     createSnapshots(requests, signal) {
       return Promise.all(requests.map(async (request): Promise<SnapshotOutcome> => {
+        const { volumeId } = request;
         try {
-          const out = await client.send(createCommand(request, false), { abortSignal: signal });
-          log.debug(`CreateSnapshot ${request.volumeId}: ${out.SnapshotId}`);
-          return { volumeId: request.volumeId, ok: true, snapshotId: out.SnapshotId! };
+          const command = guardCreateCall(createCommand(request, false), signal);
+          const out = await client.send(command, { abortSignal: signal });
+          if (!out.SnapshotId) {
+            const message = "EC2 answered without a snapshot id";
+            return { volumeId, ok: false, kind: "unknown", errorCode: "NoSnapshotId", message };
+          }
+          log.debug(`CreateSnapshot ${volumeId}: ${out.SnapshotId}`);
+          return { volumeId, ok: true, snapshotId: out.SnapshotId };
         } catch (error) {
-          const code = signal.aborted ? "Aborted" : errorCode(error);
-          log.debug(`CreateSnapshot ${request.volumeId} failed: ${code}`);
-          return {
-            volumeId: request.volumeId,
-            ok: false,
-            errorCode: code,
-            message: errorMessage(error),
-          };
+          const failure = classifyFailure(error, signal);
+          log.debug(`CreateSnapshot ${volumeId} failed (${failure.kind}): ${failure.code}`);
+          const { kind, code: errorCode, message } = failure;
+          return { volumeId, ok: false, kind, errorCode, message };
         }
       }));
     },
+
+    findRunSnapshots: (requests, signal) => findRunSnapshots(client, requests, signal),
   };
 }

@@ -7,8 +7,8 @@ import { createFreezer } from "../host/freeze.ts";
 import { createHooks } from "../run/hooks.ts";
 import { createMysqlDatabase } from "../db/mysql/database.ts";
 import { createWatchdog } from "../watchdog/client.ts";
-import { AppError, ExitCode, exitCodeOf } from "../util/errors.ts";
-import { createLogger, type Logger } from "../util/log.ts";
+import { AppError, errorMessage, ExitCode, exitCodeOf, OutputError } from "../util/errors.ts";
+import { createLogger, type Logger, stderrWriteFailure } from "../util/log.ts";
 import { helpText, parseCommandLine } from "./options.ts";
 import { buildPlan, type Plan } from "../plan/plan.ts";
 import { createMultiVolumeEc2 } from "../aws/multi_volume.ts";
@@ -18,10 +18,15 @@ import { runSequence } from "../run/sequence.ts";
 import { sdkCredentials } from "../plan/credentials.ts";
 import { VERSION } from "./version.ts";
 
+/** Writes all of `text` to stdout; throws OutputError (exit 13) when stdout is closed. */
 function writeStdout(text: string): void {
   const bytes = new TextEncoder().encode(text);
   let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+  try {
+    while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+  } catch (error) {
+    throw new OutputError(`cannot write to stdout: ${errorMessage(error)}`, { cause: error });
+  }
 }
 
 /**
@@ -129,14 +134,24 @@ async function snapshotAndFollowUp(
         },
       )
       : undefined;
-    const final = { ...result, problems: [...result.problems, ...after?.problems ?? []] };
-    writeStdout(
-      plan.output === "json"
-        ? jsonReport(plan, final, after)
-        : textReport(final, options.quiet, after),
-    );
-    for (const problem of final.problems) log.error(problem.message);
-    return final.problems[0]?.exitCode ?? ExitCode.ok;
+    const problems = [...result.problems, ...after?.problems ?? []];
+    const stderrFailure = stderrWriteFailure();
+    if (stderrFailure) problems.push(new OutputError(`cannot write to stderr: ${stderrFailure}`));
+    const final = { ...result, problems };
+    try {
+      writeStdout(
+        plan.output === "json"
+          ? jsonReport(plan, final, after)
+          : textReport(final, options.quiet, after),
+      );
+    } catch (error) {
+      // The snapshot ids still go where they can: stderr.
+      const made = final.outcomes.flatMap((o) => o.ok ? [`${o.snapshotId} (${o.volumeId})`] : []);
+      log.error(`${(error as Error).message}; snapshots made: ${made.join(", ") || "none"}`);
+      problems.push(error as OutputError);
+    }
+    for (const problem of problems) log.error(problem.message);
+    return problems[0]?.exitCode ?? ExitCode.ok;
   } finally {
     trap.dispose();
   }

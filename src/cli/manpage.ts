@@ -18,6 +18,10 @@ export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
   [ExitCode.hook]: "--pre-freeze-command or --post-thaw-command failed.",
   [ExitCode.wait]: "With --wait: a snapshot or a copy ended in error, or the wait timed out.",
   [ExitCode.retention]: "Retention (--keep, --keep-days) could not delete an old snapshot.",
+  [ExitCode.consistencyUnknown]:
+    "EC2 made a snapshot from a CreateSnapshot call that was aborted or got no answer: it is " +
+    "reported by id (stderr, JSON) as of unknown consistency and kept, not deleted.",
+  [ExitCode.output]: "stdout or stderr was closed or could not be written.",
 };
 
 /** What goes into the page besides the option table. */

@@ -21,7 +21,16 @@ export const PROGRAM = "ec2-consistent-snapshot";
 /** The tag every snapshot of ours carries; its value is the volume id (retention uses it). */
 export const MARKER_TAG = `${PROGRAM}:volume`;
 
-/** EC2's limits on tags (the marker tag counts against the 50). */
+/**
+ * The tag every snapshot request of a run carries; its value is the run's id (a UUID), by which
+ * a snapshot made from a call that got no answer is found after the thaw.
+ */
+export const RUN_ID_TAG = `${PROGRAM}:run-id`;
+
+/** The tags the tool adds to every snapshot: the marker and the run id. */
+const OWN_TAGS = 2;
+
+/** EC2's limits on tags (the tool's own tags count against the 50). */
 const MAX_TAGS = 50;
 const MAX_KEY = 128;
 const MAX_VALUE = 256;
@@ -54,6 +63,8 @@ export interface Plan {
   output: "text" | "json";
   /** After a successful run: --wait, --copy-to-region, --keep and --keep-days. */
   afterRun: AfterRunPlan;
+  /** This run's id, the value of the RUN_ID_TAG on every snapshot request. */
+  runId: string;
 }
 
 export interface PlanInputs {
@@ -92,15 +103,17 @@ export function parseTags(text: string): Record<string, string> {
     if (key.toLowerCase().startsWith("aws:")) {
       throw new UsageError(`--tag '${key}': keys starting with 'aws:' are reserved by AWS`);
     }
-    if (key === MARKER_TAG) {
+    if (key === MARKER_TAG || key === RUN_ID_TAG) {
       throw new UsageError(`--tag '${key}': this key is set by the tool itself`);
     }
     if (key in tags) throw new UsageError(`--tag '${key}': key given twice`);
     tags[key] = value;
   }
-  if (Object.keys(tags).length > MAX_TAGS - 1) {
+  if (Object.keys(tags).length > MAX_TAGS - OWN_TAGS) {
     throw new UsageError(
-      `--tag: ${Object.keys(tags).length} tags; EC2 allows ${MAX_TAGS} and the tool adds one`,
+      `--tag: ${
+        Object.keys(tags).length
+      } tags; EC2 allows ${MAX_TAGS} and the tool adds ${OWN_TAGS}`,
     );
   }
   return tags;
@@ -286,6 +299,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   }
 
   const count = volumeIds.length;
+  const runId = crypto.randomUUID();
   const tags = perVolume("tag", tagsGiven, count, {});
   const names = perVolume<string | undefined>("name", options.name, count, undefined);
   const descriptions = perVolume("description", options.description, count, PROGRAM);
@@ -297,7 +311,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     return {
       volumeId,
       description: descriptions[i],
-      tags: { ...tags[i], ...name, [MARKER_TAG]: volumeId },
+      tags: { ...tags[i], ...name, [MARKER_TAG]: volumeId, [RUN_ID_TAG]: runId },
     };
   });
 
@@ -322,5 +336,6 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     snapshotTimeoutMs: options.snapshotTimeout * 1000,
     output,
     afterRun,
+    runId,
   };
 }

@@ -6,6 +6,9 @@
 import { CleanupStack, SignalError, STOP_SIGNALS } from "./cleanup.ts";
 import {
   AppError,
+  ConsistencyUnknownError,
+  errorCode,
+  errorMessage,
   FreezeError,
   HookError,
   NotFrozenError,
@@ -18,6 +21,7 @@ import type {
   BinlogCoordinates,
   Database,
   Ec2,
+  FoundSnapshot,
   Freezer,
   Hooks,
   SnapshotOutcome,
@@ -25,6 +29,7 @@ import type {
   Watchdog,
 } from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
+import { RUN_ID_TAG } from "../plan/plan.ts";
 
 /** What the sequence needs to know; a subset of the Plan. */
 export interface RunSpec {
@@ -48,6 +53,8 @@ export interface RunDeps {
   signal: AbortSignal;
   /** Monotonic milliseconds; performance.now by default. */
   now?: () => number;
+  /** Pause before the lookup after the thaw asks again; LOOKUP_RETRY_MS by default. */
+  lookupRetryMs?: number;
 }
 
 export interface Timings {
@@ -63,8 +70,18 @@ export interface Timings {
   databaseLockMs: number | null;
 }
 
+/** The lookup after the thaw of snapshots made by calls that were aborted or got no answer. */
+export interface RunLookup {
+  /** Snapshots of this run that EC2 holds and no call reported: consistency unknown, kept. */
+  consistencyUnknown: FoundSnapshot[];
+  /** Why the lookup could not be done; null when it was. */
+  error: string | null;
+}
+
 export interface RunResult {
   outcomes: SnapshotOutcome[];
+  /** Null when every call ended with an answer (a snapshot id or an AWS error). */
+  lookup: RunLookup | null;
   binlog: BinlogCoordinates | undefined;
   timings: Timings;
   /** Every problem, most serious first; empty on success. */
@@ -80,8 +97,14 @@ export function independent(mounts: readonly string[]): boolean {
   return !mounts.some((a) => mounts.some((b) => inside(a, b)));
 }
 
+/** How long the lookup after the thaw may take, and how long it waits before asking again. */
+export const LOOKUP_TIMEOUT_MS = 15_000;
+export const LOOKUP_RETRY_MS = 2_000;
+
 /** How serious a problem is: the first one decides the exit code. */
 function severity(error: AppError): number {
+  // A snapshot of unknown consistency is what the user must act on first.
+  if (error instanceof ConsistencyUnknownError) return -2;
   if (error instanceof StoppedError) return -1;
   if (error instanceof FreezeError) return 0;
   if (error instanceof SnapshotTimeoutError) return 1;
@@ -236,17 +259,29 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
       timings.lockWindowMs ?? "-"
     }ms`,
   );
+  const stopped = problems.some((p) => p instanceof StoppedError);
+  const timedOut = problems.some((p) => p instanceof SnapshotTimeoutError);
   for (const outcome of outcomes) {
-    if (!outcome.ok && outcome.errorCode !== "Aborted") {
-      problems.push(
-        new SnapshotError(
-          `snapshot of ${outcome.volumeId} failed: ${outcome.errorCode}: ${outcome.message}`,
-        ),
-      );
-    }
+    if (outcome.ok) continue;
+    // An aborted call is accounted for by the timeout or the stop signal that aborted it.
+    if (outcome.kind === "aborted" && (stopped || timedOut)) continue;
+    const what = outcome.kind === "unknown"
+      ? "got no answer (EC2 may or may not have made it)"
+      : outcome.kind === "aborted"
+      ? "was aborted"
+      : "failed";
+    problems.push(
+      new SnapshotError(
+        `snapshot of ${outcome.volumeId} ${what}: ${outcome.errorCode}: ${outcome.message}`,
+      ),
+    );
+  }
+  const lookup = await lookUpUnanswered(spec, deps, outcomes);
+  for (const found of lookup?.consistencyUnknown ?? []) {
+    problems.push(consistencyUnknownError(found));
   }
   problems.sort((a, b) => severity(a) - severity(b));
-  return { outcomes, binlog, timings, problems };
+  return { outcomes, lookup, binlog, timings, problems };
 
   async function releaseDatabase(db: Database): Promise<void> {
     await db.release();
@@ -254,4 +289,59 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
       timings.databaseLockMs = Math.round(now() - databaseLockedAt);
     }
   }
+}
+
+/**
+ * After the thaw, when a call was aborted or got no answer: asks EC2 for the snapshots with the
+ * run's id tag (twice, LOOKUP_RETRY_MS apart, when the first finds none: EC2 lists a new
+ * snapshot after a moment), bounded by LOOKUP_TIMEOUT_MS. Never throws.
+ */
+async function lookUpUnanswered(
+  spec: RunSpec,
+  deps: RunDeps,
+  outcomes: readonly SnapshotOutcome[],
+): Promise<RunLookup | null> {
+  const { ec2, log } = deps;
+  const unanswered = outcomes.filter((o) => !o.ok && o.kind !== "error");
+  if (unanswered.length === 0) return null;
+  const volumes = unanswered.map((o) => o.volumeId).join(", ");
+  if (!ec2.findRunSnapshots) {
+    return { consistencyUnknown: [], error: "this endpoint cannot look snapshots up" };
+  }
+  const reported = new Set(outcomes.flatMap((o) => o.ok ? [o.snapshotId] : []));
+  const signal = AbortSignal.timeout(LOOKUP_TIMEOUT_MS);
+  try {
+    let found: FoundSnapshot[] = [];
+    for (let attempt = 0; attempt < 2 && found.length === 0; attempt++) {
+      const pause = deps.lookupRetryMs ?? LOOKUP_RETRY_MS;
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+      log.debug(`looking up snapshots of this run (calls without an answer: ${volumes})`);
+      found = (await ec2.findRunSnapshots(spec.volumes, signal))
+        .filter((s) => !reported.has(s.snapshotId));
+    }
+    log.debug(`lookup: ${found.map((s) => s.snapshotId).join(", ") || "none"}`);
+    return { consistencyUnknown: found, error: null };
+  } catch (error) {
+    const code = signal.aborted ? "Aborted" : errorCode(error);
+    const why = code === "UnauthorizedOperation"
+      ? "not permitted (the IAM policy needs ec2:DescribeSnapshots)"
+      : `${code}: ${errorMessage(error)}`;
+    log.warn(
+      `could not look up whether EC2 made a snapshot of ${volumes} from a call without an answer: ` +
+        `${why}; look for snapshots tagged ${runTag(spec)}`,
+    );
+    return { consistencyUnknown: [], error: why };
+  }
+}
+
+function runTag(spec: RunSpec): string {
+  return `${RUN_ID_TAG}=${spec.volumes[0]?.tags[RUN_ID_TAG] ?? "(none)"}`;
+}
+
+function consistencyUnknownError(s: FoundSnapshot): ConsistencyUnknownError {
+  return new ConsistencyUnknownError(
+    `created, consistency unknown: ${s.snapshotId} of ${s.volumeId}, from a call that was ` +
+      `aborted or got no answer (EC2 may have taken it after the thaw); it is kept. To delete ` +
+      `it: aws ec2 delete-snapshot --snapshot-id ${s.snapshotId}`,
+  );
 }

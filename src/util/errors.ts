@@ -23,6 +23,13 @@ export const ExitCode = {
   wait: 9,
   /** Retention could not delete an old snapshot. */
   retention: 10,
+  /**
+   * EC2 made a snapshot from a CreateSnapshot call that was aborted or got no answer: it
+   * exists, its consistency is unknown; it is reported by id and kept.
+   */
+  consistencyUnknown: 12,
+  /** stdout or stderr was closed or could not be written. */
+  output: 13,
 } as const;
 
 export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
@@ -99,6 +106,20 @@ export class RetentionError extends AppError {
   }
 }
 
+/** EC2 holds a snapshot of this run made by an aborted or unanswered call (exit 12). */
+export class ConsistencyUnknownError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.consistencyUnknown, options);
+  }
+}
+
+/** stdout or stderr could not be written (exit 13). */
+export class OutputError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.output, options);
+  }
+}
+
 /** The exit code for any thrown value. */
 export function exitCodeOf(error: unknown): number {
   return error instanceof AppError ? error.exitCode : ExitCode.internal;
@@ -111,9 +132,15 @@ export class StoppedError extends AppError {
   }
 }
 
-/** The AWS error code of an SDK error (`name` in SDK v3), or a description of what failed. */
+/**
+ * The AWS error code of an SDK error (`name` in SDK v3), the socket error's code (ECONNRESET,
+ * EPIPE ...: the SDK names those "TimeoutError", but nothing of ours timed out), or a
+ * description of what failed.
+ */
 export function errorCode(error: unknown): string {
   if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" && /^E[A-Z_]+$/.test(code)) return code;
     if (error.name === "AbortError" || error.name === "TimeoutError") return "Aborted";
     return error.name || "Error";
   }

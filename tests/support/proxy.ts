@@ -207,7 +207,8 @@ export function startProxy(target: string): Proxy {
       await writeAll(conn, responseBytes(503, headers, encoder.encode("dropped by the test")));
       return true;
     }
-    const delay = proxy.delayMs + (typeof decision === "object" && "delayMs" in decision ? decision.delayMs : 0);
+    const delay = proxy.delayMs +
+      (typeof decision === "object" && "delayMs" in decision ? decision.delayMs : 0);
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
     const response = await forward(request);
     if (decision === "forward-then-close") return false;
