@@ -47,23 +47,26 @@ export function classifyFailure(error: unknown, signal: AbortSignal): Failure {
   const code = awsErrorCode(error);
   if (code) return { kind: "error", code, message };
   if (signal.aborted) return { kind: "aborted", code: "Aborted", message };
-  const original = error instanceof NoAnswerError ? error.code : errorCode(error);
+  const original = error instanceof NoAnswerError ? error.detail : errorCode(error);
   return { kind: "unknown", code: original === "Aborted" ? "NoAnswer" : original, message };
 }
 
 /**
  * An attempt that got no answer from EC2. Not retryable by the SDK (its name and fields match
  * none of the SDK's transient errors): the request may have reached EC2, which has no
- * idempotency token for CreateSnapshot, so a resend could make a second snapshot.
+ * idempotency token for CreateSnapshot, so a resend could make a second snapshot. No `cause`
+ * and no `code` either: the SDK looks for transient errors in both.
  */
 export class NoAnswerError extends Error {
-  /** The socket error's code (ECONNRESET, EPIPE ...) or the original error's name. */
-  readonly code: string;
+  /**
+   * The socket error's code (ECONNRESET, EPIPE ...) or the original error's name. Not called
+   * `code`: the SDK retries any error whose `code` is a socket error's.
+   */
+  readonly detail: string;
   constructor(error: unknown) {
     super(errorMessage(error));
     this.name = "NoAnswer";
-    const e = error as { code?: unknown; name?: unknown } | undefined;
-    this.code = typeof e?.code === "string" ? e.code : errorCode(error);
+    this.detail = errorCode(error);
   }
 }
 
