@@ -102,6 +102,34 @@ for (const decision of ["forward-then-close", "forward-then-hang"] as const) {
   });
 }
 
+Deno.test("without ec2:DescribeSnapshots: a warning names the tag to look for, exit 4", async () => {
+  await withStack(async (s) => {
+    s.proxy.decide = (r) =>
+      isCreate(r)
+        ? "forward-then-close"
+        : r.action === "DescribeSnapshots"
+        ? { error: "UnauthorizedOperation", status: 403, message: "not authorized" }
+        : "forward";
+    const out = await runProgram(
+      ["--freeze-filesystem", s.mount.mountPoint, "--output", "json", s.volume],
+      { env: s.env },
+    );
+    assertEquals(out.code, ExitCode.snapshot, out.stderr);
+    const { report, entry } = snapshotEntry(out.stdout);
+    assertEquals(entry.outcome, "unknown");
+    assertMatch(report.lookupError, /ec2:DescribeSnapshots/);
+    assertMatch(
+      out.stderr,
+      new RegExp(
+        `warning: could not look up .* ${s.volume} .*ec2:DescribeSnapshots.*` +
+          `tagged ec2-consistent-snapshot:run-id=${report.runId}`,
+      ),
+    );
+    assertEquals((await s.moto.snapshotsOf([s.volume])).length, 1, "made, and kept");
+    assertEquals(await isFrozen(s.mount.mountPoint), false);
+  });
+});
+
 Deno.test("timeout while frozen: no CreateSnapshot after the thaw; the late one is found", async () => {
   await withStack(async (s) => {
     let thawedAt = Infinity;
