@@ -102,6 +102,36 @@ for (const decision of ["forward-then-close", "forward-then-hang"] as const) {
   });
 }
 
+Deno.test("a connection the server ended while idle is not reused: made, exit 0", async () => {
+  await withStack(async (s) => {
+    // The DryRun's connection is closed after its answer (a keep-alive timeout): the create
+    // call must go on a new connection, not fail on the dead one.
+    s.proxy.decide = (r) => r.dryRun ? "forward-and-close" : "forward";
+    const out = await runProgram(["--freeze-filesystem", s.mount.mountPoint, s.volume], {
+      env: s.env,
+    });
+    assertEquals(out.code, 0, out.stderr);
+    assertEquals(s.proxy.seen.filter(isCreate).length, 1);
+  });
+});
+
+Deno.test("a connection reset before the create call is read: exit 4, nothing made", async () => {
+  await withStack(async (s) => {
+    s.proxy.decide = (r) => r.dryRun ? "forward-and-close" : "forward";
+    s.proxy.closeOnAccept = (n) => n === 2;
+    const out = await runProgram(
+      ["--freeze-filesystem", s.mount.mountPoint, "--output", "json", s.volume],
+      { env: s.env },
+    );
+    assertEquals(out.code, ExitCode.snapshot, out.stderr);
+    const { entry } = snapshotEntry(out.stdout);
+    assertEquals(entry.outcome, "unknown");
+    assertEquals(s.proxy.seen.filter(isCreate).length, 0, "closed before it was read");
+    assertEquals((await s.moto.snapshotsOf([s.volume])).length, 0);
+    assertEquals(await isFrozen(s.mount.mountPoint), false);
+  });
+});
+
 Deno.test("without ec2:DescribeSnapshots: a warning names the tag to look for, exit 4", async () => {
   await withStack(async (s) => {
     s.proxy.decide = (r) =>

@@ -29,6 +29,8 @@ export interface SeenRequest {
  * - `"forward-then-close"`: the endpoint gets (and acts on) the request, the answer is dropped
  *   and the connection closed: the client cannot know what happened;
  * - `"forward-then-hang"`: the endpoint acts on it; the client never hears back;
+ * - `"forward-and-close"`: answered, then the connection is closed (a server ending an idle
+ *   keep-alive connection): the client's next request needs a new connection;
  * - `{ delayMs }`: forward after a delay;
  * - `{ error, status }`: answer an EC2 error in EC2's XML format, e.g.
  *   `{ error: "RequestLimitExceeded", status: 503 }`; the endpoint never sees the request;
@@ -41,6 +43,7 @@ export type Decision =
   | "close"
   | "forward-then-close"
   | "forward-then-hang"
+  | "forward-and-close"
   | { delayMs: number }
   | { error: string; status: number; message?: string }
   | Promise<boolean | void>;
@@ -53,10 +56,10 @@ export interface Proxy {
   /** Added round-trip time for every forwarded request, in milliseconds. */
   delayMs: number;
   /**
-   * Closes each new connection at once, before a byte of it is read (with data waiting, the
-   * kernel answers with a TCP reset). Off by default.
+   * Closes a new connection at once, before a byte of it is read (with data waiting, the kernel
+   * answers with a TCP reset), when it gives true for the connection's number (1, 2, ...).
    */
-  closeOnAccept: boolean;
+  closeOnAccept: (connection: number) => boolean;
   stop(): Promise<void>;
 }
 
@@ -217,12 +220,13 @@ export function startProxy(target: string): Proxy {
       return false;
     }
     await writeAll(conn, responseBytes(response.status, response.headers, response.body));
-    return true;
+    return decision !== "forward-and-close";
   };
 
+  let accepted = 0;
   const serve = async (conn: Deno.Conn) => {
     try {
-      if (proxy.closeOnAccept) return;
+      if (proxy.closeOnAccept(++accepted)) return;
       const reader = new RequestReader(conn);
       for (;;) {
         const request = await reader.next();
@@ -257,7 +261,7 @@ export function startProxy(target: string): Proxy {
     seen: [],
     decide: () => "forward",
     delayMs: 0,
-    closeOnAccept: false,
+    closeOnAccept: () => false,
     async stop() {
       stopped = true;
       for (const release of hanging) release();
