@@ -7,8 +7,6 @@ import { CleanupStack, SignalError, STOP_SIGNALS } from "./cleanup.ts";
 import {
   AppError,
   ConsistencyUnknownError,
-  errorCode,
-  errorMessage,
   FreezeError,
   HookError,
   NotFrozenError,
@@ -21,7 +19,6 @@ import type {
   BinlogCoordinates,
   Database,
   Ec2,
-  FoundSnapshot,
   Freezer,
   Hooks,
   SnapshotOutcome,
@@ -29,7 +26,7 @@ import type {
   Watchdog,
 } from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
-import { RUN_ID_TAG } from "../plan/plan.ts";
+import { consistencyUnknownError, lookUpUnanswered, type RunLookup } from "./unanswered.ts";
 
 /** What the sequence needs to know; a subset of the Plan. */
 export interface RunSpec {
@@ -53,7 +50,7 @@ export interface RunDeps {
   signal: AbortSignal;
   /** Monotonic milliseconds; performance.now by default. */
   now?: () => number;
-  /** Pause before the lookup after the thaw asks again; LOOKUP_RETRY_MS by default. */
+  /** Pause before the lookup after the thaw asks again; LOOKUP_RETRY_MS (unanswered.ts). */
   lookupRetryMs?: number;
 }
 
@@ -70,13 +67,7 @@ export interface Timings {
   databaseLockMs: number | null;
 }
 
-/** The lookup after the thaw of snapshots made by calls that were aborted or got no answer. */
-export interface RunLookup {
-  /** Snapshots of this run that EC2 holds and no call reported: consistency unknown, kept. */
-  consistencyUnknown: FoundSnapshot[];
-  /** Why the lookup could not be done; null when it was. */
-  error: string | null;
-}
+export type { RunLookup };
 
 export interface RunResult {
   outcomes: SnapshotOutcome[];
@@ -96,10 +87,6 @@ export function independent(mounts: readonly string[]): boolean {
   const inside = (a: string, b: string) => a !== b && a.startsWith(b === "/" ? "/" : `${b}/`);
   return !mounts.some((a) => mounts.some((b) => inside(a, b)));
 }
-
-/** How long the lookup after the thaw may take, and how long it waits before asking again. */
-export const LOOKUP_TIMEOUT_MS = 15_000;
-export const LOOKUP_RETRY_MS = 2_000;
 
 /** How serious a problem is: the first one decides the exit code. */
 function severity(error: AppError): number {
@@ -276,7 +263,12 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
       ),
     );
   }
-  const lookup = await lookUpUnanswered(spec, deps, outcomes);
+  const lookup = await lookUpUnanswered(outcomes, {
+    ec2,
+    log,
+    requests: spec.volumes,
+    retryMs: deps.lookupRetryMs,
+  });
   for (const found of lookup?.consistencyUnknown ?? []) {
     problems.push(consistencyUnknownError(found));
   }
@@ -289,59 +281,4 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
       timings.databaseLockMs = Math.round(now() - databaseLockedAt);
     }
   }
-}
-
-/**
- * After the thaw, when a call was aborted or got no answer: asks EC2 for the snapshots with the
- * run's id tag (twice, LOOKUP_RETRY_MS apart, when the first finds none: EC2 lists a new
- * snapshot after a moment), bounded by LOOKUP_TIMEOUT_MS. Never throws.
- */
-async function lookUpUnanswered(
-  spec: RunSpec,
-  deps: RunDeps,
-  outcomes: readonly SnapshotOutcome[],
-): Promise<RunLookup | null> {
-  const { ec2, log } = deps;
-  const unanswered = outcomes.filter((o) => !o.ok && o.kind !== "error");
-  if (unanswered.length === 0) return null;
-  const volumes = unanswered.map((o) => o.volumeId).join(", ");
-  if (!ec2.findRunSnapshots) {
-    return { consistencyUnknown: [], error: "this endpoint cannot look snapshots up" };
-  }
-  const reported = new Set(outcomes.flatMap((o) => o.ok ? [o.snapshotId] : []));
-  const signal = AbortSignal.timeout(LOOKUP_TIMEOUT_MS);
-  try {
-    let found: FoundSnapshot[] = [];
-    for (let attempt = 0; attempt < 2 && found.length === 0; attempt++) {
-      const pause = deps.lookupRetryMs ?? LOOKUP_RETRY_MS;
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, pause));
-      log.debug(`looking up snapshots of this run (calls without an answer: ${volumes})`);
-      found = (await ec2.findRunSnapshots(spec.volumes, signal))
-        .filter((s) => !reported.has(s.snapshotId));
-    }
-    log.debug(`lookup: ${found.map((s) => s.snapshotId).join(", ") || "none"}`);
-    return { consistencyUnknown: found, error: null };
-  } catch (error) {
-    const code = signal.aborted ? "Aborted" : errorCode(error);
-    const why = code === "UnauthorizedOperation"
-      ? "not permitted (the IAM policy needs ec2:DescribeSnapshots)"
-      : `${code}: ${errorMessage(error)}`;
-    log.warn(
-      `could not look up whether EC2 made a snapshot of ${volumes} from a call without an answer: ` +
-        `${why}; look for snapshots tagged ${runTag(spec)}`,
-    );
-    return { consistencyUnknown: [], error: why };
-  }
-}
-
-function runTag(spec: RunSpec): string {
-  return `${RUN_ID_TAG}=${spec.volumes[0]?.tags[RUN_ID_TAG] ?? "(none)"}`;
-}
-
-function consistencyUnknownError(s: FoundSnapshot): ConsistencyUnknownError {
-  return new ConsistencyUnknownError(
-    `created, consistency unknown: ${s.snapshotId} of ${s.volumeId}, from a call that was ` +
-      `aborted or got no answer (EC2 may have taken it after the thaw); it is kept. To delete ` +
-      `it: aws ec2 delete-snapshot --snapshot-id ${s.snapshotId}`,
-  );
 }
