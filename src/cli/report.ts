@@ -6,7 +6,7 @@ import type { AfterRunResult } from "../run/after_run.ts";
 import type { BinlogCoordinates, SnapshotRequest } from "../run/interfaces.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RunResult } from "../run/sequence.ts";
-import { PROGRAM } from "../plan/plan.ts";
+import { PROGRAM } from "../plan/tags.ts";
 import type { RetentionResult } from "../aws/retention.ts";
 import { VERSION } from "./version.ts";
 
