@@ -84,7 +84,7 @@ async function snapshotAndFollowUp(
         freezer: createFreezer({ log }),
         hooks: createHooks({ log }),
         watchdog: createWatchdog({ log }),
-        database: plan.database ? createMysqlDatabase(plan.options, { log }) : undefined,
+        database: plan.database ? createMysqlDatabase(plan.database, { log }) : undefined,
         log,
         signal: trap.signal,
       },

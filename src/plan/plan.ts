@@ -19,7 +19,7 @@ import {
   MULTI_VOLUME_MARKER,
   PROGRAM,
 } from "./tags.ts";
-import { type MysqlLockMode, mysqlLockMode } from "../db/mysql/server.ts";
+import { type MysqlPlan, type MysqlPlanDeps, planMysql } from "./mysql.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
 import type { Options, ParsedArgs } from "../cli/options.ts";
 
@@ -33,8 +33,6 @@ export interface Region {
 
 /** Everything decided, nothing done. */
 export interface Plan {
-  /** Until the database has its own plan: the options it reads. */
-  options: Options;
   /** --noaction: report the plan, do nothing. */
   noaction: boolean;
   /** --quiet: no progress display, only the ids. */
@@ -50,7 +48,7 @@ export interface Plan {
   /** The mount points to freeze, checked, in order. */
   freezeMounts: MountPoint[];
   /** The database to flush and lock (or stop), if any; checked, not connected. */
-  database: { kind: "mysql"; lockMode: MysqlLockMode; stop: boolean } | undefined;
+  database: MysqlPlan | undefined;
   /** This instance's id, when it had to be looked up (discovery) or was given. */
   instanceId: string | undefined;
   credentials: CredentialSource;
@@ -71,6 +69,8 @@ export interface PlanInputs {
   procRoot?: string;
   /** Root of sysfs ("/sys"); tests point it at a fixture tree. */
   sysRoot?: string;
+  /** The MySQL plan's lookups (socket search, systemd units); tests replace them. */
+  mysql?: MysqlPlanDeps;
 }
 
 /** Options recognised and checked, whose behaviour is not part of this version yet. */
@@ -205,7 +205,10 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   registerSecret(options.mongoPassword);
   const tagsGiven = options.tag.map(parseTags);
   const database = options.mysql || options.percona || options.mysqlStop
-    ? { kind: "mysql" as const, lockMode: mysqlLockMode(options), stop: options.mysqlStop }
+    ? planMysql(options, {
+      ...inputs.mysql,
+      settings: { home: inputs.home, ...inputs.mysql?.settings },
+    })
     : undefined;
 
   const endpoint = checkEndpoint(options.ec2Endpoint, "--ec2-endpoint") ??
@@ -317,7 +320,6 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const afterRun = planAfterRun(options, region.value);
 
   return {
-    options,
     noaction: options.noaction,
     quiet: options.quiet,
     multiVolume: options.multiVolume,
