@@ -9,6 +9,7 @@ export class ProgramError extends Error {
    * throw new ProgramError("sync did not finish within 100 ms", { kind: "timeout" });
    * ```
    */
+  /** `details.kind` says why; `details.cause` is the underlying error, if any. */
   constructor(
     message: string,
     readonly details: { kind: "start" | "timeout" | "aborted"; cause?: unknown },
@@ -20,7 +21,9 @@ export class ProgramError extends Error {
 
 /** The outcome of a program that ran to its end. */
 export interface ProgramResult {
+  /** The exit code. */
   code: number;
+  /** The signal that ended it, if one did. */
   signal: Deno.Signal | null;
   /** Standard error in one line (whitespace collapsed); "" unless captured. */
   stderr: string;

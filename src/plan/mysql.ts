@@ -17,6 +17,7 @@ import { type MysqlLockMode, mysqlLockMode } from "../db/mysql/server.ts";
 
 /** Everything the MySQL part needs, decided; `settings.password` is a registered secret. */
 export interface MysqlPlan {
+  /** The only database kind so far. */
   kind: "mysql";
   /** The lock mode (unused with `stop`). */
   lockMode: MysqlLockMode;
@@ -30,7 +31,9 @@ export interface MysqlPlan {
   statusFile?: string;
   /** Tries of each lock statement, each bounded by `lockTimeoutMs`, `lockSleepMs` apart. */
   lockTries: number;
+  /** --lock-timeout, in milliseconds. */
   lockTimeoutMs: number;
+  /** --lock-sleep, in milliseconds. */
   lockSleepMs: number;
 }
 

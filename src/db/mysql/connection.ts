@@ -9,10 +9,15 @@ export type { Connection, RowDataPacket };
 
 /** The fields of a mysql2 error this code reads. */
 export interface SqlError {
+  /** The driver's message. */
   message: string;
+  /** "ER_..." from the server, or a system error code ("ENOENT"). */
   code?: string;
+  /** The server's error number. */
   errno?: number;
+  /** The server's own message, when the server answered. */
   sqlMessage?: string;
+  /** True when the connection is unusable afterwards. */
   fatal?: boolean;
 }
 

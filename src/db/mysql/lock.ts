@@ -28,6 +28,7 @@ type Settled = { ok: true } | { ok: false; error: unknown };
 
 /** What {@linkcode MysqlLock} needs besides its plan. */
 export interface MysqlLockDeps {
+  /** Where --debug lines and warnings go. */
   log: Logger;
   /** Bound of one connection attempt. Default 10 s. */
   connectTimeoutMs?: number;

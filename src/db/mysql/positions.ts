@@ -7,8 +7,11 @@ import { formatMasterStatusFile, type ServerStatements } from "./server.ts";
 
 /** Coordinates and the replication filters, as the old tool's status file has them. */
 export interface Position {
+  /** File, position and GTID set. */
   coordinates: BinlogCoordinates;
+  /** Binlog_Do_DB (or the replica's Replicate_Do_DB). */
   doDb: string;
+  /** Binlog_Ignore_DB (or the replica's Replicate_Ignore_DB). */
   ignoreDb: string;
 }
 

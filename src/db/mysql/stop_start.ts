@@ -12,12 +12,15 @@ const POLL_MS = 250;
 
 /** The outcome of a shell command. */
 export interface CommandResult {
+  /** Exit code 0, not killed. */
   success: boolean;
+  /** The exit code (128 + the signal when killed). */
   code: number;
 }
 
 /** What {@linkcode MysqlStopStart} needs besides its plan; all but `log` have defaults. */
 export interface MysqlStopStartDeps {
+  /** Where --debug lines and warnings go. */
   log: Logger;
   /** Runs a shell command; default `sh -c` (host/programs.ts), its stdout sent to stderr. */
   runCommand?: (command: string, signal: AbortSignal) => Promise<CommandResult>;
