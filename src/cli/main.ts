@@ -1,4 +1,4 @@
-/** The command: argv -> exit code. Wires the plan, the real side effects and the report. */
+/** The command: argv -> options -> plan -> exit code; the part that calls EC2 is execute.ts, loaded only when needed. */
 import { withConfigFile } from "./config_file.ts";
 import { AppError, ExitCode, exitCodeOf } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
