@@ -1,6 +1,13 @@
 /** util/deadline.ts: the one deadline, abortable and the abortable sleep. */
 import { assert, assertEquals } from "./support/assert.ts";
-import { abortable, deadline, delay, isTimeout, within } from "../src/util/deadline.ts";
+import {
+  abortable,
+  deadline,
+  delay,
+  isTimeout,
+  withDeadline,
+  within,
+} from "../src/util/deadline.ts";
 
 Deno.test("deadline aborts with a TimeoutError, or with the caller's reason first", async () => {
   const timed = deadline(10);
@@ -31,4 +38,15 @@ Deno.test("abortable and within: the promise's value, or the deadline", async ()
   assert(isTimeout(error));
   assertEquals(await within(Promise.resolve("ok"), 1_000), "ok");
   assertEquals(await within(never, 5), undefined);
+});
+
+Deno.test("withDeadline: the function's value, or its signal aborted at the time", async () => {
+  assertEquals(await withDeadline(1_000, () => Promise.resolve(2)), 2);
+  const error = await withDeadline(10, (signal) => delay(10_000, { signal })).catch((e) => e);
+  assert(isTimeout(error));
+  const controller = new AbortController();
+  controller.abort(new Error("stop"));
+  const early = await withDeadline(1_000, (s) => delay(10_000, { signal: s }), controller.signal)
+    .catch((e) => e);
+  assertEquals(early.message, "stop");
 });

@@ -74,6 +74,34 @@ export function isTimeout(error: unknown): boolean {
 }
 
 /**
+ * Runs `fn` with a signal that aborts after `ms` milliseconds (a "TimeoutError") or when
+ * `signal` aborts. Unlike {@linkcode deadline}, its timer keeps the process alive while `fn`
+ * runs and is cleared when `fn` settles: for waits on something that does not keep the process
+ * alive by itself (a detached child, a read from one).
+ *
+ * @example
+ * ```ts
+ * const line = await withDeadline(2_000, (bounded) => lines.next(bounded));
+ * ```
+ */
+export async function withDeadline<T>(
+  ms: number,
+  fn: (signal: AbortSignal) => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new DOMException("Signal timed out.", "TimeoutError")),
+    Math.max(0, ms),
+  );
+  try {
+    return await fn(signal ? AbortSignal.any([controller.signal, signal]) : controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * The value of `promise`, or undefined when it does not settle within `ms` milliseconds; a
  * rejection rejects.
  *
@@ -85,7 +113,7 @@ export function isTimeout(error: unknown): boolean {
  */
 export async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   try {
-    return await abortable(promise, deadline(ms));
+    return await withDeadline(ms, (signal) => abortable(promise, signal));
   } catch (error) {
     if (isTimeout(error)) return undefined;
     throw error;

@@ -5,7 +5,7 @@ import type { ArmedWatchdog, Watchdog } from "../run/interfaces.ts";
 import type { Logger } from "../util/log.ts";
 import { RUN_FLAGS } from "./permissions.ts";
 import { procReadable, readProcessStat } from "../host/proc.ts";
-import { deadline, isTimeout, within } from "../util/deadline.ts";
+import { isTimeout, withDeadline, within } from "../util/deadline.ts";
 import { LineReader } from "../util/lines.ts";
 import { CONFIG_ON_STDIN, WATCHDOG_ARG, type WatchdogConfig, WatchdogLine } from "./process.ts";
 
@@ -83,7 +83,7 @@ async function nextLine(
   timeoutMs: number,
 ): Promise<string | undefined | "timeout"> {
   try {
-    return await lines.next(deadline(timeoutMs));
+    return await withDeadline(timeoutMs, (signal) => lines.next(signal));
   } catch (error) {
     if (isTimeout(error)) return "timeout";
     throw error;

@@ -2,7 +2,7 @@
 import { DatabaseError } from "../../util/errors.ts";
 import type { Database } from "../../run/interfaces.ts";
 import type { Logger } from "../../util/log.ts";
-import { delay } from "../../util/deadline.ts";
+import { deadline, delay } from "../../util/deadline.ts";
 import { ProgramError, runProgram, shellCommand } from "../../host/programs.ts";
 import { describeMysqlSettings } from "./option_files.ts";
 import { type MysqlPlan, mysqlWhere } from "../../plan/mysql.ts";
@@ -138,7 +138,7 @@ export class MysqlStopStart implements Database {
     const timeoutMs = this.#deps.stopTimeoutMs ?? 60_000;
     // From here on release() starts the server again, whatever happens.
     this.#stopAttempted = true;
-    const bounded = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+    const bounded = deadline(timeoutMs, signal);
     const result = await this.#command(stop, bounded);
     if (signal.aborted) throw new DatabaseError("MySQL stop: interrupted");
     if (!result.success) {
@@ -161,7 +161,7 @@ export class MysqlStopStart implements Database {
       this.#log.debug("MySQL: server already accepts connections; not starting it");
       return;
     }
-    const result = await this.#command(start, AbortSignal.timeout(timeoutMs));
+    const result = await this.#command(start, deadline(timeoutMs));
     if (!result.success) {
       throw new DatabaseError(`MySQL: start command failed (exit ${result.code}): ${start}`);
     }
