@@ -6,6 +6,9 @@ import type { Logger } from "../util/log.ts";
 import { classifyFailure, guardCreateCall, noResendRequestHandler } from "./create_guard.ts";
 import { findRunSnapshots } from "./run_lookup.ts";
 
+/** The SDK's EC2 client, for modules outside aws/ that pass one along (they never import the SDK). */
+export type { EC2Client };
+
 export interface Ec2Settings {
   region: string;
   endpoint?: string;

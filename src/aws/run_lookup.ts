@@ -1,7 +1,7 @@
 /** After the thaw: the snapshots EC2 holds with this run's id tag (DescribeSnapshots, owner self). */
 import { DescribeSnapshotsCommand, type EC2Client } from "@aws-sdk/client-ec2";
 import type { FoundSnapshot, SnapshotRequest } from "../run/interfaces.ts";
-import { RUN_ID_TAG } from "../plan/plan.ts";
+import { RUN_ID_TAG } from "../plan/tags.ts";
 
 /**
  * Lists the snapshots tagged with the run id that `requests` carry (every page). Throws the

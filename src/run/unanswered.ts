@@ -5,7 +5,7 @@
 import { ConsistencyUnknownError, errorCode, errorMessage } from "../util/errors.ts";
 import type { Ec2, FoundSnapshot, SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
-import { RUN_ID_TAG } from "../plan/plan.ts";
+import { RUN_ID_TAG } from "../plan/tags.ts";
 
 /** The lookup after the thaw of snapshots made by calls that were aborted or got no answer. */
 export interface RunLookup {
