@@ -6,6 +6,7 @@ import { ConsistencyUnknownError, errorCode, errorMessage } from "../util/errors
 import type { Ec2, FoundSnapshot, SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
 import { RUN_ID_TAG } from "../plan/tags.ts";
+import { deadline, delay } from "../util/deadline.ts";
 
 /** The lookup after the thaw of snapshots made by calls that were aborted or got no answer. */
 export interface RunLookup {
@@ -52,12 +53,11 @@ export async function lookUpUnanswered(
     return { consistencyUnknown: [], error: "this endpoint cannot look snapshots up" };
   }
   const reported = new Set(outcomes.flatMap((o) => o.ok ? [o.snapshotId] : []));
-  const signal = AbortSignal.timeout(LOOKUP_TIMEOUT_MS);
+  const signal = deadline(LOOKUP_TIMEOUT_MS);
   try {
     let found: FoundSnapshot[] = [];
     for (let attempt = 0; attempt < 2 && found.length === 0; attempt++) {
-      const pause = deps.retryMs ?? LOOKUP_RETRY_MS;
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+      if (attempt > 0) await delay(deps.retryMs ?? LOOKUP_RETRY_MS, { signal });
       log.debug(`looking up snapshots of this run (calls without an answer: ${volumes})`);
       found = (await ec2.findRunSnapshots(requests, signal))
         .filter((s) => !reported.has(s.snapshotId));
