@@ -5,7 +5,7 @@ import { startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { mergeConfig, parseConfigText } from "../src/cli/config_file.ts";
 import { UsageError } from "../src/util/errors.ts";
-import { parseCommandLine } from "../src/cli/options.ts";
+import { parseCommandLine } from "../src/cli/parse.ts";
 
 function writeConfig(text: string): string {
   const path = Deno.makeTempFileSync({ prefix: "ecs-config-", suffix: ".conf" });

@@ -8,7 +8,7 @@ import { assertEquals } from "./support/assert.ts";
 import { startImdsServer } from "./support/imds_server.ts";
 import { instanceWithVolumes, startMoto } from "./support/moto.ts";
 import { makeProc, SysfsFixture } from "./support/sysfs_fixture.ts";
-import { parseCommandLine } from "../src/cli/options.ts";
+import { parseCommandLine } from "../src/cli/parse.ts";
 import { buildPlan } from "../src/plan/plan.ts";
 import { createEc2, createEc2Client } from "../src/aws/ec2.ts";
 import { runSequence } from "../src/run/sequence.ts";

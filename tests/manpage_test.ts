@@ -2,7 +2,8 @@
 import { assert, assertEquals } from "./support/assert.ts";
 import { ExitCode } from "../src/util/errors.ts";
 import { EXIT_CODE_HELP, manPage } from "../src/cli/manpage.ts";
-import { helpText, OPTION_TABLE, type OptionSpec } from "../src/cli/options.ts";
+import { helpText } from "../src/cli/help.ts";
+import { OPTION_TABLE, type OptionSpec } from "../src/cli/options.ts";
 import { assertAvailable } from "./support/real.ts";
 import { ensureCommand, runCommand } from "./support/tools.ts";
 

@@ -5,7 +5,8 @@
 import { assert, assertEquals } from "./support/assert.ts";
 import ini from "ini";
 import { parse as parseYaml } from "yaml";
-import { findOption, type Options, parseCommandLine } from "../src/cli/options.ts";
+import { findOption, type Options } from "../src/cli/options.ts";
+import { parseCommandLine } from "../src/cli/parse.ts";
 import { assertAvailable } from "./support/real.ts";
 import { ensureCommand, runCommand } from "./support/tools.ts";
 

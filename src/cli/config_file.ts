@@ -2,7 +2,8 @@
 import ini from "ini";
 import { UsageError } from "../util/errors.ts";
 import { readableByOthers, readUserFile } from "../util/files.ts";
-import { applyValue, findOption, type OptionSpec, type ParsedArgs } from "./options.ts";
+import { findOption, type OptionSpec, type ParsedArgs } from "./options.ts";
+import { applyValue } from "./parse.ts";
 
 /**
  * The one section the file may have. Keys may also stand at the top, before any section; any
