@@ -1,5 +1,5 @@
 /** The command: argv -> exit code. Wires the plan, the real side effects and the report. */
-import type { EC2Client } from "@aws-sdk/client-ec2";
+import type { EC2Client } from "../aws/sdk.ts";
 import { afterRun, nothingAfterRun, previewRetention } from "../run/after_run.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
 import { withConfigFile } from "./config_file.ts";

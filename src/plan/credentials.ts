@@ -3,7 +3,7 @@
  * credential files. Everything here runs before anything is locked; secrets are registered
  * with the logger so no line can print them.
  */
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "../aws/sdk.ts";
 import { UsageError } from "../util/errors.ts";
 import { exists, readableByOthers, readUserFile } from "../util/files.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
@@ -188,11 +188,11 @@ export async function sdkCredentials(
     case "static":
       return source.identity;
     case "profile": {
-      const { fromIni } = await import("@aws-sdk/credential-provider-ini");
+      const { fromIni } = await import("../aws/sdk.ts");
       return fromIni({ profile: source.profile });
     }
     case "instance-role": {
-      const { fromInstanceMetadata } = await import("@smithy/credential-provider-imds");
+      const { fromInstanceMetadata } = await import("../aws/sdk.ts");
       return fromInstanceMetadata({ timeout: 1000, maxRetries: 1 });
     }
     case "sdk-default-chain":

@@ -168,7 +168,7 @@ async function regionWithoutNetwork(
   }
   const profile = options.profile ?? env.AWS_PROFILE ?? "default";
   try {
-    const { loadSharedConfigFiles } = await import("@smithy/shared-ini-file-loader");
+    const { loadSharedConfigFiles } = await import("../aws/sdk.ts");
     const files = await loadSharedConfigFiles();
     const region = files.configFile?.[profile]?.region ?? files.credentialsFile?.[profile]?.region;
     if (region) return { value: region, source: `the profile ${profile}` };

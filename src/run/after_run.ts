@@ -2,7 +2,7 @@
  * What follows a successful run, once everything is released: wait for the snapshots, copy
  * them to other regions (and wait for the copies), then apply retention.
  */
-import type { EC2Client } from "@aws-sdk/client-ec2";
+import type { EC2Client } from "../aws/sdk.ts";
 import { SignalError, STOP_SIGNALS } from "./cleanup.ts";
 import type { CopyOutcome } from "../aws/copy.ts";
 import {
