@@ -1,14 +1,31 @@
 /** The `--help` text, and the labels it shares with the man page, made from the option table. */
 import { OPTION_TABLE, type OptionSpec } from "./options.ts";
 
-/** The default shown for an option in --help and the man page, if any. */
+/**
+ * The default shown for an option in --help and the man page, if any.
+ *
+ * @example
+ * ```ts
+ * defaultLabel(findOption("snapshot-timeout")!); // "10"
+ * defaultLabel(findOption("region")!); // "$AWS_REGION, the profile, then the instance's region"
+ * ```
+ */
 export function defaultLabel(spec: OptionSpec): string | undefined {
   if (spec.defaultText) return spec.defaultText;
   if (spec.default !== undefined) return String(spec.default);
   return undefined;
 }
 
-/** The option's synopsis, e.g. `-d, --debug` or `--region REGION`. */
+/**
+ * The option's synopsis in --help.
+ *
+ * @example
+ * ```ts
+ * synopsis(findOption("debug")!); // "-d, --debug"
+ * synopsis(findOption("region")!); // "--region REGION"
+ * synopsis(findOption("wait")!); // "--wait[=SECONDS]"
+ * ```
+ */
 export function synopsis(spec: OptionSpec): string {
   const names = [
     ...(spec.short ? [`-${spec.short}`] : []),
@@ -20,7 +37,15 @@ export function synopsis(spec: OptionSpec): string {
   return `${names} ${spec.value}`;
 }
 
-/** The --help text, made from the table. */
+/**
+ * The --help text, made from the table: the usage, then each group's options with their help
+ * and defaults.
+ *
+ * @example
+ * ```ts
+ * console.log(helpText(VERSION));
+ * ```
+ */
 export function helpText(version: string): string {
   const lines = [
     `ec2-consistent-snapshot ${version}`,

@@ -13,11 +13,15 @@ export type OptionKind =
   | "count" // a non-negative whole number
   | "optional-seconds"; // --name or --name=SECONDS
 
+/** One option of the table: everything the parser, --help, the man page and config file need. */
 export interface OptionSpec {
   /** Long name without the leading dashes. */
   readonly name: string;
+  /** How the option takes its value. */
   readonly kind: OptionKind;
+  /** One sentence for --help and the man page. */
   readonly help: string;
+  /** The one-letter name, without the dash. */
   readonly short?: string;
   /** Other long names that mean the same (the old tool's names). */
   readonly aliases?: readonly string[];
@@ -455,14 +459,16 @@ export const OPTION_TABLE = [
   },
 ] as const satisfies readonly OptionSpec[];
 
-type Table = typeof OPTION_TABLE;
-type Spec = Table[number];
+/** One entry of {@linkcode OPTION_TABLE}, with its literal types. */
+export type OptionTableEntry = (typeof OPTION_TABLE)[number];
 
-type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}`
+/** A long option name as a property name: `snapshot-timeout` -> `snapshotTimeout`. */
+export type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}`
   ? `${Head}${Capitalize<CamelCase<Tail>>}`
   : S;
 
-type ValueOf<S extends Spec> = S["kind"] extends "flag" ? boolean
+/** The type of an option's value, from its kind and whether it has a default. */
+export type OptionValue<S extends OptionTableEntry> = S["kind"] extends "flag" ? boolean
   : S["kind"] extends "list" ? string[]
   : S["kind"] extends "seconds" | "count" ? S extends { default: number } ? number
     : number | undefined
@@ -470,11 +476,24 @@ type ValueOf<S extends Spec> = S["kind"] extends "flag" ? boolean
   : S extends { default: string } ? string
   : string | undefined;
 
-/** Every option, by its camel-cased long name, with defaults applied. */
-export type Options = { [S in Spec as CamelCase<S["name"]>]: ValueOf<S> };
+/**
+ * Every option, by its camel-cased long name, with defaults applied.
+ *
+ * @example
+ * ```ts
+ * const options: Options = parseCommandLine(["--snapshot-timeout", "20", "vol-1"]).options;
+ * options.snapshotTimeout; // 20 (a number; 10 when not given)
+ * options.description; // [] (a list)
+ * options.region; // undefined (no default)
+ * ```
+ */
+export type Options = {
+  [S in OptionTableEntry as CamelCase<S["name"]>]: OptionValue<S>;
+};
 
 /** What the command line (and configuration file) says. */
 export interface ParsedArgs {
+  /** Every option, defaults applied. */
   options: Options;
   /** Volume ids, in the order given. */
   volumeIds: string[];
@@ -484,12 +503,26 @@ export interface ParsedArgs {
   fromConfigFile?: ReadonlySet<string>;
 }
 
-/** The camel-cased key of a long option name. */
+/**
+ * The camel-cased key of a long option name.
+ *
+ * @example
+ * ```ts
+ * optionKey("snapshot-timeout"); // "snapshotTimeout"
+ * ```
+ */
 export function optionKey(name: string): keyof Options {
   return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
 }
 
-/** The spec of a long name or alias, or undefined. */
+/**
+ * The spec of a long name or alias, or undefined.
+ *
+ * @example
+ * ```ts
+ * findOption("xfs-filesystem")?.name; // "freeze-filesystem" (an alias)
+ * ```
+ */
 export function findOption(name: string): OptionSpec | undefined {
   return (OPTION_TABLE as readonly OptionSpec[]).find((spec) =>
     spec.name === name || spec.aliases?.includes(name)

@@ -26,6 +26,13 @@ function parseNumber(spec: OptionSpec, raw: string): number {
 /**
  * Converts one raw value of an option to its typed value, checking it. Shared by the command
  * line and the configuration file.
+ *
+ * @example
+ * ```ts
+ * convertValue(findOption("snapshot-timeout")!, "2.5"); // 2.5
+ * convertValue(findOption("wait")!, true); // 3600 (--wait without SECONDS)
+ * convertValue(findOption("keep")!, "-1"); // throws UsageError: --keep: must not be negative
+ * ```
  */
 export function convertValue(spec: OptionSpec, raw: string | boolean): unknown {
   switch (spec.kind) {
@@ -48,7 +55,16 @@ export function convertValue(spec: OptionSpec, raw: string | boolean): unknown {
   }
 }
 
-/** Sets one raw value on options (appending for lists). */
+/**
+ * Sets one raw value on options (appending for lists).
+ *
+ * @example
+ * ```ts
+ * const options = defaultOptions();
+ * applyValue(options, findOption("tag")!, "team=db");
+ * options.tag; // ["team=db"]
+ * ```
+ */
 export function applyValue(options: Options, spec: OptionSpec, raw: string | boolean): void {
   const target = options as unknown as Record<string, unknown>;
   const key = optionKey(spec.name);
