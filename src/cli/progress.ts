@@ -12,6 +12,7 @@ export interface ProgressSink {
 
 /** One line of the display: what is waited for. */
 export interface ProgressItem {
+  /** The snapshot (or copy) waited for. */
   snapshotId: string;
   /** E.g. "vol-0123abcd in us-east-1", or "copy of snap-... in eu-west-1". */
   label: string;
