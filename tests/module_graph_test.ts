@@ -57,11 +57,14 @@ function nodeName(specifier: string, root: string): string {
  * Runs `deno info --json entry` and returns the imports of the local modules. A dependency
  * with `code` is loaded at run time: statically, or only by `import()` when deno marks it
  * `isDynamic` (it does only when every import of it is dynamic). A dependency with only `type`
- * is `import type` or `export type`: nothing is loaded for it at run time.
+ * is `import type` or `export type`: nothing is loaded for it at run time. (`import { type A }`
+ * is a value import to deno's graph; write `import type` for a type-only import.)
  */
 async function moduleGraph(
   entry: string,
-  { root = ROOT, config = `${ROOT}deno.json` }: { root?: string; config?: string } = {},
+  // `root`: paths are shown relative to it; `config`: the deno.json that resolves bare imports
+  // (its import map), or null for none.
+  { root = ROOT, config = `${ROOT}deno.json` }: { root?: string; config?: string | null } = {},
 ): Promise<Graph> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["info", "--json", ...(config ? ["--config", config] : ["--no-config"]), entry],
@@ -270,7 +273,7 @@ Deno.test("deno info --json tells static, dynamic and type-only imports apart", 
     for (const [name, text] of Object.entries(files)) {
       await Deno.writeTextFile(`${dir}/${name}`, text);
     }
-    const graph = await moduleGraph(`${dir}/entry.ts`, { root: `${dir}/`, config: "" });
+    const graph = await moduleGraph(`${dir}/entry.ts`, { root: `${dir}/`, config: null });
     const kinds = graph.edges.filter((e) => e.from === "entry.ts").map((e) => `${e.to} ${e.kind}`);
     assertEquals(kinds.sort(), [
       "both.ts static",
