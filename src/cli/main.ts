@@ -17,6 +17,11 @@ function writeStdout(text: string): void {
 /**
  * Runs the program; returns its exit code. The AWS SDK (with execute.ts) is imported only on the
  * paths that call EC2: `--help`, `--version` and `--noaction` (without retention) start without it.
+ *
+ * @example
+ * ```ts
+ * Deno.exit(await main(Deno.args));
+ * ```
  */
 export async function main(argv: readonly string[]): Promise<number> {
   let log: Logger = createLogger();

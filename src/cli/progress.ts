@@ -97,7 +97,17 @@ export function lineProgress(
   };
 }
 
-/** The sink for stderr: bars on a terminal, lines otherwise. */
+/**
+ * The sink for stderr: bars on a terminal, lines otherwise.
+ *
+ * @example
+ * ```ts
+ * const progress = stderrProgress([{ snapshotId: "snap-0a1b", label: "vol-0123abcd in us-east-1" }]);
+ * progress.update("snap-0a1b", 40);
+ * progress.done("snap-0a1b", "completed");
+ * progress.close();
+ * ```
+ */
 export function stderrProgress(items: readonly ProgressItem[]): ProgressSink {
   return Deno.stderr.isTerminal() ? terminalProgress(items) : lineProgress(items);
 }
