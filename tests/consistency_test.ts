@@ -6,12 +6,18 @@
  * on the mount shows whether it is frozen.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { MOTO } from "./support/moto.ts";
+import { ignoreUnless } from "./support/real.ts";
 import { runProgram, spawnProgram } from "./support/program.ts";
 import { holder, isCreate, isDryRun, withStack } from "./support/stack.ts";
-import { isFrozen, withTmpfsMount } from "./support/xfs.ts";
+import { isFrozen, TMPFS, withTmpfsMount, xfsRequirement } from "./support/xfs.ts";
 import { ExitCode } from "../src/util/errors.ts";
 
-Deno.test("frozen while CreateSnapshot is in flight, thawed after, snapshot made", async () => {
+const XFS = await xfsRequirement();
+
+Deno.test("frozen while CreateSnapshot is in flight, thawed after, snapshot made", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ moto, proxy, volume, mount, env }) => {
     const hold = holder(isCreate);
     proxy.decide = hold.decide;
@@ -41,7 +47,9 @@ Deno.test("frozen while CreateSnapshot is in flight, thawed after, snapshot made
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   const number = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[signal];
 
-  Deno.test(`${signal} while frozen (create call hanging): thawed, exit ${128 + number}`, async () => {
+  Deno.test(`${signal} while frozen (create call hanging): thawed, exit ${128 + number}`, {
+    ignore: ignoreUnless(XFS, MOTO),
+  }, async () => {
     await withStack(async ({ moto, proxy, volume, mount, env }) => {
       const hold = holder(isCreate);
       proxy.decide = hold.decide;
@@ -62,27 +70,33 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     });
   });
 
-  Deno.test(`${signal} before the freeze (during preflight): nothing frozen, exit ${128 + number}`, async () => {
-    await withStack(async ({ moto, proxy, volume, mount, env }) => {
-      const hold = holder(isDryRun);
-      proxy.decide = hold.decide;
-      const child = spawnProgram(["--freeze-filesystem", mount.mountPoint, volume], { env });
-      try {
-        await hold.seen;
-        child.kill(signal);
-        const out = await child.output();
-        assertEquals(out.code, 128 + number, new TextDecoder().decode(out.stderr));
-        assertEquals(await isFrozen(mount.mountPoint), false);
-      } finally {
-        hold.drop();
-      }
-      assertEquals(proxy.seen.filter(isCreate).length, 0);
-      assertEquals((await moto.snapshotsOf([volume])).length, 0);
-    });
-  });
+  Deno.test(
+    `${signal} before the freeze (during preflight): nothing frozen, exit ${128 + number}`,
+    { ignore: ignoreUnless(XFS, MOTO) },
+    async () => {
+      await withStack(async ({ moto, proxy, volume, mount, env }) => {
+        const hold = holder(isDryRun);
+        proxy.decide = hold.decide;
+        const child = spawnProgram(["--freeze-filesystem", mount.mountPoint, volume], { env });
+        try {
+          await hold.seen;
+          child.kill(signal);
+          const out = await child.output();
+          assertEquals(out.code, 128 + number, new TextDecoder().decode(out.stderr));
+          assertEquals(await isFrozen(mount.mountPoint), false);
+        } finally {
+          hold.drop();
+        }
+        assertEquals(proxy.seen.filter(isCreate).length, 0);
+        assertEquals((await moto.snapshotsOf([volume])).length, 0);
+      });
+    },
+  );
 }
 
-Deno.test("a second signal during unwinding does not cut it short", async () => {
+Deno.test("a second signal during unwinding does not cut it short", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ moto, proxy, volume, mount, env }) => {
     const hold = holder(isCreate);
     proxy.decide = hold.decide;
@@ -105,7 +119,9 @@ Deno.test("a second signal during unwinding does not cut it short", async () => 
   });
 });
 
-Deno.test("SIGKILL while frozen: the watchdog thaws within the deadline", async () => {
+Deno.test("SIGKILL while frozen: the watchdog thaws within the deadline", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ proxy, volume, mount, env }) => {
     const hold = holder(isCreate);
     proxy.decide = hold.decide;
@@ -127,7 +143,9 @@ Deno.test("SIGKILL while frozen: the watchdog thaws within the deadline", async 
   });
 });
 
-Deno.test("a hanging endpoint: the run ends within --snapshot-timeout plus a second, thawed", async () => {
+Deno.test("a hanging endpoint: the run ends within --snapshot-timeout plus a second, thawed", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ proxy, volume, mount, env }) => {
     proxy.decide = (r) => isCreate(r) ? "hang" : "forward";
     const started = performance.now();
@@ -146,7 +164,9 @@ Deno.test("a hanging endpoint: the run ends within --snapshot-timeout plus a sec
   });
 });
 
-Deno.test("hooks run around the freeze; a failing post-thaw hook still prints the id", async () => {
+Deno.test("hooks run around the freeze; a failing post-thaw hook still prints the id", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ moto, volume, mount, env }) => {
     const dir = Deno.makeTempDirSync();
     try {
@@ -172,7 +192,9 @@ Deno.test("hooks run around the freeze; a failing post-thaw hook still prints th
   });
 });
 
-Deno.test("a failing pre-freeze hook aborts before the freeze; nothing created", async () => {
+Deno.test("a failing pre-freeze hook aborts before the freeze; nothing created", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ moto, proxy, volume, mount, env }) => {
     const out = await runProgram(
       ["--freeze-filesystem", mount.mountPoint, "--pre-freeze-command", "exit 5", volume],
@@ -185,7 +207,9 @@ Deno.test("a failing pre-freeze hook aborts before the freeze; nothing created",
   });
 });
 
-Deno.test("a freeze that fails (tmpfs): thawed what was frozen, nothing created", async () => {
+Deno.test("a freeze that fails (tmpfs): thawed what was frozen, nothing created", {
+  ignore: ignoreUnless(XFS, MOTO, TMPFS),
+}, async () => {
   await withStack(async ({ moto, proxy, volume, mount, env }) => {
     await withTmpfsMount(async (tmpfs) => {
       const out = await runProgram(
@@ -201,7 +225,9 @@ Deno.test("a freeze that fails (tmpfs): thawed what was frozen, nothing created"
   });
 });
 
-Deno.test("not a mount point, and /, are refused before anything is touched", async () => {
+Deno.test("not a mount point, and /, are refused before anything is touched", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ proxy, volume, mount, env }) => {
     const inside = `${mount.mountPoint}/subdir`;
     Deno.mkdirSync(inside);
@@ -216,7 +242,7 @@ Deno.test("not a mount point, and /, are refused before anything is touched", as
   });
 });
 
-Deno.test("--noaction freezes nothing", async () => {
+Deno.test("--noaction freezes nothing", { ignore: ignoreUnless(XFS, MOTO) }, async () => {
   await withStack(async ({ proxy, volume, mount, env }) => {
     const out = await runProgram(["-n", "--freeze-filesystem", mount.mountPoint, volume], { env });
     assertEquals(out.code, 0, out.stderr);

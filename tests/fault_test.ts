@@ -8,7 +8,8 @@
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { runProgram, spawnProgram } from "./support/program.ts";
 import type { Decision } from "./support/proxy.ts";
-import { holder, isCreate, type Stack, withStack } from "./support/stack.ts";
+import { ignoreUnless } from "./support/real.ts";
+import { holder, isCreate, STACK, type Stack, withStack } from "./support/stack.ts";
 import { isFrozen, startWriteProbe } from "./support/xfs.ts";
 import { ExitCode } from "../src/util/errors.ts";
 
@@ -33,7 +34,9 @@ async function runWithFault(s: Stack, decision: Decision, extra: string[] = []) 
   return out;
 }
 
-Deno.test("a connection closed during CreateSnapshot: exit 4, outcome unknown, thawed", async () => {
+Deno.test("a connection closed during CreateSnapshot: exit 4, outcome unknown, thawed", {
+  ignore: ignoreUnless(...STACK),
+}, async () => {
   await withStack(async (s) => {
     const out = await runWithFault(s, "close");
     assertEquals(out.code, ExitCode.snapshot, out.stderr);
@@ -49,7 +52,9 @@ Deno.test("a connection closed during CreateSnapshot: exit 4, outcome unknown, t
 });
 
 for (const [error, status] of [["SnapshotCreationPerVolumeRateExceeded", 400]] as const) {
-  Deno.test(`an AWS error (${status} ${error}) is reported with its code: exit 4`, async () => {
+  Deno.test(`an AWS error (${status} ${error}) is reported with its code: exit 4`, {
+    ignore: ignoreUnless(...STACK),
+  }, async () => {
     await withStack(async (s) => {
       const out = await runWithFault(s, { error, status });
       assertEquals(out.code, ExitCode.snapshot, out.stderr);
@@ -61,7 +66,9 @@ for (const [error, status] of [["SnapshotCreationPerVolumeRateExceeded", 400]] a
   });
 }
 
-Deno.test("throttling (503 RequestLimitExceeded) is retried while frozen: made, exit 0", async () => {
+Deno.test("throttling (503 RequestLimitExceeded) is retried while frozen: made, exit 0", {
+  ignore: ignoreUnless(...STACK),
+}, async () => {
   await withStack(async (s) => {
     let first = true;
     s.proxy.decide = (r) => {
@@ -81,7 +88,9 @@ Deno.test("throttling (503 RequestLimitExceeded) is retried while frozen: made, 
 });
 
 for (const decision of ["forward-then-close", "forward-then-hang"] as const) {
-  Deno.test(`EC2 made it but the answer was lost (${decision}): exit 12, reported, kept`, async () => {
+  Deno.test(`EC2 made it but the answer was lost (${decision}): exit 12, reported, kept`, {
+    ignore: ignoreUnless(...STACK),
+  }, async () => {
     await withStack(async (s) => {
       const out = await runWithFault(s, decision, ["--snapshot-timeout", "2"]);
       assertEquals(out.code, ExitCode.consistencyUnknown, out.stderr);
@@ -102,7 +111,9 @@ for (const decision of ["forward-then-close", "forward-then-hang"] as const) {
   });
 }
 
-Deno.test("a connection the server ended while idle is not reused: made, exit 0", async () => {
+Deno.test("a connection the server ended while idle is not reused: made, exit 0", {
+  ignore: ignoreUnless(...STACK),
+}, async () => {
   await withStack(async (s) => {
     // The DryRun's connection is closed after its answer (a keep-alive timeout): the create
     // call must go on a new connection, not fail on the dead one.
@@ -115,7 +126,9 @@ Deno.test("a connection the server ended while idle is not reused: made, exit 0"
   });
 });
 
-Deno.test("a connection reset before the create call is read: exit 4, nothing made", async () => {
+Deno.test("a connection reset before the create call is read: exit 4, nothing made", {
+  ignore: ignoreUnless(...STACK),
+}, async () => {
   await withStack(async (s) => {
     s.proxy.decide = (r) => r.dryRun ? "forward-and-close" : "forward";
     s.proxy.closeOnAccept = (n) => n === 2;
@@ -132,7 +145,9 @@ Deno.test("a connection reset before the create call is read: exit 4, nothing ma
   });
 });
 
-Deno.test("without ec2:DescribeSnapshots: a warning names the tag to look for, exit 4", async () => {
+Deno.test("without ec2:DescribeSnapshots: a warning names the tag to look for, exit 4", {
+  ignore: ignoreUnless(...STACK),
+}, async () => {
   await withStack(async (s) => {
     s.proxy.decide = (r) =>
       isCreate(r)
@@ -160,7 +175,9 @@ Deno.test("without ec2:DescribeSnapshots: a warning names the tag to look for, e
   });
 });
 
-Deno.test("timeout while frozen: no CreateSnapshot after the thaw; the late one is found", async () => {
+Deno.test("timeout while frozen: no CreateSnapshot after the thaw; the late one is found", {
+  ignore: ignoreUnless(...STACK),
+}, async () => {
   await withStack(async (s) => {
     let thawedAt = Infinity;
     // The request reaches EC2 only after the abort (and the thaw): the snapshot EC2 then makes
@@ -194,7 +211,9 @@ Deno.test("timeout while frozen: no CreateSnapshot after the thaw; the late one 
   });
 });
 
-Deno.test("SIGTERM while frozen: no CreateSnapshot after the thaw, exit 143", async () => {
+Deno.test("SIGTERM while frozen: no CreateSnapshot after the thaw, exit 143", {
+  ignore: ignoreUnless(...STACK),
+}, async () => {
   await withStack(async (s) => {
     const hold = holder(isCreate);
     s.proxy.decide = hold.decide;
@@ -220,7 +239,9 @@ Deno.test("SIGTERM while frozen: no CreateSnapshot after the thaw, exit 143", as
   });
 });
 
-Deno.test("stderr closed with --debug: the release goes on, thawed, ids on stdout, exit 13", async () => {
+Deno.test("stderr closed with --debug: the release goes on, thawed, ids on stdout, exit 13", {
+  ignore: ignoreUnless(...STACK),
+}, async () => {
   await withStack(async (s) => {
     const hold = holder(isCreate);
     s.proxy.decide = hold.decide;
@@ -246,7 +267,9 @@ Deno.test("stderr closed with --debug: the release goes on, thawed, ids on stdou
   });
 });
 
-Deno.test("stdout closed: said on stderr with the ids, exit 13, thawed", async () => {
+Deno.test("stdout closed: said on stderr with the ids, exit 13, thawed", {
+  ignore: ignoreUnless(...STACK),
+}, async () => {
   await withStack(async (s) => {
     const hold = holder(isCreate);
     s.proxy.decide = hold.decide;

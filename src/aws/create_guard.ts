@@ -11,9 +11,11 @@ import type { FailureKind } from "../run/interfaces.ts";
 
 /** A failed call, named. */
 export interface Failure {
+  /** How it ended: "error", "unknown" or "aborted". */
   kind: FailureKind;
   /** The AWS error code ("error"), the socket error ("unknown", e.g. ECONNRESET), or "Aborted". */
   code: string;
+  /** The first line of the error's message. */
   message: string;
 }
 
@@ -63,6 +65,7 @@ export class NoAnswerError extends Error {
    * `code`: the SDK retries any error whose `code` is a socket error's.
    */
   readonly detail: string;
+  /** Wraps the error of an attempt that got no answer. */
   constructor(error: unknown) {
     super(errorMessage(error));
     this.name = "NoAnswer";

@@ -1,5 +1,6 @@
 /** After the thaw: the snapshots EC2 holds with this run's id tag (DescribeSnapshots, owner self). */
-import { DescribeSnapshotsCommand, type EC2Client } from "@aws-sdk/client-ec2";
+import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
+import type { EC2Client } from "./ec2.ts";
 import type { FoundSnapshot, SnapshotRequest } from "../run/interfaces.ts";
 import { RUN_ID_TAG } from "../plan/tags.ts";
 

@@ -16,13 +16,16 @@ export interface RunLookup {
   error: string | null;
 }
 
-/** How long the lookup after the thaw may take, and how long it waits before asking again. */
+/** How long the lookup after the thaw may take, both tries together. */
 export const LOOKUP_TIMEOUT_MS = 15_000;
+/** How long the lookup waits before it asks again when the first try found nothing. */
 export const LOOKUP_RETRY_MS = 2_000;
 
 /** What the lookup needs. */
 export interface LookupDeps {
+  /** Where to look (its optional findRunSnapshots). */
   ec2: Ec2;
+  /** For the debug lines and the warning when the lookup cannot be done. */
   log: Logger;
   /** The run's requests: their tags carry the run's id. */
   requests: readonly SnapshotRequest[];

@@ -2,10 +2,17 @@
  * The stack of a real run for tests: moto, a fault-injecting proxy in front of it, a volume and
  * an XFS loop mount; and a proxy decision that holds requests until the test lets them go.
  */
-import { type MotoEndpoint, startMoto } from "./moto.ts";
+import { MOTO, type MotoEndpoint, startMoto } from "./moto.ts";
+import type { Requirement } from "./real.ts";
 import { baseEnv } from "./program.ts";
 import { type Proxy, type SeenRequest, startProxy } from "./proxy.ts";
-import { type TestMount, withXfsMount } from "./xfs.ts";
+import { type TestMount, withXfsMount, xfsRequirement } from "./xfs.ts";
+
+/**
+ * What {@linkcode withStack} needs (XFS with root, and moto), for a test's
+ * `ignore: ignoreUnless(...STACK)`.
+ */
+export const STACK: Requirement[] = [await xfsRequirement(), MOTO];
 
 /** What {@linkcode withStack} hands to a test. */
 export interface Stack {
@@ -19,7 +26,8 @@ export interface Stack {
 
 /**
  * Runs `fn` with moto, a proxy in front of it, a volume, and an XFS mount; stops and removes
- * everything afterwards. Skips (outside CI) without root, mkfs.xfs or moto.
+ * everything afterwards. Fails without root, mkfs.xfs or moto: ignore the test with
+ * `ignoreUnless(...STACK)`.
  *
  * @example
  * ```ts
@@ -29,7 +37,6 @@ export interface Stack {
 export async function withStack(fn: (s: Stack) => Promise<void>): Promise<void> {
   await withXfsMount(async (mount) => {
     const moto = await startMoto();
-    if (!moto) return;
     const proxy = startProxy(moto.url);
     try {
       const [volume] = await moto.createVolumes(1);
