@@ -1,16 +1,19 @@
-/** EC2 through the AWS SDK: the DryRun preflight and the one concurrent round of CreateSnapshot. */
+/**
+ * EC2 through the AWS SDK: the DryRun preflight, the one concurrent round of CreateSnapshot, and
+ * after the thaw the lookup of this run's snapshots by its id tag.
+ */
 import {
   CreateSnapshotCommand,
+  DescribeSnapshotsCommand,
   EC2Client as SdkEc2Client,
   type EC2ClientConfig as SdkEc2ClientConfig,
 } from "@aws-sdk/client-ec2";
 import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
-import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
+import type { Ec2, FoundSnapshot, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
 import type { Logger } from "../util/log.ts";
 import { classifyFailure, guardCreateCall, noResendRequestHandler } from "./create_guard.ts";
-import { findRunSnapshots } from "./run_lookup.ts";
+import { RUN_ID_TAG } from "../plan/tags.ts";
 
-/** The SDK's EC2 client, for modules outside aws/ that pass one along (they never import the SDK). */
 /** The SDK's EC2 client (an alias, so that the SDK stays inside src/aws/). */
 export type EC2Client = SdkEc2Client;
 
@@ -112,4 +115,39 @@ export function createEc2(client: EC2Client, log: Logger): Ec2 {
 
     findRunSnapshots: (requests, signal) => findRunSnapshots(client, requests, signal),
   };
+}
+
+/**
+ * Lists the snapshots tagged with the run id that `requests` carry (every page). Throws the
+ * SDK's error when it cannot look (UnauthorizedOperation without ec2:DescribeSnapshots).
+ *
+ * @example
+ * ```ts
+ * const found = await findRunSnapshots(client, plan.volumes, AbortSignal.timeout(15_000));
+ * ```
+ */
+export async function findRunSnapshots(
+  client: EC2Client,
+  requests: readonly SnapshotRequest[],
+  signal: AbortSignal,
+): Promise<FoundSnapshot[]> {
+  const runId = requests[0]?.tags[RUN_ID_TAG];
+  if (!runId) return [];
+  const found: FoundSnapshot[] = [];
+  let token: string | undefined;
+  do {
+    const out = await client.send(
+      new DescribeSnapshotsCommand({
+        OwnerIds: ["self"],
+        Filters: [{ Name: `tag:${RUN_ID_TAG}`, Values: [runId] }],
+        NextToken: token,
+      }),
+      { abortSignal: signal },
+    );
+    for (const s of out.Snapshots ?? []) {
+      if (s.SnapshotId) found.push({ snapshotId: s.SnapshotId, volumeId: s.VolumeId ?? "" });
+    }
+    token = out.NextToken;
+  } while (token);
+  return found;
 }
