@@ -18,6 +18,9 @@ export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
   [ExitCode.hook]: "--pre-freeze-command or --post-thaw-command failed.",
   [ExitCode.wait]: "With --wait: a snapshot or a copy ended in error, or the wait timed out.",
   [ExitCode.retention]: "Retention (--keep, --keep-days) could not delete an old snapshot.",
+  [ExitCode.metrics]:
+    "--metrics-file could not be written (after a run that otherwise succeeded; a failed run " +
+    "keeps its own code).",
 };
 
 /** What goes into the page besides the option table. */

@@ -23,6 +23,8 @@ export const ExitCode = {
   wait: 9,
   /** Retention could not delete an old snapshot. */
   retention: 10,
+  /** --metrics-file could not be written (when the run itself succeeded). */
+  metrics: 15,
 } as const;
 
 export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
@@ -96,6 +98,13 @@ export class WaitError extends AppError {
 export class RetentionError extends AppError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.retention, options);
+  }
+}
+
+/** --metrics-file could not be written. */
+export class MetricsError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.metrics, options);
   }
 }
 

@@ -43,3 +43,41 @@ export function exists(path: string): boolean {
     return false;
   }
 }
+
+/**
+ * Writes `text` to `path` atomically: into a new temporary file beside it (created exclusively,
+ * so nothing at that name is followed), flushed to disk, then renamed over `path`. A symlink at
+ * `path` is replaced, never written through. On failure the temporary file is removed.
+ *
+ * @example
+ * ```ts
+ * await writeFileAtomic("/var/lib/node_exporter/textfile/ecs.prom", text, { mode: 0o644 });
+ * ```
+ */
+export async function writeFileAtomic(
+  path: string,
+  text: string,
+  options: { mode?: number } = {},
+): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : path.slice(0, slash + 1);
+  const base = path.slice(slash + 1);
+  if (base === "" || base === "." || base === "..") throw new Error("not a file name");
+  const temp = `${dir}.${base}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const mode = options.mode ?? 0o600;
+  let file: Deno.FsFile | undefined;
+  try {
+    file = await Deno.open(temp, { write: true, createNew: true, mode });
+    await Deno.chmod(temp, mode); // the umask must not narrow it (a collector reads it as another user)
+    const bytes = new TextEncoder().encode(text);
+    for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
+    await file.syncData();
+    file.close();
+    file = undefined;
+    await Deno.rename(temp, path);
+  } catch (error) {
+    file?.close();
+    await Deno.remove(temp).catch(() => {});
+    throw error;
+  }
+}
