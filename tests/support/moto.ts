@@ -51,11 +51,17 @@ export const TEST_CREDENTIALS = {
   secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 };
 
+/** The python of moto's venv (it has boto3 too). */
+export const MOTO_PYTHON = `${ROOT}.tools/venv/bin/python3`;
+
 /**
  * Starts moto_server on a free loopback port; returns undefined (outside CI) when moto is not
- * installed. Call `stop()` in `finally`.
+ * installed. Call `stop()` in `finally`. With `clockFile`, moto runs through
+ * `moto_clock.py`: new snapshots start at the ISO time that file holds (now when it is empty).
  */
-export async function startMoto(): Promise<MotoEndpoint | undefined> {
+export async function startMoto(
+  options: { clockFile?: string } = {},
+): Promise<MotoEndpoint | undefined> {
   if (
     !assertAvailable(
       exists(MOTO_SERVER),
@@ -65,8 +71,11 @@ export async function startMoto(): Promise<MotoEndpoint | undefined> {
     return undefined;
   }
   const port = freePort();
-  const child = new Deno.Command(MOTO_SERVER, {
-    args: ["-H", "127.0.0.1", "-p", String(port)],
+  const serverArgs = ["-H", "127.0.0.1", "-p", String(port)];
+  const clock = options.clockFile;
+  const child = new Deno.Command(clock ? MOTO_PYTHON : MOTO_SERVER, {
+    args: clock ? [`${ROOT}tests/support/moto_clock.py`, ...serverArgs] : serverArgs,
+    env: clock ? { ECS_MOTO_CLOCK: clock } : {},
     stdin: "null",
     stdout: "null",
     stderr: "null",
