@@ -11,7 +11,7 @@ import {
 import { assert, assertEquals } from "./support/assert.ts";
 import { startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
-import { applyRetention, retentionPolicy, selectExpired } from "../src/aws/retention.ts";
+import { applyRetention, retentionPolicy } from "../src/aws/retention.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { UsageError } from "../src/util/errors.ts";
 
@@ -94,24 +94,6 @@ function snap(id: string, daysAgo: number, state = "completed"): Snapshot {
   };
 }
 
-Deno.test("selection: --keep counts this run's snapshot; with both rules, either one keeps", () => {
-  const now = new Date(Date.UTC(2025, 0, 31));
-  const list = [
-    snap("snap-3", 3),
-    snap("snap-1", 1),
-    snap("snap-10", 10),
-    snap("snap-p", 20, "pending"),
-  ];
-  const ids = (s: Snapshot[]) => s.map((x) => x.SnapshotId);
-  assertEquals(ids(selectExpired(list, { keep: 2 }, { ownCount: 1, now })), ["snap-3", "snap-10"]);
-  assertEquals(ids(selectExpired(list, { keepDays: 5 }, { ownCount: 1, now })), ["snap-10"]);
-  assertEquals(ids(selectExpired(list, { keep: 1, keepDays: 2 }, { ownCount: 1, now })), [
-    "snap-3",
-    "snap-10",
-  ]);
-  assertEquals(ids(selectExpired(list, { keep: 4, keepDays: 2 }, { ownCount: 1, now })), []);
-});
-
 Deno.test("retention options: --keep 0 and --keep-days 0 are refused", () => {
   for (const [keep, days] of [[0, undefined], [undefined, 0]]) {
     try {
@@ -162,7 +144,7 @@ Deno.test("retention skips and reports a snapshot in use by an image (recording 
   }) as EC2Client;
   const result = await applyRetention({
     client: fake,
-    policy: { keep: 1 },
+    policy: { keep: 1, calendar: {}, timeZone: "UTC" },
     volumeIds: ["vol-0123abcd"],
     ownSnapshots: [{ snapshotId: "snap-new", volumeId: "vol-0123abcd" }],
     noaction: false,
@@ -170,6 +152,11 @@ Deno.test("retention skips and reports a snapshot in use by an image (recording 
     now: new Date(Date.UTC(2025, 0, 31)),
   });
   assertEquals(result.deleted.map((d) => d.snapshotId), ["snap-older", "snap-multi"]);
+  assertEquals(
+    result.decisions.map((d) => [d.snapshotId, d.keep]),
+    [["snap-old", false], ["snap-older", false], ["snap-multi", false]],
+    "the new snapshot (not listed yet) takes the one place --keep 1 leaves",
+  );
   assertEquals(result.skipped.map((d) => d.snapshotId), ["snap-old"]);
   assert(result.skipped[0].reason?.startsWith("InvalidSnapshot.InUse"));
   assertEquals(result.failed, []);
