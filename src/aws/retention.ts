@@ -4,20 +4,17 @@
  * this run. The marker's value is the volume id, or "multi-volume" (then VolumeId names it).
  */
 import type { EC2Client, Snapshot } from "@aws-sdk/client-ec2";
-import { errorCode, errorMessage, UsageError } from "../util/errors.ts";
+import { errorCode, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
-import { MULTI_VOLUME_MARKER } from "./multi_volume.ts";
-import { MARKER_TAG } from "../plan/plan.ts";
-import { decideRetention, type PolicySnapshot, type RetentionRules } from "../retention/policy.ts";
+import { MARKER_TAG, MULTI_VOLUME_MARKER } from "../plan/tags.ts";
+import type { RetentionPolicy } from "../plan/after_run.ts";
+import { decideRetention, type PolicySnapshot } from "../retention/policy.ts";
 
 /**
  * Tags that mark a snapshot EC2 made from a call whose answer never came ("consistency
  * unknown", issue 12): never deleted by retention, never counted as a backup.
  */
 const CONSISTENCY_UNKNOWN_TAGS: readonly string[] = [];
-
-/** What to keep: the rules of the policy module (--keep, --keep-days, the calendar rules). */
-export type RetentionPolicy = RetentionRules;
 
 /** One snapshot retention looked at and did not keep. */
 export interface RetentionItem {
@@ -54,20 +51,6 @@ export interface RetentionResult {
   decisions: RetentionDecisionItem[];
 }
 
-/** Checks the retention options; undefined when retention was not asked for. */
-export function retentionPolicy(
-  keep: number | undefined,
-  keepDays: number | undefined,
-): RetentionPolicy | undefined {
-  if (keep === undefined && keepDays === undefined) return undefined;
-  if (keep !== undefined && keep < 1) {
-    throw new UsageError("--keep: must be at least 1 (this run's snapshot is always kept)");
-  }
-  if (keepDays !== undefined && keepDays <= 0) {
-    throw new UsageError("--keep-days: must be more than 0");
-  }
-  return { keep, keepDays, calendar: {}, timeZone: "UTC" };
-}
 
 function markerOf(snapshot: Snapshot): string | undefined {
   return snapshot.Tags?.find((tag) => tag.Key === MARKER_TAG)?.Value;
