@@ -4,9 +4,12 @@
  * failed run of the real program against moto.
  */
 // deno-lint-ignore-file no-explicit-any
-import parsePrometheusTextFormat from "npm:parse-prometheus-text-format@1.1.1";
+// A parser written by others, for the tests only (never imported by src/).
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { assert, assertEquals } from "./support/assert.ts";
 import { metricsText, writeMetricsFile } from "../src/run/metrics.ts";
+import { startMoto } from "./support/moto.ts";
+import { baseEnv, runProgram } from "./support/program.ts";
 import { MetricsError } from "../src/util/errors.ts";
 
 /** Parsed families by name, each `{ type, help, metrics: [{ value, labels }] }`. */
@@ -120,6 +123,80 @@ Deno.test("metrics file: written by rename, a symlink replaced not followed, las
       assert(error.message.startsWith(`--metrics-file ${dir}/missing/ecs.prom: cannot write:`));
     }
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--metrics-file after a good and a failed run of the real program against moto", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ecs-metrics-e2e-" });
+  const moto = await startMoto();
+  try {
+    if (!moto) return;
+    const [a, b] = await moto.createVolumes(2);
+    const env = baseEnv(moto.env);
+    const path = `${dir}/ec2_consistent_snapshot.prom`;
+    const before = Date.now() / 1000;
+    const good = await runProgram(["--metrics-file", path, "--keep", "1", a, b], { env });
+    assertEquals(good.code, 0, good.stderr);
+    const after = Date.now() / 1000;
+    let families = parseMetrics(await Deno.readTextFile(path));
+    const one = (name: string, volume?: string) =>
+      Number(
+        families.get(P + name)?.metrics.find((m: any) =>
+          volume === undefined || m.labels?.volume === volume
+        )?.value,
+      );
+    assertEquals(one("last_run_success"), 1);
+    assertEquals(one("last_run_exit_code"), 0);
+    const start = one("last_run_start_timestamp_seconds");
+    const end = one("last_run_end_timestamp_seconds");
+    assert(before - 1 <= start && start <= end && end <= after + 1, `${before} ${start} ${end}`);
+    assertEquals(one("last_success_timestamp_seconds"), end);
+    assertEquals(one("last_run_snapshots_created", a), 1);
+    assertEquals(one("last_run_snapshots_created", b), 1);
+    assertEquals(one("last_run_snapshots_deleted", a), 0);
+    assert(!families.has(P + "last_run_freeze_window_seconds"), "nothing was frozen");
+
+    // A second good run: retention deletes the first run's snapshot of each volume.
+    const second = await runProgram(["--metrics-file", path, "--keep", "1", a, b], { env });
+    assertEquals(second.code, 0, second.stderr);
+    families = parseMetrics(await Deno.readTextFile(path));
+    assertEquals(one("last_run_snapshots_deleted", a), 1);
+    assertEquals(one("last_run_snapshots_deleted", b), 1);
+    const lastGood = one("last_success_timestamp_seconds");
+
+    // A failed run (a volume moto does not have: its snapshot fails, exit 4).
+    const missing = "vol-0123456789abcdef0";
+    const failed = await runProgram(["--metrics-file", path, missing], { env });
+    assertEquals(failed.code, 4, failed.stderr);
+    families = parseMetrics(await Deno.readTextFile(path));
+    assertEquals(one("last_run_success"), 0);
+    assertEquals(one("last_run_exit_code"), 4);
+    assertEquals(one("last_success_timestamp_seconds"), lastGood, "the last success stays");
+    assertEquals(one("last_run_snapshots_created", missing), 0);
+    assert(!families.has(P + "last_run_snapshots_deleted"), "no retention in a failed run");
+
+    // --noaction is not a run: the file stays as it is.
+    const text = await Deno.readTextFile(path);
+    const dry = await runProgram(["--metrics-file", path, "--noaction", a], { env });
+    assertEquals(dry.code, 0, dry.stderr);
+    assertEquals(await Deno.readTextFile(path), text);
+
+    // A good run whose metrics file cannot be written exits 15; a missing directory is refused
+    // before anything is done (exit 2).
+    await Deno.remove(path);
+    await Deno.mkdir(path);
+    const unwritable = await runProgram(["--metrics-file", path, a], { env });
+    assertEquals(unwritable.code, 2, unwritable.stderr);
+    assert(unwritable.stderr.includes(`--metrics-file ${path}: is a directory`), unwritable.stderr);
+    // procfs takes no new files, not even from root: the write fails after a good run.
+    const proc = "/proc/ec2_consistent_snapshot.prom";
+    const unwritten = await runProgram(["--metrics-file", proc, a], { env });
+    assertEquals(unwritten.code, 15, unwritten.stderr);
+    assert(unwritten.stderr.includes(`--metrics-file ${proc}: cannot write`), unwritten.stderr);
+    assertEquals(unwritten.stdout.trim().split("\n").length, 1, "the snapshot id still printed");
+  } finally {
+    await moto?.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -13,6 +13,7 @@ import { startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { applyRetention } from "../src/aws/retention.ts";
 import { retentionPolicy } from "../src/plan/after_run.ts";
+import { defaultOptions } from "../src/cli/options.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { UsageError } from "../src/util/errors.ts";
 
@@ -64,7 +65,9 @@ Deno.test("retention deletes only the older marked snapshots of the run's volume
     assertEquals(before.size, 7, "--noaction deleted nothing");
 
     const text = await runProgram(["--noaction", "--keep", "2", a, b], { env });
-    assertEquals(text.stdout.match(/^would delete snap-/gm)?.length, 4, text.stdout);
+    assertEquals(text.stdout, "", "--noaction's plan goes to stderr");
+    assertEquals(text.stderr.match(/^would delete snap-/gm)?.length, 4, text.stderr);
+    assertEquals(text.stderr.match(/^would keep snap-/gm)?.length, 2, text.stderr);
 
     const result = await runProgram(["--output", "json", "--keep", "2", a, b], { env });
     assertEquals(result.code, 0, result.stderr);
@@ -98,13 +101,35 @@ function snap(id: string, daysAgo: number, state = "completed"): Snapshot {
 Deno.test("retention options: --keep 0 and --keep-days 0 are refused", () => {
   for (const [keep, days] of [[0, undefined], [undefined, 0]]) {
     try {
-      retentionPolicy(keep, days);
+      retentionPolicy({ ...defaultOptions(), keep, keepDays: days });
       throw new Error("accepted");
     } catch (error) {
       assert(error instanceof UsageError, String(error));
     }
   }
-  assertEquals(retentionPolicy(undefined, undefined), undefined);
+  assertEquals(retentionPolicy(defaultOptions()), undefined);
+  const bad: [Partial<ReturnType<typeof defaultOptions>>, RegExp][] = [
+    [{ keepDaily: 0 }, /^--keep-daily: must be at least 1/],
+    [{ retentionTz: "Europe/Berlin" }, /^--retention-tz: needs a retention rule/],
+    [{ keepWeekly: 2, retentionTz: "Nowhere/City" }, /^--retention-tz: unknown time zone/],
+  ];
+  for (const [given, message] of bad) {
+    try {
+      retentionPolicy({ ...defaultOptions(), ...given });
+      throw new Error(`accepted ${JSON.stringify(given)}`);
+    } catch (error) {
+      assert(error instanceof UsageError && message.test(error.message), String(error));
+    }
+  }
+  assertEquals(
+    retentionPolicy({ ...defaultOptions(), keepWeekly: 4, retentionTz: "Europe/Berlin" }),
+    {
+      keep: undefined,
+      keepDays: undefined,
+      calendar: { weekly: 4 },
+      timeZone: "Europe/Berlin",
+    },
+  );
 });
 
 // moto refuses DeleteSnapshot with InvalidSnapshot.InUse only for the snapshots it makes itself

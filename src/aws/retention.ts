@@ -51,7 +51,6 @@ export interface RetentionResult {
   decisions: RetentionDecisionItem[];
 }
 
-
 function markerOf(snapshot: Snapshot): string | undefined {
   return snapshot.Tags?.find((tag) => tag.Key === MARKER_TAG)?.Value;
 }

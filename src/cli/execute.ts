@@ -18,9 +18,21 @@ import { sdkCredentials } from "../aws/credentials.ts";
 import { stderrProgress } from "./progress.ts";
 import { jsonReport, planReport, textReport } from "./report.ts";
 import { runSequence } from "../run/sequence.ts";
+import type { RunFacts } from "./run_metrics.ts";
 
 /** Where the command writes its report (stdout in the program). */
 export type Write = (text: string) => void;
+
+/** What execute needs from the command. */
+export interface ExecuteIo {
+  log: Logger;
+  /** The report of a run: stdout. */
+  write: Write;
+  /** --noaction's plan: stderr, or stdout for JSON. */
+  writePlan: Write;
+  /** Filled in as the run goes, for --metrics-file. */
+  facts?: RunFacts;
+}
 
 /**
  * Carries out a plan that needs EC2: the dry run with retention (a read-only listing), or the
@@ -29,11 +41,11 @@ export type Write = (text: string) => void;
  * @example
  * ```ts
  * const { execute } = await import("./execute.ts");
- * return await execute(plan, { log, write: writeStdout });
+ * return await execute(plan, { log, write: writeStdout, writePlan: writeStderr });
  * ```
  */
-export async function execute(plan: Plan, io: { log: Logger; write: Write }): Promise<number> {
-  const { log, write } = io;
+export async function execute(plan: Plan, io: ExecuteIo): Promise<number> {
+  const { log } = io;
   const credentials = await sdkCredentials(plan.credentials);
   const clients = new Map<string, EC2Client>();
   const clientFor = (region: string) => {
@@ -49,7 +61,7 @@ export async function execute(plan: Plan, io: { log: Logger; write: Write }): Pr
       const retention = plan.afterRun.retention
         ? await previewRetention(plan.afterRun.retention, plan.volumes, clientFor(region), log)
         : undefined;
-      write(planReport(plan, retention));
+      io.writePlan(planReport(plan, retention));
       return ExitCode.ok;
     }
     return await snapshotAndFollowUp(plan, clientFor, io);
@@ -62,7 +74,7 @@ export async function execute(plan: Plan, io: { log: Logger; write: Write }): Pr
 async function snapshotAndFollowUp(
   plan: Plan,
   clientFor: (region: string) => EC2Client,
-  io: { log: Logger; write: Write },
+  io: ExecuteIo,
 ): Promise<number> {
   const { log, write } = io;
   const region = plan.region.value!;
@@ -101,6 +113,11 @@ async function snapshotAndFollowUp(
         },
       )
       : undefined;
+    if (io.facts) {
+      io.facts.outcomes = result.outcomes;
+      io.facts.timings = result.timings;
+      io.facts.retention = after?.retention ?? null;
+    }
     const final = { ...result, problems: [...result.problems, ...after?.problems ?? []] };
     write(
       plan.output === "json"

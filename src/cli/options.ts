@@ -3,7 +3,8 @@
  * configuration-file reader; no option name is spelled anywhere else.
  */
 import { parseArgs } from "node:util";
-import { UsageError } from "../util/errors.ts";
+import { ExitCode, UsageError } from "../util/errors.ts";
+import { prepareArgs } from "./argv.ts";
 
 /** How an option takes its value. */
 export type OptionKind =
@@ -40,7 +41,13 @@ export interface OptionSpec {
 export const OPTION_TABLE = [
   // General
   { name: "help", short: "h", kind: "flag", group: "General", help: "Print this help and exit." },
-  { name: "version", kind: "flag", group: "General", help: "Print the version and exit." },
+  {
+    name: "version",
+    short: "V",
+    kind: "flag",
+    group: "General",
+    help: "Print the version and exit.",
+  },
   {
     name: "debug",
     short: "d",
@@ -78,6 +85,14 @@ export const OPTION_TABLE = [
     group: "General",
     commandLineOnly: true,
     help: "Read options from an INI file (keys are long option names); the command line wins.",
+  },
+  {
+    name: "metrics-file",
+    kind: "string",
+    value: "PATH",
+    group: "General",
+    help: "After the run, good or failed, write Prometheus metrics to PATH (atomically), for " +
+      "node_exporter's textfile collector.",
   },
 
   // AWS
@@ -138,7 +153,7 @@ export const OPTION_TABLE = [
     name: "region",
     kind: "string",
     value: "REGION",
-    defaultText: "$AWS_REGION, the profile, then the instance's region",
+    defaultText: "$AWS_REGION, $AWS_DEFAULT_REGION, the profile, then the instance's region",
     group: "AWS credentials and endpoint",
     help: "AWS region of the volumes.",
   },
@@ -217,7 +232,7 @@ export const OPTION_TABLE = [
     kind: "list",
     value: "REGION",
     group: "Snapshots",
-    help: "Once complete, copy each snapshot to REGION (repeatable).",
+    help: "Once complete, copy each snapshot to REGION.",
   },
   {
     name: "copy-kms-key-id",
@@ -226,19 +241,39 @@ export const OPTION_TABLE = [
     group: "Snapshots",
     help: "KMS key for the copies.",
   },
+  // Retention
   {
     name: "keep",
     kind: "count",
     value: "N",
-    group: "Snapshots",
-    help: "Retention: keep the newest N snapshots this tool made of each volume; delete older.",
+    group: "Retention (after a successful run; only this tool's snapshots of its volumes)",
+    help: "Keep the newest N snapshots of each volume, this run's included.",
   },
   {
     name: "keep-days",
     kind: "seconds",
     value: "DAYS",
-    group: "Snapshots",
-    help: "Retention: delete this tool's snapshots of each volume older than DAYS.",
+    group: "Retention (after a successful run; only this tool's snapshots of its volumes)",
+    help: "Keep the snapshots started less than DAYS days ago.",
+  },
+  ...(["hourly", "daily", "weekly", "monthly", "yearly"] as const).map((period) => ({
+    name: `keep-${period}` as const,
+    kind: "count" as const,
+    value: "N",
+    group: "Retention (after a successful run; only this tool's snapshots of its volumes)",
+    help: `For each of the last N ${
+      { hourly: "hours", daily: "days", weekly: "ISO weeks", monthly: "months", yearly: "years" }[
+        period
+      ]
+    } that have snapshots, keep the newest (as restic forget --keep-${period}).`,
+  })),
+  {
+    name: "retention-tz",
+    kind: "string",
+    value: "ZONE",
+    defaultText: "UTC",
+    group: "Retention (after a successful run; only this tool's snapshots of its volumes)",
+    help: "Time zone of the hours, days, weeks, months and years, e.g. Europe/Berlin.",
   },
 
   // File systems
@@ -248,14 +283,14 @@ export const OPTION_TABLE = [
     value: "MOUNT",
     aliases: ["xfs-filesystem"],
     group: "File systems",
-    help: "Freeze this mount point while the snapshots are initiated (repeatable).",
+    help: "Freeze this mount point while the snapshots are initiated.",
   },
   {
     name: "no-freeze-filesystem",
     kind: "list",
     value: "MOUNT",
     group: "File systems",
-    help: "Use this mount point for volume discovery only; do not freeze it (repeatable).",
+    help: "Use this mount point for volume discovery only; do not freeze it.",
   },
   {
     name: "pre-freeze-command",
@@ -398,61 +433,61 @@ export const OPTION_TABLE = [
   {
     name: "mongo",
     kind: "flag",
-    group: "MongoDB",
-    help: "fsyncLock a running MongoDB while the snapshots are initiated.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (refused): fsyncLock a running MongoDB.",
   },
   {
     name: "mongo-host",
     kind: "string",
     value: "HOST",
     defaultText: "localhost",
-    group: "MongoDB",
-    help: "MongoDB host.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (ignored): MongoDB host.",
   },
   {
     name: "mongo-port",
     kind: "count",
     value: "PORT",
     defaultText: "27017",
-    group: "MongoDB",
-    help: "MongoDB port.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (ignored): MongoDB port.",
   },
   {
     name: "mongo-username",
     kind: "string",
     value: "USER",
-    group: "MongoDB",
-    help: "MongoDB user name.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (ignored): MongoDB user name.",
   },
   {
     name: "mongo-password",
     kind: "string",
     value: "PASSWORD",
     secret: true,
-    group: "MongoDB",
-    help: "MongoDB password.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (ignored): MongoDB password.",
   },
   {
     name: "mongo-stop",
     kind: "flag",
-    group: "MongoDB",
-    help: "Stop MongoDB through its init script instead of locking it.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (refused): stop MongoDB through its init script.",
   },
   {
     name: "mongo-init",
     kind: "string",
     value: "PATH",
     defaultText: "/etc/init.d/mongodb",
-    group: "MongoDB",
-    help: "MongoDB init script (with --mongo-stop).",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (ignored): MongoDB init script (with --mongo-stop).",
   },
   {
     name: "mongo-timeout",
     kind: "seconds",
     value: "SECONDS",
     default: 10,
-    group: "MongoDB",
-    help: "MongoDB lock timeout.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (ignored): MongoDB lock timeout.",
   },
 ] as const satisfies readonly OptionSpec[];
 
@@ -617,13 +652,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
       };
     }
   }
-  // `--wait` may stand alone: node's parser has no optional values, so say it explicitly.
-  const optionalValue = specs.filter((s) => s.kind === "optional-seconds").map((s) =>
-    `--${s.name}`
-  );
-  const args = argv.map(expandAbbreviation).map((arg) =>
-    optionalValue.includes(arg) ? `${arg}=` : arg
-  );
+  // `--wait` may stand alone (node's parser has no optional values) and `--keep -1` is a value.
+  const args = prepareArgs(argv.map(expandAbbreviation), specs);
 
   let tokens;
   try {
@@ -667,28 +697,65 @@ export function synopsis(spec: OptionSpec): string {
   return `${names} ${spec.value}`;
 }
 
-/** The --help text, made from the table. */
+/** Words of `text` in lines of at most `width` columns, each line after `indent`. */
+export function wrap(text: string, width: number, indent: string): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter((w) => w !== "")) {
+    if (line !== "" && indent.length + line.length + 1 + word.length > width) {
+      lines.push(indent + line);
+      line = word;
+    } else {
+      line = line === "" ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== "") lines.push(indent + line);
+  return lines;
+}
+
+/** The width --help fits in. */
+export const HELP_WIDTH = 80;
+
+/** The --help text, made from the table; every line fits in 80 columns. */
 export function helpText(version: string): string {
   const lines = [
     `ec2-consistent-snapshot ${version}`,
     "",
     "Usage: ec2-consistent-snapshot [options] [VOLUME_ID ...]",
     "",
-    "Creates EBS snapshots while file systems are frozen and databases are flushed and locked,",
-    "and releases everything right after the snapshots are initiated. With no VOLUME_ID, the",
-    "volumes are found from the mount points given with --freeze-filesystem and",
-    "--no-freeze-filesystem.",
+    ...wrap(
+      "Creates EBS snapshots while file systems are frozen and databases are flushed and " +
+        "locked, and releases everything right after the snapshots are initiated. With no " +
+        "VOLUME_ID, the volumes are found from the mount points given with " +
+        "--freeze-filesystem and --no-freeze-filesystem. An option's value follows it " +
+        "(--region eu-west-1) or an equals sign (--region=eu-west-1); --wait takes one only " +
+        "after '=' (--wait=600).",
+      HELP_WIDTH,
+      "",
+    ),
   ];
   let group = "";
   for (const spec of OPTION_TABLE as readonly OptionSpec[]) {
     if (spec.group !== group) {
       group = spec.group;
-      lines.push("", `${group}:`);
+      lines.push("", ...wrap(`${group}:`, HELP_WIDTH, ""));
     }
     const label = defaultLabel(spec);
-    lines.push(`  ${synopsis(spec)}`);
-    lines.push(`      ${spec.help}${label ? ` (default: ${label})` : ""}`);
+    const text = spec.help + (spec.kind === "list" ? " Repeatable." : "") +
+      (label ? ` (default: ${label})` : "");
+    lines.push(...wrap(synopsis(spec), HELP_WIDTH, "  "), ...wrap(text, HELP_WIDTH, "      "));
   }
-  lines.push("", "Exit codes: see the README or the man page.", "");
+  const codes = Object.entries(ExitCode).map(([name, code]) => `${code} ${name}`);
+  lines.push(
+    "",
+    ...wrap(
+      `Exit codes: ${codes.join(", ")}, 128+N stopped by signal N. Each is explained in ` +
+        "the man page (man ec2-consistent-snapshot, or man ./dist/ec2-consistent-snapshot.1 " +
+        "after scripts/build.sh).",
+      HELP_WIDTH,
+      "",
+    ),
+    "",
+  );
   return lines.join("\n");
 }

@@ -90,11 +90,6 @@ export function retentionPolicy(options: RetentionOptions): RetentionPolicy | un
   }
   return rules;
 }
-  if (keepDays !== undefined && keepDays <= 0) {
-    throw new UsageError("--keep-days: must be more than 0");
-  }
-  return { keep, keepDays };
-}
 
 /**
  * Checks the options of the follow-up steps.
