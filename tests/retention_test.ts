@@ -193,3 +193,22 @@ Deno.test("retention skips and reports a snapshot in use by an image (recording 
     "DeleteSnapshotCommand",
   ]);
 });
+
+Deno.test("--noaction with retention and no credentials: one line, exit 3, no stack", async () => {
+  const result = await runProgram(
+    [
+      "-n",
+      "--keep-daily",
+      "7",
+      "--region",
+      "us-east-1",
+      "--ec2-endpoint",
+      "http://127.0.0.1:9",
+      "vol-0123abcd",
+    ],
+    { env: baseEnv() },
+  );
+  assertEquals(result.code, 3, result.stderr);
+  assertEquals(result.stderr.trim().split("\n").length, 1, result.stderr);
+  assert(result.stderr.includes("retention: cannot list the volumes' snapshots"), result.stderr);
+});

@@ -9,7 +9,7 @@ import { createFreezer } from "../host/freeze.ts";
 import { createHooks } from "../run/hooks.ts";
 import { createMysqlDatabase } from "../db/mysql/database.ts";
 import { createWatchdog } from "../watchdog/client.ts";
-import { ExitCode } from "../util/errors.ts";
+import { errorCode, errorMessage, ExitCode, PreflightError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { Plan } from "../plan/plan.ts";
 import { createEc2, createEc2Client, type EC2Client } from "../aws/ec2.ts";
@@ -60,6 +60,14 @@ export async function execute(plan: Plan, io: ExecuteIo): Promise<number> {
       // Retention lists what it would delete: a read-only DescribeSnapshots, nothing else.
       const retention = plan.afterRun.retention
         ? await previewRetention(plan.afterRun.retention, plan.volumes, clientFor(region), log)
+          .catch((error) => {
+            // No credentials, no permission, no endpoint: one line, as for any other preflight.
+            throw new PreflightError(
+              `retention: cannot list the volumes' snapshots (ec2:DescribeSnapshots): ` +
+                `${errorCode(error)}: ${errorMessage(error)}`,
+              { cause: error },
+            );
+          })
         : undefined;
       io.writePlan(planReport(plan, retention));
       return ExitCode.ok;
