@@ -260,3 +260,16 @@ Deno.test("~/.awssecret is the old tool's default, after the environment", async
   );
   assertMatch(fromOption.stderr, /credentials from the profile backup/);
 });
+
+Deno.test("off EC2 without a region: says so, and what to pass", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close(); // nothing listens there: as off EC2
+  const env = baseEnv({ AWS_EC2_METADATA_SERVICE_ENDPOINT: `http://127.0.0.1:${port}` });
+  delete env.AWS_EC2_METADATA_DISABLED;
+  const result = await runProgram([VOL], { env });
+  assertEquals(result.code, ExitCode.preflight, result.stderr);
+  assertEquals(result.stderr.trim().split("\n").length, 1, result.stderr);
+  assertMatch(result.stderr, /no region given .* this is not an EC2 instance, or its metadata/);
+  assertMatch(result.stderr, /give --region$/m);
+});
