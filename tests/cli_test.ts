@@ -273,3 +273,28 @@ Deno.test("off EC2 without a region: says so, and what to pass", async () => {
   assertMatch(result.stderr, /no region given .* this is not an EC2 instance, or its metadata/);
   assertMatch(result.stderr, /give --region$/m);
 });
+
+Deno.test("the edges a new user hits: -V, --wait 600, --keep -1, a region typo, no such profile", async () => {
+  const version = await runProgram(["-V"]);
+  assertEquals(version.code, 0);
+  assertMatch(version.stdout, /^ec2-consistent-snapshot \d+\.\d+\.\d+/);
+  const cases: [string[], RegExp][] = [
+    [["--wait", "600", VOL], /^ec2-consistent-snapshot: --wait 600: .* write --wait=600 /],
+    [["--keep", "-1", VOL], /--keep: must not be negative, got '-1'/],
+    [["--keep=-1", VOL], /--keep: must not be negative, got '-1'/],
+    [["-n", "--region", "us-eest-1", VOL], /--region us-eest-1: not an AWS region the AWS SDK/],
+    [["-n", "--region", "us-east-1", "--profile", "nosuch", VOL], /--profile nosuch: no such prof/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await runProgram(args, { env: baseEnv() });
+    assertEquals(result.code, ExitCode.usage, `${args.join(" ")}: ${result.stderr}`);
+    assertEquals(result.stderr.trim().split("\n").length, 1, result.stderr);
+    assertMatch(result.stderr, message);
+  }
+  // A region the SDK does not list is fine with an endpoint of one's own (a newer region, moto).
+  const endpoint = await runProgram(
+    ["-n", "--region", "xx-test-1", "--ec2-endpoint", "http://127.0.0.1:9", VOL],
+    { env: baseEnv({ AWS_ACCESS_KEY_ID: "AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY: "s3cr3t" }) },
+  );
+  assertEquals(endpoint.code, 0, endpoint.stderr);
+});
