@@ -8,7 +8,8 @@
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { assert, assertEquals } from "./support/assert.ts";
 import { metricsText, writeMetricsFile } from "../src/run/metrics.ts";
-import { startMoto } from "./support/moto.ts";
+import { MOTO, startMoto } from "./support/moto.ts";
+import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { MetricsError } from "../src/util/errors.ts";
 
@@ -127,11 +128,12 @@ Deno.test("metrics file: written by rename, a symlink replaced not followed, las
   }
 });
 
-Deno.test("--metrics-file after a good and a failed run of the real program against moto", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "ecs-metrics-e2e-" });
+Deno.test("--metrics-file after a good and a failed run of the real program against moto", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   const moto = await startMoto();
+  const dir = await Deno.makeTempDir({ prefix: "ecs-metrics-e2e-" });
   try {
-    if (!moto) return;
     const [a, b] = await moto.createVolumes(2);
     const env = baseEnv(moto.env);
     const path = `${dir}/ec2_consistent_snapshot.prom`;
@@ -196,7 +198,7 @@ Deno.test("--metrics-file after a good and a failed run of the real program agai
     assert(unwritten.stderr.includes(`--metrics-file ${proc}: cannot write`), unwritten.stderr);
     assertEquals(unwritten.stdout.trim().split("\n").length, 1, "the snapshot id still printed");
   } finally {
-    await moto?.stop();
+    await moto.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });

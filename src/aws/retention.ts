@@ -3,7 +3,8 @@
  * that the policy (retention/policy.ts) does not keep; never one without the marker, never one of
  * this run. The marker's value is the volume id, or "multi-volume" (then VolumeId names it).
  */
-import type { EC2Client, Snapshot } from "@aws-sdk/client-ec2";
+import type { Snapshot as SdkSnapshot } from "@aws-sdk/client-ec2";
+import type { EC2Client } from "./ec2.ts";
 import { errorCode, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { MARKER_TAG, MULTI_VOLUME_MARKER } from "../plan/tags.ts";
@@ -16,9 +17,14 @@ import { decideRetention, type PolicySnapshot } from "../retention/policy.ts";
  */
 const CONSISTENCY_UNKNOWN_TAGS: readonly string[] = [];
 
+/** A snapshot as DescribeSnapshots lists it (the SDK's type). */
+export type Snapshot = SdkSnapshot;
+
 /** One snapshot retention looked at and did not keep. */
 export interface RetentionItem {
+  /** The snapshot. */
   snapshotId: string;
+  /** The volume it was made of. */
   volumeId: string;
   /** ISO time the snapshot was started. */
   startTime: string;
@@ -40,6 +46,7 @@ export interface RetentionDecisionItem {
 
 /** What retention did (or, with --noaction, would do). */
 export interface RetentionResult {
+  /** True with --noaction: nothing was deleted; `deleted` lists what would be. */
   noaction: boolean;
   /** Deleted, or with --noaction, those that would be deleted. */
   deleted: RetentionItem[];
@@ -87,8 +94,11 @@ function exemption(snapshot: Snapshot): string | undefined {
   return undefined;
 }
 
+/** What {@linkcode applyRetention} looks at, and how. */
 export interface RetentionOptions {
+  /** An SDK client for the region of the volumes. */
   client: EC2Client;
+  /** What to keep. */
   policy: RetentionPolicy;
   /** The volumes of this run. */
   volumeIds: readonly string[];
@@ -96,7 +106,9 @@ export interface RetentionOptions {
   ownSnapshots: readonly { snapshotId: string; volumeId: string }[];
   /** List only (read-only DescribeSnapshots), delete nothing. */
   noaction: boolean;
+  /** Where --debug steps and warnings go. */
   log: Logger;
+  /** The time the ages are measured from; now by default. */
   now?: Date;
 }
 

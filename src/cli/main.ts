@@ -2,7 +2,8 @@
 import { withConfigFile } from "./config_file.ts";
 import { AppError, ExitCode, exitCodeOf } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
-import { helpText, parseCommandLine } from "./options.ts";
+import { helpText } from "./help.ts";
+import { parseCommandLine } from "./parse.ts";
 import { buildPlan, type Plan } from "../plan/plan.ts";
 import type { RunFacts } from "./run_metrics.ts";
 import { planReport } from "./report.ts";
@@ -29,6 +30,11 @@ function planWriter(plan: Plan): (text: string) => void {
 /**
  * Runs the program; returns its exit code. The AWS SDK (with execute.ts) is imported only on the
  * paths that call EC2: `--help`, `--version` and `--noaction` (without retention) start without it.
+ *
+ * @example
+ * ```ts
+ * Deno.exit(await main(Deno.args));
+ * ```
  */
 export async function main(argv: readonly string[]): Promise<number> {
   const start = new Date();

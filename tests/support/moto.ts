@@ -9,7 +9,7 @@ import {
   type Snapshot,
 } from "@aws-sdk/client-ec2";
 import { fileURLToPath } from "node:url";
-import { assertAvailable } from "./real.ts";
+import { requireAvailable, type Requirement } from "./real.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MOTO_SERVER = Deno.env.get("MOTO_SERVER") ?? `${ROOT}.tools/venv/bin/moto_server`;
@@ -54,22 +54,20 @@ export const TEST_CREDENTIALS = {
 /** The python of moto's venv (it has boto3 too). */
 export const MOTO_PYTHON = `${ROOT}.tools/venv/bin/python3`;
 
+/** moto's server, installed by scripts/setup.sh (or named by $MOTO_SERVER). */
+export const MOTO: Requirement = {
+  available: exists(MOTO_SERVER),
+  reason: `moto_server not found at ${MOTO_SERVER}; run scripts/setup.sh`,
+};
+
 /**
- * Starts moto_server on a free loopback port; returns undefined (outside CI) when moto is not
- * installed. Call `stop()` in `finally`. With `clockFile`, moto runs through
- * `moto_clock.py`: new snapshots start at the ISO time that file holds (now when it is empty).
+ * Starts moto_server on a free loopback port; throws when it is not installed (register the
+ * test with `ignore: ignoreUnless(MOTO)`). Call `stop()` in `finally`. With `clockFile`, moto
+ * runs through `moto_clock.py`: new snapshots start at the ISO time that file holds (now when
+ * it is empty).
  */
-export async function startMoto(
-  options: { clockFile?: string } = {},
-): Promise<MotoEndpoint | undefined> {
-  if (
-    !assertAvailable(
-      exists(MOTO_SERVER),
-      `moto_server not found at ${MOTO_SERVER}; run scripts/setup.sh`,
-    )
-  ) {
-    return undefined;
-  }
+export async function startMoto(options: { clockFile?: string } = {}): Promise<MotoEndpoint> {
+  requireAvailable(MOTO);
   const port = freePort();
   const serverArgs = ["-H", "127.0.0.1", "-p", String(port)];
   const clock = options.clockFile;
