@@ -34,9 +34,13 @@ export interface RetentionItem {
 
 /** The decision on one snapshot, as reported (JSON, and --noaction's listing). */
 export interface RetentionDecisionItem {
+  /** The snapshot. */
   snapshotId: string;
+  /** Its volume (for --multi-volume snapshots, the snapshot's own VolumeId). */
   volumeId: string;
+  /** ISO time the snapshot was started. */
   startTime: string;
+  /** True when a rule keeps it (or it may not be deleted); false when it goes. */
   keep: boolean;
   /** The rules that keep it ("this run", "last 7", "daily 2021-01-04", "pending"). */
   keptBy: string[];

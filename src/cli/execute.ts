@@ -25,6 +25,7 @@ export type Write = (text: string) => void;
 
 /** What execute needs from the command. */
 export interface ExecuteIo {
+  /** The run's logger (stderr). */
   log: Logger;
   /** The report of a run: stdout. */
   write: Write;

@@ -12,6 +12,7 @@ export interface RunFacts {
   volumeIds?: string[];
   /** The sequence's outcomes and timings, once it ran. */
   outcomes?: readonly SnapshotOutcome[];
+  /** The measured windows of the sequence, once it ran. */
   timings?: Timings;
   /** What retention did, when it ran. */
   retention?: RetentionResult | null;

@@ -24,8 +24,11 @@ export interface RetentionRules {
 
 /** A snapshot as the policy sees it. */
 export interface PolicySnapshot {
+  /** The snapshot's id ("" for one this run would make or has not seen listed yet). */
   snapshotId: string;
+  /** Snapshots are decided per volume. */
   volumeId: string;
+  /** When EC2 started it: the time its periods are counted from. */
   startTime: Date;
   /** Made by this run (or, with --noaction, the one it would make): always kept, and counted. */
   own?: boolean;
@@ -38,7 +41,9 @@ export interface PolicySnapshot {
 
 /** The decision on one snapshot. */
 export interface RetentionDecision {
+  /** The snapshot decided on. */
   snapshot: PolicySnapshot;
+  /** True when kept. */
   keep: boolean;
   /** When kept: every rule that keeps it, e.g. "this run", "last 3", "daily 2021-01-01". */
   keptBy: string[];

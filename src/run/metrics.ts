@@ -12,7 +12,9 @@ export const METRIC_PREFIX = "ec2_consistent_snapshot_";
 export interface RunMetrics {
   /** The exit code of the run (0: success). */
   exitCode: number;
+  /** When the run started. */
   start: Date;
+  /** When it ended (the metrics are written then). */
   end: Date;
   /** First freeze to last thaw; undefined when nothing was frozen. */
   freezeWindowMs?: number | null;
