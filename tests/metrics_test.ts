@@ -21,6 +21,10 @@ export function parseMetrics(text: string): Map<string, any> {
 
 const P = "ec2_consistent_snapshot_";
 
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}
+
 Deno.test("metrics text: gauges with HELP and TYPE, volume labels, read by a real parser", () => {
   const text = metricsText({
     exitCode: 0,
@@ -77,28 +81,27 @@ Deno.test("metrics text: a failed run keeps the earlier success and leaves out w
   }
 });
 
-Deno.test("metrics file: written by rename, a symlink replaced not followed, last success carried", async () => {
+Deno.test("metrics file: written by rename, never through a symlink, last success carried", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ecs-metrics-" });
   try {
     const target = `${dir}/target.txt`;
     await Deno.writeTextFile(target, "not yours\n");
-    const path = `${dir}/ecs.prom`;
-    await Deno.symlink(target, path);
+    const link = `${dir}/link.prom`;
+    await Deno.symlink(target, link);
     const start = new Date("2021-01-01T03:15:00Z");
-    await writeMetricsFile(path, {
-      exitCode: 0,
-      start,
-      end: new Date("2021-01-01T03:15:02Z"),
-      created: [{ volumeId: "vol-0a", count: 1 }],
-    });
-    assertEquals(
-      await Deno.readTextFile(target),
-      "not yours\n",
-      "the symlink's target is untouched",
-    );
-    assert(!(await Deno.lstat(path)).isSymlink, "the symlink was replaced by a file");
+    const good = { exitCode: 0, start, created: [{ volumeId: "vol-0a", count: 1 }] };
+    try {
+      writeMetricsFile(link, { ...good, end: start });
+      throw new Error("wrote through a symlink");
+    } catch (error) {
+      assert(error instanceof MetricsError && error.exitCode === 15, String(error));
+    }
+    assertEquals(await Deno.readTextFile(target), "not yours\n", "the link's target untouched");
+
+    const path = `${dir}/ecs.prom`;
+    writeMetricsFile(path, { ...good, end: new Date("2021-01-01T03:15:02Z") });
     assertEquals((await Deno.stat(path)).mode! & 0o777, 0o644);
-    await writeMetricsFile(path, {
+    writeMetricsFile(path, {
       exitCode: 3,
       start,
       end: new Date("2021-01-02T03:15:00Z"),
@@ -109,14 +112,9 @@ Deno.test("metrics file: written by rename, a symlink replaced not followed, las
     assertEquals(families.get(P + "last_success_timestamp_seconds").metrics[0].value, "1609470902");
     const names = [];
     for await (const entry of Deno.readDir(dir)) names.push(entry.name);
-    assertEquals(names.sort(), ["ecs.prom", "target.txt"], "no temporary file left");
+    assertEquals(names.sort(), ["ecs.prom", "link.prom", "target.txt"], "no temporary file left");
     try {
-      await writeMetricsFile(`${dir}/missing/ecs.prom`, {
-        exitCode: 0,
-        start,
-        end: start,
-        created: [],
-      });
+      writeMetricsFile(`${dir}/missing/ecs.prom`, { ...good, end: start });
       throw new Error("wrote into a missing directory");
     } catch (error) {
       assert(error instanceof MetricsError, String(error));
@@ -184,13 +182,19 @@ Deno.test("--metrics-file after a good and a failed run of the real program agai
     assertEquals(dry.code, 0, dry.stderr);
     assertEquals(await Deno.readTextFile(path), text);
 
-    // A good run whose metrics file cannot be written exits 15; a missing directory is refused
-    // before anything is done (exit 2).
+    // A directory or a symbolic link at the path is refused before anything is done (exit 2);
+    // a good run whose metrics file cannot be written exits 15.
     await Deno.remove(path);
     await Deno.mkdir(path);
     const unwritable = await runProgram(["--metrics-file", path, a], { env });
     assertEquals(unwritable.code, 2, unwritable.stderr);
     assert(unwritable.stderr.includes(`--metrics-file ${path}: is a directory`), unwritable.stderr);
+    await Deno.remove(path);
+    await Deno.symlink(`${dir}/elsewhere`, path);
+    const linked = await runProgram(["--metrics-file", path, a], { env });
+    assertEquals(linked.code, 2, linked.stderr);
+    assert(linked.stderr.includes(`--metrics-file ${path}: is a symbolic link`), linked.stderr);
+    assert(!(await exists(`${dir}/elsewhere`)), "nothing written through the link");
     // procfs takes no new files, not even from root: the write fails after a good run.
     const proc = "/proc/ec2_consistent_snapshot.prom";
     const unwritten = await runProgram(["--metrics-file", proc, a], { env });

@@ -56,7 +56,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if (metricsFile === undefined) return code;
   const { writeRunMetrics } = await import("./run_metrics.ts");
-  return await writeRunMetrics(metricsFile, { code, start, facts, log });
+  return writeRunMetrics(metricsFile, { code, start, facts, log });
 }
 
 /** The command itself; `hooks` hand the logger, the metrics file and the run's facts out. */

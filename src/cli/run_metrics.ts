@@ -24,13 +24,13 @@ export interface RunFacts {
  *
  * @example
  * ```ts
- * return await writeRunMetrics(path, { code, start, facts, log });
+ * return writeRunMetrics(path, { code, start, facts, log });
  * ```
  */
-export async function writeRunMetrics(
+export function writeRunMetrics(
   path: string,
   run: { code: number; start: Date; facts: RunFacts; log: Logger },
-): Promise<number> {
+): number {
   const { facts } = run;
   const volumeIds = facts.volumeIds ?? [];
   const made = new Set((facts.outcomes ?? []).flatMap((o) => o.ok ? [o.volumeId] : []));
@@ -41,7 +41,7 @@ export async function writeRunMetrics(
     }))
     : undefined;
   try {
-    await writeMetricsFile(path, {
+    writeMetricsFile(path, {
       exitCode: run.code,
       start: run.start,
       end: new Date(),

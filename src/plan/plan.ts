@@ -222,12 +222,19 @@ function checkMetricsFile(path: string): string {
     throw new UsageError(`--metrics-file ${path}: ${dir} is not a directory`);
   }
   if (path.endsWith("/")) throw new UsageError(`--metrics-file ${path}: names a directory`);
+  let existing: Deno.FileInfo | undefined;
   try {
-    if (Deno.lstatSync(path).isDirectory) {
-      throw new UsageError(`--metrics-file ${path}: is a directory`);
-    }
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
+    existing = Deno.lstatSync(path);
+  } catch { /* not there yet: written after the run */ }
+  if (existing?.isSymlink) {
+    throw new UsageError(
+      `--metrics-file ${path}: is a symbolic link; it is never written through: give the real path`,
+    );
+  }
+  if (existing && !existing.isFile) {
+    throw new UsageError(
+      `--metrics-file ${path}: is ${existing.isDirectory ? "a directory" : "not a regular file"}`,
+    );
   }
   return path;
 }

@@ -132,21 +132,22 @@ export function previousSuccess(path: string): Date | undefined {
 
 /**
  * Writes the metrics of a run to `path` atomically (a temporary file beside it, then a rename;
- * a symlink at `path` is replaced, never followed), carrying over the last success from the
- * file there. Throws a MetricsError (exit 15) naming the path and the reason.
+ * never through a symbolic link: one at `path` is refused), carrying over the last success from
+ * the file there. Throws a MetricsError (exit 15) naming the path and the reason.
  *
  * @example
  * ```ts
- * await writeMetricsFile("/var/lib/node_exporter/textfile/ec2_consistent_snapshot.prom", run);
+ * writeMetricsFile("/var/lib/node_exporter/textfile/ec2_consistent_snapshot.prom", run);
  * ```
  */
-export async function writeMetricsFile(path: string, run: RunMetrics): Promise<void> {
+export function writeMetricsFile(path: string, run: RunMetrics): void {
   const text = metricsText({
     ...run,
     previousSuccess: run.previousSuccess ?? previousSuccess(path),
   });
   try {
-    await writeFileAtomic(path, text, { mode: 0o644 });
+    // 0644: node_exporter reads it as another user. Synced: a crash leaves the old file whole.
+    writeFileAtomic(path, text, { mode: 0o644, sync: true });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new MetricsError(`--metrics-file ${path}: cannot write: ${reason}`, { cause: error });
