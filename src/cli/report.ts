@@ -76,11 +76,11 @@ export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult
 function retentionRulesLine(rules: RetentionPolicy): string {
   const parts = [
     ...(rules.keep !== undefined ? [`the newest ${rules.keep}`] : []),
-    ...(rules.keepDays !== undefined ? [`those of the last ${rules.keepDays} days`] : []),
+    ...(rules.keepDays !== undefined ? [`those younger than ${rules.keepDays} days`] : []),
     ...PERIODS.flatMap((p) => rules.calendar[p] !== undefined ? [`${p} ${rules.calendar[p]}`] : []),
   ];
-  return `retention keeps, per volume, this run's snapshot and ${parts.join(", ")} ` +
-    `(periods in ${rules.timeZone}); every snapshot this tool made of the volumes:`;
+  return `retention per volume (this run's new snapshot counts as the newest): keep ` +
+    `${parts.join(", ")}; periods in ${rules.timeZone}. This tool's snapshots of the volumes:`;
 }
 
 /** The dry-run plan: what would be done, in order; `retention` lists what would be deleted. */
