@@ -110,7 +110,7 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
     ) + "\n";
   }
   const lines = [
-    `${PROGRAM}: --noaction: nothing will be locked, frozen or created`,
+    `${PROGRAM}: --noaction: nothing will be locked, frozen, created or deleted`,
     `region: ${
       plan.region.value ?? "(from instance metadata at run time)"
     } (${plan.region.source})`,
