@@ -30,6 +30,8 @@ export const ExitCode = {
   consistencyUnknown: 12,
   /** stdout or stderr was closed or could not be written. */
   output: 13,
+  /** --metrics-file could not be written (when the run itself succeeded). */
+  metrics: 15,
 } as const;
 
 /** One of the exit codes of {@linkcode ExitCode}. */
@@ -164,6 +166,21 @@ export class OutputError extends AppError {
   /** The error, with its one-line message. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.output, options);
+  }
+}
+
+/**
+ * --metrics-file could not be written.
+ *
+ * @example
+ * ```ts
+ * throw new MetricsError("--metrics-file /var/lib/x.prom: cannot write: permission denied");
+ * ```
+ */
+export class MetricsError extends AppError {
+  /** An error with the one-line `message` the user sees; exit code 15. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.metrics, options);
   }
 }
 
