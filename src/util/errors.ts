@@ -23,6 +23,8 @@ export const ExitCode = {
   wait: 9,
   /** Retention could not delete an old snapshot. */
   retention: 10,
+  /** Another run or hold freezes, or is about to freeze, the same file system; nothing was locked. */
+  busy: 11,
 } as const;
 
 export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
@@ -96,6 +98,13 @@ export class WaitError extends AppError {
 export class RetentionError extends AppError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.retention, options);
+  }
+}
+
+/** Another run or hold has the file system's freeze lock: refused before anything is locked. */
+export class BusyError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.busy, options);
   }
 }
 
