@@ -83,6 +83,12 @@ export class FreezeError extends AppError {
  */
 export class NotFrozenError extends FreezeError {}
 
+/**
+ * A freeze found the file system frozen already (FIFREEZE's EBUSY): someone else froze it, so
+ * this run must not thaw it.
+ */
+export class AlreadyFrozenError extends FreezeError {}
+
 export class HookError extends AppError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.hook, options);
