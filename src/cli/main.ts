@@ -4,6 +4,7 @@ import { afterRun, nothingAfterRun, previewRetention } from "../run/after_run.ts
 import { trapStopSignals } from "../run/cleanup.ts";
 import { withConfigFile } from "./config_file.ts";
 import { createFreezer } from "../host/freeze.ts";
+import { acquireFreezeLocks } from "../host/freeze_lock.ts";
 import { createHooks } from "../run/hooks.ts";
 import { createMysqlDatabase } from "../db/mysql/database.ts";
 import { createWatchdog } from "../watchdog/client.ts";
@@ -106,12 +107,21 @@ async function snapshotAndFollowUp(
         snapshotTimeoutMs: plan.snapshotTimeoutMs,
         preFreezeCommand: options.preFreezeCommand,
         postThawCommand: options.postThawCommand,
+        databaseStartCommand: options.mysqlStop ? options.mysqlStartCommand : undefined,
       },
       {
         ec2: multiVolume ?? createEc2(clientFor(region), log),
         freezer: createFreezer({ log }),
         hooks: createHooks({ log }),
-        watchdog: createWatchdog({ log }),
+        // A main process stuck past the deadline is killed, so its database lock dies too.
+        watchdog: createWatchdog({ log, killAtDeadline: true }),
+        exclusion: plan.freezeMounts.length > 0
+          ? () =>
+            acquireFreezeLocks(
+              plan.freezeMounts.map((m) => ({ mountPoint: m.mountPoint, device: m.majorMinor })),
+              { purpose: "run" },
+            )
+          : undefined,
         database: plan.database ? createMysqlDatabase(options, { log }) : undefined,
         log,
         signal: trap.signal,
