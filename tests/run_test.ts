@@ -178,12 +178,12 @@ Deno.test("without mounts to freeze, sync still runs before the snapshots, as in
 
 Deno.test("the freeze lock is taken first and released last; a busy one stops the run before anything", async () => {
   const r = recorder();
-  const exclusion = async () => {
+  const exclusion = () => {
     r.log.push("freeze lock");
-    return {
-      release: async () => void r.log.push("freeze lock release"),
-      guard: async (pid: number) => void r.log.push(`guard ${pid}`),
-    };
+    return Promise.resolve({
+      release: () => Promise.resolve(void r.log.push("freeze lock release")),
+      guard: (pid: number) => Promise.resolve(void r.log.push(`guard ${pid}`)),
+    });
   };
   await runSequence(spec, { ...deps(r), exclusion });
   assertEquals(r.log, ["freeze lock", ...FULL, "freeze lock release"]);
@@ -226,20 +226,21 @@ Deno.test("--mysql-stop: the watchdog is armed before the stop with the start co
   const r = recorder();
   const calls: string[] = [];
   const watchdog = {
-    async arm(mounts: readonly string[], _deadline: number, extras?: { startCommand?: string }) {
+    arm(mounts: readonly string[], _deadline: number, extras?: { startCommand?: string }) {
       r.log.push(`arm ${mounts.join(",")} start=${extras?.startCommand}`);
-      return {
+      return Promise.resolve({
         pid: 4242,
-        disarm: async () => void r.log.push("disarm"),
-        update: async (change: { mountPoints?: readonly string[] }) =>
-          void r.log.push(`update ${change.mountPoints?.join(",")}`),
-      };
+        disarm: () => Promise.resolve(void r.log.push("disarm")),
+        update: (change: { mountPoints?: readonly string[] }) =>
+          Promise.resolve(void r.log.push(`update ${change.mountPoints?.join(",")}`)),
+      });
     },
   };
-  const exclusion = async () => ({
-    release: async () => void calls.push("release"),
-    guard: async (pid: number) => void calls.push(`guard ${pid}`),
-  });
+  const exclusion = () =>
+    Promise.resolve({
+      release: () => Promise.resolve(void calls.push("release")),
+      guard: (pid: number) => Promise.resolve(void calls.push(`guard ${pid}`)),
+    });
   const result = await runSequence(
     { ...spec, databaseStartCommand: "systemctl start mariadb" },
     { ...deps(r), watchdog, exclusion },

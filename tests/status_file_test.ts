@@ -1,0 +1,66 @@
+/**
+ * The MySQL status file (--mysql-master-status-file) is never written through a symbolic link:
+ * with a real MariaDB and moto, through the real program, a link at that path is refused before
+ * anything is locked and its target keeps its content.
+ */
+import { assertEquals, assertMatch } from "./support/assert.ts";
+import { mariadbAvailable, type MariadbServer, startMariadb } from "./support/mariadb.ts";
+import { startMoto } from "./support/moto.ts";
+import { baseEnv, runProgram } from "./support/program.ts";
+import { assertAvailable } from "./support/real.ts";
+import { ExitCode } from "../src/util/errors.ts";
+
+Deno.test({
+  name: "a symbolic link at the status file's path: refused, its target not overwritten",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    if (!assertAvailable(await mariadbAvailable(), "needs mariadb-server (Debian)")) return;
+    const moto = await startMoto();
+    if (!moto) return;
+    const dir = Deno.makeTempDirSync({ prefix: "ecs-status-" });
+    const env = baseEnv(moto.env);
+    let db: MariadbServer | undefined;
+    try {
+      db = await startMariadb();
+      const [volume] = await moto.createVolumes(1);
+      const defaults = `${dir}/my.cnf`;
+      Deno.writeTextFileSync(defaults, `[client]\nuser = root\nsocket = ${db.socket}\n`, {
+        mode: 0o600,
+      });
+      const precious = `${dir}/precious`;
+      Deno.writeTextFileSync(precious, "root's file\n");
+      const status = `${dir}/master-status`;
+      const args = ["--mysql", "--mysql-defaults-file", defaults, "--mysql-master-status-file"];
+
+      Deno.symlinkSync(precious, status);
+      const linked = await runProgram([...args, status, volume], { env });
+      assertEquals(linked.code, ExitCode.usage, linked.stderr);
+      assertMatch(linked.stderr, /--mysql-master-status-file .*master-status is a symbolic link/);
+      assertEquals(Deno.readTextFileSync(precious), "root's file\n");
+      assertEquals(Deno.lstatSync(status).isSymlink, true);
+
+      Deno.removeSync(status);
+      Deno.symlinkSync(`${dir}/missing`, status); // a dangling link would create its target
+      const dangling = await runProgram([...args, status, volume], { env });
+      assertEquals(dangling.code, ExitCode.usage, dangling.stderr);
+      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+        "master-status",
+        "my.cnf",
+        "precious",
+      ]);
+      assertEquals((await moto.snapshotsOf([volume])).length, 0);
+
+      // A plain path: written beside and renamed, then removed after the snapshot.
+      Deno.removeSync(status);
+      const plain = await runProgram([...args, status, volume], { env });
+      assertEquals(plain.code, 0, plain.stderr);
+      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["my.cnf", "precious"]);
+    } finally {
+      await db?.stop();
+      Deno.removeSync(dir, { recursive: true });
+      Deno.removeSync(env.HOME, { recursive: true });
+      await moto.stop();
+    }
+  },
+});
