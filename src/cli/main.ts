@@ -111,7 +111,10 @@ async function snapshotAndFollowUp(
       },
       {
         ec2: multiVolume ?? createEc2(clientFor(region), log),
-        freezer: createFreezer({ log }),
+        freezer: createFreezer({
+          log,
+          devices: new Map(plan.freezeMounts.map((m) => [m.mountPoint, m.majorMinor])),
+        }),
         hooks: createHooks({ log }),
         // A main process stuck past the deadline is killed, so its database lock dies too.
         watchdog: createWatchdog({ log, killAtDeadline: true }),
