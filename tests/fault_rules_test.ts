@@ -42,7 +42,7 @@ Deno.test("--snapshot-timeout 0, and any time beyond the timer's range, are usag
       [["--snapshot-timeout", "0.0001"], /--snapshot-timeout: must be more than 0/],
       [["--snapshot-timeout", "2147484"], /--snapshot-timeout: must be at most 2147483 seconds/],
       [["--hook-timeout", "0"], /--hook-timeout: must be more than 0/],
-      [["--wait", "99999999"], /--wait: must be at most 2147483 seconds/],
+      [["--wait=99999999"], /--wait: must be at most 2147483 seconds/],
     ] as [string[], RegExp][]
   ) {
     const out = await dry(args);

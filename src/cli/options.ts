@@ -34,6 +34,8 @@ export interface OptionSpec {
   readonly group: string;
   /** Accepted only on the command line, never in a configuration file. */
   readonly commandLineOnly?: boolean;
+  /** A time limit: the value must be more than 0 (seconds kinds). */
+  readonly positive?: boolean;
 }
 
 /** The table. Order is the order of --help. */
@@ -187,6 +189,7 @@ export const OPTION_TABLE = [
     kind: "seconds",
     value: "SECONDS",
     default: 10,
+    positive: true,
     group: "Snapshots",
     help: "Abort the snapshot calls (and thaw) when they take longer than this.",
   },
@@ -262,14 +265,25 @@ export const OPTION_TABLE = [
     kind: "string",
     value: "CMD",
     group: "File systems",
-    help: "Shell command to run before the freeze; failure aborts the run.",
+    help: "Shell command to run before the freeze; failure aborts the run. Its output goes to " +
+      "stderr.",
   },
   {
     name: "post-thaw-command",
     kind: "string",
     value: "CMD",
     group: "File systems",
-    help: "Shell command to run after the thaw.",
+    help: "Shell command to run after the thaw. Its output goes to stderr.",
+  },
+  {
+    name: "hook-timeout",
+    kind: "seconds",
+    value: "SECONDS",
+    default: 30,
+    positive: true,
+    group: "File systems",
+    help: "Kill --pre-freeze-command or --post-thaw-command (and what it started) when it " +
+      "runs longer than this: they run while the database is locked.",
   },
 
   // MySQL
@@ -500,6 +514,9 @@ export function findOption(name: string): OptionSpec | undefined {
 /** Default for `--wait` given without SECONDS. */
 export const DEFAULT_WAIT_SECONDS = 3600;
 
+/** The longest time a timer can wait (setTimeout's 2^31-1 ms), in whole seconds. */
+export const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
 function parseNumber(spec: OptionSpec, raw: string): number {
   const text = raw.trim();
   const valid = spec.kind === "count" ? /^\d+$/.test(text) : /^\d+(\.\d+)?$|^\.\d+$/.test(text);
@@ -508,7 +525,17 @@ function parseNumber(spec: OptionSpec, raw: string): number {
     const problem = /^-/.test(text) ? "must not be negative" : `must be ${what}`;
     throw new UsageError(`--${spec.name}: ${problem}, got '${raw}'`);
   }
-  return Number(text);
+  const value = Number(text);
+  if (spec.kind !== "count" && value > MAX_SECONDS) {
+    throw new UsageError(
+      `--${spec.name}: must be at most ${MAX_SECONDS} seconds (about 24 days), got '${raw}'`,
+    );
+  }
+  // Below a millisecond is 0 for a timer, which would fire at once.
+  if (spec.positive && value < 0.001) {
+    throw new UsageError(`--${spec.name}: must be more than 0 seconds, got '${raw}'`);
+  }
+  return value;
 }
 
 /**

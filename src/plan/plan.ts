@@ -73,6 +73,13 @@ const NOT_YET: Record<string, string> = {
   "mongo-stop": "MongoDB locking",
 };
 
+/** The length of a text in characters (Unicode code points), as EC2 counts tag lengths. */
+export function characters(text: string): number {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
+}
+
 /** Parses one --tag value, "K=V;K2=V2", checking what EC2 would reject. */
 export function parseTags(text: string): Record<string, string> {
   const tags: Record<string, string> = {};
@@ -83,10 +90,12 @@ export function parseTags(text: string): Record<string, string> {
     const key = item.slice(0, eq).trim();
     const value = item.slice(eq + 1).trim();
     if (key === "") throw new UsageError(`--tag '${item}': empty key`);
-    if (key.length > MAX_KEY) {
-      throw new UsageError(`--tag '${key.slice(0, 20)}...': key longer than ${MAX_KEY} characters`);
+    // EC2 counts characters (code points), not UTF-16 units: an emoji is one, not two.
+    if (characters(key) > MAX_KEY) {
+      const start = [...key].slice(0, 20).join("");
+      throw new UsageError(`--tag '${start}...': key longer than ${MAX_KEY} characters`);
     }
-    if (value.length > MAX_VALUE) {
+    if (characters(value) > MAX_VALUE) {
       throw new UsageError(`--tag '${key}': value longer than ${MAX_VALUE} characters`);
     }
     if (key.toLowerCase().startsWith("aws:")) {
