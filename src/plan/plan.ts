@@ -3,28 +3,26 @@
  * credentials, region, endpoint) before anything is locked. No side effects but reading files
  * the user named and, when nothing else names the region, asking the instance metadata.
  */
-import { type AfterRunPlan, planAfterRun } from "../run/after_run.ts";
+import { type AfterRunPlan, planAfterRun } from "./after_run.ts";
 import { UsageError } from "../util/errors.ts";
 import type { SnapshotRequest } from "../run/interfaces.ts";
-import { chooseCredentials, type CredentialSource, sdkCredentials } from "./credentials.ts";
+import { chooseCredentials, type CredentialSource } from "./credentials.ts";
 import { type DiscoveredVolume, discoverVolumes } from "../host/discovery.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";
 import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
-import { checkMultiVolumeRequests, MULTI_VOLUME_MARKER } from "../aws/multi_volume.ts";
-import { type MysqlLockMode, mysqlLockMode } from "../db/mysql/server.ts";
+import { checkMultiVolumeRequests } from "./multi_volume.ts";
+import {
+  characters,
+  MARKER_TAG,
+  MAX_TAG_KEY,
+  MAX_TAG_VALUE,
+  MAX_TAGS,
+  MULTI_VOLUME_MARKER,
+  PROGRAM,
+} from "./tags.ts";
+import { type MysqlPlan, type MysqlPlanDeps, planMysql } from "./mysql.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
 import type { Options, ParsedArgs } from "../cli/options.ts";
-
-/** The program's name: the default description and the marker tag's key. */
-export const PROGRAM = "ec2-consistent-snapshot";
-
-/** The tag every snapshot of ours carries; its value is the volume id (retention uses it). */
-export const MARKER_TAG = `${PROGRAM}:volume`;
-
-/** EC2's limits on tags (the marker tag counts against the 50). */
-const MAX_TAGS = 50;
-const MAX_KEY = 128;
-const MAX_VALUE = 256;
 
 const VOLUME_ID = /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
 
@@ -36,7 +34,14 @@ export interface Region {
 
 /** Everything decided, nothing done. */
 export interface Plan {
-  options: Options;
+  /** --noaction: report the plan, do nothing. */
+  noaction: boolean;
+  /** --quiet: no progress display, only the ids. */
+  quiet: boolean;
+  /** --multi-volume: one CreateSnapshots call for the instance ({@linkcode Plan.instanceId}). */
+  multiVolume: boolean;
+  /** The shell commands around the freeze. */
+  hooks: { preFreeze?: string; postThaw?: string };
   /** One request per volume, in the order of the volume arguments (or of discovery). */
   volumes: SnapshotRequest[];
   /** How each volume was found beneath a mount point, when discovered. */
@@ -44,7 +49,7 @@ export interface Plan {
   /** The mount points to freeze, checked, in order. */
   freezeMounts: MountPoint[];
   /** The database to flush and lock (or stop), if any; checked, not connected. */
-  database: { kind: "mysql"; lockMode: MysqlLockMode; stop: boolean } | undefined;
+  database: MysqlPlan | undefined;
   /** This instance's id, when it had to be looked up (discovery) or was given. */
   instanceId: string | undefined;
   credentials: CredentialSource;
@@ -65,6 +70,8 @@ export interface PlanInputs {
   procRoot?: string;
   /** Root of sysfs ("/sys"); tests point it at a fixture tree. */
   sysRoot?: string;
+  /** The MySQL plan's lookups (socket search, systemd units); tests replace them. */
+  mysql?: MysqlPlanDeps;
 }
 
 /** Options recognised and checked, whose behaviour is not part of this version yet. */
@@ -72,13 +79,6 @@ const NOT_YET: Record<string, string> = {
   "mongo": "MongoDB locking",
   "mongo-stop": "MongoDB locking",
 };
-
-/** The length of a text in characters (Unicode code points), as EC2 counts tag lengths. */
-export function characters(text: string): number {
-  let count = 0;
-  for (const _ of text) count++;
-  return count;
-}
 
 /** Parses one --tag value, "K=V;K2=V2", checking what EC2 would reject. */
 export function parseTags(text: string): Record<string, string> {
@@ -91,12 +91,12 @@ export function parseTags(text: string): Record<string, string> {
     const value = item.slice(eq + 1).trim();
     if (key === "") throw new UsageError(`--tag '${item}': empty key`);
     // EC2 counts characters (code points), not UTF-16 units: an emoji is one, not two.
-    if (characters(key) > MAX_KEY) {
+    if (characters(key) > MAX_TAG_KEY) {
       const start = [...key].slice(0, 20).join("");
-      throw new UsageError(`--tag '${start}...': key longer than ${MAX_KEY} characters`);
+      throw new UsageError(`--tag '${start}...': key longer than ${MAX_TAG_KEY} characters`);
     }
-    if (characters(value) > MAX_VALUE) {
-      throw new UsageError(`--tag '${key}': value longer than ${MAX_VALUE} characters`);
+    if (characters(value) > MAX_TAG_VALUE) {
+      throw new UsageError(`--tag '${key}': value longer than ${MAX_TAG_VALUE} characters`);
     }
     if (key.toLowerCase().startsWith("aws:")) {
       throw new UsageError(`--tag '${key}': keys starting with 'aws:' are reserved by AWS`);
@@ -176,12 +176,10 @@ async function regionWithoutNetwork(
     return { value: env.AWS_DEFAULT_REGION, source: "$AWS_DEFAULT_REGION" };
   }
   const profile = options.profile ?? env.AWS_PROFILE ?? "default";
-  try {
-    const { loadSharedConfigFiles } = await import("@smithy/shared-ini-file-loader");
-    const files = await loadSharedConfigFiles();
-    const region = files.configFile?.[profile]?.region ?? files.credentialsFile?.[profile]?.region;
-    if (region) return { value: region, source: `the profile ${profile}` };
-  } catch { /* no shared config: fall through */ }
+  // The SDK's loader of the shared files, loaded only when no option or variable names it.
+  const { profileRegion } = await import("../aws/shared_config.ts");
+  const region = await profileRegion(profile);
+  if (region) return { value: region, source: `the profile ${profile}` };
   return { value: undefined, source: "none" };
 }
 
@@ -208,7 +206,10 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   registerSecret(options.mongoPassword);
   const tagsGiven = options.tag.map(parseTags);
   const database = options.mysql || options.percona || options.mysqlStop
-    ? { kind: "mysql" as const, lockMode: mysqlLockMode(options), stop: options.mysqlStop }
+    ? planMysql(options, {
+      ...inputs.mysql,
+      settings: { home: inputs.home, ...inputs.mysql?.settings },
+    })
     : undefined;
 
   const endpoint = checkEndpoint(options.ec2Endpoint, "--ec2-endpoint") ??
@@ -274,6 +275,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
         // The AWS SDK loads only when discovery needs EC2: start-up of the other paths.
         const { createEc2Client } = await import("../aws/ec2.ts");
         const { describeBlockDeviceMappings } = await import("../aws/instance.ts");
+        const { sdkCredentials } = await import("../aws/credentials.ts");
         const client = createEc2Client({
           region: region.value!,
           endpoint,
@@ -319,7 +321,10 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const afterRun = planAfterRun(options, region.value);
 
   return {
-    options,
+    noaction: options.noaction,
+    quiet: options.quiet,
+    multiVolume: options.multiVolume,
+    hooks: { preFreeze: options.preFreezeCommand, postThaw: options.postThawCommand },
     volumes,
     discovered,
     freezeMounts,

@@ -28,6 +28,7 @@ import type {
   Watchdog,
 } from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
+import { deadline } from "../util/deadline.ts";
 
 /** What the sequence needs to know; a subset of the Plan. */
 export interface RunSpec {
@@ -174,7 +175,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
     }
     if (database) stack.push("database release", () => releaseDatabase(database));
     log.debug(`preflight: DryRun CreateSnapshot for ${spec.volumes.length} volume(s)`);
-    const preflightSignal = AbortSignal.any([AbortSignal.timeout(spec.snapshotTimeoutMs), signal]);
+    const preflightSignal = deadline(spec.snapshotTimeoutMs, signal);
     await Promise.all([ec2.preflight(spec.volumes, preflightSignal), database?.prepare()]);
     timings.preflightMs = Math.round(now() - started);
     log.debug(`preflight passed in ${timings.preflightMs}ms`);

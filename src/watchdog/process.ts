@@ -3,13 +3,10 @@
  * mounts, starts a database stopped with --mysql-stop, and ends a main process stuck past the
  * deadline (so that its database session and lock die with it).
  */
-import {
-  findFreezeProgram,
-  findProgram,
-  type FreezeProgram,
-  runProgram,
-  searchDirs,
-} from "../host/freeze.ts";
+import { findFreezeProgram, findProgram, type FreezeProgram, searchDirs } from "../host/freeze.ts";
+import { runProgram, shellCommand } from "../host/programs.ts";
+import { delay } from "../util/deadline.ts";
+import { LineReader } from "../util/lines.ts";
 import { isSameProcessAlive, procReadable } from "../host/proc.ts";
 
 /** The hidden first argument that makes the program a watchdog (`main.ts` dispatches on it). */
@@ -147,26 +144,12 @@ export function parseWatchdogUpdate(line: string): WatchdogUpdate | undefined {
 
 type Reason = "disarm" | "main process ended" | "main process gone" | "deadline passed";
 
-/** The lines of stdin as they come; ends at the end of input (or a broken pipe). */
-async function* inputLines(): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buffered = "";
-  try {
-    for await (const chunk of Deno.stdin.readable) {
-      buffered += decoder.decode(chunk, { stream: true });
-      const lines = buffered.split("\n");
-      buffered = lines.pop() ?? "";
-      yield* lines;
-    }
-  } catch { /* a broken pipe is an end */ }
-}
-
 /**
  * Resolves with the first line `disarm` (as "disarm") or at the end of input; hands each
  * update line to `onUpdate` on the way.
  */
 async function watchInput(
-  lines: AsyncGenerator<string>,
+  lines: LineReader,
   onUpdate: (update: WatchdogUpdate) => void,
 ): Promise<Reason> {
   for await (const line of lines) {
@@ -185,7 +168,7 @@ async function waitGone(gone: () => boolean): Promise<boolean> {
   const end = performance.now() + KILL_WAIT_MS;
   while (performance.now() < end) {
     if (gone()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await delay(25);
   }
   return gone();
 }
@@ -193,10 +176,8 @@ async function waitGone(gone: () => boolean): Promise<boolean> {
 /** Runs the start command through `sh -c`; true when it exits 0. */
 async function runStartCommand(command: string, path: string): Promise<boolean> {
   try {
-    const result = await runProgram("/bin/sh", ["-c", command], {
-      timeoutMs: START_TIMEOUT_MS,
-      path,
-    });
+    const [shell, args] = shellCommand(command);
+    const result = await runProgram(shell, args, { timeoutMs: START_TIMEOUT_MS, path });
     if (result.code === 0) {
       log(`started the database again: ${command}`);
       return true;
@@ -229,7 +210,7 @@ async function thawOne(program: FreezeProgram, mountPoint: string, path: string)
     } catch (error) {
       log(`thaw of ${mountPoint} failed (try ${attempt}): ${(error as Error).message}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await delay(200);
   }
   return false;
 }
@@ -258,7 +239,8 @@ async function tellSyslog(logger: string | undefined, message: string): Promise<
  * ```
  */
 export async function runWatchdog(args: readonly string[]): Promise<number> {
-  const input = inputLines();
+  // A broken pipe is an end of input, like the end itself.
+  const input = new LineReader(Deno.stdin.readable);
   let config: WatchdogConfig;
   let program: FreezeProgram;
   try {
@@ -268,8 +250,8 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
     if (text === CONFIG_ON_STDIN) {
       const first = await input.next();
       // The main process ended (or gave up) before arming: nothing was frozen, nothing to do.
-      if (first.done) return 0;
-      text = first.value;
+      if (first === undefined) return 0;
+      text = first;
     }
     config = parseWatchdogConfig(text);
   } catch (error) {
