@@ -87,7 +87,7 @@ async function snapshotAndFollowUp(
           log,
           devices: new Map(plan.freezeMounts.map((m) => [m.mountPoint, m.majorMinor])),
         }),
-        hooks: createHooks({ log }),
+        hooks: createHooks({ log, timeoutMs: plan.hooks.timeoutMs }),
         // A main process stuck past the deadline is killed, so its database lock dies too.
         watchdog: createWatchdog({ log, killAtDeadline: true }),
         exclusion: plan.freezeMounts.length > 0

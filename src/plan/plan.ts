@@ -41,7 +41,7 @@ export interface Plan {
   /** --multi-volume: one CreateSnapshots call for the instance ({@linkcode Plan.instanceId}). */
   multiVolume: boolean;
   /** The shell commands around the freeze. */
-  hooks: { preFreeze?: string; postThaw?: string };
+  hooks: { preFreeze?: string; postThaw?: string; timeoutMs: number };
   /** One request per volume, in the order of the volume arguments (or of discovery). */
   volumes: SnapshotRequest[];
   /** How each volume was found beneath a mount point, when discovered. */
@@ -324,7 +324,11 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     noaction: options.noaction,
     quiet: options.quiet,
     multiVolume: options.multiVolume,
-    hooks: { preFreeze: options.preFreezeCommand, postThaw: options.postThawCommand },
+    hooks: {
+      preFreeze: options.preFreezeCommand,
+      postThaw: options.postThawCommand,
+      timeoutMs: options.hookTimeout * 1000,
+    },
     volumes,
     discovered,
     freezeMounts,
