@@ -8,7 +8,10 @@ import { mariadbAvailable, type MariadbServer, startMariadb } from "./support/ma
 import { startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { assertAvailable } from "./support/real.ts";
-import { ExitCode } from "../src/util/errors.ts";
+import nodeAssert from "node:assert/strict";
+import { DatabaseError, ExitCode } from "../src/util/errors.ts";
+import { writeStatusFile } from "../src/db/mysql/positions.ts";
+import { silentLogger } from "../src/util/log.ts";
 
 Deno.test({
   name: "a symbolic link at the status file's path: refused, its target not overwritten",
@@ -63,4 +66,27 @@ Deno.test({
       await moto.stop();
     }
   },
+});
+
+Deno.test("a link put at the status file's path after the plan is not written through either", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ecs-status-" });
+  try {
+    const precious = `${dir}/precious`;
+    Deno.writeTextFileSync(precious, "root's file\n");
+    const status = `${dir}/master-status`;
+    Deno.symlinkSync(precious, status);
+    const coordinates = { file: "bin.000001", position: 4, from: "source" as const };
+    const position = { coordinates, doDb: "", ignoreDb: "" };
+    nodeAssert.throws(
+      () => writeStatusFile(status, position, silentLogger),
+      (error: Error) =>
+        error instanceof DatabaseError && /is a symbolic link; refusing/.test(error.message),
+    );
+    assertEquals(Deno.readTextFileSync(precious), "root's file\n");
+    Deno.removeSync(status);
+    assertEquals(writeStatusFile(status, position, silentLogger), true);
+    assertMatch(Deno.readTextFileSync(status), /^master_log_file="bin.000001"\n/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
