@@ -113,6 +113,7 @@ export interface ArmedWatchdog {
 
 /** The freeze locks of the run's file systems, held from before the first lock to the end. */
 export interface HeldExclusion {
+  /** Gives the locks back (only those still held by this run). */
   release(): Promise<void>;
   /** Adds a process (the watchdog) that keeps the locks held if this one dies. */
   guard?(pid: number): Promise<void>;

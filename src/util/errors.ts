@@ -109,6 +109,7 @@ export class RetentionError extends AppError {
 
 /** Another run or hold has the file system's freeze lock: refused before anything is locked. */
 export class BusyError extends AppError {
+  /** @param message names the file system and the process that holds it. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.busy, options);
   }

@@ -99,7 +99,9 @@ export interface ArmedWatchdogProcess extends ArmedWatchdog {
 
 /** The real {@linkcode Watchdog}: its armed watchdog also tells its process id. */
 export interface ProcessWatchdog extends Watchdog {
+  /** Starts the watchdog process ahead, unarmed (see {@linkcode Watchdog.prepare}). */
   prepare(): void;
+  /** Arms it for `mountPoints` until `deadlineMs` from now (see {@linkcode Watchdog.arm}). */
   arm(
     mountPoints: readonly string[],
     deadlineMs: number,
