@@ -18,7 +18,7 @@ import { createMultiVolumeEc2 } from "../aws/multi_volume.ts";
 import { sdkCredentials } from "../aws/credentials.ts";
 import { stderrProgress } from "./progress.ts";
 import { jsonReport, planReport, textReport } from "./report.ts";
-import { runSequence } from "../run/sequence.ts";
+import { runSequence, WATCHDOG_PHASE_MS } from "../run/sequence.ts";
 
 /** Where the command writes its report (stdout in the program). */
 export type Write = (text: string) => void;
@@ -80,6 +80,8 @@ async function snapshotAndFollowUp(
         preFreezeCommand: plan.hooks.preFreeze,
         postThawCommand: plan.hooks.postThaw,
         databaseStartCommand: plan.database?.stop ? plan.database.commands?.start : undefined,
+        // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
+        watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hooks.timeoutMs,
       },
       {
         ec2: multiVolume ?? createEc2(clientFor(region), log),

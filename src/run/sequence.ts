@@ -189,7 +189,8 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
     }
     if (startCommand) {
       // The stop outlives a SIGKILL of this process: the watchdog starts the database again.
-      await armWatchdog([], phaseMs);
+      // Without mounts to freeze, its bound also covers the snapshot round.
+      await armWatchdog([], phaseMs + spec.snapshotTimeoutMs + WATCHDOG_MARGIN_MS);
       checkSignal();
     }
     if (database) {
