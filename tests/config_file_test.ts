@@ -1,14 +1,17 @@
 /** --config FILE: good files merged under the command line, bad files refused by file and line. */
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { startMoto } from "./support/moto.ts";
+import { MOTO, startMoto } from "./support/moto.ts";
+import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { mergeConfig, parseConfigText } from "../src/cli/config_file.ts";
 import { UsageError } from "../src/util/errors.ts";
-import { parseCommandLine } from "../src/cli/options.ts";
+import { parseCommandLine } from "../src/cli/parse.ts";
 
-function writeConfig(text: string): string {
+/** Writes a configuration file; adds its path to `written`, for the test to remove. */
+function writeConfig(text: string, written: string[]): string {
   const path = Deno.makeTempFileSync({ prefix: "ecs-config-", suffix: ".conf" });
+  written.push(path);
   Deno.writeTextFileSync(path, text);
   return path;
 }
@@ -82,14 +85,15 @@ Deno.test("bad configuration files name the file and the line", () => {
   }
 });
 
-Deno.test("a run configured by a file, against moto", async () => {
+Deno.test("a run configured by a file, against moto", { ignore: ignoreUnless(MOTO) }, async () => {
   const moto = await startMoto();
-  if (!moto) return;
+  const written: string[] = [];
   try {
     const [a, b] = await moto.createVolumes(2);
     const config = writeConfig(
       `[ec2-consistent-snapshot]\ndescription = from the file\ntag = "team=db;env=prod"\n` +
         `volume = ${a}\nvolume = ${b}\n`,
+      written,
     );
     const result = await runProgram(["--config", config], { env: baseEnv(moto.env) });
     assertEquals(result.code, 0, result.stderr);
@@ -103,7 +107,7 @@ Deno.test("a run configured by a file, against moto", async () => {
       assertEquals([tags.team, tags.env], ["db", "prod"]);
     }
 
-    const bad = writeConfig("region = us-east-1\nwiat = 60\n");
+    const bad = writeConfig("region = us-east-1\nwiat = 60\n", written);
     const refused = await runProgram(["--config", bad, a], { env: baseEnv(moto.env) });
     assertEquals(refused.code, 2);
     assertEquals(refused.stdout, "");
@@ -115,6 +119,7 @@ Deno.test("a run configured by a file, against moto", async () => {
     assertEquals(missing.code, 2);
     assertMatch(missing.stderr, /--config \/nonexistent\.conf: cannot read: no such file/);
   } finally {
+    for (const path of written) await Deno.remove(path);
     await moto.stop();
   }
 });
@@ -134,7 +139,7 @@ Deno.test("a bad line is named by file and line, never shown: a secret never rea
     [`${SECRET}[] = 1\n`, /:1: unknown key; keys are long option names/],
   ];
   for (const [text, pattern] of cases) {
-    const config = writeConfig(text);
+    const config = writeConfig(text, []);
     try {
       const result = await runProgram(["--config", config, "vol-00000001"], { env });
       assertEquals(result.code, 2, result.stderr);
@@ -151,7 +156,7 @@ Deno.test("a bad line is named by file and line, never shown: a secret never rea
 
 Deno.test("control characters in what is echoed are escaped", async () => {
   const env = baseEnv();
-  const config = writeConfig("keep = 1\x1b[2J\x07\n");
+  const config = writeConfig("keep = 1\x1b[2J\x07\n", []);
   try {
     const result = await runProgram(["--config", config, "vol-00000001"], { env });
     assertEquals(result.code, 2, result.stderr);

@@ -4,10 +4,13 @@
  * during the release never ends in 0, and the device frozen is the device the plan checked.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
-import { isFrozen, withTmpfsMount, withXfsMount } from "./support/xfs.ts";
+import { isFrozen, TMPFS, withTmpfsMount, withXfsMount, xfsRequirement } from "./support/xfs.ts";
 import { ExitCode } from "../src/util/errors.ts";
+
+const XFS = await xfsRequirement();
 
 /** Runs without any network: the plan refuses before anything. */
 async function dry(args: string[]) {
@@ -23,7 +26,6 @@ async function withMoto(
   fn: (s: { moto: MotoEndpoint; volume: string; env: Record<string, string> }) => Promise<void>,
 ): Promise<void> {
   const moto = await startMoto();
-  if (!moto) return;
   const env = baseEnv({ ...moto.env, ECS_RUN_DIR: Deno.makeTempDirSync({ prefix: "ecs-run-" }) });
   try {
     const [volume] = await moto.createVolumes(1);
@@ -65,7 +67,9 @@ Deno.test("tag keys and values are measured in characters, as EC2 counts them", 
   assertMatch(longKey.stderr, /key longer than 128 characters/);
 });
 
-Deno.test("hooks write to stderr, never into the stdout that carries the ids and the JSON", async () => {
+Deno.test("hooks write to stderr, never into the stdout that carries the ids and the JSON", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   await withMoto(async ({ moto, volume, env }) => {
     const hooks = [
       "--pre-freeze-command",
@@ -86,7 +90,9 @@ Deno.test("hooks write to stderr, never into the stdout that carries the ids and
   });
 });
 
-Deno.test("a hook that hangs is killed at --hook-timeout: exit 8, nothing created", async () => {
+Deno.test("a hook that hangs is killed at --hook-timeout: exit 8, nothing created", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   await withMoto(async ({ moto, volume, env }) => {
     const started = performance.now();
     const out = await runProgram(
@@ -101,7 +107,9 @@ Deno.test("a hook that hangs is killed at --hook-timeout: exit 8, nothing create
   });
 });
 
-Deno.test("a stop signal during the release (post-thaw command) ends as stopped, never 0", async () => {
+Deno.test("a stop signal during the release (post-thaw command) ends as stopped, never 0", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   await withMoto(async ({ moto, volume, env }) => {
     const dir = Deno.makeTempDirSync({ prefix: "ecs-hook-" });
     try {
@@ -129,28 +137,32 @@ Deno.test("a stop signal during the release (post-thaw command) ends as stopped,
   });
 });
 
-Deno.test("the file system frozen is the one the plan checked: another mounted over it in between is refused", async () => {
-  await withMoto(async ({ moto, volume, env }) => {
-    await withXfsMount(async (mount) => {
-      await withTmpfsMount(async (tmpfs) => {
-        // The pre-freeze command runs after the plan and before the freeze: it mounts over.
-        const over = `mount --bind '${tmpfs.mountPoint}' '${mount.mountPoint}'`;
-        try {
-          const out = await runProgram(
-            ["--freeze-filesystem", mount.mountPoint, "--pre-freeze-command", over, volume],
-            { env },
-          );
-          assertEquals(out.code, ExitCode.freeze, out.stderr);
-          assertMatch(
-            out.stderr,
-            new RegExp(`refusing to freeze ${mount.mountPoint}: it is now device \\S+, not \\S+`),
-          );
-          assertEquals((await moto.snapshotsOf([volume])).length, 0);
-        } finally {
-          await new Deno.Command("umount", { args: [mount.mountPoint] }).output();
-        }
-        assertEquals(await isFrozen(mount.mountPoint), false);
+Deno.test(
+  "the file system frozen is the one the plan checked: another mounted over it in between is refused",
+  { ignore: ignoreUnless(XFS, TMPFS, MOTO) },
+  async () => {
+    await withMoto(async ({ moto, volume, env }) => {
+      await withXfsMount(async (mount) => {
+        await withTmpfsMount(async (tmpfs) => {
+          // The pre-freeze command runs after the plan and before the freeze: it mounts over.
+          const over = `mount --bind '${tmpfs.mountPoint}' '${mount.mountPoint}'`;
+          try {
+            const out = await runProgram(
+              ["--freeze-filesystem", mount.mountPoint, "--pre-freeze-command", over, volume],
+              { env },
+            );
+            assertEquals(out.code, ExitCode.freeze, out.stderr);
+            assertMatch(
+              out.stderr,
+              new RegExp(`refusing to freeze ${mount.mountPoint}: it is now device \\S+, not \\S+`),
+            );
+            assertEquals((await moto.snapshotsOf([volume])).length, 0);
+          } finally {
+            await new Deno.Command("umount", { args: [mount.mountPoint] }).output();
+          }
+          assertEquals(await isFrozen(mount.mountPoint), false);
+        });
       });
     });
-  });
-});
+  },
+);

@@ -4,23 +4,25 @@
  * anything is locked and its target keeps its content.
  */
 import { assertEquals, assertMatch } from "./support/assert.ts";
-import { mariadbAvailable, type MariadbServer, startMariadb } from "./support/mariadb.ts";
-import { startMoto } from "./support/moto.ts";
+import { mariadbRequirement, type MariadbServer, startMariadb } from "./support/mariadb.ts";
+import { MOTO, startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
-import { assertAvailable } from "./support/real.ts";
+import { ignoreUnless, requireAvailable } from "./support/real.ts";
 import nodeAssert from "node:assert/strict";
 import { DatabaseError, ExitCode } from "../src/util/errors.ts";
 import { writeStatusFile } from "../src/db/mysql/positions.ts";
 import { silentLogger } from "../src/util/log.ts";
 
+const MARIADB = await mariadbRequirement();
+
 Deno.test({
   name: "a symbolic link at the status file's path: refused, its target not overwritten",
+  ignore: ignoreUnless(MARIADB, MOTO),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    if (!assertAvailable(await mariadbAvailable(), "needs mariadb-server (Debian)")) return;
+    requireAvailable(MARIADB);
     const moto = await startMoto();
-    if (!moto) return;
     const dir = Deno.makeTempDirSync({ prefix: "ecs-status-" });
     const env = baseEnv(moto.env);
     let db: MariadbServer | undefined;

@@ -5,12 +5,15 @@
  * its session and lock die, and the mount is thawed.
  */
 import { assert, assertEquals } from "./support/assert.ts";
-import { mariadbAvailable, type MariadbServer, startMariadb } from "./support/mariadb.ts";
-import { type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { mariadbRequirement, type MariadbServer, startMariadb } from "./support/mariadb.ts";
+import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
 import { baseEnv, spawnProgram } from "./support/program.ts";
 import { type Proxy, type SeenRequest, startProxy } from "./support/proxy.ts";
-import { assertAvailable } from "./support/real.ts";
-import { isFrozen, type TestMount, withXfsMount } from "./support/xfs.ts";
+import { ignoreUnless, requireAvailable } from "./support/real.ts";
+import { isFrozen, type TestMount, withXfsMount, xfsRequirement } from "./support/xfs.ts";
+
+const MARIADB = await mariadbRequirement();
+const XFS = await xfsRequirement();
 
 const PASSWORD = "wd-Secret-4c1e";
 
@@ -25,10 +28,9 @@ interface Stack {
 }
 
 async function withStack(fn: (s: Stack) => Promise<void>): Promise<void> {
-  if (!assertAvailable(await mariadbAvailable(), "needs mariadb-server (Debian)")) return;
+  requireAvailable(MARIADB);
   await withXfsMount(async (mount) => {
     const moto = await startMoto();
-    if (!moto) return;
     const proxy = startProxy(moto.url);
     const dir = Deno.makeTempDirSync({ prefix: "ecs-wd-mysql-" });
     const env = baseEnv({
@@ -95,6 +97,7 @@ async function answers(db: MariadbServer, timeoutMs: number): Promise<boolean> {
 
 Deno.test({
   name: "--mysql-stop and a SIGKILLed run: the watchdog thaws and starts the server again",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -132,6 +135,7 @@ Deno.test({
 Deno.test({
   name:
     "a run stopped (SIGSTOP) while locked and frozen: killed at the deadline, thawed, its lock gone",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

@@ -2,13 +2,8 @@
 import ini from "ini";
 import { UsageError } from "../util/errors.ts";
 import { readableByOthers, readUserFile } from "../util/files.ts";
-import {
-  applyValue,
-  findOption,
-  OPTION_TABLE,
-  type OptionSpec,
-  type ParsedArgs,
-} from "./options.ts";
+import { findOption, OPTION_TABLE, type OptionSpec, type ParsedArgs } from "./options.ts";
+import { applyValue } from "./parse.ts";
 
 /** Every long option name and alias. */
 function optionNames(): string[] {
@@ -31,6 +26,7 @@ export const VOLUME_KEY = "volume";
 export interface ConfigEntry {
   /** The option's long name (aliases resolved), or VOLUME_KEY. */
   name: string;
+  /** Each value as written (`true` for a key without `=`, e.g. `multi-volume`). */
   values: (string | boolean)[];
   /** The line of each value. */
   lines: number[];
@@ -38,7 +34,9 @@ export interface ConfigEntry {
 
 /** A configuration file, read and checked. */
 export interface ConfigFile {
+  /** The file, as given to --config. */
   path: string;
+  /** Its keys, in the order first seen. */
   entries: ConfigEntry[];
   /** Warnings to show once the logger exists (e.g. secrets in a file others can read). */
   warnings: string[];
