@@ -54,3 +54,13 @@ export function characters(text: string): number {
   for (const _ of text) count++;
   return count;
 }
+
+/** What one snapshot request asks for. */
+export interface SnapshotRequest {
+  /** The volume to snapshot. */
+  volumeId: string;
+  /** The snapshot's description. */
+  description: string;
+  /** The snapshot's tags, set in the CreateSnapshot call itself. */
+  tags: Record<string, string>;
+}
