@@ -267,3 +267,23 @@ Deno.test("--mysql-stop: the watchdog is armed before the stop with the start co
   ]);
   assertEquals(calls, ["guard 4242", "release"]);
 });
+
+Deno.test("a mount found frozen already is taken from the watchdog too: it never thaws someone else's freeze", async () => {
+  const r = recorder();
+  r.faults.set("freeze /b", new AlreadyFrozenError("cannot freeze /b: frozen already"));
+  const updates: string[] = [];
+  const watchdog = {
+    arm(mounts: readonly string[]) {
+      r.log.push(`arm ${mounts.join(",")}`);
+      return Promise.resolve({
+        disarm: () => Promise.resolve(void r.log.push("disarm")),
+        update: (change: { mountPoints?: readonly string[] }) =>
+          Promise.resolve(void updates.push(change.mountPoints?.join(",") ?? "")),
+      });
+    },
+  };
+  const result = await runSequence(spec, { ...deps(r), watchdog });
+  assertEquals(updates, ["/a", ""], "first only /a, then nothing once thawed");
+  assert(!r.log.includes("thaw /b"));
+  assertEquals(result.problems[0].exitCode, ExitCode.freeze);
+});

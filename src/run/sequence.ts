@@ -259,8 +259,13 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
       /** Mounts whose freeze found them frozen already: someone else's, never thawed by us. */
       const notOurs = new Set<string>();
       const freeze = (mount: string) =>
-        freezer.freeze(mount).catch((error) => {
-          if (error instanceof AlreadyFrozenError) notOurs.add(mount);
+        freezer.freeze(mount).catch(async (error) => {
+          if (error instanceof AlreadyFrozenError) {
+            notOurs.add(mount);
+            // Nor may the watchdog thaw it, should this process die now.
+            const ours = spec.freezeMounts.filter((m) => !notOurs.has(m));
+            await guard.update?.({ mountPoints: ours }).catch(() => {});
+          }
           throw error;
         });
       const thawLater = (mount: string) =>
