@@ -25,6 +25,8 @@ export const ExitCode = {
   retention: 10,
   /** Another run or hold freezes, or is about to freeze, the same file system; nothing was locked. */
   busy: 11,
+  /** --metrics-file could not be written (when the run itself succeeded). */
+  metrics: 15,
 } as const;
 
 /** One of the exit codes of {@linkcode ExitCode}. */
@@ -143,6 +145,21 @@ export class BusyError extends AppError {
   /** An error whose one-line `message` names the file system and the process that holds it. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.busy, options);
+  }
+}
+
+/**
+ * --metrics-file could not be written.
+ *
+ * @example
+ * ```ts
+ * throw new MetricsError("--metrics-file /var/lib/x.prom: cannot write: permission denied");
+ * ```
+ */
+export class MetricsError extends AppError {
+  /** An error with the one-line `message` the user sees; exit code 15. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.metrics, options);
   }
 }
 
