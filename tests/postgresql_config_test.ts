@@ -5,8 +5,8 @@ import { UsageError } from "../src/util/errors.ts";
 import {
   describePostgresqlPlan,
   type PostgresqlOptions,
-  resolvePostgresqlPlan,
   type PostgresqlSettingsInputs,
+  resolvePostgresqlPlan,
 } from "../src/db/postgresql/settings.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {

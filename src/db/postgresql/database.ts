@@ -45,6 +45,13 @@ function pgErrorText(error: unknown): string {
   return e?.message ?? String(error);
 }
 
+/** The PostgreSQL Database: the optional parts of Database are all there. */
+export interface PostgresqlDatabase extends Database {
+  readonly holdsWrites: false;
+  files(): Promise<DatabaseFile[]>;
+  positionAtFreeze(signal: AbortSignal): Promise<WalPosition>;
+}
+
 /**
  * Makes the PostgreSQL implementation of Database. Nothing is connected until prepare(); the
  * driver (pg) is loaded only then. lock() runs CHECKPOINT (a restartpoint on a standby) and
@@ -59,12 +66,15 @@ function pgErrorText(error: unknown): string {
  * await db.release();
  * ```
  */
-export function createPostgresqlDatabase(plan: PostgresqlPlan, deps: PostgresqlDeps): Database {
-  return new PostgresqlDatabase(plan, deps);
+export function createPostgresqlDatabase(
+  plan: PostgresqlPlan,
+  deps: PostgresqlDeps,
+): PostgresqlDatabase {
+  return new PostgresqlConnection(plan, deps);
 }
 
-class PostgresqlDatabase implements Database {
-  readonly holdsWrites = false;
+class PostgresqlConnection implements PostgresqlDatabase {
+  readonly holdsWrites = false as const;
   readonly #plan: PostgresqlPlan;
   readonly #deps: PostgresqlDeps;
   readonly #log: Logger;
@@ -80,9 +90,7 @@ class PostgresqlDatabase implements Database {
 
   #where(): string {
     const p = this.#plan;
-    return p.host.startsWith("/")
-      ? `socket ${p.host}/.s.PGSQL.${p.port}`
-      : `${p.host}:${p.port}`;
+    return p.host.startsWith("/") ? `socket ${p.host}/.s.PGSQL.${p.port}` : `${p.host}:${p.port}`;
   }
 
   async prepare(): Promise<void> {
@@ -210,7 +218,9 @@ class PostgresqlDatabase implements Database {
     const [row] = await this.#rows(this.#positionSql(), { signal });
     if (row.standby !== this.#standby) {
       throw new DatabaseError(
-        `PostgreSQL: the server was ${this.#standby ? "promoted" : "made a standby"} during the run`,
+        `PostgreSQL: the server was ${
+          this.#standby ? "promoted" : "made a standby"
+        } during the run`,
       );
     }
     const position: WalPosition = {
