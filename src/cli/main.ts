@@ -112,7 +112,13 @@ async function snapshotAndFollowUp(
         freezer: createFreezer({ log }),
         hooks: createHooks({ log }),
         watchdog: createWatchdog({ log }),
-        database: plan.database ? createMysqlDatabase(options, { log }) : undefined,
+        database: plan.database ? createMysqlDatabase(options, { log }) : plan.postgresql
+          // pg loads only for a run that uses it: not for --help, --noaction or MySQL.
+          ? (await import("../db/postgresql/database.ts")).createPostgresqlDatabase(
+            plan.postgresql,
+            { log },
+          )
+          : undefined,
         log,
         signal: trap.signal,
       },

@@ -3,11 +3,12 @@
  * document (--output json); and the dry-run plan.
  */
 import type { AfterRunResult } from "../run/after_run.ts";
-import type { BinlogCoordinates, SnapshotRequest } from "../run/interfaces.ts";
+import type { BinlogCoordinates, SnapshotRequest, WalPosition } from "../run/interfaces.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RunResult } from "../run/sequence.ts";
 import { PROGRAM } from "../plan/plan.ts";
 import type { RetentionResult } from "../aws/retention.ts";
+import { describePostgresqlPlan, type PostgresqlPlan } from "../db/postgresql/settings.ts";
 import { VERSION } from "./version.ts";
 
 /**
@@ -24,7 +25,20 @@ export function binlogLine(binlog: BinlogCoordinates): string {
 }
 
 /**
- * Text output: the binary-log line (when locked), then one snapshot id per line in order; then
+ * PostgreSQL's WAL line, in the style of the binary-log line.
+ *
+ * @example
+ * ```ts
+ * walLine({ lsn: "0/3000060", timeline: 1, from: "primary" });
+ * // 'ec2-consistent-snapshot: wal_lsn="0/3000060", timeline=1'
+ * ```
+ */
+export function walLine(wal: WalPosition): string {
+  return `${PROGRAM}: wal_lsn="${wal.lsn}", timeline=${wal.timeline}`;
+}
+
+/**
+ * Text output: the binary-log line (when locked) or the WAL line (PostgreSQL), then one snapshot id per line in order; then
  * the ids of the copies (--copy-to-region), one per line, by region in the order given and by
  * volume within a region.
  */
@@ -32,6 +46,7 @@ export function textReport(result: RunResult, quiet: boolean, after?: AfterRunRe
   if (quiet) return "";
   const lines: string[] = [];
   if (result.binlog) lines.push(binlogLine(result.binlog));
+  if (result.wal) lines.push(walLine(result.wal));
   for (const outcome of result.outcomes) if (outcome.ok) lines.push(outcome.snapshotId);
   for (const copy of after?.copies ?? []) if (copy.snapshotId) lines.push(copy.snapshotId);
   return lines.map((line) => line + "\n").join("");
@@ -60,6 +75,8 @@ export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult
       };
     }),
     binlog: result.binlog ?? null,
+    wal: result.wal ?? null,
+    unfrozen: result.unfrozen,
     timings: result.timings,
     waits: after?.waits ?? [],
     copies: after?.copies ?? [],
@@ -67,6 +84,12 @@ export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult
     problems: result.problems.map((p) => ({ exitCode: p.exitCode, message: p.message })),
   };
   return JSON.stringify(doc, null, 2) + "\n";
+}
+
+/** The PostgreSQL plan as printed: everything but the password. */
+function withoutPassword(plan: PostgresqlPlan): Omit<PostgresqlPlan, "password"> {
+  const { password: _, ...rest } = plan;
+  return rest;
 }
 
 /** The dry-run plan: what would be done, in order; `retention` lists what would be deleted. */
@@ -84,6 +107,7 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
         credentials: plan.credentials.describe,
         snapshotTimeoutSeconds: plan.snapshotTimeoutMs / 1000,
         database: plan.database ?? null,
+        postgresql: plan.postgresql ? withoutPassword(plan.postgresql) : null,
         freeze: plan.freezeMounts.map((m) => m.mountPoint),
         discovered: plan.discovered,
         snapshots: plan.volumes,
@@ -108,6 +132,13 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
         plan.database.stop
           ? "would stop MySQL/MariaDB and start it again (no connection in a dry run)"
           : `would flush and lock MySQL/MariaDB, lock mode ${plan.database.lockMode} (no connection in a dry run)`,
+      ]
+      : []),
+    ...(plan.postgresql
+      ? [
+        `would CHECKPOINT PostgreSQL and record its WAL position: ${
+          describePostgresqlPlan(plan.postgresql).replace(/^PostgreSQL: /, "")
+        } (no connection in a dry run)`,
       ]
       : []),
     ...plan.freezeMounts.map((m) => `would freeze ${m.mountPoint} (${m.fsType} on ${m.source})`),

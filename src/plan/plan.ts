@@ -12,6 +12,11 @@ import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";
 import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
 import { checkMultiVolumeRequests, MULTI_VOLUME_MARKER } from "../aws/multi_volume.ts";
 import { type MysqlLockMode, mysqlLockMode } from "../db/mysql/server.ts";
+import {
+  describePostgresqlPlan,
+  type PostgresqlPlan,
+  resolvePostgresqlPlan,
+} from "../db/postgresql/settings.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
 import type { Options, ParsedArgs } from "../cli/options.ts";
 
@@ -45,6 +50,8 @@ export interface Plan {
   freezeMounts: MountPoint[];
   /** The database to flush and lock (or stop), if any; checked, not connected. */
   database: { kind: "mysql"; lockMode: MysqlLockMode; stop: boolean } | undefined;
+  /** PostgreSQL to CHECKPOINT, connection settings resolved (libpq's order); not connected. */
+  postgresql: PostgresqlPlan | undefined;
   /** This instance's id, when it had to be looked up (discovery) or was given. */
   instanceId: string | undefined;
   credentials: CredentialSource;
@@ -201,6 +208,18 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const database = options.mysql || options.percona || options.mysqlStop
     ? { kind: "mysql" as const, lockMode: mysqlLockMode(options), stop: options.mysqlStop }
     : undefined;
+  if (database && options.postgresql) {
+    throw new UsageError(
+      "--postgresql cannot be combined with --mysql, --percona or --mysql-stop: one database per run",
+    );
+  }
+  const postgresql = options.postgresql
+    ? await resolvePostgresqlPlan({ options, env, home: inputs.home, debug: log.debug })
+    : undefined;
+  if (postgresql) {
+    registerSecret(postgresql.password);
+    log.debug(describePostgresqlPlan(postgresql));
+  }
 
   const endpoint = checkEndpoint(options.ec2Endpoint, "--ec2-endpoint") ??
     checkEndpoint(env.AWS_ENDPOINT_URL_EC2, "$AWS_ENDPOINT_URL_EC2");
@@ -315,6 +334,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     discovered,
     freezeMounts,
     database,
+    postgresql,
     instanceId,
     credentials,
     region,

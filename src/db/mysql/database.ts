@@ -4,7 +4,8 @@ import type { Connection, RowDataPacket } from "mysql2/promise";
 import { dirname } from "node:path";
 import { DatabaseError, UsageError } from "../../util/errors.ts";
 import { exists } from "../../util/files.ts";
-import type { BinlogCoordinates, Database } from "../../run/interfaces.ts";
+import type { BinlogCoordinates, Database, DatabaseFile } from "../../run/interfaces.ts";
+import { LOCATIONS_SQL, mysqlLocations } from "./locations.ts";
 import { type Logger, registerSecret } from "../../util/log.ts";
 import {
   describeMysqlSettings,
@@ -315,6 +316,12 @@ class MysqlDatabase implements Database {
     } catch (error) {
       throw new DatabaseError(`MySQL: ${sql}: ${sqlErrorText(error)}`, { cause: error });
     }
+  }
+
+  /** Where the server keeps data, redo log, binary and relay logs (no privilege needed). */
+  async files(): Promise<DatabaseFile[]> {
+    if (!this.#main) return []; // --mysql-stop: no connection is kept
+    return mysqlLocations(await this.#rows(this.#main, LOCATIONS_SQL));
   }
 
   // ---- lock ----
