@@ -51,7 +51,8 @@ Deno.test("staticImports: value imports count, type-only imports do not", () => 
 
 Deno.test("--help, --version and --noaction load neither the AWS SDK nor a database driver", () => {
   const heavy = [...packagesReached("cli/main.ts")].filter((p) =>
-    p.startsWith("@aws-sdk/") || p === "mysql2" || p.startsWith("mysql2/") || p === "mongodb"
+    p.startsWith("@aws-sdk/") || p === "mysql2" || p.startsWith("mysql2/") || p === "mongodb" ||
+    p === "pg" || p.startsWith("pg/") || p.startsWith("pgpass")
   );
   assertEquals(heavy, []);
 });
