@@ -18,10 +18,10 @@ const WAL = { lsn: "0/3000060", timeline: 1, from: "primary" as const };
 /** A recorder whose database is PostgreSQL-like: a checkpoint, files, a position at the freeze. */
 function setup(files: DatabaseFile[] = [{ what: "PostgreSQL pg_wal", path: "/w" }]) {
   const r = recorder();
-  const step = async (name: string) => {
+  const step = (name: string): Promise<void> => {
     r.log.push(name);
     const fault = r.faults.get(name);
-    if (fault) throw fault;
+    return fault ? Promise.reject(fault) : Promise.resolve();
   };
   const database: Database = {
     holdsWrites: false,

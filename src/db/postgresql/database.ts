@@ -8,6 +8,7 @@ import type { PostgresqlPlan } from "./settings.ts";
 
 /** What createPostgresqlDatabase needs; all but `log` have defaults. */
 export interface PostgresqlDeps {
+  /** Where debug lines and warnings go. */
   log: Logger;
   /** Bound of the connection attempt. Default 10 s. */
   connectTimeoutMs?: number;
@@ -47,8 +48,11 @@ function pgErrorText(error: unknown): string {
 
 /** The PostgreSQL Database: the optional parts of Database are all there. */
 export interface PostgresqlDatabase extends Database {
+  /** A checkpoint holds no writes. */
   readonly holdsWrites: false;
+  /** data_directory, pg_wal (as the server names it) and the tablespace locations. */
   files(): Promise<DatabaseFile[]>;
+  /** pg_current_wal_lsn() (or pg_last_wal_replay_lsn() on a standby) and the timeline. */
   positionAtFreeze(signal: AbortSignal): Promise<WalPosition>;
 }
 

@@ -17,8 +17,11 @@ export type PostgresqlOptions = Pick<
 export interface PostgresqlPlan {
   /** A host name, or the directory of the Unix socket (an absolute path). */
   host: string;
+  /** The TCP port; with a socket, it names the socket file `.s.PGSQL.<port>`. */
   port: number;
+  /** The role to connect as. */
   user: string;
+  /** The database to connect to. */
   database: string;
   /** Never printed; registered as a secret by the planner. */
   password?: string;
@@ -28,8 +31,11 @@ export interface PostgresqlPlan {
 
 /** What {@linkcode resolvePostgresqlPlan} reads besides the options; all have defaults. */
 export interface PostgresqlSettingsInputs {
+  /** --postgresql-host, -port, -username, -dbname. */
   options: PostgresqlOptions;
+  /** The environment (PG* variables). */
   env: Record<string, string | undefined>;
+  /** The home directory (~/.pgpass, ~/.pg_service.conf). */
   home: string | undefined;
   /** The login name (libpq's default user); default: the process's user. */
   loginName?: string;
