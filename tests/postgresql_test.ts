@@ -96,6 +96,32 @@ Deno.test({
 });
 
 Deno.test({
+  name: "postgresql: a CHECKPOINT that outlasts its bound is cancelled with a warning, not a failure",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withServer(async (server) => {
+      // Dirty buffers to write, so that the checkpoint takes longer than its 1 ms bound.
+      await server.psql(
+        "CREATE TABLE big AS SELECT g, repeat('x', 200) AS v FROM generate_series(1, 50000) g",
+      );
+      const { log, lines } = logger();
+      const db = createPostgresqlDatabase(planFor(server), { log, checkpointTimeoutMs: 1 });
+      try {
+        await db.prepare();
+        await db.lock(AbortSignal.timeout(30_000));
+        assertMatch(lines.join("\n"), /CHECKPOINT did not finish in 0\.001 s; going on/);
+        // The connection is still good, and the bound is gone again.
+        assertMatch((await db.positionAtFreeze(AbortSignal.timeout(10_000))).lsn, /\//);
+      } finally {
+        await db.release();
+      }
+    });
+  },
+});
+
+Deno.test({
   name: "postgresql: pg_checkpoint suffices; without it prepare fails naming the grant",
   ignore,
   sanitizeResources: false,
