@@ -1,7 +1,8 @@
 /** Tests of the PostgreSQL connection settings: libpq's order of options, service file, PG* variables and ~/.pgpass. */
 
 import { assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
-import { UsageError } from "../src/util/errors.ts";
+import { ExitCode, UsageError } from "../src/util/errors.ts";
+import { baseEnv, runProgram } from "./support/program.ts";
 import {
   describePostgresqlPlan,
   type PostgresqlOptions,
@@ -206,4 +207,20 @@ Deno.test("postgresql settings: a bad port or several hosts are refused, naming 
       /\$PGHOST: several hosts/,
     );
   });
+});
+
+Deno.test("postgresql settings through the program: one database per run; an unknown service is exit 2", async () => {
+  const env = baseEnv({ AWS_REGION: "us-east-1" });
+  try {
+    const both = await runProgram(["-n", "--postgresql", "--mysql", "vol-1234abcd"], { env });
+    assertEquals(both.code, ExitCode.usage, both.stderr);
+    assertMatch(both.stderr, /--postgresql cannot be combined with --mysql/);
+    const service = await runProgram(["-n", "--postgresql", "vol-1234abcd"], {
+      env: { ...env, PGSERVICE: "nope", PGSYSCONFDIR: env.HOME },
+    });
+    assertEquals(service.code, ExitCode.usage, service.stderr);
+    assertMatch(service.stderr, /\$PGSERVICE: definition of service "nope" not found/);
+  } finally {
+    Deno.removeSync(env.HOME, { recursive: true });
+  }
 });

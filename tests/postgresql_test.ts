@@ -96,7 +96,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "postgresql: a CHECKPOINT that outlasts its bound is cancelled with a warning, not a failure",
+  name:
+    "postgresql: a CHECKPOINT that outlasts its bound is cancelled with a warning, not a failure",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
