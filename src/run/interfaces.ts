@@ -71,7 +71,7 @@ export interface DatabaseFile {
   path: string;
 }
 
-/** A database to flush and lock (or stop). Implemented for MySQL/MariaDB in mysql.ts. */
+/** A database to flush and lock (or stop, or checkpoint): db/mysql/ and db/postgresql/. */
 export interface Database {
   /**
    * False when lock() holds no writes (PostgreSQL: a checkpoint); the lock window then starts
