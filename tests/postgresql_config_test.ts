@@ -4,10 +4,10 @@ import { assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { ExitCode, UsageError } from "../src/util/errors.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import {
-  describePostgresqlPlan,
+  describePostgresqlSettings,
   type PostgresqlOptions,
   type PostgresqlSettingsInputs,
-  resolvePostgresqlPlan,
+  resolvePostgresqlSettings,
 } from "../src/db/postgresql/settings.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -42,19 +42,19 @@ function inputs(
 
 Deno.test("postgresql settings: libpq's defaults without anything set", async () => {
   await withDir(async (dir) => {
-    const plan = await resolvePostgresqlPlan(inputs(dir));
+    const plan = await resolvePostgresqlSettings(inputs(dir));
     assertEquals(
       { host: plan.host, port: plan.port, user: plan.user, database: plan.database },
       { host: "/var/run/postgresql", port: 5432, user: "login", database: "login" },
     );
     assertEquals(plan.password, undefined);
-    assertMatch(describePostgresqlPlan(plan), /socket \/var\/run\/postgresql .*password none/);
+    assertMatch(describePostgresqlSettings(plan), /socket \/var\/run\/postgresql .*password none/);
   });
 });
 
 Deno.test("postgresql settings: the default socket is the first directory that has one", async () => {
   await withDir(async (dir) => {
-    const plan = await resolvePostgresqlPlan(
+    const plan = await resolvePostgresqlSettings(
       inputs(dir, {
         env: { PGPORT: "5433" },
         exists: (path) => path === "/tmp/.s.PGSQL.5433",
@@ -73,13 +73,13 @@ Deno.test("postgresql settings: options win over PG* variables, variables over d
       PGDATABASE: "envdb",
       PGPASSWORD: "env-Secret-1",
     };
-    const fromEnv = await resolvePostgresqlPlan(inputs(dir, { env }));
+    const fromEnv = await resolvePostgresqlSettings(inputs(dir, { env }));
     assertEquals(
       [fromEnv.host, fromEnv.port, fromEnv.user, fromEnv.database, fromEnv.password],
       ["db.example", 6432, "envuser", "envdb", "env-Secret-1"],
     );
     assertEquals(fromEnv.sources.password, "$PGPASSWORD");
-    const fromOptions = await resolvePostgresqlPlan(inputs(dir, {
+    const fromOptions = await resolvePostgresqlSettings(inputs(dir, {
       env,
       options: {
         postgresqlHost: "/run/pg",
@@ -93,7 +93,7 @@ Deno.test("postgresql settings: options win over PG* variables, variables over d
       ["/run/pg", 7000, "snap", "app"],
     );
     assertEquals(fromOptions.sources.user, "--postgresql-username");
-    assertEquals(describePostgresqlPlan(fromOptions).includes("env-Secret-1"), false);
+    assertEquals(describePostgresqlSettings(fromOptions).includes("env-Secret-1"), false);
   });
 });
 
@@ -105,7 +105,7 @@ Deno.test("postgresql settings: $PGSERVICE from ~/.pg_service.conf, which beats 
         "user=svcuser\ndbname=svcdb\npassword=svc-Secret-2\nsslmode=disable\n",
     );
     const debug: string[] = [];
-    const plan = await resolvePostgresqlPlan(inputs(dir, {
+    const plan = await resolvePostgresqlSettings(inputs(dir, {
       env: { PGSERVICE: "snap", PGHOST: "ignored", PGUSER: "ignored", PGPASSWORD: "ignored" },
       options: { ...none, postgresqlDbname: "fromoption" },
       debug: (m) => debug.push(m),
@@ -124,13 +124,13 @@ Deno.test("postgresql settings: the system pg_service.conf when the user's has n
     Deno.mkdirSync(`${dir}/etc`);
     Deno.writeTextFileSync(`${dir}/.pg_service.conf`, "[other]\nhost=x\n");
     Deno.writeTextFileSync(`${dir}/etc/pg_service.conf`, "[snap]\nport=5555\n");
-    const plan = await resolvePostgresqlPlan(
+    const plan = await resolvePostgresqlSettings(
       inputs(dir, { env: { PGSERVICE: "snap", PGSYSCONFDIR: `${dir}/etc` } }),
     );
     assertEquals(plan.port, 5555);
     await assertRejects(
       () =>
-        resolvePostgresqlPlan(
+        resolvePostgresqlSettings(
           inputs(dir, { env: { PGSERVICE: "nope", PGSYSCONFDIR: `${dir}/etc` } }),
         ),
       UsageError,
@@ -155,29 +155,29 @@ Deno.test("postgresql settings: ~/.pgpass, first match wins, localhost for the d
     );
     Deno.chmodSync(pgpass, 0o600);
     const user = { ...none, postgresqlUsername: "snap" };
-    const local = await resolvePostgresqlPlan(inputs(dir, { options: user }));
+    const local = await resolvePostgresqlSettings(inputs(dir, { options: user }));
     assertEquals(local.password, "local:Pass-2");
     assertEquals(local.sources.password, pgpass);
-    const remote = await resolvePostgresqlPlan(
+    const remote = await resolvePostgresqlSettings(
       inputs(dir, { options: { ...user, postgresqlHost: "db.example", postgresqlDbname: "app" } }),
     );
     assertEquals(remote.password, "remote-Pass-1");
-    const custom = await resolvePostgresqlPlan(
+    const custom = await resolvePostgresqlSettings(
       inputs(dir, { options: { ...user, postgresqlHost: "/run/custom" } }),
     );
     assertEquals(custom.password, "custom-Pass-3");
-    const other = await resolvePostgresqlPlan(
+    const other = await resolvePostgresqlSettings(
       inputs(dir, { options: { ...user, postgresqlHost: "other.example", postgresqlPort: 1 } }),
     );
     assertEquals(other.password, "fallback-Pass-4");
-    const withVariable = await resolvePostgresqlPlan(
+    const withVariable = await resolvePostgresqlSettings(
       inputs(dir, { options: user, env: { PGPASSWORD: "env-Pass-5" } }),
     );
     assertEquals(withVariable.password, "env-Pass-5");
 
     Deno.chmodSync(pgpass, 0o644);
     const debug: string[] = [];
-    const open = await resolvePostgresqlPlan(
+    const open = await resolvePostgresqlSettings(
       inputs(dir, { options: user, debug: (m) => debug.push(m) }),
     );
     assertEquals(open.password, undefined, "a password file others may read is ignored");
@@ -189,7 +189,7 @@ Deno.test("postgresql settings: $PGPASSFILE names the password file", async () =
   await withDir(async (dir) => {
     Deno.writeTextFileSync(`${dir}/pw`, "*:*:*:*:file-Pass-6\n", { mode: 0o600 });
     Deno.chmodSync(`${dir}/pw`, 0o600);
-    const plan = await resolvePostgresqlPlan(inputs(dir, { env: { PGPASSFILE: `${dir}/pw` } }));
+    const plan = await resolvePostgresqlSettings(inputs(dir, { env: { PGPASSFILE: `${dir}/pw` } }));
     assertEquals(plan.password, "file-Pass-6");
   });
 });
@@ -197,12 +197,12 @@ Deno.test("postgresql settings: $PGPASSFILE names the password file", async () =
 Deno.test("postgresql settings: a bad port or several hosts are refused, naming the source", async () => {
   await withDir(async (dir) => {
     await assertRejects(
-      () => resolvePostgresqlPlan(inputs(dir, { env: { PGPORT: "54x" } })),
+      () => resolvePostgresqlSettings(inputs(dir, { env: { PGPORT: "54x" } })),
       UsageError,
       "PostgreSQL port from $PGPORT: expected 1 to 65535, got '54x'",
     );
     await assertRejects(
-      () => resolvePostgresqlPlan(inputs(dir, { env: { PGHOST: "a,b" } })),
+      () => resolvePostgresqlSettings(inputs(dir, { env: { PGHOST: "a,b" } })),
       UsageError,
       /\$PGHOST: several hosts/,
     );
@@ -221,6 +221,6 @@ Deno.test("postgresql settings through the program: one database per run; an unk
     assertEquals(service.code, ExitCode.usage, service.stderr);
     assertMatch(service.stderr, /\$PGSERVICE: definition of service "nope" not found/);
   } finally {
-    Deno.removeSync(env.HOME, { recursive: true });
+    // baseEnv's HOME is removed when the test process ends.
   }
 });

@@ -4,21 +4,20 @@
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import {
-  postgresAvailable,
+  postgresRequirement,
   type PostgresServer,
   startPostgres,
   waitStandbySynced,
 } from "./support/postgres.ts";
-import { type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
 import { type Proxy, startProxy } from "./support/proxy.ts";
-import { realRequired } from "./support/real.ts";
-import { isFrozen, type TestMount, withXfsMount } from "./support/xfs.ts";
+import { ignoreUnless, requireAvailable } from "./support/real.ts";
+import { isFrozen, type TestMount, withXfsMount, xfsRequirement } from "./support/xfs.ts";
 import { ExitCode } from "../src/util/errors.ts";
 
-const available = await postgresAvailable();
-const ignore = !available && !realRequired();
-if (ignore) console.warn("postgresql_e2e_test.ts ignored: needs root and Debian's postgresql");
+const POSTGRES = await postgresRequirement();
+const ignore = ignoreUnless(POSTGRES, await xfsRequirement(), MOTO);
 
 interface Stack {
   moto: MotoEndpoint;
@@ -35,14 +34,12 @@ async function withStack(
   options: { standby?: boolean },
   fn: (s: Stack) => Promise<void>,
 ): Promise<void> {
-  if (!available) throw new Error("real-service test cannot run: needs Debian's postgresql");
+  requireAvailable(POSTGRES);
   await withXfsMount(async (mount) => {
     const moto = await startMoto();
-    if (!moto) return;
     const proxy = startProxy(moto.url);
     let primary: PostgresServer | undefined;
     let standby: PostgresServer | undefined;
-    let env: Record<string, string> | undefined;
     try {
       primary = await startPostgres(
         options.standby ? {} : { datadir: `${mount.mountPoint}/pg` },
@@ -60,7 +57,7 @@ async function withStack(
       }
       const pg = standby ?? primary;
       const [volume] = await moto.createVolumes(1);
-      env = baseEnv({
+      const env = baseEnv({
         ...moto.env,
         AWS_ENDPOINT_URL_EC2: proxy.url,
         PGHOST: pg.rundir,
@@ -74,7 +71,6 @@ async function withStack(
       await mount.thaw();
       await standby?.stop();
       await primary?.stop();
-      if (env) Deno.removeSync(env.HOME, { recursive: true });
       await proxy.stop();
       await moto.stop();
     }

@@ -3,37 +3,51 @@
  * pg_basebackup): checkpoint, WAL position, privileges, passwords, file locations.
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
-import { postgresAvailable, type PostgresServer, startPostgres } from "./support/postgres.ts";
-import { realRequired } from "./support/real.ts";
-import { waitStandbySynced } from "./support/postgres.ts";
+import {
+  postgresRequirement,
+  type PostgresServer,
+  startPostgres,
+  waitStandbySynced,
+} from "./support/postgres.ts";
+import { ignoreUnless, requireAvailable } from "./support/real.ts";
 import { createPostgresqlDatabase } from "../src/db/postgresql/database.ts";
-import { type PostgresqlPlan, resolvePostgresqlPlan } from "../src/db/postgresql/settings.ts";
+import {
+  type PostgresqlSettings,
+  resolvePostgresqlSettings,
+} from "../src/db/postgresql/settings.ts";
+import type { PostgresqlPlan } from "../src/plan/postgresql.ts";
 import { createLogger } from "../src/util/log.ts";
 import { DatabaseError } from "../src/util/errors.ts";
 
-const available = await postgresAvailable();
-const ignore = !available && !realRequired();
-const reason = "needs root and Debian's postgresql (15)";
-if (ignore) console.warn(`postgresql_test.ts ignored: ${reason}`);
+const POSTGRES = await postgresRequirement();
+const ignore = ignoreUnless(POSTGRES);
 
 function logger() {
   const lines: string[] = [];
   return { lines, log: createLogger({ debug: true, write: (line) => lines.push(line) }) };
 }
 
-function planFor(server: PostgresServer, overrides: Partial<PostgresqlPlan> = {}): PostgresqlPlan {
+function planFor(
+  server: PostgresServer,
+  overrides: Partial<PostgresqlSettings> = {},
+  checkpointTimeoutMs = 60_000,
+): PostgresqlPlan {
   return {
-    host: server.rundir,
-    port: server.port,
-    user: "postgres",
-    database: "postgres",
-    sources: { host: "test", port: "test", user: "test", database: "test", password: "none" },
-    ...overrides,
+    kind: "postgresql",
+    settings: {
+      host: server.rundir,
+      port: server.port,
+      user: "postgres",
+      database: "postgres",
+      sources: { host: "test", port: "test", user: "test", database: "test", password: "none" },
+      ...overrides,
+    },
+    checkpointTimeoutMs,
   };
 }
 
 async function withServer(fn: (server: PostgresServer) => Promise<void>): Promise<void> {
-  if (!available) throw new Error(`real-service test cannot run: ${reason}`);
+  requireAvailable(POSTGRES);
   const server = await startPostgres();
   try {
     await fn(server);
@@ -108,7 +122,7 @@ Deno.test({
         "CREATE TABLE big AS SELECT g, repeat('x', 200) AS v FROM generate_series(1, 50000) g",
       );
       const { log, lines } = logger();
-      const db = createPostgresqlDatabase(planFor(server), { log, checkpointTimeoutMs: 1 });
+      const db = createPostgresqlDatabase(planFor(server, {}, 1), { log });
       try {
         await db.prepare();
         await db.lock(AbortSignal.timeout(30_000));
@@ -186,7 +200,7 @@ Deno.test({
           `${server.rundir}:${server.port}:*:snap:${password}\n`,
           { mode: 0o600 },
         );
-        const plan = await resolvePostgresqlPlan({
+        const settings = await resolvePostgresqlSettings({
           options: {
             postgresqlHost: server.rundir,
             postgresqlPort: server.port,
@@ -196,18 +210,25 @@ Deno.test({
           env: {},
           home,
         });
-        assertEquals(plan.password, password);
+        assertEquals(settings.password, password);
+        const plan: PostgresqlPlan = { kind: "postgresql", settings, checkpointTimeoutMs: 60_000 };
         const db = createPostgresqlDatabase(plan, { log: logger().log });
         try {
           await db.prepare();
         } finally {
           await db.release();
         }
-        const none = createPostgresqlDatabase({ ...plan, password: undefined }, {
+        const none = createPostgresqlDatabase({
+          ...plan,
+          settings: { ...settings, password: undefined },
+        }, {
           log: logger().log,
         });
         await assertRejects(() => none.prepare(), DatabaseError, /none is set/);
-        const wrong = createPostgresqlDatabase({ ...plan, password: "wrong-Pass" }, {
+        const wrong = createPostgresqlDatabase({
+          ...plan,
+          settings: { ...settings, password: "wrong-Pass" },
+        }, {
           log: logger().log,
         });
         const error = await assertRejects(
@@ -256,7 +277,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    if (!available) throw new Error(`real-service test cannot run: ${reason}`);
+    requireAvailable(POSTGRES);
     const dir = Deno.makeTempDirSync({ prefix: "ecs-pgfiles-" });
     const server = await startPostgres({ datadir: `${dir}/data`, waldir: `${dir}/wal` });
     try {

@@ -4,19 +4,16 @@
  * not frozen; and no warning when everything is on the frozen mount.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { mariadbAvailable, type MariadbServer, startMariadb } from "./support/mariadb.ts";
-import { postgresAvailable, type PostgresServer, startPostgres } from "./support/postgres.ts";
-import { type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { mariadbRequirement, type MariadbServer, startMariadb } from "./support/mariadb.ts";
+import { postgresRequirement, type PostgresServer, startPostgres } from "./support/postgres.ts";
+import { MOTO, startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
-import { realRequired } from "./support/real.ts";
-import { isFrozen, type TestMount, withXfsMount } from "./support/xfs.ts";
+import { ignoreUnless, requireAvailable } from "./support/real.ts";
+import { isFrozen, type TestMount, withXfsMount, xfsRequirement } from "./support/xfs.ts";
 
-const haveMariadb = await mariadbAvailable();
-const havePostgres = await postgresAvailable();
-const ignoreMariadb = !haveMariadb && !realRequired();
-const ignorePostgres = !havePostgres && !realRequired();
-if (ignoreMariadb) console.warn("unfrozen_e2e_test.ts: MariaDB tests ignored (mariadb-server)");
-if (ignorePostgres) console.warn("unfrozen_e2e_test.ts: PostgreSQL tests ignored (postgresql)");
+const MARIADB = await mariadbRequirement();
+const POSTGRES = await postgresRequirement();
+const XFS = await xfsRequirement();
 
 /** Two XFS mounts (the first is frozen, the second not), moto and a volume. */
 async function withTwoMounts(
@@ -28,8 +25,7 @@ async function withTwoMounts(
 ): Promise<void> {
   await withXfsMount((frozen) =>
     withXfsMount(async (other) => {
-      const moto: MotoEndpoint | undefined = await startMoto();
-      if (!moto) return;
+      const moto = await startMoto();
       const env = baseEnv(moto.env);
       try {
         const [volume] = await moto.createVolumes(1);
@@ -40,7 +36,6 @@ async function withTwoMounts(
           ));
       } finally {
         await frozen.thaw();
-        Deno.removeSync(env.HOME, { recursive: true });
         await moto.stop();
       }
     })
@@ -49,11 +44,11 @@ async function withTwoMounts(
 
 Deno.test({
   name: "unfrozen e2e: MariaDB's binary log on a file system not frozen is named, once",
-  ignore: ignoreMariadb,
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    if (!haveMariadb) throw new Error("real-service test cannot run: needs mariadb-server");
+    requireAvailable(MARIADB);
     await withTwoMounts(async (frozen, other, run) => {
       let db: MariadbServer | undefined;
       const dir = Deno.makeTempDirSync({ prefix: "ecs-unfrozen-e2e-" });
@@ -115,11 +110,11 @@ Deno.test({
 
 Deno.test({
   name: "unfrozen e2e: PostgreSQL's pg_wal symlinked to a file system not frozen is named",
-  ignore: ignorePostgres,
+  ignore: ignoreUnless(POSTGRES, XFS, MOTO),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    if (!havePostgres) throw new Error("real-service test cannot run: needs postgresql");
+    requireAvailable(POSTGRES);
     await withTwoMounts(async (frozen, other, run) => {
       let pg: PostgresServer | undefined;
       try {

@@ -6,9 +6,10 @@ import type { AfterRunResult } from "../run/after_run.ts";
 import type { BinlogCoordinates, SnapshotRequest, WalPosition } from "../run/interfaces.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RunResult } from "../run/sequence.ts";
-import { PROGRAM } from "../plan/plan.ts";
+import { PROGRAM } from "../plan/tags.ts";
+import { describeMysqlPlan, mysqlPlanJson } from "../plan/mysql.ts";
 import type { RetentionResult } from "../aws/retention.ts";
-import { describePostgresqlPlan, type PostgresqlPlan } from "../db/postgresql/settings.ts";
+import { describePostgresqlPlan, postgresqlPlanJson } from "../plan/postgresql.ts";
 import { VERSION } from "./version.ts";
 
 /**
@@ -86,12 +87,6 @@ export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult
   return JSON.stringify(doc, null, 2) + "\n";
 }
 
-/** The PostgreSQL plan as printed: everything but the password. */
-function withoutPassword(plan: PostgresqlPlan): Omit<PostgresqlPlan, "password"> {
-  const { password: _, ...rest } = plan;
-  return rest;
-}
-
 /** The dry-run plan: what would be done, in order; `retention` lists what would be deleted. */
 export function planReport(plan: Plan, retention?: RetentionResult): string {
   const after = plan.afterRun;
@@ -106,8 +101,11 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
         endpoint: plan.endpoint ?? null,
         credentials: plan.credentials.describe,
         snapshotTimeoutSeconds: plan.snapshotTimeoutMs / 1000,
-        database: plan.database ?? null,
-        postgresql: plan.postgresql ? withoutPassword(plan.postgresql) : null,
+        database: plan.database?.kind === "mysql"
+          ? mysqlPlanJson(plan.database)
+          : plan.database?.kind === "postgresql"
+          ? postgresqlPlanJson(plan.database)
+          : null,
         freeze: plan.freezeMounts.map((m) => m.mountPoint),
         discovered: plan.discovered,
         snapshots: plan.volumes,
@@ -127,20 +125,8 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
     `endpoint: ${plan.endpoint ?? "AWS's default for the region"}`,
     `credentials: ${plan.credentials.describe}`,
     `snapshot timeout: ${plan.snapshotTimeoutMs / 1000}s`,
-    ...(plan.database
-      ? [
-        plan.database.stop
-          ? "would stop MySQL/MariaDB and start it again (no connection in a dry run)"
-          : `would flush and lock MySQL/MariaDB, lock mode ${plan.database.lockMode} (no connection in a dry run)`,
-      ]
-      : []),
-    ...(plan.postgresql
-      ? [
-        `would CHECKPOINT PostgreSQL and record its WAL position: ${
-          describePostgresqlPlan(plan.postgresql).replace(/^PostgreSQL: /, "")
-        } (no connection in a dry run)`,
-      ]
-      : []),
+    ...(plan.database?.kind === "mysql" ? describeMysqlPlan(plan.database) : []),
+    ...(plan.database?.kind === "postgresql" ? describePostgresqlPlan(plan.database) : []),
     ...plan.freezeMounts.map((m) => `would freeze ${m.mountPoint} (${m.fsType} on ${m.source})`),
     ...plan.discovered.map((d) => `found ${d.volumeId} (${d.device}) under ${d.mountPoint}`),
     ...plan.volumes.map((v) => {

@@ -3,37 +3,32 @@
  * credentials, region, endpoint) before anything is locked. No side effects but reading files
  * the user named and, when nothing else names the region, asking the instance metadata.
  */
-import { type AfterRunPlan, planAfterRun } from "../run/after_run.ts";
+import { type AfterRunPlan, planAfterRun } from "./after_run.ts";
 import { UsageError } from "../util/errors.ts";
-import type { SnapshotRequest } from "../run/interfaces.ts";
-import { chooseCredentials, type CredentialSource, sdkCredentials } from "./credentials.ts";
+import type { SnapshotRequest } from "./tags.ts";
+import { chooseCredentials, type CredentialSource } from "./credentials.ts";
 import { type DiscoveredVolume, discoverVolumes } from "../host/discovery.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";
 import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
-import { checkMultiVolumeRequests, MULTI_VOLUME_MARKER } from "../aws/multi_volume.ts";
-import { type MysqlLockMode, mysqlLockMode } from "../db/mysql/server.ts";
+import { checkMultiVolumeRequests } from "./multi_volume.ts";
 import {
-  describePostgresqlPlan,
-  type PostgresqlPlan,
-  resolvePostgresqlPlan,
-} from "../db/postgresql/settings.ts";
+  MARKER_TAG,
+  MAX_TAG_KEY,
+  MAX_TAG_VALUE,
+  MAX_TAGS,
+  MULTI_VOLUME_MARKER,
+  PROGRAM,
+} from "./tags.ts";
+import { type MysqlPlan, type MysqlPlanDeps, planMysql } from "./mysql.ts";
+import { describePostgresqlPlan, planPostgresql, type PostgresqlPlan } from "./postgresql.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
 import type { Options, ParsedArgs } from "../cli/options.ts";
 
-/** The program's name: the default description and the marker tag's key. */
-export const PROGRAM = "ec2-consistent-snapshot";
-
-/** The tag every snapshot of ours carries; its value is the volume id (retention uses it). */
-export const MARKER_TAG = `${PROGRAM}:volume`;
-
-/** EC2's limits on tags (the marker tag counts against the 50). */
-const MAX_TAGS = 50;
-const MAX_KEY = 128;
-const MAX_VALUE = 256;
-
 const VOLUME_ID = /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
 
+/** The region of the volumes, and where it came from. */
 export interface Region {
+  /** E.g. "eu-west-1"; undefined when nothing named one (the instance metadata is asked later). */
   value: string | undefined;
   /** Where it came from, for --debug and the dry-run plan. */
   source: string;
@@ -41,7 +36,14 @@ export interface Region {
 
 /** Everything decided, nothing done. */
 export interface Plan {
-  options: Options;
+  /** --noaction: report the plan, do nothing. */
+  noaction: boolean;
+  /** --quiet: no progress display, only the ids. */
+  quiet: boolean;
+  /** --multi-volume: one CreateSnapshots call for the instance ({@linkcode Plan.instanceId}). */
+  multiVolume: boolean;
+  /** The shell commands around the freeze. */
+  hooks: { preFreeze?: string; postThaw?: string };
   /** One request per volume, in the order of the volume arguments (or of discovery). */
   volumes: SnapshotRequest[];
   /** How each volume was found beneath a mount point, when discovered. */
@@ -49,29 +51,39 @@ export interface Plan {
   /** The mount points to freeze, checked, in order. */
   freezeMounts: MountPoint[];
   /** The database to flush and lock (or stop), if any; checked, not connected. */
-  database: { kind: "mysql"; lockMode: MysqlLockMode; stop: boolean } | undefined;
-  /** PostgreSQL to CHECKPOINT, connection settings resolved (libpq's order); not connected. */
-  postgresql: PostgresqlPlan | undefined;
+  database: MysqlPlan | PostgresqlPlan | undefined;
   /** This instance's id, when it had to be looked up (discovery) or was given. */
   instanceId: string | undefined;
+  /** Where the AWS credentials come from. */
   credentials: CredentialSource;
+  /** The region of the volumes. */
   region: Region;
+  /** The EC2 endpoint (--ec2-endpoint, $AWS_ENDPOINT_URL_EC2); undefined for AWS's. */
   endpoint: string | undefined;
+  /** --snapshot-timeout in milliseconds. */
   snapshotTimeoutMs: number;
+  /** --output: the report as text (the old tool's lines) or JSON. */
   output: "text" | "json";
   /** After a successful run: --wait, --copy-to-region, --keep and --keep-days. */
   afterRun: AfterRunPlan;
 }
 
+/** What {@linkcode buildPlan} plans from. */
 export interface PlanInputs {
+  /** The command line, merged with the --config file. */
   args: ParsedArgs;
+  /** The environment. */
   env: Record<string, string | undefined>;
+  /** The home directory, for ~/.awssecret and ~/.my.cnf; undefined when unknown. */
   home: string | undefined;
+  /** Where --debug steps and warnings go. */
   log: Logger;
   /** Root of procfs ("/proc"); tests point it at a fixture tree. */
   procRoot?: string;
   /** Root of sysfs ("/sys"); tests point it at a fixture tree. */
   sysRoot?: string;
+  /** The MySQL plan's lookups (socket search, systemd units); tests replace them. */
+  mysql?: MysqlPlanDeps;
 }
 
 /** Options recognised and checked, whose behaviour is not part of this version yet. */
@@ -90,11 +102,13 @@ export function parseTags(text: string): Record<string, string> {
     const key = item.slice(0, eq).trim();
     const value = item.slice(eq + 1).trim();
     if (key === "") throw new UsageError(`--tag '${item}': empty key`);
-    if (key.length > MAX_KEY) {
-      throw new UsageError(`--tag '${key.slice(0, 20)}...': key longer than ${MAX_KEY} characters`);
+    if (key.length > MAX_TAG_KEY) {
+      throw new UsageError(
+        `--tag '${key.slice(0, 20)}...': key longer than ${MAX_TAG_KEY} characters`,
+      );
     }
-    if (value.length > MAX_VALUE) {
-      throw new UsageError(`--tag '${key}': value longer than ${MAX_VALUE} characters`);
+    if (value.length > MAX_TAG_VALUE) {
+      throw new UsageError(`--tag '${key}': value longer than ${MAX_TAG_VALUE} characters`);
     }
     if (key.toLowerCase().startsWith("aws:")) {
       throw new UsageError(`--tag '${key}': keys starting with 'aws:' are reserved by AWS`);
@@ -174,12 +188,10 @@ async function regionWithoutNetwork(
     return { value: env.AWS_DEFAULT_REGION, source: "$AWS_DEFAULT_REGION" };
   }
   const profile = options.profile ?? env.AWS_PROFILE ?? "default";
-  try {
-    const { loadSharedConfigFiles } = await import("@smithy/shared-ini-file-loader");
-    const files = await loadSharedConfigFiles();
-    const region = files.configFile?.[profile]?.region ?? files.credentialsFile?.[profile]?.region;
-    if (region) return { value: region, source: `the profile ${profile}` };
-  } catch { /* no shared config: fall through */ }
+  // The SDK's loader of the shared files, loaded only when no option or variable names it.
+  const { profileRegion } = await import("../aws/shared_config.ts");
+  const region = await profileRegion(profile);
+  if (region) return { value: region, source: `the profile ${profile}` };
   return { value: undefined, source: "none" };
 }
 
@@ -206,7 +218,10 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   registerSecret(options.mongoPassword);
   const tagsGiven = options.tag.map(parseTags);
   const database = options.mysql || options.percona || options.mysqlStop
-    ? { kind: "mysql" as const, lockMode: mysqlLockMode(options), stop: options.mysqlStop }
+    ? planMysql(options, {
+      ...inputs.mysql,
+      settings: { home: inputs.home, ...inputs.mysql?.settings },
+    })
     : undefined;
   if (database && options.postgresql) {
     throw new UsageError(
@@ -214,12 +229,13 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     );
   }
   const postgresql = options.postgresql
-    ? await resolvePostgresqlPlan({ options, env, home: inputs.home, debug: log.debug })
+    ? await planPostgresql(options, {
+      env,
+      home: inputs.home,
+      debug: (message) => log.debug(message),
+    })
     : undefined;
-  if (postgresql) {
-    registerSecret(postgresql.password);
-    log.debug(describePostgresqlPlan(postgresql));
-  }
+  if (postgresql) log.debug(describePostgresqlPlan(postgresql)[1]);
 
   const endpoint = checkEndpoint(options.ec2Endpoint, "--ec2-endpoint") ??
     checkEndpoint(env.AWS_ENDPOINT_URL_EC2, "$AWS_ENDPOINT_URL_EC2");
@@ -284,6 +300,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
         // The AWS SDK loads only when discovery needs EC2: start-up of the other paths.
         const { createEc2Client } = await import("../aws/ec2.ts");
         const { describeBlockDeviceMappings } = await import("../aws/instance.ts");
+        const { sdkCredentials } = await import("../aws/credentials.ts");
         const client = createEc2Client({
           region: region.value!,
           endpoint,
@@ -329,12 +346,14 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const afterRun = planAfterRun(options, region.value);
 
   return {
-    options,
+    noaction: options.noaction,
+    quiet: options.quiet,
+    multiVolume: options.multiVolume,
+    hooks: { preFreeze: options.preFreezeCommand, postThaw: options.postThawCommand },
     volumes,
     discovered,
     freezeMounts,
-    database,
-    postgresql,
+    database: database ?? postgresql,
     instanceId,
     credentials,
     region,

@@ -2,9 +2,11 @@
 import { HookError } from "../util/errors.ts";
 import type { Hooks } from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
+import { ProgramError, type ProgramResult, runProgram, shellCommand } from "../host/programs.ts";
 
 /** Options of {@linkcode createHooks}. */
 export interface HooksOptions {
+  /** Where --debug steps go. */
   log: Logger;
   /** The shell; default `/bin/sh` (an absolute path: cron's PATH is short). */
   shell?: string;
@@ -28,17 +30,14 @@ export function createHooks(options: HooksOptions): Hooks {
     async run(which, command) {
       const option = `--${which}-command`;
       log.debug(`${option}: ${shell} -c ${JSON.stringify(command)}`);
-      let status: Deno.CommandStatus;
+      let status: ProgramResult;
       try {
-        status = await new Deno.Command(shell, {
-          args: ["-c", command],
-          stdin: "null",
-          stdout: "inherit",
-          stderr: "inherit",
-        }).spawn().status;
+        const [program, args] = shellCommand(command, { shell });
+        status = await runProgram(program, args, { output: "inherit", cwd: null });
       } catch (error) {
-        throw new HookError(`${option}: cannot run ${shell}: ${(error as Error).message}`, {
-          cause: error,
+        const cause = error instanceof ProgramError ? error.details.cause : error;
+        throw new HookError(`${option}: cannot run ${shell}: ${(cause as Error).message}`, {
+          cause,
         });
       }
       if (status.signal) throw new HookError(`${option} was killed by ${status.signal}`);

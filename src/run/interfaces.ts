@@ -1,15 +1,11 @@
 /**
- * The small interfaces behind which every side effect of the sequence lives. `run.ts` takes
+ * The small interfaces behind which every side effect of the sequence lives. `run/sequence.ts` takes
  * them as parameters, so the sequence can be tested with recording fakes (order, faults) and
- * with the real implementations (ec2.ts, freeze.ts, mysql.ts) for truth.
+ * with the real implementations (aws/, host/freeze.ts, db/) for truth.
  */
 
-/** What one snapshot request asks for. */
-export interface SnapshotRequest {
-  volumeId: string;
-  description: string;
-  tags: Record<string, string>;
-}
+export type { SnapshotRequest } from "../plan/tags.ts";
+import type { SnapshotRequest } from "../plan/tags.ts";
 
 /** The outcome of one snapshot request. */
 export type SnapshotOutcome =
@@ -46,7 +42,9 @@ export interface Freezer {
 
 /** Binary-log coordinates taken while the database was locked. */
 export interface BinlogCoordinates {
+  /** The binary log file, e.g. "binlog.000042". */
   file: string;
+  /** The position in that file. */
   position: number;
   /** Executed GTID set, when the server has one. */
   gtidExecuted?: string;
@@ -60,6 +58,7 @@ export interface WalPosition {
   lsn: string;
   /** The timeline, from pg_control_checkpoint(). */
   timeline: number;
+  /** Taken on a primary (pg_current_wal_lsn()) or on a standby (pg_last_wal_replay_lsn()). */
   from: "primary" | "standby";
 }
 
@@ -120,6 +119,7 @@ export interface Watchdog {
   arm(mountPoints: readonly string[], deadlineMs: number): Promise<ArmedWatchdog>;
 }
 
+/** A watchdog process that is armed: it thaws unless disarmed in time. */
 export interface ArmedWatchdog {
   /** Tells the watchdog that everything was thawed normally; it exits without acting. */
   disarm(): Promise<void>;

@@ -27,6 +27,7 @@ import type {
   Watchdog,
 } from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
+import { deadline } from "../util/deadline.ts";
 import {
   type UnfrozenLocation,
   unfrozenLocations,
@@ -36,21 +37,31 @@ import {
 
 /** What the sequence needs to know; a subset of the Plan. */
 export interface RunSpec {
+  /** One snapshot request per volume, in order. */
   volumes: readonly SnapshotRequest[];
   /** Mount points to freeze, validated, in order. */
   freezeMounts: readonly string[];
+  /** --snapshot-timeout in milliseconds: the round of CreateSnapshot calls is aborted after it. */
   snapshotTimeoutMs: number;
+  /** --pre-freeze-command, run before the first freeze. */
   preFreezeCommand?: string;
+  /** --post-thaw-command, run after the last thaw. */
   postThawCommand?: string;
 }
 
 /** The side effects, injected. */
 export interface RunDeps {
+  /** The snapshot calls. */
   ec2: Ec2;
+  /** Freezes and thaws file systems. */
   freezer: Freezer;
+  /** Runs the pre-freeze and post-thaw commands. */
   hooks: Hooks;
+  /** Thaws if this process dies while frozen. */
   watchdog: Watchdog;
+  /** The database to flush and lock (or stop), if any. */
   database?: Database;
+  /** Where --debug steps and warnings go. */
   log: Logger;
   /** Aborted by a stop signal (SIGINT, SIGTERM, SIGHUP). */
   signal: AbortSignal;
@@ -64,6 +75,7 @@ export interface RunDeps {
   ) => Promise<UnfrozenLocation[]>;
 }
 
+/** How long each part of the run took, in milliseconds (reported in text and JSON). */
 export interface Timings {
   /** Preflight (DryRun calls, database connection) in milliseconds. */
   preflightMs: number;
@@ -77,13 +89,17 @@ export interface Timings {
   databaseLockMs: number | null;
 }
 
+/** What the sequence did: the outcome of each snapshot request, the coordinates, the timings. */
 export interface RunResult {
+  /** One outcome per request, in the order of the requests. */
   outcomes: SnapshotOutcome[];
+  /** The binary-log coordinates taken while locked; undefined without a database. */
   binlog: BinlogCoordinates | undefined;
   /** PostgreSQL's WAL position at the freeze. */
   wal: WalPosition | undefined;
   /** Database files on file systems that were not frozen (each also warned about). */
   unfrozen: UnfrozenLocation[];
+  /** How long each part took. */
   timings: Timings;
   /** Every problem, most serious first; empty on success. */
   problems: AppError[];
@@ -117,6 +133,15 @@ function asAppError(error: unknown, fallback: (message: string) => AppError): Ap
  * Runs the sequence. Never throws: problems (a failed preflight, a stop signal, a failed
  * snapshot, a failed thaw) are collected, most serious first, so that the snapshot ids that
  * were made are still reported, and everything taken is released before it returns.
+ *
+ * @example
+ * ```ts
+ * const result = await runSequence(
+ *   { volumes: plan.volumes, freezeMounts: ["/data"], snapshotTimeoutMs: 10_000 },
+ *   { ec2, freezer, hooks, watchdog, log, signal: trap.signal },
+ * );
+ * if (result.problems.length > 0) return result.problems[0].exitCode;
+ * ```
  */
 export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResult> {
   const { ec2, freezer, hooks, watchdog, database, log, signal } = deps;
@@ -149,7 +174,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
     if (spec.freezeMounts.length > 0) watchdog.prepare?.();
     if (database) stack.push("database release", () => releaseDatabase(database));
     log.debug(`preflight: DryRun CreateSnapshot for ${spec.volumes.length} volume(s)`);
-    const preflightSignal = AbortSignal.any([AbortSignal.timeout(spec.snapshotTimeoutMs), signal]);
+    const preflightSignal = deadline(spec.snapshotTimeoutMs, signal);
     await Promise.all([
       ec2.preflight(spec.volumes, preflightSignal),
       database?.prepare().then(async () => {

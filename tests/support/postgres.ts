@@ -1,7 +1,7 @@
 /** Starts private PostgreSQL 15 servers (Debian's postgresql) as the postgres user for real-service tests. */
 
 import { dirname } from "node:path";
-import { isRoot } from "./real.ts";
+import { isRoot, type Requirement } from "./real.ts";
 
 /** Where Debian puts the server programs of PostgreSQL 15. */
 export const PG_BIN = "/usr/lib/postgresql/15/bin";
@@ -93,6 +93,17 @@ export async function postgresAvailable(): Promise<boolean> {
     }
   }
   return isFile(`${PG_BIN}/postgres`) && (await run("id", ["postgres"])).code === 0;
+}
+
+/**
+ * What {@linkcode startPostgres} needs (see {@linkcode postgresAvailable}). Await it at the top
+ * of a test file, before registering the tests.
+ */
+export async function postgresRequirement(): Promise<Requirement> {
+  return {
+    available: await postgresAvailable(),
+    reason: "needs root and Debian's postgresql (15): run scripts/setup.sh as root",
+  };
 }
 
 /** Gives the postgres user `path` and lets it pass through the temporary directories above. */

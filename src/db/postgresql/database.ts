@@ -4,7 +4,8 @@ import type { Client, QueryResultRow } from "pg";
 import { DatabaseError } from "../../util/errors.ts";
 import type { Database, DatabaseFile, WalPosition } from "../../run/interfaces.ts";
 import type { Logger } from "../../util/log.ts";
-import type { PostgresqlPlan } from "./settings.ts";
+import type { PostgresqlPlan } from "../../plan/postgresql.ts";
+import type { PostgresqlSettings } from "./settings.ts";
 
 /** What createPostgresqlDatabase needs; all but `log` have defaults. */
 export interface PostgresqlDeps {
@@ -12,8 +13,6 @@ export interface PostgresqlDeps {
   log: Logger;
   /** Bound of the connection attempt. Default 10 s. */
   connectTimeoutMs?: number;
-  /** Bound of the CHECKPOINT (server-side statement_timeout). Default 60 s. */
-  checkpointTimeoutMs?: number;
   /** Bound of every other statement. Default 10 s. */
   queryTimeoutMs?: number;
 }
@@ -63,7 +62,7 @@ export interface PostgresqlDatabase extends Database {
  *
  * @example
  * ```ts
- * const db = createPostgresqlDatabase(plan.postgresql, { log });
+ * const db = createPostgresqlDatabase(plan.database, { log }); // a PostgresqlPlan
  * await db.prepare();
  * await db.lock(signal); // CHECKPOINT
  * const wal = await db.positionAtFreeze!(signal); // { lsn: "0/3000060", timeline: 1, ... }
@@ -79,7 +78,8 @@ export function createPostgresqlDatabase(
 
 class PostgresqlConnection implements PostgresqlDatabase {
   readonly holdsWrites = false as const;
-  readonly #plan: PostgresqlPlan;
+  readonly #plan: PostgresqlSettings;
+  readonly #checkpointTimeoutMs: number;
   readonly #deps: PostgresqlDeps;
   readonly #log: Logger;
   #client?: Client;
@@ -87,7 +87,8 @@ class PostgresqlConnection implements PostgresqlDatabase {
   #released = false;
 
   constructor(plan: PostgresqlPlan, deps: PostgresqlDeps) {
-    this.#plan = plan;
+    this.#plan = plan.settings;
+    this.#checkpointTimeoutMs = plan.checkpointTimeoutMs;
     this.#deps = deps;
     this.#log = deps.log;
   }
@@ -201,7 +202,7 @@ class PostgresqlConnection implements PostgresqlDatabase {
    * a failure: the frozen file system is consistent without it. Holds nothing.
    */
   async lock(signal: AbortSignal): Promise<undefined> {
-    const timeoutMs = this.#deps.checkpointTimeoutMs ?? 60_000;
+    const timeoutMs = this.#checkpointTimeoutMs;
     await this.#rows(`SET statement_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
     const what = this.#standby ? "CHECKPOINT (a restartpoint on this standby)" : "CHECKPOINT";
     this.#log.debug(`PostgreSQL: ${what}`);

@@ -14,7 +14,7 @@ export type PostgresqlOptions = Pick<
 >;
 
 /** Everything decided about the PostgreSQL connection; nothing connected. */
-export interface PostgresqlPlan {
+export interface PostgresqlSettings {
   /** A host name, or the directory of the Unix socket (an absolute path). */
   host: string;
   /** The TCP port; with a socket, it names the socket file `.s.PGSQL.<port>`. */
@@ -29,7 +29,7 @@ export interface PostgresqlPlan {
   sources: Record<"host" | "port" | "user" | "database" | "password", string>;
 }
 
-/** What {@linkcode resolvePostgresqlPlan} reads besides the options; all have defaults. */
+/** What {@linkcode resolvePostgresqlSettings} reads besides the options; all have defaults. */
 export interface PostgresqlSettingsInputs {
   /** --postgresql-host, -port, -username, -dbname. */
   options: PostgresqlOptions;
@@ -168,13 +168,13 @@ async function fromPasswordFile(
  *
  * @example
  * ```ts
- * const plan = await resolvePostgresqlPlan({ options, env: Deno.env.toObject(), home });
+ * const plan = await resolvePostgresqlSettings({ options, env: Deno.env.toObject(), home });
  * // { host: "/var/run/postgresql", port: 5432, user: "snap", database: "snap", ... }
  * ```
  */
-export async function resolvePostgresqlPlan(
+export async function resolvePostgresqlSettings(
   inputs: PostgresqlSettingsInputs,
-): Promise<PostgresqlPlan> {
+): Promise<PostgresqlSettings> {
   const { options, env } = inputs;
   const serviceName = env.PGSERVICE;
   const service = serviceName !== undefined && serviceName !== ""
@@ -249,11 +249,11 @@ export async function resolvePostgresqlPlan(
  *
  * @example
  * ```ts
- * describePostgresqlPlan(plan);
+ * describePostgresqlSettings(plan);
  * // "PostgreSQL: socket /var/run/postgresql port 5432, user snap (the login name), ..."
  * ```
  */
-export function describePostgresqlPlan(plan: PostgresqlPlan): string {
+export function describePostgresqlSettings(plan: PostgresqlSettings): string {
   const where = plan.host.startsWith("/") ? `socket ${plan.host}` : `host ${plan.host}`;
   const s = plan.sources;
   return `PostgreSQL: ${where} (${s.host}) port ${plan.port} (${s.port}), user ${plan.user} ` +
