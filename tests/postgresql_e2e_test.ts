@@ -216,11 +216,14 @@ Deno.test({
         assertEquals(text.code, 0, text.stderr);
         assertMatch(
           text.stdout,
-          new RegExp(`would CHECKPOINT PostgreSQL .*socket ${dir} .*user snap \\(\\$PGUSER\\)`),
+          new RegExp(
+            `would CHECKPOINT PostgreSQL .*\\nPostgreSQL: socket ${dir} .*user snap \\(\\$PGUSER\\)`,
+          ),
         );
         const json = await runProgram([...args, "--output", "json", "--debug"], { env: dryEnv });
         assertEquals(json.code, 0, json.stderr);
-        assertEquals(JSON.parse(json.stdout).postgresql.user, "snap");
+        const planned = JSON.parse(json.stdout).database;
+        assertEquals([planned.kind, planned.user, planned.password], ["postgresql", "snap", "set"]);
         for (const output of [text.stdout, text.stderr, json.stdout, json.stderr]) {
           assertEquals(output.includes(password), false);
         }
