@@ -1,6 +1,7 @@
 /** Starts private PostgreSQL 15 servers (Debian's postgresql) as the postgres user for real-service tests. */
 
 import { dirname } from "node:path";
+import { freePort } from "./mariadb.ts";
 import { isRoot, type Requirement } from "./real.ts";
 
 /** Where Debian puts the server programs of PostgreSQL 15. */
@@ -125,13 +126,6 @@ function isEmptyDir(path: string): boolean {
     if (error instanceof Deno.errors.NotFound) return true;
     throw error;
   }
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 function postmasterPid(datadir: string): number | undefined {

@@ -2,6 +2,7 @@
 
 import type { Client, QueryResultRow } from "pg";
 import { DatabaseError } from "../../util/errors.ts";
+import { within } from "../../util/deadline.ts";
 import type { Database, DatabaseFile, WalPosition } from "../../run/interfaces.ts";
 import type { Logger } from "../../util/log.ts";
 import type { PostgresqlPlan } from "../../plan/postgresql.ts";
@@ -280,12 +281,7 @@ class PostgresqlConnection implements PostgresqlDatabase {
     const client = this.#client;
     if (!client) return;
     this.#client = undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), CLOSE_WAIT_MS);
-    });
-    const closed = await Promise.race([client.end().then(() => true, () => true), timedOut]);
-    clearTimeout(timer);
+    const closed = await within(client.end().then(() => true, () => true), CLOSE_WAIT_MS);
     if (!closed) {
       (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream
         ?.destroy();
