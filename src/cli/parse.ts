@@ -1,6 +1,7 @@
 /** The command-line parser: argv against the option table, into typed `Options`. */
 import { parseArgs } from "node:util";
 import { UsageError } from "../util/errors.ts";
+import { prepareArgs } from "./argv.ts";
 import {
   DEFAULT_WAIT_SECONDS,
   defaultOptions,
@@ -133,13 +134,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
       };
     }
   }
-  // `--wait` may stand alone: node's parser has no optional values, so say it explicitly.
-  const optionalValue = specs.filter((s) => s.kind === "optional-seconds").map((s) =>
-    `--${s.name}`
-  );
-  const args = argv.map(expandAbbreviation).map((arg) =>
-    optionalValue.includes(arg) ? `${arg}=` : arg
-  );
+  // `--wait` may stand alone (node's parser has no optional values) and `--keep -1` is a value.
+  const args = prepareArgs(argv.map(expandAbbreviation), specs);
 
   let tokens;
   try {

@@ -23,6 +23,8 @@ export const ExitCode = {
   wait: 9,
   /** Retention could not delete an old snapshot. */
   retention: 10,
+  /** --metrics-file could not be written (when the run itself succeeded). */
+  metrics: 15,
 } as const;
 
 /** One of the exit codes of {@linkcode ExitCode}. */
@@ -127,6 +129,21 @@ export class RetentionError extends AppError {
   /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.retention, options);
+  }
+}
+
+/**
+ * --metrics-file could not be written.
+ *
+ * @example
+ * ```ts
+ * throw new MetricsError("--metrics-file /var/lib/x.prom: cannot write: permission denied");
+ * ```
+ */
+export class MetricsError extends AppError {
+  /** An error with the one-line `message` the user sees; exit code 15. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.metrics, options);
   }
 }
 
