@@ -214,8 +214,10 @@ Deno.test({
         const args = ["-n", "--postgresql", "--freeze-filesystem", mount.mountPoint, volume];
         const text = await runProgram(args, { env: dryEnv });
         assertEquals(text.code, 0, text.stderr);
+        // The text plan goes to stderr (stdout stays free of anything but snapshot ids).
+        assertEquals(text.stdout, "");
         assertMatch(
-          text.stdout,
+          text.stderr,
           new RegExp(
             `would CHECKPOINT PostgreSQL .*\\nPostgreSQL: socket ${dir} .*user snap \\(\\$PGUSER\\)`,
           ),
