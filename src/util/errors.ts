@@ -23,6 +23,8 @@ export const ExitCode = {
   wait: 9,
   /** Retention could not delete an old snapshot. */
   retention: 10,
+  /** Another run or hold freezes, or is about to freeze, the same file system; nothing was locked. */
+  busy: 11,
   /** --metrics-file could not be written (when the run itself succeeded). */
   metrics: 15,
 } as const;
@@ -108,6 +110,12 @@ export class FreezeError extends AppError {
  */
 export class NotFrozenError extends FreezeError {}
 
+/**
+ * A freeze found the file system frozen already (FIFREEZE's EBUSY): someone else froze it, so
+ * this run must not thaw it.
+ */
+export class AlreadyFrozenError extends FreezeError {}
+
 /** --pre-freeze-command or --post-thaw-command failed. */
 export class HookError extends AppError {
   /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
@@ -129,6 +137,14 @@ export class RetentionError extends AppError {
   /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.retention, options);
+  }
+}
+
+/** Another run or hold has the file system's freeze lock: refused before anything is locked. */
+export class BusyError extends AppError {
+  /** An error whose one-line `message` names the file system and the process that holds it. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.busy, options);
   }
 }
 
