@@ -20,16 +20,24 @@ import type {
   ArmedWatchdog,
   BinlogCoordinates,
   Database,
+  DatabaseFile,
   Ec2,
   Freezer,
   HeldExclusion,
   Hooks,
   SnapshotOutcome,
   SnapshotRequest,
+  WalPosition,
   Watchdog,
 } from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
 import { deadline } from "../util/deadline.ts";
+import {
+  type UnfrozenLocation,
+  unfrozenLocations,
+  type UnfrozenOptions,
+  unfrozenWarning,
+} from "../host/unfrozen.ts";
 import { consistencyUnknownError, lookUpUnanswered, type RunLookup } from "./unanswered.ts";
 
 /** What the sequence needs to know; a subset of the Plan. */
@@ -81,6 +89,12 @@ export interface RunDeps {
   now?: () => number;
   /** Pause before the lookup after the thaw asks again; LOOKUP_RETRY_MS (unanswered.ts). */
   lookupRetryMs?: number;
+  /** Which database files lie outside the frozen set; host/unfrozen.ts by default. */
+  unfrozen?: (
+    files: readonly DatabaseFile[],
+    frozenMounts: readonly string[],
+    options: UnfrozenOptions,
+  ) => Promise<UnfrozenLocation[]>;
 }
 
 /** How long each part of the run took, in milliseconds (reported in text and JSON). */
@@ -110,6 +124,10 @@ export interface RunResult {
   lookup: RunLookup | null;
   /** The binary-log coordinates taken while locked; undefined without a database. */
   binlog: BinlogCoordinates | undefined;
+  /** PostgreSQL's WAL position at the freeze. */
+  wal: WalPosition | undefined;
+  /** Database files on file systems that were not frozen (each also warned about). */
+  unfrozen: UnfrozenLocation[];
   /** How long each part took. */
   timings: Timings;
   /** Every problem, most serious first; empty on success. */
@@ -189,6 +207,8 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
   };
   let outcomes: SnapshotOutcome[] = [];
   let binlog: BinlogCoordinates | undefined;
+  let wal: WalPosition | undefined;
+  let unfrozen: UnfrozenLocation[] = [];
   let firstLockAt: number | undefined;
   let firstFreezeAt: number | undefined;
   let databaseLockedAt: number | undefined;
@@ -213,7 +233,12 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
     if (database) stack.push("database release", () => releaseDatabase(database));
     log.debug(`preflight: DryRun CreateSnapshot for ${spec.volumes.length} volume(s)`);
     const preflightSignal = deadline(spec.snapshotTimeoutMs, signal);
-    await Promise.all([ec2.preflight(spec.volumes, preflightSignal), database?.prepare()]);
+    await Promise.all([
+      ec2.preflight(spec.volumes, preflightSignal),
+      database?.prepare().then(async () => {
+        unfrozen = await checkDatabaseFiles(database);
+      }),
+    ]);
     timings.preflightMs = Math.round(now() - started);
     log.debug(`preflight passed in ${timings.preflightMs}ms`);
     checkSignal();
@@ -233,9 +258,11 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
     if (database) {
       log.debug("database: flush and lock");
       binlog = await database.lock(signal);
-      databaseLockedAt = now();
-      firstLockAt = databaseLockedAt;
-      log.debug("database: locked");
+      if (database.holdsWrites !== false) {
+        databaseLockedAt = now();
+        firstLockAt = databaseLockedAt;
+        log.debug("database: locked");
+      }
       checkSignal();
     }
 
@@ -254,6 +281,12 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
     log.debug("sync");
     await freezer.sync();
     checkSignal();
+
+    if (database?.positionAtFreeze) {
+      log.debug("database: position at the freeze");
+      wal = await database.positionAtFreeze(signal);
+      checkSignal();
+    }
 
     if (spec.freezeMounts.length > 0) {
       const deadlineMs = spec.snapshotTimeoutMs + WATCHDOG_MARGIN_MS;
@@ -384,7 +417,27 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
     problems.push(consistencyUnknownError(found));
   }
   problems.sort((a, b) => severity(a) - severity(b));
-  return { outcomes, lookup, binlog, timings, problems };
+  return { outcomes, lookup, binlog, wal, unfrozen, timings, problems };
+
+  /**
+   * Asks the server where its files are and warns, once per location, about those on file
+   * systems that will not be frozen. A warning, never a failure: old cron lines keep working.
+   */
+  async function checkDatabaseFiles(db: Database): Promise<UnfrozenLocation[]> {
+    if (!db.files || spec.freezeMounts.length === 0) return [];
+    try {
+      const files = await db.files();
+      log.debug(`database files: ${files.map((f) => `${f.what} ${f.path}`).join(", ")}`);
+      const outside = await (deps.unfrozen ?? unfrozenLocations)(files, spec.freezeMounts, {
+        debug: (message) => log.debug(message),
+      });
+      for (const location of outside) log.warn(unfrozenWarning(location));
+      return outside;
+    } catch (error) {
+      log.warn(`could not check where the database keeps its files: ${(error as Error).message}`);
+      return [];
+    }
+  }
 
   /** Arms the watchdog (once for the run: the final disarm is on the stack already). */
   async function armWatchdog(mountPoints: readonly string[], deadlineMs: number): Promise<void> {
