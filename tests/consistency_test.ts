@@ -6,67 +6,14 @@
  * on the mount shows whether it is frozen.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { MOTO } from "./support/moto.ts";
 import { ignoreUnless } from "./support/real.ts";
-import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
-import { type Proxy, type SeenRequest, startProxy } from "./support/proxy.ts";
-import {
-  isFrozen,
-  type TestMount,
-  TMPFS,
-  withTmpfsMount,
-  withXfsMount,
-  xfsRequirement,
-} from "./support/xfs.ts";
-
+import { runProgram, spawnProgram } from "./support/program.ts";
+import { holder, isCreate, isDryRun, withStack } from "./support/stack.ts";
+import { isFrozen, TMPFS, withTmpfsMount, xfsRequirement } from "./support/xfs.ts";
 import { ExitCode } from "../src/util/errors.ts";
 
 const XFS = await xfsRequirement();
-
-/** Runs `fn` with moto, a proxy in front of it, a volume, and an XFS mount. */
-async function withStack(
-  fn: (
-    s: {
-      moto: MotoEndpoint;
-      proxy: Proxy;
-      volume: string;
-      mount: TestMount;
-      env: Record<string, string>;
-    },
-  ) => Promise<void>,
-): Promise<void> {
-  await withXfsMount(async (mount) => {
-    const moto = await startMoto();
-    const proxy = startProxy(moto.url);
-    try {
-      const [volume] = await moto.createVolumes(1);
-      const env = baseEnv({ ...moto.env, AWS_ENDPOINT_URL_EC2: proxy.url });
-      await fn({ moto, proxy, volume, mount, env });
-    } finally {
-      await proxy.stop();
-      await moto.stop();
-    }
-  });
-}
-
-const isCreate = (r: SeenRequest) => r.action === "CreateSnapshot" && !r.dryRun;
-const isDryRun = (r: SeenRequest) => r.action === "CreateSnapshot" && r.dryRun;
-
-/** A decision that holds matching requests until `release()`, and tells when one arrived. */
-function holder(match: (r: SeenRequest) => boolean) {
-  let arrived!: () => void;
-  const seen = new Promise<void>((resolve) => arrived = resolve);
-  let settle!: (forward: boolean) => void;
-  const released = new Promise<boolean>((resolve) => settle = resolve);
-  return {
-    decide: (r: SeenRequest) => (match(r) ? (arrived(), released) : "forward"),
-    seen,
-    /** Lets held requests go on to the endpoint. */
-    release: () => settle(true),
-    /** Drops held requests: their client is gone (killed), so they must not reach EC2. */
-    drop: () => settle(false),
-  };
-}
 
 Deno.test("frozen while CreateSnapshot is in flight, thawed after, snapshot made", {
   ignore: ignoreUnless(XFS, MOTO),

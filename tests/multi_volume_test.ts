@@ -7,7 +7,7 @@ import {
   DescribeSnapshotsCommand,
   type EC2Client,
 } from "@aws-sdk/client-ec2";
-import { assertEquals, assertMatch } from "./support/assert.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { instanceWithVolumes, MOTO, startMoto, tagsOf } from "./support/moto.ts";
 import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
@@ -52,7 +52,9 @@ Deno.test("--multi-volume against moto: one call, the requested volumes, each ma
       assertEquals(snapshot.Description, "db");
       // One tag set for all, in the creating call: the marker says multi-volume, and the
       // snapshot's own VolumeId names the volume.
-      assertEquals(tagsOf(snapshot), { team: "db", [MARKER]: "multi-volume" });
+      const { "ec2-consistent-snapshot:run-id": runId, ...tags } = tagsOf(snapshot);
+      assertEquals(tags, { team: "db", [MARKER]: "multi-volume" });
+      assert(runId, "the run's id, as on every snapshot of a run");
     }
     // moto 5 ignores ExcludeDataVolumeIds (its create_snapshots says so) and also snapshots h;
     // the tool warns about it and does not print it. The exclusion list it sends is checked

@@ -8,6 +8,7 @@ import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
 import { type Proxy, startProxy } from "./support/proxy.ts";
 import { ignoreUnless, requireAvailable } from "./support/real.ts";
+import { holder, isCreate } from "./support/stack.ts";
 import { isFrozen, type TestMount, withXfsMount, xfsRequirement } from "./support/xfs.ts";
 import { ExitCode } from "../src/util/errors.ts";
 
@@ -222,6 +223,48 @@ Deno.test({
       assertEquals(out.stderr.includes("nope-Wrong-1"), false);
       assertEquals(proxy.seen.filter((r) => r.action === "CreateSnapshot" && !r.dryRun).length, 0);
       assertEquals(await isFrozen(mount.mountPoint), false);
+    });
+  },
+});
+
+Deno.test({
+  name: "--mysql-stop, --debug and a closed stderr: thawed, the server started again, exit 13",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withStack(async ({ moto, proxy, volume, mount, db, env, mysqlArgs }) => {
+      const hold = holder(isCreate);
+      proxy.decide = hold.decide;
+      const child = spawnProgram([
+        ...mysqlArgs,
+        "--mysql-stop",
+        "--mysql-stop-command",
+        db.stopCommand,
+        "--mysql-start-command",
+        db.startCommand,
+        "--freeze-filesystem",
+        mount.mountPoint,
+        "--snapshot-timeout",
+        "60",
+        "-d",
+        volume,
+      ], { env });
+      try {
+        await hold.seen;
+        // Every debug line from here on meets a closed pipe.
+        await child.stderr.cancel();
+        assertEquals(await isFrozen(mount.mountPoint), true);
+      } finally {
+        hold.release();
+      }
+      const out = await child.output();
+      assertEquals(out.code, ExitCode.output);
+      assertEquals(await isFrozen(mount.mountPoint), false, "thawed by the program, not later");
+      await db.waitReady(20_000);
+      assertEquals((await db.sql("SELECT COUNT(*) FROM app.t")).trim(), "1");
+      const [made] = await moto.snapshotsOf([volume]);
+      assertEquals(new TextDecoder().decode(out.stdout), `${made.SnapshotId}\n`);
     });
   },
 });

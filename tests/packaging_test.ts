@@ -125,7 +125,13 @@ Deno.test("tags and deletions are limited to the tool's own snapshots", () => {
   const snapshot = readJson("iam-policy-snapshot.json").Statement.flatMap((s: { Action: string }) =>
     [s.Action].flat()
   );
-  assertEquals(snapshot.sort(), ["ec2:CreateSnapshot", "ec2:CreateSnapshots", "ec2:CreateTags"]);
+  assertEquals(snapshot.sort(), [
+    "ec2:CreateSnapshot",
+    "ec2:CreateSnapshots",
+    "ec2:CreateTags",
+    // Read-only: the lookup of a snapshot made by a call without an answer (run_lookup.ts).
+    "ec2:DescribeSnapshots",
+  ]);
 });
 
 /** The EC2 actions that src/ calls through @aws-sdk/client-ec2 commands, paginators, waiters. */

@@ -1,5 +1,5 @@
 /** The sequence with recording fakes: the exact order of steps, and a fault at every step. */
-import { assert, assertEquals } from "./support/assert.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { recorder } from "./support/recording.ts";
 import { independent, runSequence, type RunSpec } from "../src/run/sequence.ts";
 import { SignalError } from "../src/run/cleanup.ts";
@@ -12,7 +12,7 @@ import {
   HookError,
   PreflightError,
 } from "../src/util/errors.ts";
-import { silentLogger } from "../src/util/log.ts";
+import { createLogger, silentLogger } from "../src/util/log.ts";
 
 const spec: RunSpec = {
   volumes: [
@@ -44,8 +44,11 @@ const FULL = [
 ];
 
 function deps(r: ReturnType<typeof recorder>, signal = new AbortController().signal) {
-  return { ...r, log: silentLogger, signal };
+  return { ...r, log: silentLogger, signal, lookupRetryMs: 0 };
 }
+
+/** After an aborted or unanswered call: the run-id lookup after everything is released. */
+const LOOKUP = ["lookup", "lookup"];
 
 Deno.test("the sequence runs in the order of the product spec", async () => {
   const r = recorder({ file: "bin.000001", position: 4, from: "source" });
@@ -116,7 +119,7 @@ Deno.test("--snapshot-timeout aborts a hanging create, then releases", async () 
   const r = recorder();
   r.holds.set("create", new Promise(() => {}));
   const result = await runSequence({ ...spec, snapshotTimeoutMs: 100 }, deps(r));
-  assertEquals(r.log, FULL);
+  assertEquals(r.log, [...FULL, ...LOOKUP]);
   assertEquals(result.problems[0].exitCode, ExitCode.timeout);
   assert(result.outcomes.every((o) => !o.ok));
 });
@@ -129,7 +132,7 @@ Deno.test("a stop signal while frozen aborts the create and releases everything"
   await new Promise((resolve) => setTimeout(resolve, 50));
   controller.abort(new SignalError("SIGTERM"));
   const result = await running;
-  assertEquals(r.log, FULL);
+  assertEquals(r.log, [...FULL, ...LOOKUP]);
   assertEquals(result.problems[0].exitCode, 128 + 15);
 });
 
@@ -174,6 +177,85 @@ Deno.test("without mounts to freeze, sync still runs before the snapshots, as in
   assertEquals(r.log, ["preflight vol-1111aaaa,vol-2222bbbb", "sync", "create"]);
   assertEquals(result.timings.freezeWindowMs, null);
   assertEquals(result.timings.lockWindowMs, null);
+});
+
+/** A create fault of a kind: "unknown" is a call without an answer (reset, closed, ...). */
+function createFault(code: string, kind: "error" | "unknown"): Error {
+  return Object.assign(new Error(`${code} broke`), { name: code, kind });
+}
+
+/** How the create round ends -> the steps after it, the exit code, and what is reported. */
+const CREATE_FAULTS: {
+  name: string;
+  fault: Error;
+  found?: { snapshotId: string; volumeId: string }[];
+  lookupFault?: Error;
+  log: string[];
+  exitCode: number;
+}[] = [
+  {
+    name: "an AWS error (EC2 answered): no lookup",
+    fault: createFault("SnapshotCreationPerVolumeRateExceeded", "error"),
+    log: FULL,
+    exitCode: ExitCode.snapshot,
+  },
+  {
+    name: "no answer (reset), nothing made",
+    fault: createFault("ECONNRESET", "unknown"),
+    log: [...FULL, ...LOOKUP],
+    exitCode: ExitCode.snapshot,
+  },
+  {
+    name: "no answer (closed after EC2 got it), a snapshot made anyway",
+    fault: createFault("ECONNRESET", "unknown"),
+    found: [{ snapshotId: "snap-late", volumeId: "vol-2222bbbb" }],
+    log: [...FULL, "lookup"],
+    exitCode: ExitCode.consistencyUnknown,
+  },
+  {
+    name: "no answer, and the lookup is not permitted",
+    fault: createFault("ECONNRESET", "unknown"),
+    lookupFault: Object.assign(new Error("not allowed"), { name: "UnauthorizedOperation" }),
+    log: [...FULL, "lookup"],
+    exitCode: ExitCode.snapshot,
+  },
+];
+
+for (const c of CREATE_FAULTS) {
+  Deno.test(`create round: ${c.name} -> exit ${c.exitCode}, released first`, async () => {
+    const r = recorder();
+    r.faults.set("create vol-2222bbbb", c.fault);
+    r.found.push(...c.found ?? []);
+    if (c.lookupFault) r.faults.set("lookup", c.lookupFault);
+    const result = await runSequence(spec, deps(r));
+    assertEquals(r.log, c.log);
+    assertEquals(result.problems[0].exitCode, c.exitCode);
+    assertEquals(result.outcomes[0], { volumeId: "vol-1111aaaa", ok: true, snapshotId: "snap-0" });
+    const failed = result.outcomes[1];
+    assert(!failed.ok && failed.kind === (c.fault as Error & { kind: string }).kind);
+    const all = result.problems.map((p) => p.message).join("\n");
+    assert(all.includes(`snapshot of vol-2222bbbb`), all);
+    if (c.found) {
+      assertEquals(result.lookup?.consistencyUnknown, c.found);
+      assert(all.includes("created, consistency unknown: snap-late of vol-2222bbbb"), all);
+      assert(all.includes("aws ec2 delete-snapshot --snapshot-id snap-late"), all);
+    }
+    if (c.lookupFault) assertMatch(result.lookup?.error ?? "", /ec2:DescribeSnapshots/);
+  });
+}
+
+Deno.test("a logger that throws (stderr closed) never stops the unwinding", async () => {
+  const r = recorder();
+  r.faults.set("thaw /b", new FreezeError("thaw /b broke"));
+  const throwing = createLogger({
+    debug: true,
+    write: () => {
+      throw new Deno.errors.BrokenPipe("Broken pipe (os error 32)");
+    },
+  });
+  const result = await runSequence(spec, { ...deps(r), log: throwing });
+  assertEquals(r.log, FULL, "every release attempted, in order");
+  assertEquals(result.problems[0].exitCode, ExitCode.freeze);
 });
 
 Deno.test("the freeze lock is taken first and released last; a busy one stops the run before anything", async () => {

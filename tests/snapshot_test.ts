@@ -36,17 +36,22 @@ Deno.test("snapshots of several volumes, with descriptions per volume and tags f
     assertEquals(ids.length, 3);
     const made = await moto.snapshotsOf(volumes);
     assertEquals(made.length, 3);
+    const runIds = new Set<string>();
     for (const [i, volumeId] of volumes.entries()) {
       const snapshot = made.find((s) => s.SnapshotId === ids[i])!;
       assert(snapshot, `line ${i + 1} of stdout is the snapshot of ${volumeId}`);
       assertEquals(snapshot.VolumeId, volumeId);
       assertEquals(snapshot.Description, ["root", "data", "logs"][i]);
-      assertEquals(tagsOf(snapshot), {
+      const { "ec2-consistent-snapshot:run-id": runId, ...tags } = tagsOf(snapshot);
+      assertEquals(tags, {
         team: "db",
         purpose: "backup",
         "ec2-consistent-snapshot:volume": volumeId,
       });
+      assertMatch(runId, /^[0-9a-f-]{36}$/, "every snapshot of a run carries the run's id");
+      runIds.add(runId);
     }
+    assertEquals(runIds.size, 1, "one run, one id");
   } finally {
     await moto.stop();
   }

@@ -1,14 +1,19 @@
-/** EC2 through the AWS SDK: the DryRun preflight and the one concurrent round of CreateSnapshot. */
+/**
+ * EC2 through the AWS SDK: the DryRun preflight, the one concurrent round of CreateSnapshot, and
+ * after the thaw the lookup of this run's snapshots by its id tag.
+ */
 import {
   CreateSnapshotCommand,
+  DescribeSnapshotsCommand,
   EC2Client as SdkEc2Client,
   type EC2ClientConfig as SdkEc2ClientConfig,
 } from "@aws-sdk/client-ec2";
 import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
-import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
+import type { Ec2, FoundSnapshot, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
 import type { Logger } from "../util/log.ts";
+import { classifyFailure, guardCreateCall, noResendRequestHandler } from "./create_guard.ts";
+import { RUN_ID_TAG } from "../plan/tags.ts";
 
-/** The SDK's EC2 client, for modules outside aws/ that pass one along (they never import the SDK). */
 /** The SDK's EC2 client (an alias, so that the SDK stays inside src/aws/). */
 export type EC2Client = SdkEc2Client;
 
@@ -27,10 +32,14 @@ export interface Ec2Settings {
   log: Logger;
 }
 
-/** Makes the SDK client; retries and credential resolution are the SDK's. */
+/**
+ * Makes the SDK client; retries and credential resolution are the SDK's, except that the HTTP
+ * layer never resends a request by itself (create_guard.ts).
+ */
 export function createEc2Client(settings: Omit<Ec2Settings, "log">): EC2Client {
   return new SdkEc2Client({
     region: settings.region,
+    requestHandler: noResendRequestHandler(),
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
   });
@@ -85,21 +94,60 @@ export function createEc2(client: EC2Client, log: Logger): Ec2 {
 
     createSnapshots(requests, signal) {
       return Promise.all(requests.map(async (request): Promise<SnapshotOutcome> => {
+        const { volumeId } = request;
         try {
-          const out = await client.send(createCommand(request, false), { abortSignal: signal });
-          log.debug(`CreateSnapshot ${request.volumeId}: ${out.SnapshotId}`);
-          return { volumeId: request.volumeId, ok: true, snapshotId: out.SnapshotId! };
+          const command = guardCreateCall(createCommand(request, false), signal);
+          const out = await client.send(command, { abortSignal: signal });
+          if (!out.SnapshotId) {
+            const message = "EC2 answered without a snapshot id";
+            return { volumeId, ok: false, kind: "unknown", errorCode: "NoSnapshotId", message };
+          }
+          log.debug(`CreateSnapshot ${volumeId}: ${out.SnapshotId}`);
+          return { volumeId, ok: true, snapshotId: out.SnapshotId };
         } catch (error) {
-          const code = signal.aborted ? "Aborted" : errorCode(error);
-          log.debug(`CreateSnapshot ${request.volumeId} failed: ${code}`);
-          return {
-            volumeId: request.volumeId,
-            ok: false,
-            errorCode: code,
-            message: errorMessage(error),
-          };
+          const failure = classifyFailure(error, signal);
+          log.debug(`CreateSnapshot ${volumeId} failed (${failure.kind}): ${failure.code}`);
+          const { kind, code: errorCode, message } = failure;
+          return { volumeId, ok: false, kind, errorCode, message };
         }
       }));
     },
+
+    findRunSnapshots: (requests, signal) => findRunSnapshots(client, requests, signal),
   };
+}
+
+/**
+ * Lists the snapshots tagged with the run id that `requests` carry (every page). Throws the
+ * SDK's error when it cannot look (UnauthorizedOperation without ec2:DescribeSnapshots).
+ *
+ * @example
+ * ```ts
+ * const found = await findRunSnapshots(client, plan.volumes, AbortSignal.timeout(15_000));
+ * ```
+ */
+export async function findRunSnapshots(
+  client: EC2Client,
+  requests: readonly SnapshotRequest[],
+  signal: AbortSignal,
+): Promise<FoundSnapshot[]> {
+  const runId = requests[0]?.tags[RUN_ID_TAG];
+  if (!runId) return [];
+  const found: FoundSnapshot[] = [];
+  let token: string | undefined;
+  do {
+    const out = await client.send(
+      new DescribeSnapshotsCommand({
+        OwnerIds: ["self"],
+        Filters: [{ Name: `tag:${RUN_ID_TAG}`, Values: [runId] }],
+        NextToken: token,
+      }),
+      { abortSignal: signal },
+    );
+    for (const s of out.Snapshots ?? []) {
+      if (s.SnapshotId) found.push({ snapshotId: s.SnapshotId, volumeId: s.VolumeId ?? "" });
+    }
+    token = out.NextToken;
+  } while (token);
+  return found;
 }

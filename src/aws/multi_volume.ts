@@ -3,12 +3,13 @@
  * volumes, so all of them are snapshotted at one instant (crash-consistent across volumes).
  */
 import type { CreateSnapshotsCommandInput } from "@aws-sdk/client-ec2";
-import type { EC2Client } from "./ec2.ts";
+import { type EC2Client, findRunSnapshots } from "./ec2.ts";
 import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
 import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
 import type { Logger } from "../util/log.ts";
 import { checkMultiVolumeRequests } from "../plan/multi_volume.ts";
 import { MARKER_TAG, MULTI_VOLUME_MARKER, withoutMarker } from "../plan/tags.ts";
+import { classifyFailure, guardCreateCall } from "./create_guard.ts";
 
 /** Which of the instance's volumes CreateSnapshots must leave out. */
 export interface Selection {
@@ -132,20 +133,22 @@ export function createMultiVolumeEc2(
 
     async createSnapshots(requests, signal) {
       if (!selection) throw new Error("multi-volume: createSnapshots before preflight");
-      const failAll = (code: string, text: string): SnapshotOutcome[] =>
-        requests.map((r) => ({ volumeId: r.volumeId, ok: false, errorCode: code, message: text }));
       let made;
       const { CreateSnapshotsCommand } = await import("@aws-sdk/client-ec2");
       try {
-        const out = await client.send(
-          new CreateSnapshotsCommand(createInput(selection, requests, false)),
-          { abortSignal: signal },
-        );
+        const command = new CreateSnapshotsCommand(createInput(selection, requests, false));
+        const out = await client.send(guardCreateCall(command, signal), { abortSignal: signal });
         made = out.Snapshots ?? [];
       } catch (error) {
-        const code = signal.aborted ? "Aborted" : errorCode(error);
-        log.debug(`CreateSnapshots ${instanceId} failed: ${code}`);
-        return failAll(code, errorMessage(error));
+        const { kind, code, message } = classifyFailure(error, signal);
+        log.debug(`CreateSnapshots ${instanceId} failed (${kind}): ${code}`);
+        return requests.map((r) => ({
+          volumeId: r.volumeId,
+          ok: false,
+          kind,
+          errorCode: code,
+          message,
+        }));
       }
       log.debug(
         `CreateSnapshots ${instanceId}: ${made.map((s) => `${s.VolumeId}=${s.SnapshotId}`)}`,
@@ -165,10 +168,13 @@ export function createMultiVolumeEc2(
           : {
             volumeId: r.volumeId,
             ok: false,
+            kind: "error",
             errorCode: "NotCreated",
             message: "CreateSnapshots returned no snapshot of this volume",
           };
       });
     },
+
+    findRunSnapshots: (requests, signal) => findRunSnapshots(client, requests, signal),
   };
 }

@@ -10,8 +10,15 @@ import { acquireFreezeLocks } from "../host/freeze_lock.ts";
 import { createHooks } from "../run/hooks.ts";
 import { createMysqlDatabase } from "../db/mysql/database.ts";
 import { createWatchdog } from "../watchdog/client.ts";
-import { errorCode, errorMessage, ExitCode, PreflightError } from "../util/errors.ts";
-import type { Logger } from "../util/log.ts";
+import {
+  AppError,
+  errorCode,
+  errorMessage,
+  ExitCode,
+  OutputError,
+  PreflightError,
+} from "../util/errors.ts";
+import { type Logger, stderrWriteFailure } from "../util/log.ts";
 import type { Plan } from "../plan/plan.ts";
 import { createEc2, createEc2Client, type EC2Client } from "../aws/ec2.ts";
 import { createMultiVolumeEc2 } from "../aws/multi_volume.ts";
@@ -152,14 +159,24 @@ async function snapshotAndFollowUp(
       io.facts.timings = result.timings;
       io.facts.retention = after?.retention ?? null;
     }
-    const final = { ...result, problems: [...result.problems, ...after?.problems ?? []] };
-    write(
-      plan.output === "json"
-        ? jsonReport(plan, final, after)
-        : textReport(final, plan.quiet, after),
-    );
-    for (const problem of final.problems) log.error(problem.message);
-    return final.problems[0]?.exitCode ?? ExitCode.ok;
+    const problems = [...result.problems, ...after?.problems ?? []];
+    const stderrFailure = stderrWriteFailure();
+    if (stderrFailure) problems.push(new OutputError(`cannot write to stderr: ${stderrFailure}`));
+    const final = { ...result, problems };
+    try {
+      write(
+        plan.output === "json"
+          ? jsonReport(plan, final, after)
+          : textReport(final, plan.quiet, after),
+      );
+    } catch (error) {
+      // stdout is closed (OutputError): the snapshot ids still go where they can, to stderr.
+      const made = final.outcomes.flatMap((o) => o.ok ? [`${o.snapshotId} (${o.volumeId})`] : []);
+      log.error(`${errorMessage(error)}; snapshots made: ${made.join(", ") || "none"}`);
+      problems.push(error instanceof AppError ? error : new OutputError(errorMessage(error)));
+    }
+    for (const problem of problems) log.error(problem.message);
+    return problems[0]?.exitCode ?? ExitCode.ok;
   } finally {
     trap.dispose();
   }

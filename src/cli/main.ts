@@ -1,6 +1,6 @@
 /** The command: argv -> options -> plan -> exit code; the part that calls EC2 is execute.ts, loaded only when needed. */
 import { withConfigFile } from "./config_file.ts";
-import { AppError, ExitCode, exitCodeOf } from "../util/errors.ts";
+import { AppError, errorMessage, ExitCode, exitCodeOf, OutputError } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { helpText } from "./help.ts";
 import { parseCommandLine } from "./parse.ts";
@@ -9,14 +9,23 @@ import type { RunFacts } from "./run_metrics.ts";
 import { planReport } from "./report.ts";
 import { VERSION } from "./version.ts";
 
-function writeTo(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+/** Writes all of `text`; throws OutputError (exit 13) when the stream is closed. */
+function writeTo(
+  stream: { writeSync(p: Uint8Array): number },
+  name: "stdout" | "stderr",
+  text: string,
+): void {
   const bytes = new TextEncoder().encode(text);
   let written = 0;
-  while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+  try {
+    while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+  } catch (error) {
+    throw new OutputError(`cannot write to ${name}: ${errorMessage(error)}`, { cause: error });
+  }
 }
 
 function writeStdout(text: string): void {
-  writeTo(Deno.stdout, text);
+  writeTo(Deno.stdout, "stdout", text);
 }
 
 /**
@@ -24,7 +33,7 @@ function writeStdout(text: string): void {
  * read snapshot ids from it read none); a JSON plan, asked for, on stdout.
  */
 function planWriter(plan: Plan): (text: string) => void {
-  return plan.output === "json" ? writeStdout : (text) => writeTo(Deno.stderr, text);
+  return plan.output === "json" ? writeStdout : (text) => writeTo(Deno.stderr, "stderr", text);
 }
 
 /**

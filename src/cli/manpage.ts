@@ -22,6 +22,10 @@ export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
   [ExitCode.retention]: "Retention (--keep, --keep-days) could not delete an old snapshot.",
   [ExitCode.busy]:
     "Another run or hold freezes, or is about to freeze, the same file system; nothing was locked.",
+  [ExitCode.consistencyUnknown]:
+    "EC2 made a snapshot from a CreateSnapshot call that was aborted or got no answer: it is " +
+    "reported by id (stderr, JSON) as of unknown consistency and kept, not deleted.",
+  [ExitCode.output]: "stdout or stderr was closed or could not be written.",
   [ExitCode.metrics]:
     "--metrics-file could not be written (after a run that otherwise succeeded; a failed run " +
     "keeps its own code).",

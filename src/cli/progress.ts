@@ -1,4 +1,5 @@
 /** Progress of waiting snapshots on stderr: a bar per snapshot on a terminal, plain lines otherwise. */
+import { writeStderr } from "../util/log.ts";
 
 /** What the waiting code reports; implemented for terminals and for logs. */
 export interface ProgressSink {
@@ -22,13 +23,8 @@ const PROGRAM = "ec2-consistent-snapshot";
 const BAR_WIDTH = 30;
 
 function writer(write?: (text: string) => void): (text: string) => void {
-  if (write) return write;
-  const encoder = new TextEncoder();
-  return (text) => {
-    const bytes = encoder.encode(text);
-    let written = 0;
-    while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
-  };
+  // stderr through the logger's writer: a closed stderr never throws into the wait.
+  return write ?? writeStderr;
 }
 
 /** A bar per snapshot, redrawn in place with ANSI cursor movement; for a terminal. */

@@ -63,11 +63,17 @@ export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult
     version: VERSION,
     ok: result.problems.length === 0,
     region: plan.region.value ?? null,
+    runId: plan.runId,
     snapshots: plan.volumes.map((volume: SnapshotRequest) => {
       const outcome = byVolume.get(volume.volumeId);
       return {
         volumeId: volume.volumeId,
         snapshotId: outcome?.ok ? outcome.snapshotId : null,
+        // "created", or how the call failed: "error", "unknown" (no answer), "aborted".
+        outcome: outcome ? (outcome.ok ? "created" : outcome.kind) : "notAttempted",
+        consistencyUnknown: (result.lookup?.consistencyUnknown ?? [])
+          .filter((s) => s.volumeId === volume.volumeId)
+          .map((s) => s.snapshotId),
         description: volume.description,
         tags: volume.tags,
         error: outcome && !outcome.ok
@@ -77,6 +83,8 @@ export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult
           : { code: "NotAttempted", message: "not attempted" },
       };
     }),
+    consistencyUnknown: result.lookup?.consistencyUnknown ?? [],
+    lookupError: result.lookup?.error ?? null,
     binlog: result.binlog ?? null,
     wal: result.wal ?? null,
     unfrozen: result.unfrozen,

@@ -18,7 +18,9 @@ import {
   MAX_TAG_VALUE,
   MAX_TAGS,
   MULTI_VOLUME_MARKER,
+  OWN_TAGS,
   PROGRAM,
+  RUN_ID_TAG,
 } from "./tags.ts";
 import { type MysqlPlan, type MysqlPlanDeps, planMysql } from "./mysql.ts";
 import { describePostgresqlPlan, planPostgresql, type PostgresqlPlan } from "./postgresql.ts";
@@ -67,6 +69,8 @@ export interface Plan {
   output: "text" | "json";
   /** After a successful run: --wait, --copy-to-region and retention. */
   afterRun: AfterRunPlan;
+  /** This run's id, the value of the RUN_ID_TAG on every snapshot request. */
+  runId: string;
   /** --metrics-file: where the run's metrics go, checked (its directory exists). */
   metricsFile?: string;
 }
@@ -122,15 +126,17 @@ export function parseTags(text: string): Record<string, string> {
     if (key.toLowerCase().startsWith("aws:")) {
       throw new UsageError(`--tag '${key}': keys starting with 'aws:' are reserved by AWS`);
     }
-    if (key === MARKER_TAG) {
+    if (key === MARKER_TAG || key === RUN_ID_TAG) {
       throw new UsageError(`--tag '${key}': this key is set by the tool itself`);
     }
     if (key in tags) throw new UsageError(`--tag '${key}': key given twice`);
     tags[key] = value;
   }
-  if (Object.keys(tags).length > MAX_TAGS - 1) {
+  if (Object.keys(tags).length > MAX_TAGS - OWN_TAGS) {
     throw new UsageError(
-      `--tag: ${Object.keys(tags).length} tags; EC2 allows ${MAX_TAGS} and the tool adds one`,
+      `--tag: ${
+        Object.keys(tags).length
+      } tags; EC2 allows ${MAX_TAGS} and the tool adds ${OWN_TAGS}`,
     );
   }
   return tags;
@@ -407,6 +413,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   }
 
   const count = volumeIds.length;
+  const runId = crypto.randomUUID();
   const tags = perVolume("tag", tagsGiven, count, {});
   const names = perVolume<string | undefined>("name", options.name, count, undefined);
   const descriptions = perVolume("description", options.description, count, PROGRAM);
@@ -418,7 +425,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     return {
       volumeId,
       description: descriptions[i],
-      tags: { ...tags[i], ...name, [MARKER_TAG]: volumeId },
+      tags: { ...tags[i], ...name, [MARKER_TAG]: volumeId, [RUN_ID_TAG]: runId },
     };
   });
 
@@ -456,6 +463,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     snapshotTimeoutMs: options.snapshotTimeout * 1000,
     output,
     afterRun,
+    runId,
     metricsFile,
   };
 }

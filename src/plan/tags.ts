@@ -1,4 +1,4 @@
-/** The tool's tags: the marker every snapshot of ours carries, and EC2's limits on tags. Imports nothing. */
+/** The tool's tags: the marker and the run id every snapshot of ours carries, and EC2's limits on tags. Imports nothing. */
 
 /** The program's name: the default description and the marker tag's key. */
 export const PROGRAM = "ec2-consistent-snapshot";
@@ -21,7 +21,16 @@ export const MARKER_TAG = `${PROGRAM}:volume`;
  */
 export const MULTI_VOLUME_MARKER = "multi-volume";
 
-/** EC2's limit on tags per snapshot (the marker tag counts against it). */
+/**
+ * The tag every snapshot request of a run carries; its value is the run's id (a UUID), by which
+ * a snapshot made from a call that got no answer is found after the thaw.
+ */
+export const RUN_ID_TAG = `${PROGRAM}:run-id`;
+
+/** The tags the tool adds to every snapshot: the marker and the run id. */
+export const OWN_TAGS = 2;
+
+/** EC2's limit on tags per snapshot (the tool's own tags count against it). */
 export const MAX_TAGS = 50;
 /** EC2's limit on the length of a tag key. */
 export const MAX_TAG_KEY = 128;

@@ -88,13 +88,22 @@ export class CleanupStack {
   }
 
   async #attempt(name: string, release: Release, failures: ReleaseFailure[]): Promise<void> {
-    this.#options.onRelease?.(name);
+    // The callbacks only report (a log line): one that throws never stops a release.
+    quietly(() => this.#options.onRelease?.(name));
     try {
       await release();
     } catch (error) {
       failures.push({ name, error });
-      this.#options.onFailure?.(name, error);
+      quietly(() => this.#options.onFailure?.(name, error));
     }
+  }
+}
+
+function quietly(report: () => void): void {
+  try {
+    report();
+  } catch {
+    // Reporting failed (stderr closed): the release goes on regardless.
   }
 }
 

@@ -7,10 +7,25 @@
 export type { SnapshotRequest } from "../plan/tags.ts";
 import type { SnapshotRequest } from "../plan/tags.ts";
 
-/** The outcome of one snapshot request. */
+/**
+ * How a failed snapshot request ended: "error" (EC2 answered with an AWS error code), "unknown"
+ * (no answer: a reset or closed connection, a socket error, an answer without a code; EC2 may
+ * have made it), "aborted" (our own abort: --snapshot-timeout or a stop signal).
+ */
+export type FailureKind = "error" | "unknown" | "aborted";
+
+/** The outcome of one snapshot request: a snapshot id, or a failure of one kind; none else. */
 export type SnapshotOutcome =
   | { volumeId: string; ok: true; snapshotId: string }
-  | { volumeId: string; ok: false; errorCode: string; message: string };
+  | { volumeId: string; ok: false; kind: FailureKind; errorCode: string; message: string };
+
+/** A snapshot that EC2 holds, found by the run's id tag. */
+export interface FoundSnapshot {
+  /** The snapshot's id (snap-...). */
+  snapshotId: string;
+  /** The volume EC2 says it is of. */
+  volumeId: string;
+}
 
 /** EC2, as the sequence needs it. Implemented with the AWS SDK in ec2.ts. */
 export interface Ec2 {
@@ -22,12 +37,21 @@ export interface Ec2 {
   preflight(requests: readonly SnapshotRequest[], signal: AbortSignal): Promise<void>;
   /**
    * One concurrent round of CreateSnapshot calls, tags in the same call. Aborting `signal`
-   * aborts the requests in flight; their outcomes are failures with errorCode "Aborted".
+   * aborts the requests in flight (their outcomes are "aborted"); no request of the round is
+   * sent after `signal` is aborted, and none is sent again after it got no answer.
    */
   createSnapshots(
     requests: readonly SnapshotRequest[],
     signal: AbortSignal,
   ): Promise<SnapshotOutcome[]>;
+  /**
+   * Optional: the snapshots EC2 holds with the run's id tag (in every request's tags), asked
+   * after the thaw when a call was aborted or got no answer. Throws when it cannot look.
+   */
+  findRunSnapshots?(
+    requests: readonly SnapshotRequest[],
+    signal: AbortSignal,
+  ): Promise<FoundSnapshot[]>;
 }
 
 /** File-system freezing. Implemented with sync, fsfreeze and xfs_freeze in freeze.ts. */

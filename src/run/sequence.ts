@@ -7,6 +7,7 @@ import { CleanupStack, SignalError, STOP_SIGNALS } from "./cleanup.ts";
 import {
   AlreadyFrozenError,
   AppError,
+  ConsistencyUnknownError,
   FreezeError,
   HookError,
   NotFrozenError,
@@ -37,6 +38,7 @@ import {
   type UnfrozenOptions,
   unfrozenWarning,
 } from "../host/unfrozen.ts";
+import { consistencyUnknownError, lookUpUnanswered, type RunLookup } from "./unanswered.ts";
 
 /** What the sequence needs to know; a subset of the Plan. */
 export interface RunSpec {
@@ -85,6 +87,8 @@ export interface RunDeps {
   signal: AbortSignal;
   /** Monotonic milliseconds; performance.now by default. */
   now?: () => number;
+  /** Pause before the lookup after the thaw asks again; LOOKUP_RETRY_MS (unanswered.ts). */
+  lookupRetryMs?: number;
   /** Which database files lie outside the frozen set; host/unfrozen.ts by default. */
   unfrozen?: (
     files: readonly DatabaseFile[],
@@ -107,10 +111,17 @@ export interface Timings {
   databaseLockMs: number | null;
 }
 
+export type { RunLookup };
+
 /** What the sequence did: the outcome of each snapshot request, the coordinates, the timings. */
 export interface RunResult {
   /** One outcome per request, in the order of the requests. */
   outcomes: SnapshotOutcome[];
+  /**
+   * The lookup after the thaw of snapshots made by calls without an answer; null when every
+   * call ended with an answer (a snapshot id or an AWS error).
+   */
+  lookup: RunLookup | null;
   /** The binary-log coordinates taken while locked; undefined without a database. */
   binlog: BinlogCoordinates | undefined;
   /** PostgreSQL's WAL position at the freeze. */
@@ -147,6 +158,8 @@ export function independent(mounts: readonly string[]): boolean {
 
 /** How serious a problem is: the first one decides the exit code. */
 function severity(error: AppError): number {
+  // A snapshot of unknown consistency is what the user must act on first.
+  if (error instanceof ConsistencyUnknownError) return -2;
   if (error instanceof StoppedError) return -1;
   if (error instanceof FreezeError) return 0;
   if (error instanceof SnapshotTimeoutError) return 1;
@@ -377,17 +390,34 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
       timings.lockWindowMs ?? "-"
     }ms`,
   );
+  const stopped = problems.some((p) => p instanceof StoppedError);
+  const timedOut = problems.some((p) => p instanceof SnapshotTimeoutError);
   for (const outcome of outcomes) {
-    if (!outcome.ok && outcome.errorCode !== "Aborted") {
-      problems.push(
-        new SnapshotError(
-          `snapshot of ${outcome.volumeId} failed: ${outcome.errorCode}: ${outcome.message}`,
-        ),
-      );
-    }
+    if (outcome.ok) continue;
+    // An aborted call is accounted for by the timeout or the stop signal that aborted it.
+    if (outcome.kind === "aborted" && (stopped || timedOut)) continue;
+    const what = outcome.kind === "unknown"
+      ? "got no answer (EC2 may or may not have made it)"
+      : outcome.kind === "aborted"
+      ? "was aborted"
+      : "failed";
+    problems.push(
+      new SnapshotError(
+        `snapshot of ${outcome.volumeId} ${what}: ${outcome.errorCode}: ${outcome.message}`,
+      ),
+    );
+  }
+  const lookup = await lookUpUnanswered(outcomes, {
+    ec2,
+    log,
+    requests: spec.volumes,
+    retryMs: deps.lookupRetryMs,
+  });
+  for (const found of lookup?.consistencyUnknown ?? []) {
+    problems.push(consistencyUnknownError(found));
   }
   problems.sort((a, b) => severity(a) - severity(b));
-  return { outcomes, binlog, wal, unfrozen, timings, problems };
+  return { outcomes, lookup, binlog, wal, unfrozen, timings, problems };
 
   /**
    * Asks the server where its files are and warns, once per location, about those on file

@@ -25,6 +25,13 @@ export const ExitCode = {
   retention: 10,
   /** Another run or hold freezes, or is about to freeze, the same file system; nothing was locked. */
   busy: 11,
+  /**
+   * EC2 made a snapshot from a CreateSnapshot call that was aborted or got no answer: it
+   * exists, its consistency is unknown; it is reported by id and kept.
+   */
+  consistencyUnknown: 12,
+  /** stdout or stderr was closed or could not be written. */
+  output: 13,
   /** --metrics-file could not be written (when the run itself succeeded). */
   metrics: 15,
 } as const;
@@ -149,6 +156,36 @@ export class BusyError extends AppError {
 }
 
 /**
+ * EC2 holds a snapshot of this run made by an aborted or unanswered call (exit 12).
+ *
+ * @example
+ * ```ts
+ * new ConsistencyUnknownError("created, consistency unknown: snap-0123 of vol-0123").exitCode; // 12
+ * ```
+ */
+export class ConsistencyUnknownError extends AppError {
+  /** The error, with its one-line message. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.consistencyUnknown, options);
+  }
+}
+
+/**
+ * stdout or stderr could not be written (exit 13).
+ *
+ * @example
+ * ```ts
+ * new OutputError("cannot write to stdout: Broken pipe (os error 32)").exitCode; // 13
+ * ```
+ */
+export class OutputError extends AppError {
+  /** The error, with its one-line message. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.output, options);
+  }
+}
+
+/**
  * --metrics-file could not be written.
  *
  * @example
@@ -184,9 +221,15 @@ export class StoppedError extends AppError {
   }
 }
 
-/** The AWS error code of an SDK error (`name` in SDK v3), or a description of what failed. */
+/**
+ * The AWS error code of an SDK error (`name` in SDK v3), the socket error's code (ECONNRESET,
+ * EPIPE ...: the SDK names those "TimeoutError", but nothing of ours timed out), or a
+ * description of what failed.
+ */
 export function errorCode(error: unknown): string {
   if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" && /^E[A-Z_]+$/.test(code)) return code;
     if (error.name === "AbortError" || error.name === "TimeoutError") return "Aborted";
     return error.name || "Error";
   }

@@ -63,9 +63,32 @@ export function printable(text: string, options: { keepNewlines?: boolean } = {}
   );
 }
 
-function writeStderr(line: string): void {
-  // Synchronous, so nothing is lost when the process exits right after.
-  Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+/** The first failed write to stderr (closed, a broken pipe), if any. */
+let stderrFailure: string | undefined;
+
+/** Why a line could not be written to stderr (it was closed, ...); undefined when all went. */
+export function stderrWriteFailure(): string | undefined {
+  return stderrFailure;
+}
+
+/**
+ * Writes all of `text` to stderr, synchronously (nothing is lost when the process exits right
+ * after). Never throws: a closed stderr must not stop a release; the failure is remembered
+ * (stderrWriteFailure) and later lines are dropped at once.
+ */
+export function writeStderr(text: string): void {
+  if (stderrFailure) return;
+  try {
+    const bytes = new TextEncoder().encode(text);
+    let written = 0;
+    while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+  } catch (error) {
+    stderrFailure = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  }
+}
+
+function writeLine(line: string): void {
+  writeStderr(line + "\n");
 }
 
 /**
@@ -79,7 +102,14 @@ function writeStderr(line: string): void {
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const now = options.now ?? (() => performance.now());
-  const write = options.write ?? writeStderr;
+  const sink = options.write ?? writeLine;
+  const write = (line: string) => {
+    try {
+      sink(line);
+    } catch {
+      // Logging never throws into the sequence.
+    }
+  };
   const start = now();
   const elapsed = () => Math.round(now() - start);
   return {

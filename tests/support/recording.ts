@@ -7,6 +7,8 @@ import type {
   BinlogCoordinates,
   Database,
   Ec2,
+  FailureKind,
+  FoundSnapshot,
   Freezer,
   Hooks,
   SnapshotOutcome,
@@ -23,6 +25,11 @@ export interface Recorder {
   faults: Map<Step, Error>;
   /** Steps that never finish until aborted (create only) or the promise given resolves. */
   holds: Map<Step, Promise<void>>;
+  /**
+   * What the run-id lookup after the thaw finds ("lookup" is its step; a fault there is a
+   * lookup that cannot be done).
+   */
+  found: FoundSnapshot[];
   ec2: Ec2;
   freezer: Freezer;
   hooks: Hooks;
@@ -35,6 +42,7 @@ export function recorder(binlog?: BinlogCoordinates): Recorder {
   const log: Step[] = [];
   const faults = new Map<Step, Error>();
   const holds = new Map<Step, Promise<void>>();
+  const found: FoundSnapshot[] = [];
   const step = async (name: Step) => {
     log.push(name);
     const hold = holds.get(name);
@@ -57,13 +65,31 @@ export function recorder(binlog?: BinlogCoordinates): Recorder {
       }
       return requests.map((r, i): SnapshotOutcome => {
         if (signal.aborted) {
-          return { volumeId: r.volumeId, ok: false, errorCode: "Aborted", message: "aborted" };
+          const kind = "aborted";
+          return {
+            volumeId: r.volumeId,
+            ok: false,
+            kind,
+            errorCode: "Aborted",
+            message: "aborted",
+          };
         }
-        const fault = faults.get(`create ${r.volumeId}`);
+        // A fault's `kind` says how the call ended: "error" (the default) or "unknown".
+        const fault = faults.get(`create ${r.volumeId}`) as Error & { kind?: FailureKind };
         return fault
-          ? { volumeId: r.volumeId, ok: false, errorCode: fault.name, message: fault.message }
+          ? {
+            volumeId: r.volumeId,
+            ok: false,
+            kind: fault.kind ?? "error",
+            errorCode: fault.name,
+            message: fault.message,
+          }
           : { volumeId: r.volumeId, ok: true, snapshotId: `snap-${i}` };
       });
+    },
+    async findRunSnapshots() {
+      await step("lookup");
+      return [...found];
     },
   };
   const freezer: Freezer = {
@@ -86,5 +112,5 @@ export function recorder(binlog?: BinlogCoordinates): Recorder {
     },
     release: () => step("db release"),
   };
-  return { log, faults, holds, ec2, freezer, hooks, watchdog, database };
+  return { log, faults, holds, found, ec2, freezer, hooks, watchdog, database };
 }
