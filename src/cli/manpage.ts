@@ -18,6 +18,10 @@ export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
   [ExitCode.hook]: "--pre-freeze-command or --post-thaw-command failed.",
   [ExitCode.wait]: "With --wait: a snapshot or a copy ended in error, or the wait timed out.",
   [ExitCode.retention]: "Retention (--keep, --keep-days) could not delete an old snapshot.",
+  [ExitCode.busy]:
+    "Another run or hold freezes, or is about to freeze, the same file system; nothing was locked.",
+  [ExitCode.notHeld]:
+    "--release: nothing is held, or the deadline of --hold had already released everything.",
 };
 
 /** What goes into the page besides the option table. */

@@ -34,6 +34,10 @@ export interface OptionSpec {
   readonly group: string;
   /** Accepted only on the command line, never in a configuration file. */
   readonly commandLineOnly?: boolean;
+  /** optional-seconds: the value when the option stands alone (`--hold`). */
+  readonly bareValue?: number;
+  /** The largest value accepted (seconds). */
+  readonly max?: number;
 }
 
 /** The table. Order is the order of --help. */
@@ -209,6 +213,7 @@ export const OPTION_TABLE = [
     kind: "optional-seconds",
     value: "SECONDS",
     defaultText: "no waiting; without SECONDS: 3600",
+    bareValue: 3600,
     group: "Snapshots",
     help: "After releasing everything, wait for the snapshots to complete.",
   },
@@ -394,6 +399,28 @@ export const OPTION_TABLE = [
     help: "Sleep between tries to take the lock.",
   },
 
+  // Hold mode
+  {
+    name: "hold",
+    kind: "optional-seconds",
+    value: "SECONDS",
+    defaultText: "without SECONDS: 60; at most 600",
+    bareValue: 60,
+    max: 600,
+    commandLineOnly: true,
+    group: "Hold mode (Data Lifecycle Manager and other orchestrators)",
+    help: "Lock the database and freeze, keep it held in a detached process and exit; no snapshot. " +
+      "Released by --release, or at the deadline.",
+  },
+  {
+    name: "release",
+    kind: "flag",
+    commandLineOnly: true,
+    group: "Hold mode (Data Lifecycle Manager and other orchestrators)",
+    help: "Release what --hold holds (thaw, post-thaw command, unlock or start the database) and " +
+      "print the freeze and lock windows.",
+  },
+
   // MongoDB
   {
     name: "mongo",
@@ -522,10 +549,15 @@ export function convertValue(spec: OptionSpec, raw: string | boolean): unknown {
       if (/^(1|true|yes|on)$/i.test(raw)) return true;
       if (/^(0|false|no|off)$/i.test(raw)) return false;
       throw new UsageError(`--${spec.name}: takes no value, got '${raw}'`);
-    case "optional-seconds":
-      if (raw === true || raw === "") return DEFAULT_WAIT_SECONDS;
+    case "optional-seconds": {
+      if (raw === true || raw === "") return spec.bareValue ?? DEFAULT_WAIT_SECONDS;
       if (raw === false) return undefined;
-      return parseNumber(spec, raw);
+      const seconds = parseNumber(spec, raw);
+      if (spec.max !== undefined && seconds > spec.max) {
+        throw new UsageError(`--${spec.name}: at most ${spec.max} seconds, got '${raw}'`);
+      }
+      return seconds;
+    }
     case "seconds":
     case "count":
       if (typeof raw === "boolean") throw new UsageError(`--${spec.name}: needs a value`);
@@ -581,6 +613,27 @@ function expandAbbreviation(arg: string): string {
   return candidates.length === 1 ? `--${candidates[0]}${match[2] ?? ""}` : arg;
 }
 
+/**
+ * `--wait` and `--hold` may stand alone: node's parser has no optional values, so each gets
+ * `=VALUE` explicitly: the next argument when it is a number (`--hold 90`), else nothing, so that
+ * a volume id or an option after it is never taken for its value.
+ */
+function withOptionalValues(args: string[], specs: readonly OptionSpec[]): string[] {
+  const names = specs.filter((s) => s.kind === "optional-seconds").map((s) => `--${s.name}`);
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--") return out.concat(args.slice(i));
+    if (!names.includes(args[i])) {
+      out.push(args[i]);
+    } else if (/^\d+(\.\d+)?$/.test(args[i + 1] ?? "")) {
+      out.push(`${args[i]}=${args[++i]}`);
+    } else {
+      out.push(`${args[i]}=`);
+    }
+  }
+  return out;
+}
+
 function parseErrorMessage(error: { code?: string; message: string }): string {
   const first = error.message.split("\n")[0];
   const name = /'(?:-\w, )?(-{1,2}[^' ]+)/.exec(first)?.[1] ?? "";
@@ -617,13 +670,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
       };
     }
   }
-  // `--wait` may stand alone: node's parser has no optional values, so say it explicitly.
-  const optionalValue = specs.filter((s) => s.kind === "optional-seconds").map((s) =>
-    `--${s.name}`
-  );
-  const args = argv.map(expandAbbreviation).map((arg) =>
-    optionalValue.includes(arg) ? `${arg}=` : arg
-  );
+  const args = withOptionalValues(argv.map(expandAbbreviation), specs);
 
   let tokens;
   try {

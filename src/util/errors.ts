@@ -23,6 +23,10 @@ export const ExitCode = {
   wait: 9,
   /** Retention could not delete an old snapshot. */
   retention: 10,
+  /** Another run or hold freezes, or is about to freeze, the same file system; nothing was locked. */
+  busy: 11,
+  /** --release: nothing is held, or the deadline already released it. */
+  notHeld: 14,
 } as const;
 
 export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
@@ -96,6 +100,20 @@ export class WaitError extends AppError {
 export class RetentionError extends AppError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.retention, options);
+  }
+}
+
+/** Another process (a run or a hold) holds what this one needs; refused before anything is locked. */
+export class BusyError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.busy, options);
+  }
+}
+
+/** --release found nothing to release: no hold, or the deadline released it already. */
+export class NotHeldError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.notHeld, options);
   }
 }
 
