@@ -8,6 +8,8 @@ export interface HooksOptions {
   log: Logger;
   /** The shell; default `/bin/sh` (an absolute path: cron's PATH is short). */
   shell?: string;
+  /** Append the commands' output (stdout and stderr) to this file instead of passing it through. */
+  outputFile?: string;
 }
 
 /**
@@ -24,6 +26,11 @@ export interface HooksOptions {
 export function createHooks(options: HooksOptions): Hooks {
   const { log } = options;
   const shell = options.shell ?? "/bin/sh";
+  // sh -c SCRIPT FILE COMMAND: $0 is the file, $1 the command, neither parsed by us.
+  const args = (command: string) =>
+    options.outputFile === undefined
+      ? ["-c", command]
+      : ["-c", 'exec >>"$0" 2>&1; eval "$1"', options.outputFile, command];
   return {
     async run(which, command) {
       const option = `--${which}-command`;
@@ -31,7 +38,7 @@ export function createHooks(options: HooksOptions): Hooks {
       let status: Deno.CommandStatus;
       try {
         status = await new Deno.Command(shell, {
-          args: ["-c", command],
+          args: args(command),
           stdin: "null",
           stdout: "inherit",
           stderr: "inherit",

@@ -94,8 +94,15 @@ export function parseWatchdogConfig(text: string | undefined): WatchdogConfig {
 
 type Reason = "disarm" | "main process ended" | "main process gone" | "deadline passed";
 
-/** The lines of stdin as they come; ends at the end of input (or a broken pipe). */
-async function* inputLines(): AsyncGenerator<string> {
+/**
+ * The lines of stdin as they come; ends at the end of input (or a broken pipe).
+ *
+ * @example
+ * ```ts
+ * for await (const line of inputLines()) if (line === "disarm") break;
+ * ```
+ */
+export async function* inputLines(): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   let buffered = "";
   try {
