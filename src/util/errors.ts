@@ -103,7 +103,7 @@ export class RetentionError extends AppError {
   }
 }
 
-/** Another process (a run or a hold) holds what this one needs; refused before anything is locked. */
+/** Another run or hold has the file system's freeze lock: refused before anything is locked. */
 export class BusyError extends AppError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.busy, options);
