@@ -45,6 +45,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     log = createLogger({ debug: options.debug, quiet: options.quiet });
     for (const warning of warnings) log.warn(warning);
     log.debug(`ec2-consistent-snapshot ${VERSION}, Deno ${Deno.version.deno}`);
+    if (options.hold !== undefined || options.release) {
+      const { holdCommand } = await import("./hold_command.ts");
+      return await holdCommand({ commandLine: parsed, args, log, write: writeStdout });
+    }
     const plan = await buildPlan({
       args,
       env: Deno.env.toObject(),

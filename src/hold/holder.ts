@@ -8,6 +8,7 @@ import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
 import { WATCHDOG_MARGIN_MS, whileLocked } from "../run/locked.ts";
 import type { Database, Freezer, Hooks, Watchdog } from "../run/interfaces.ts";
+import type { FreezeLocks } from "../host/freeze_lock.ts";
 import { inputLines } from "../watchdog/process.ts";
 import {
   CONFIRM_TIMEOUT_MS,
@@ -32,7 +33,7 @@ import {
 export type AcquireFreezeLocks = (
   targets: { mountPoint: string; device: string }[],
   options: { runDir?: string; purpose: string },
-) => Promise<{ release(): Promise<void> }>;
+) => Promise<Pick<FreezeLocks, "release" | "guard">>;
 
 /** The side effects of the holder, injected (tests use recording fakes). */
 export interface HolderDeps {
@@ -82,7 +83,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
   const paths = statePaths(request.stateDir);
   const mounts = plan.freezeMounts.map((m) => m.mountPoint);
   let record: HoldRecord;
-  let locks: { release(): Promise<void> };
+  let locks: Pick<FreezeLocks, "release" | "guard">;
   try {
     record = claimHold(paths, { mounts, database: plan.database !== undefined });
   } catch (error) {
@@ -107,7 +108,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
       postThawCommand: plan.postThawCommand,
       watchdogDeadlineMs: plan.holdMs + WATCHDOG_MARGIN_MS,
     },
-    deps,
+    { ...deps, watchdog: guarding(deps.watchdog, locks) },
     {
       whileHeld: async ({ binlog }): Promise<ReleasedBy> => {
         heldAt = Date.now();
@@ -164,6 +165,22 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
   }
 }
 
+/**
+ * The watchdog, whose process (once armed) also keeps the freeze locks held: should the holder
+ * die, no other run freezes those file systems before the watchdog has thawed them.
+ */
+function guarding(watchdog: Watchdog, locks: Pick<FreezeLocks, "guard">): Watchdog {
+  return {
+    prepare: watchdog.prepare && (() => watchdog.prepare!()),
+    async arm(mountPoints, deadlineMs) {
+      const armed = await watchdog.arm(mountPoints, deadlineMs);
+      const pid = (armed as { pid?: number }).pid;
+      if (pid !== undefined) await locks.guard(pid);
+      return armed;
+    },
+  };
+}
+
 /** Tells the caller why the hold failed; the exit code. */
 function fail(deps: HolderDeps, error: unknown): number {
   const code = error instanceof AppError ? error.exitCode : ExitCode.internal;
@@ -212,7 +229,7 @@ export async function runHolder(): Promise<number> {
     quiet: request.quiet,
     write: (line) => {
       try {
-        logFile?.writeSync(new TextEncoder().encode(`${new Date().toISOString()} ${line}\n`));
+        logFile?.writeSync(new TextEncoder().encode(`${line}\n`));
       } catch { /* best effort */ }
       if (relaying) tellStdout(`${HoldLine.log} ${line}`);
     },
@@ -232,10 +249,10 @@ export async function runHolder(): Promise<number> {
     const { createHooks } = await import("../run/hooks.ts");
     const { createWatchdog } = await import("../watchdog/client.ts");
     const { createMysqlDatabase } = await import("../db/mysql/database.ts");
-    const { acquireFreezeLocks } = await import("./freeze_locks.ts");
+    const { acquireFreezeLocks } = await import("../host/freeze_lock.ts");
     return await hold(request, {
       freezer: createFreezer({ log }),
-      hooks: createHooks({ log }),
+      hooks: createHooks({ log, outputFile: paths.log }),
       watchdog: createWatchdog({ log, stderr: "null" }),
       database: request.plan.database
         ? createMysqlDatabase(request.plan.options, { log })

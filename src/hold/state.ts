@@ -4,12 +4,10 @@
  * the record of the last release, the holder's socket and its log.
  */
 import { BusyError, PreflightError } from "../util/errors.ts";
+import { defaultRunDir, ensureRunDir } from "../host/freeze_lock.ts";
 import type { BinlogCoordinates } from "../run/interfaces.ts";
 import type { LockTimings } from "../run/locked.ts";
 import { isSameProcessAlive, readProcessStat } from "../host/proc.ts";
-
-/** Where the state lives unless $ECS_RUN_DIR says otherwise (tests). */
-export const DEFAULT_RUN_DIR = "/run/ec2-consistent-snapshot";
 
 /** The hold in place: written by the holder when it starts, updated once everything is held. */
 export interface HoldRecord {
@@ -52,14 +50,15 @@ export interface StatePaths {
 }
 
 /**
- * The state directory and its files: `$ECS_RUN_DIR`, else {@linkcode DEFAULT_RUN_DIR}.
+ * The state directory and its files: the freeze locks' run directory (`$ECS_RUN_DIR`, else
+ * /run/ec2-consistent-snapshot).
  *
  * @example
  * ```ts
  * statePaths("/run/ec2-consistent-snapshot").socket; // "/run/ec2-consistent-snapshot/hold.sock"
  * ```
  */
-export function statePaths(dir = Deno.env.get("ECS_RUN_DIR") || DEFAULT_RUN_DIR): StatePaths {
+export function statePaths(dir = defaultRunDir()): StatePaths {
   return {
     dir,
     hold: `${dir}/hold.json`,
@@ -69,26 +68,9 @@ export function statePaths(dir = Deno.env.get("ECS_RUN_DIR") || DEFAULT_RUN_DIR)
   };
 }
 
-/**
- * Makes the directory (0700) when missing; refuses one that others may enter or that another
- * user owns: whoever can write there could fake a holder.
- */
+/** Makes the directory (0700) when missing; refuses one that others could write into. */
 export function ensureStateDir(paths: StatePaths): void {
-  try {
-    Deno.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-    const info = Deno.statSync(paths.dir);
-    if (!info.isDirectory) throw new Error("not a directory");
-    if (info.uid !== null && info.uid !== Deno.uid()) {
-      throw new Error(`owned by uid ${info.uid}, not by this user (${Deno.uid()})`);
-    }
-    if (((info.mode ?? 0) & 0o077) !== 0) {
-      throw new Error(`mode ${((info.mode ?? 0) & 0o777).toString(8)}; it must be 0700`);
-    }
-  } catch (error) {
-    throw new PreflightError(`runtime directory ${paths.dir}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+  ensureRunDir(paths.dir);
 }
 
 function readJson<T>(path: string): T | undefined {

@@ -146,7 +146,7 @@ function replaceFile(path: string, text: string): void {
 }
 
 /** Creates the run directory root-only, and refuses one that others could write into. */
-function ensureRunDir(dir: string): void {
+export function ensureRunDir(dir: string): void {
   try {
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const info = Deno.lstatSync(dir);

@@ -92,7 +92,6 @@ export interface HoldPlanInputs {
 export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
   const { args, log } = inputs;
   const { options } = args;
-  if (options.release) throw new UsageError("--hold and --release: give one of them");
   refuseSnapshotInput("--hold", args, inputs.commandLineVolumes, log);
   for (const name of ["mongo", "mongo-stop"]) {
     if (args.given.has(name)) throw new UsageError(`--${name}: not supported with --hold`);
