@@ -7,6 +7,7 @@ import { createFreezer } from "../host/freeze.ts";
 import { createHooks } from "../run/hooks.ts";
 import { createMysqlDatabase } from "../db/mysql/database.ts";
 import { createWatchdog } from "../watchdog/client.ts";
+import { acquireFreezeLocks } from "../host/freeze_lock.ts";
 import { AppError, ExitCode, exitCodeOf } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { helpText, parseCommandLine } from "./options.ts";
@@ -101,6 +102,11 @@ async function snapshotAndFollowUp(
   const multiVolume = options.multiVolume
     ? createMultiVolumeEc2(clientFor(region), { instanceId: plan.instanceId!, log })
     : undefined;
+  // One run or hold at a time per file system: a hold's freeze must not be thawed by our unwind.
+  const locks = await acquireFreezeLocks(
+    plan.freezeMounts.map((m) => ({ mountPoint: m.mountPoint, device: m.majorMinor })),
+    { purpose: "run" },
+  );
   const trap = trapStopSignals((name) => log.warn(`${name} received again; still releasing`));
   try {
     const result = await runSequence(
@@ -143,5 +149,6 @@ async function snapshotAndFollowUp(
     return final.problems[0]?.exitCode ?? ExitCode.ok;
   } finally {
     trap.dispose();
+    await locks.release();
   }
 }
