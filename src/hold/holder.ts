@@ -20,6 +20,7 @@ import { listenForRelease, type ReleaseSocket } from "./release_socket.ts";
 import {
   abandonHold,
   claimHold,
+  ensureStateDir,
   type HoldRecord,
   type ReleasedBy,
   type ReleaseRecord,
@@ -85,6 +86,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
   let record: HoldRecord;
   let locks: Pick<FreezeLocks, "release" | "guard">;
   try {
+    ensureStateDir(paths);
     record = claimHold(paths, { mounts, database: plan.database !== undefined });
   } catch (error) {
     return fail(deps, error);
