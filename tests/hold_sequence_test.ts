@@ -9,13 +9,7 @@ import { hold, type HolderDeps } from "../src/hold/holder.ts";
 import type { HoldRequest } from "../src/hold/protocol.ts";
 import { claimHold, readHold, readRelease, statePaths } from "../src/hold/state.ts";
 import { SignalError } from "../src/run/cleanup.ts";
-import {
-  BusyError,
-  DatabaseError,
-  ExitCode,
-  FreezeError,
-  HookError,
-} from "../src/util/errors.ts";
+import { BusyError, DatabaseError, ExitCode, FreezeError, HookError } from "../src/util/errors.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { defaultOptions } from "../src/cli/options.ts";
 
@@ -75,7 +69,10 @@ function fixture(
     ...r,
     acquireFreezeLocks: (targets) => {
       r.log.push("locks");
-      assertEquals(targets, [{ mountPoint: "/a", device: "7:1" }, { mountPoint: "/b", device: "7:2" }]);
+      assertEquals(targets, [{ mountPoint: "/a", device: "7:1" }, {
+        mountPoint: "/b",
+        device: "7:2",
+      }]);
       if (options.lockFault) return Promise.reject(options.lockFault);
       return Promise.resolve({
         release: () => Promise.resolve(void r.log.push("unlock")),
@@ -90,7 +87,7 @@ function fixture(
   return { r, told, deps };
 }
 
-async function inStateDir(fn: (dir: string) => Promise<void>): Promise<void> {
+async function inStateDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
   const parent = Deno.makeTempDirSync({ prefix: "ecs-hold-seq-" });
   try {
     await fn(`${parent}/run`);
@@ -199,7 +196,7 @@ Deno.test("hold: a stop signal while held releases everything; exit 128+15", asy
 });
 
 Deno.test("the hold record: a live one refuses a second claim, a dead holder's is taken over", async () => {
-  await inStateDir(async (dir) => {
+  await inStateDir((dir) => {
     const paths = statePaths(dir);
     Deno.mkdirSync(dir, { mode: 0o700 });
     claimHold(paths, { mounts: ["/a"], database: false });

@@ -66,7 +66,10 @@ Deno.test("--hold returns held (caller's group killed): frozen and locked until 
   await withStack(async ({ mount, db, env, holdArgs }) => {
     const held = await runThenKillGroup(["--hold", "60", ...holdArgs], env);
     assertEquals(held.code, 0, held.stderr);
-    assertMatch(held.stdout, /^ec2-consistent-snapshot: master_log_file="[^"]+", master_log_pos=\d+\n$/);
+    assertMatch(
+      held.stdout,
+      /^ec2-consistent-snapshot: master_log_file="[^"]+", master_log_pos=\d+\n$/,
+    );
     assertEquals(await isFrozen(mount.mountPoint), true, "frozen after the caller's group died");
     const insert = session(db, "INSERT INTO app.t (v) VALUES ('during')");
     await sleep(1_000);

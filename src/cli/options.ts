@@ -409,7 +409,8 @@ export const OPTION_TABLE = [
     max: 600,
     commandLineOnly: true,
     group: "Hold mode (Data Lifecycle Manager and other orchestrators)",
-    help: "Lock the database and freeze, keep it held in a detached process and exit; no snapshot. " +
+    help:
+      "Lock the database and freeze, keep it held in a detached process and exit; no snapshot. " +
       "Released by --release, or at the deadline.",
   },
   {

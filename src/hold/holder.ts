@@ -10,21 +10,16 @@ import { WATCHDOG_MARGIN_MS, whileLocked } from "../run/locked.ts";
 import type { Database, Freezer, Hooks, Watchdog } from "../run/interfaces.ts";
 import type { FreezeLocks } from "../host/freeze_lock.ts";
 import { inputLines } from "../watchdog/process.ts";
-import {
-  CONFIRM_TIMEOUT_MS,
-  type HeldMessage,
-  HoldLine,
-  type HoldRequest,
-} from "./protocol.ts";
+import { CONFIRM_TIMEOUT_MS, type HeldMessage, HoldLine, type HoldRequest } from "./protocol.ts";
 import { listenForRelease, type ReleaseSocket } from "./release_socket.ts";
 import {
   abandonHold,
   claimHold,
   ensureStateDir,
   type HoldRecord,
+  recordRelease,
   type ReleasedBy,
   type ReleaseRecord,
-  recordRelease,
   type StatePaths,
   statePaths,
   updateHold,
@@ -118,7 +113,12 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
         socket = listenForRelease(paths.socket, log);
         record = { ...record, state: "held", heldAt, deadlineAt };
         updateHold(paths, record);
-        const held: HeldMessage = { pid: Deno.pid, heldAt, deadlineAt, ...binlog ? { binlog } : {} };
+        const held: HeldMessage = {
+          pid: Deno.pid,
+          heldAt,
+          deadlineAt,
+          ...binlog ? { binlog } : {},
+        };
         const told = deps.tell(`${HoldLine.held} ${JSON.stringify(held)}`);
         const confirmed = told &&
           await Promise.race([deps.confirmation, pause(CONFIRM_TIMEOUT_MS, deps.signal)]);

@@ -80,7 +80,10 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
         log.debug(`CreateSnapshot for ${spec.volumes.length} volume(s)`);
         const timeout = AbortSignal.timeout(spec.snapshotTimeoutMs);
         const createStarted = now();
-        const outcomes = await ec2.createSnapshots(spec.volumes, AbortSignal.any([timeout, signal]));
+        const outcomes = await ec2.createSnapshots(
+          spec.volumes,
+          AbortSignal.any([timeout, signal]),
+        );
         createMs = Math.round(now() - createStarted);
         return { outcomes, timedOut: timeout.aborted && outcomes.some((o) => !o.ok) };
       },

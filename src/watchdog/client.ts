@@ -47,9 +47,11 @@ export function watchdogCommand(options: WatchdogCommandOptions): {
  * // { program: ".../deno", args: ["run", "--allow-all", "--no-code-cache", ".../main.ts", "__holder"] }
  * ```
  */
-export function selfCommand(options: Omit<WatchdogCommandOptions, "config"> & {
-  args: readonly string[];
-}): { program: string; args: string[] } {
+export function selfCommand(
+  options: Omit<WatchdogCommandOptions, "config"> & {
+    args: readonly string[];
+  },
+): { program: string; args: string[] } {
   if (options.standalone) return { program: options.execPath, args: [...options.args] };
   const entry = String(options.entry);
   const path = entry.startsWith("file:") ? fileURLToPath(entry) : entry;
