@@ -157,6 +157,23 @@ Deno.test("a normal run on a held mount is refused before anything is locked", a
   });
 });
 
+Deno.test("a caller killed before the hold was confirmed: the holder releases at once", async () => {
+  await withStack(async ({ mount, db, state, env, holdArgs }) => {
+    // The pre-freeze command runs under the database lock; the caller dies meanwhile.
+    const held = await runThenKillGroup(
+      ["--hold", ...holdArgs, "--pre-freeze-command", "sleep 2"],
+      env,
+      { killAfterMs: 1_000 },
+    );
+    assertEquals(held.code, -1, "the caller was killed before it returned");
+    await sleep(3_000);
+    assertEquals(await isFrozen(mount.mountPoint), false, "nothing stays frozen");
+    await session(db, "INSERT INTO app.t (v) VALUES ('unlocked')").done;
+    assertEquals(state.holderPid(), undefined, "the holder is gone and its record with it");
+    assertEquals((await release(env)).code, ExitCode.notHeld);
+  });
+});
+
 Deno.test("--noaction --hold checks the database and the mounts and touches nothing", async () => {
   await withStack(async ({ mount, db, state, env, holdArgs }) => {
     const log = `${db.rundir}/general.log`;

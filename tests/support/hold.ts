@@ -50,11 +50,13 @@ const shellQuote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
 /**
  * Runs the program with `args` from a shell in a session of its own, as an orchestrator's
  * agent does; as soon as the program has returned, SIGKILLs the shell's whole process group.
- * Resolves with the program's exit code and output.
+ * Resolves with the program's exit code (-1 when the group was killed first, after
+ * `killAfterMs`, default 120 s) and output.
  */
 export async function runThenKillGroup(
   args: readonly string[],
   env: Record<string, string>,
+  options: { killAfterMs?: number } = {},
 ): Promise<ProgramResult> {
   const { cmd, args: full } = programCommand(args);
   const line = [cmd, ...full].map(shellQuote).join(" ");
@@ -71,12 +73,17 @@ export async function runThenKillGroup(
   }).spawn();
   const reader = shell.stdout.getReader();
   let text = "";
+  // Bounded: a program that never returns fails the test instead of hanging it.
+  const timer = setTimeout(() => Deno.kill(-shell.pid, "SIGKILL"), options.killAfterMs ?? 120_000);
   while (!/rc=\d+\n/.test(text)) {
     const { value, done } = await reader.read();
     if (done) break;
     text += new TextDecoder().decode(value);
   }
-  Deno.kill(-shell.pid, "SIGKILL"); // the whole group: the shell, its sleep, anything left
+  clearTimeout(timer);
+  try {
+    Deno.kill(-shell.pid, "SIGKILL"); // the whole group: the shell, its sleep, anything left
+  } catch { /* killed by the timer */ }
   await reader.cancel();
   await shell.status;
   const result = {
