@@ -68,7 +68,9 @@ export function listenForRelease(path: string, log: Logger): ReleaseSocket {
       line = await readLine(conn);
     } catch { /* the client went away */ }
     if (line !== HoldLine.release) {
-      conn.close();
+      try {
+        conn.close();
+      } catch { /* closed */ }
       return;
     }
     log.debug("release requested");
