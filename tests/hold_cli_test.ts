@@ -43,10 +43,16 @@ Deno.test("--hold and --release are command-line options only", () => {
   assertThrows(() => parseConfigText("release\n", "x.conf"), UsageError, "command line only");
 });
 
-function plan(argv: string[], config?: string) {
+function plan(argv: string[], config?: string, cwd?: string) {
   const parsed = parseCommandLine(argv);
   const args = config ? mergeConfig(parsed, parseConfigText(config, "x.conf")) : parsed;
-  return buildHoldPlan({ args, commandLineVolumes: parsed.volumeIds, log: silentLogger });
+  return buildHoldPlan({
+    args,
+    commandLineVolumes: parsed.volumeIds,
+    log: silentLogger,
+    cwd,
+    home: "/nonexistent",
+  });
 }
 
 Deno.test("the hold plan refuses volume ids, snapshot options and an empty hold", async () => {
@@ -68,14 +74,17 @@ Deno.test("the hold plan refuses volume ids, snapshot options and an empty hold"
 });
 
 Deno.test("the hold plan: a configuration file's snapshot options and volumes are ignored", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ecs-hold-plan-" });
+  Deno.writeTextFileSync(`${dir}/my.cnf`, "[client]\nuser = snap\n");
   const held = await plan(
     ["--hold", "30", "--mysql", "--mysql-defaults-file", "my.cnf"],
     "tag = a=b\nkeep = 3\nvolume = vol-0123abcd\n",
-  );
+    dir,
+  ).finally(() => Deno.removeSync(dir, { recursive: true }));
   assertEquals(held.holdMs, 30_000);
-  assertEquals(held.database, { kind: "mysql", lockMode: "flush", stop: false });
+  assertEquals([held.database?.lockMode, held.database?.stop], ["flush", false]);
   assertEquals(held.freezeMounts, []);
-  assertEquals(held.options.mysqlDefaultsFile, `${Deno.cwd()}/my.cnf`, "absolute for the holder");
+  assertEquals(held.database?.settings.files, [`${dir}/my.cnf`], "read, by an absolute path");
 });
 
 Deno.test("through the program: --release with nothing held exits 14; bad input exits 2", async () => {

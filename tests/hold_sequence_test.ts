@@ -12,6 +12,7 @@ import { SignalError } from "../src/run/cleanup.ts";
 import { BusyError, DatabaseError, ExitCode, FreezeError, HookError } from "../src/util/errors.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { defaultOptions } from "../src/cli/options.ts";
+import { planMysql } from "../src/plan/mysql.ts";
 
 const mount = (mountPoint: string, minor: number) => ({
   mountPoint,
@@ -25,13 +26,12 @@ function request(dir: string, holdMs = 30): HoldRequest {
     plan: {
       holdMs,
       freezeMounts: [mount("/a", 1), mount("/b", 2)],
-      database: { kind: "mysql", lockMode: "flush", stop: false },
+      database: planMysql(defaultOptions(), { settings: { home: "/nonexistent" } }),
       preFreezeCommand: "true",
       postThawCommand: "true",
-      options: defaultOptions(),
+      debug: false,
+      quiet: false,
     },
-    debug: false,
-    quiet: false,
     stateDir: dir,
   };
 }

@@ -5,7 +5,12 @@ import { binlogLine } from "../src/cli/report.ts";
 import { DatabaseError, UsageError } from "../src/util/errors.ts";
 import type { BinlogCoordinates } from "../src/run/interfaces.ts";
 import { createLogger, type Logger } from "../src/util/log.ts";
-import { createMysqlDatabase } from "../src/db/mysql/database.ts";
+import {
+  createMysqlDatabase as databaseFromPlan,
+  type MysqlDeps,
+} from "../src/db/mysql/database.ts";
+import { type MysqlPlanDeps, planMysql } from "../src/plan/mysql.ts";
+import type { Database } from "../src/run/interfaces.ts";
 import {
   formatMasterStatusFile,
   lockModeProblem,
@@ -36,6 +41,22 @@ function mysqlOptions(server: MariadbServer, overrides: Partial<Options> = {}): 
     lockTries: 3,
     lockSleep: 0.1,
     ...overrides,
+  };
+}
+
+/**
+ * The database as the program makes it: the plan from the options (here at prepare(), so the
+ * plan's usage errors arrive where these tests await them), then the part the plan chose.
+ */
+function createMysqlDatabase(options: Options, deps: MysqlDeps & MysqlPlanDeps): Database {
+  let db: Database | undefined;
+  return {
+    async prepare() {
+      db = databaseFromPlan(planMysql(options, deps), deps);
+      await db.prepare();
+    },
+    lock: (signal) => db!.lock(signal),
+    release: async () => await db?.release(),
   };
 }
 

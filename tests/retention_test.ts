@@ -11,7 +11,8 @@ import {
 import { assert, assertEquals } from "./support/assert.ts";
 import { startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
-import { applyRetention, retentionPolicy, selectExpired } from "../src/aws/retention.ts";
+import { applyRetention, selectExpired } from "../src/aws/retention.ts";
+import { retentionPolicy } from "../src/plan/after_run.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { UsageError } from "../src/util/errors.ts";
 

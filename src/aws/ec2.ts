@@ -4,6 +4,9 @@ import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
 import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
 import type { Logger } from "../util/log.ts";
 
+/** The SDK's EC2 client, for modules outside aws/ that pass one along (they never import the SDK). */
+export type { EC2Client };
+
 export interface Ec2Settings {
   region: string;
   endpoint?: string;

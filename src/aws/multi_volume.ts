@@ -3,55 +3,17 @@
  * volumes, so all of them are snapshotted at one instant (crash-consistent across volumes).
  */
 import type { CreateSnapshotsCommandInput, EC2Client } from "@aws-sdk/client-ec2";
-import { errorCode, errorMessage, PreflightError, UsageError } from "../util/errors.ts";
+import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
 import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
 import type { Logger } from "../util/log.ts";
-import { MARKER_TAG } from "../plan/plan.ts";
+import { checkMultiVolumeRequests } from "../plan/multi_volume.ts";
+import { MARKER_TAG, MULTI_VOLUME_MARKER, withoutMarker } from "../plan/tags.ts";
 
 /** Which of the instance's volumes CreateSnapshots must leave out. */
 export interface Selection {
   instanceId: string;
   excludeBootVolume: boolean;
   excludeDataVolumeIds: string[];
-}
-
-/**
- * The marker tag's value on --multi-volume snapshots. CreateSnapshots applies one tag set to all
- * the snapshots it makes, so the marker cannot name each one's volume; it says "multi-volume"
- * and retention reads the volume from the snapshot's own VolumeId (set by EC2, not by a tag).
- * Every tag stays in the creating call: no second CreateTags, no window without tags.
- */
-export const MULTI_VOLUME_MARKER = "multi-volume";
-
-function sameTags(a: Record<string, string>, b: Record<string, string>): boolean {
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
-}
-
-function withoutMarker(tags: Record<string, string>): Record<string, string> {
-  const { [MARKER_TAG]: _marker, ...rest } = tags;
-  return rest;
-}
-
-/**
- * Checks that the requests can be one CreateSnapshots call: it takes one description and one
- * tag set for all volumes, so per-volume --description, --tag and --name are refused.
- */
-export function checkMultiVolumeRequests(requests: readonly SnapshotRequest[]): void {
-  const [first, ...rest] = requests;
-  if (!first) return;
-  for (const request of rest) {
-    if (request.description !== first.description) {
-      throw new UsageError(
-        "--multi-volume: one CreateSnapshots call takes one description; give --description once",
-      );
-    }
-    if (!sameTags(withoutMarker(request.tags), withoutMarker(first.tags))) {
-      throw new UsageError(
-        "--multi-volume: one CreateSnapshots call takes one tag set; give --tag and --name once",
-      );
-    }
-  }
 }
 
 /** Works out the selection from the instance's block device mappings; throws PreflightError. */

@@ -4,18 +4,10 @@
  * is the volume id, or "multi-volume" (then the snapshot's VolumeId names the volume).
  */
 import type { EC2Client, Snapshot } from "@aws-sdk/client-ec2";
-import { errorCode, errorMessage, UsageError } from "../util/errors.ts";
+import { errorCode, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
-import { MULTI_VOLUME_MARKER } from "./multi_volume.ts";
-import { MARKER_TAG } from "../plan/plan.ts";
-
-/** What to keep. A snapshot is kept when either rule keeps it. */
-export interface RetentionPolicy {
-  /** Keep the newest N per volume, this run's snapshot included. */
-  keep?: number;
-  /** Keep those started less than D days ago. */
-  keepDays?: number;
-}
+import { MARKER_TAG, MULTI_VOLUME_MARKER } from "../plan/tags.ts";
+import type { RetentionPolicy } from "../plan/after_run.ts";
 
 /** One snapshot retention looked at and did not keep. */
 export interface RetentionItem {
@@ -39,21 +31,6 @@ export interface RetentionResult {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-/** Checks the retention options; undefined when retention was not asked for. */
-export function retentionPolicy(
-  keep: number | undefined,
-  keepDays: number | undefined,
-): RetentionPolicy | undefined {
-  if (keep === undefined && keepDays === undefined) return undefined;
-  if (keep !== undefined && keep < 1) {
-    throw new UsageError("--keep: must be at least 1 (this run's snapshot is always kept)");
-  }
-  if (keepDays !== undefined && keepDays <= 0) {
-    throw new UsageError("--keep-days: must be more than 0");
-  }
-  return { keep, keepDays };
-}
 
 function markerOf(snapshot: Snapshot): string | undefined {
   return snapshot.Tags?.find((tag) => tag.Key === MARKER_TAG)?.Value;

@@ -8,7 +8,8 @@ import { releaseHold } from "../hold/release.ts";
 import { describeHold, readHold, type ReleaseRecord, statePaths } from "../hold/state.ts";
 import { findFreezeProgram } from "../host/freeze.ts";
 import { binlogLine } from "./report.ts";
-import { PROGRAM } from "../plan/plan.ts";
+import { describeMysqlPlan } from "../plan/mysql.ts";
+import { PROGRAM } from "../plan/tags.ts";
 
 /** What the hold commands need from `main`. */
 export interface HoldCommandInputs {
@@ -58,7 +59,7 @@ async function holdDryRun(plan: HoldPlan, log: Logger): Promise<string> {
   const lines = [`${PROGRAM}: --noaction --hold: nothing will be locked or frozen`];
   if (plan.database) {
     const { createMysqlDatabase } = await import("../db/mysql/database.ts");
-    const database = createMysqlDatabase(plan.options, { log });
+    const database = createMysqlDatabase(plan.database, { log });
     try {
       await database.prepare();
     } finally {
@@ -69,6 +70,7 @@ async function holdDryRun(plan: HoldPlan, log: Logger): Promise<string> {
         ? "would stop MySQL/MariaDB and start it again (server found running)"
         : `would flush and lock MySQL/MariaDB, lock mode ${plan.database.lockMode} ` +
           "(connected; lock mode and privileges checked)",
+      ...describeMysqlPlan(plan.database).slice(1),
     );
   }
   if (plan.preFreezeCommand) lines.push(`would run the pre-freeze command`);
@@ -106,12 +108,7 @@ export async function holdCommand(inputs: HoldCommandInputs): Promise<number> {
     write(await holdDryRun(plan, log));
     return ExitCode.ok;
   }
-  const held = await startHold(plan, {
-    log,
-    debug: options.debug,
-    quiet: options.quiet,
-    paths: statePaths(),
-  });
+  const held = await startHold(plan, { log, paths: statePaths() });
   log.debug(
     `held by process ${held.pid} until ${new Date(held.deadlineAt).toISOString()}; ` +
       "release with --release",

@@ -6,7 +6,8 @@ import type { AfterRunResult } from "../run/after_run.ts";
 import type { BinlogCoordinates, SnapshotRequest } from "../run/interfaces.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RunResult } from "../run/sequence.ts";
-import { PROGRAM } from "../plan/plan.ts";
+import { PROGRAM } from "../plan/tags.ts";
+import { describeMysqlPlan, mysqlPlanJson } from "../plan/mysql.ts";
 import type { RetentionResult } from "../aws/retention.ts";
 import { VERSION } from "./version.ts";
 
@@ -83,7 +84,7 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
         endpoint: plan.endpoint ?? null,
         credentials: plan.credentials.describe,
         snapshotTimeoutSeconds: plan.snapshotTimeoutMs / 1000,
-        database: plan.database ?? null,
+        database: plan.database ? mysqlPlanJson(plan.database) : null,
         freeze: plan.freezeMounts.map((m) => m.mountPoint),
         discovered: plan.discovered,
         snapshots: plan.volumes,
@@ -103,13 +104,7 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
     `endpoint: ${plan.endpoint ?? "AWS's default for the region"}`,
     `credentials: ${plan.credentials.describe}`,
     `snapshot timeout: ${plan.snapshotTimeoutMs / 1000}s`,
-    ...(plan.database
-      ? [
-        plan.database.stop
-          ? "would stop MySQL/MariaDB and start it again (no connection in a dry run)"
-          : `would flush and lock MySQL/MariaDB, lock mode ${plan.database.lockMode} (no connection in a dry run)`,
-      ]
-      : []),
+    ...(plan.database ? describeMysqlPlan(plan.database) : []),
     ...plan.freezeMounts.map((m) => `would freeze ${m.mountPoint} (${m.fsType} on ${m.source})`),
     ...plan.discovered.map((d) => `found ${d.volumeId} (${d.device}) under ${d.mountPoint}`),
     ...plan.volumes.map((v) => {

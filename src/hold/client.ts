@@ -1,7 +1,8 @@
 /** `--hold`: starts the detached holder, relays what it says, and returns once everything is held. */
 import { AppError, ExitCode } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
-import { LineReader, selfCommand } from "../watchdog/client.ts";
+import { selfCommand } from "../watchdog/client.ts";
+import { LineReader } from "../util/lines.ts";
 import type { HoldPlan } from "../plan/hold_plan.ts";
 import { type HeldMessage, HOLDER_ARG, HoldLine, type HoldRequest } from "./protocol.ts";
 import { ensureStateDir, type StatePaths } from "./state.ts";
@@ -9,8 +10,6 @@ import { ensureStateDir, type StatePaths } from "./state.ts";
 /** Options of {@linkcode startHold}. */
 export interface StartHoldOptions {
   log: Logger;
-  debug: boolean;
-  quiet: boolean;
   paths: StatePaths;
   /** Writes a relayed log line (already formatted by the holder's logger); default stderr. */
   relay?: (line: string) => void;
@@ -31,7 +30,7 @@ function writeStderr(line: string): void {
  *
  * @example
  * ```ts
- * const held = await startHold(plan, { log, debug: false, quiet: false, paths: statePaths() });
+ * const held = await startHold(plan, { log, paths: statePaths() });
  * // held.deadlineAt: when the holder releases by itself
  * ```
  */
@@ -59,12 +58,7 @@ export async function startHold(plan: HoldPlan, options: StartHoldOptions): Prom
   } catch (error) {
     throw new AppError(`cannot start the holder: ${(error as Error).message}`, ExitCode.internal);
   }
-  const request: HoldRequest = {
-    plan,
-    debug: options.debug,
-    quiet: options.quiet,
-    stateDir: paths.dir,
-  };
+  const request: HoldRequest = { plan, stateDir: paths.dir };
   const writer = child.stdin.getWriter();
   const send = (line: string) => writer.write(new TextEncoder().encode(line + "\n"));
   await send(JSON.stringify(request));
@@ -73,8 +67,8 @@ export async function startHold(plan: HoldPlan, options: StartHoldOptions): Prom
   try {
     while (true) {
       // No time limit of our own: the lock's tries and timeouts bound the holder's work.
-      const line = await lines.next(24 * 3600_000);
-      if (line === undefined || line === "timeout") {
+      const line = await lines.next();
+      if (line === undefined) {
         throw new AppError(
           `the holder (pid ${child.pid}) ended without holding; see ${paths.log}`,
           ExitCode.internal,

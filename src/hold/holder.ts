@@ -9,7 +9,8 @@ import { trapStopSignals } from "../run/cleanup.ts";
 import { WATCHDOG_MARGIN_MS, whileLocked } from "../run/locked.ts";
 import type { Database, Freezer, Hooks, Watchdog } from "../run/interfaces.ts";
 import type { FreezeLocks } from "../host/freeze_lock.ts";
-import { inputLines } from "../watchdog/process.ts";
+import { LineReader } from "../util/lines.ts";
+import { delay } from "../util/deadline.ts";
 import { CONFIRM_TIMEOUT_MS, type HeldMessage, HoldLine, type HoldRequest } from "./protocol.ts";
 import { listenForRelease, type ReleaseSocket } from "./release_socket.ts";
 import {
@@ -49,19 +50,12 @@ export interface HolderDeps {
   stopRelaying?: () => void;
 }
 
-/** Resolves after `ms`, or at once when `signal` is aborted; never rejects. */
+/** Resolves "elapsed" after `ms`, or "aborted" as soon as `signal` aborts; never rejects. */
 function pause(ms: number, signal: AbortSignal): Promise<"elapsed" | "aborted"> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve("aborted");
-    const timer = setTimeout(() => done("elapsed"), Math.max(0, ms));
-    const onAbort = () => done("aborted");
-    signal.addEventListener("abort", onAbort, { once: true });
-    function done(how: "elapsed" | "aborted") {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      resolve(how);
-    }
-  });
+  return delay(Math.max(0, ms), { signal }).then(
+    () => "elapsed" as const,
+    () => "aborted" as const,
+  );
 }
 
 /**
@@ -216,10 +210,10 @@ function tellStdout(line: string): boolean {
  */
 export async function runHolder(): Promise<number> {
   Deno.chdir("/");
-  const input = inputLines();
+  const input = new LineReader(Deno.stdin.readable);
   const first = await input.next();
-  if (first.done) return ExitCode.ok; // the caller gave up before asking
-  const request = JSON.parse(first.value) as HoldRequest;
+  if (first === undefined) return ExitCode.ok; // the caller gave up before asking
+  const request = JSON.parse(first) as HoldRequest;
   const paths: StatePaths = statePaths(request.stateDir);
   let relaying = true;
   let logFile: Deno.FsFile | undefined;
@@ -227,8 +221,8 @@ export async function runHolder(): Promise<number> {
     logFile = Deno.openSync(paths.log, { write: true, create: true, truncate: true, mode: 0o600 });
   } catch { /* no log file: the caller still hears until the hold is confirmed */ }
   const log = createLogger({
-    debug: request.debug,
-    quiet: request.quiet,
+    debug: request.plan.debug,
+    quiet: request.plan.quiet,
     write: (line) => {
       try {
         logFile?.writeSync(new TextEncoder().encode(`${line}\n`));
@@ -257,7 +251,7 @@ export async function runHolder(): Promise<number> {
       hooks: createHooks({ log, outputFile: paths.log }),
       watchdog: createWatchdog({ log, stderr: "null" }),
       database: request.plan.database
-        ? createMysqlDatabase(request.plan.options, { log })
+        ? createMysqlDatabase(request.plan.database, { log })
         : undefined,
       acquireFreezeLocks,
       log,

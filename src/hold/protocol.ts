@@ -18,8 +18,6 @@ export const HOLDER_ARG = "__holder";
 /** The first line the holder reads. */
 export interface HoldRequest {
   plan: HoldPlan;
-  debug: boolean;
-  quiet: boolean;
   /** The state directory (the caller's $ECS_RUN_DIR or the default). */
   stateDir: string;
 }

@@ -3,6 +3,7 @@ import { FreezeError, NotFrozenError } from "../util/errors.ts";
 import type { Freezer } from "../run/interfaces.ts";
 import type { Logger } from "../util/log.ts";
 import { findMount, readMountInfo } from "./mounts.ts";
+import { ProgramError, type ProgramResult, runProgram } from "./programs.ts";
 
 /**
  * Searched after PATH: cron's PATH (`/usr/bin:/bin`) lacks the sbin directories, and a freeze
@@ -73,69 +74,21 @@ export function findFreezeProgram(options: FindProgramOptions = {}): FreezeProgr
   );
 }
 
-/** The outcome of a bounded program run. */
-export interface ProgramResult {
-  code: number;
-  signal: Deno.Signal | null;
-  /** Standard error, whitespace collapsed to one line. */
-  stderr: string;
-}
-
-/** Options of {@linkcode runProgram}. */
-export interface RunProgramOptions {
-  /** Give up after this long; the program is killed (if the kernel lets it). */
-  timeoutMs: number;
-  /** PATH for the program (so scripts such as xfs_freeze find their helpers under cron). */
-  path?: string;
-}
-
-/** One line from a program's standard error. */
-export function oneLine(bytes: Uint8Array): string {
-  return new TextDecoder().decode(bytes).replace(/\s+/g, " ").trim();
-}
-
 /**
- * Runs a program with its working directory at `/` (never on a file system that may be
- * frozen), no input, and a time limit. Throws FreezeError when it cannot be started or does
- * not finish in time.
+ * Runs a program (see host/programs.ts) with a time limit; a program that cannot be started or
+ * does not finish in time is a FreezeError.
  */
-export async function runProgram(
+async function runBounded(
   program: string,
   args: readonly string[],
-  options: RunProgramOptions,
+  options: { timeoutMs: number; path: string },
 ): Promise<ProgramResult> {
-  const shown = [program, ...args].join(" ");
-  let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(program, {
-      args: [...args],
-      cwd: "/",
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-      ...(options.path ? { env: { PATH: options.path } } : {}),
-    }).spawn();
+    return await runProgram(program, args, options);
   } catch (error) {
-    throw new FreezeError(`cannot run ${shown}: ${(error as Error).message}`, { cause: error });
+    if (error instanceof ProgramError) throw new FreezeError(error.message, { cause: error });
+    throw error;
   }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), options.timeoutMs);
-  });
-  const output = child.output();
-  const result = await Promise.race([output, timedOut]);
-  clearTimeout(timer);
-  if (result === "timeout") {
-    // A process blocked in the kernel (a freeze waiting on a sync) may not die at once; do not
-    // wait for it, and do not let it keep this process alive.
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-    child.unref();
-    output.catch(() => {});
-    throw new FreezeError(`${shown} did not finish within ${options.timeoutMs} ms`);
-  }
-  return { code: result.code, signal: result.signal, stderr: oneLine(result.stderr) };
 }
 
 /**
@@ -201,7 +154,7 @@ export function createFreezer(options: FreezerOptions): Freezer {
     const program = findFreezeProgram(search);
     const flag = action === "freeze" ? "-f" : "-u";
     log.debug(`${action}: ${program.path} ${flag} ${real}`);
-    const result = await runProgram(program.path, [flag, real], {
+    const result = await runBounded(program.path, [flag, real], {
       timeoutMs,
       path: childPath(search),
     });
@@ -222,7 +175,7 @@ export function createFreezer(options: FreezerOptions): Freezer {
         throw new FreezeError(`sync was not found in ${searchDirs(search).join(", ")}`);
       }
       log.debug(`sync: ${sync}`);
-      const result = await runProgram(sync, [], { timeoutMs, path: childPath(search) });
+      const result = await runBounded(sync, [], { timeoutMs, path: childPath(search) });
       if (result.code !== 0) {
         throw new FreezeError(`sync failed: ${result.stderr || `exit code ${result.code}`}`);
       }

@@ -3,15 +3,21 @@
  * credential files. Everything here runs before anything is locked; secrets are registered
  * with the logger so no line can print them.
  */
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
 import { UsageError } from "../util/errors.ts";
 import { exists, readableByOthers, readUserFile } from "../util/files.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
 import type { Options } from "../cli/options.ts";
 
+/** Static AWS credentials (the shape of the SDK's StaticCredentials, without the SDK). */
+export interface StaticCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
 /** Where the credentials come from; `describe` is what --debug prints (never the secret). */
 export type CredentialSource =
-  | { kind: "static"; describe: string; identity: AwsCredentialIdentity }
+  | { kind: "static"; describe: string; identity: StaticCredentials }
   | { kind: "profile"; describe: string; profile: string }
   | { kind: "instance-role"; describe: string }
   | { kind: "sdk-default-chain"; describe: string };
@@ -35,7 +41,7 @@ function readSecretFile(path: string, option: string, log: Logger): string[] {
   return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== "");
 }
 
-function fromKeyFiles(idFile: string, secretFile: string, log: Logger): AwsCredentialIdentity {
+function fromKeyFiles(idFile: string, secretFile: string, log: Logger): StaticCredentials {
   const [accessKeyId] = readSecretFile(idFile, "--aws-access-key-id-file", log);
   const [secretAccessKey] = readSecretFile(secretFile, "--aws-secret-access-key-file", log);
   if (!accessKeyId) throw new UsageError(`--aws-access-key-id-file ${idFile}: file is empty`);
@@ -46,7 +52,7 @@ function fromKeyFiles(idFile: string, secretFile: string, log: Logger): AwsCrede
 }
 
 /** The legacy two-line file: access key id, then secret access key. */
-function fromLegacyFile(path: string, option: string, log: Logger): AwsCredentialIdentity {
+function fromLegacyFile(path: string, option: string, log: Logger): StaticCredentials {
   const [accessKeyId, secretAccessKey] = readSecretFile(path, option, log);
   if (!accessKeyId || !secretAccessKey) {
     throw new UsageError(
@@ -178,24 +184,4 @@ function resolve(explicit: string | undefined, input: CredentialInputs): Credent
     };
   }
   return { kind: "sdk-default-chain", describe: "the AWS SDK's default credential chain" };
-}
-
-/** The SDK credentials for a source (undefined: let the SDK use its default chain). */
-export async function sdkCredentials(
-  source: CredentialSource,
-): Promise<AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined> {
-  switch (source.kind) {
-    case "static":
-      return source.identity;
-    case "profile": {
-      const { fromIni } = await import("@aws-sdk/credential-provider-ini");
-      return fromIni({ profile: source.profile });
-    }
-    case "instance-role": {
-      const { fromInstanceMetadata } = await import("@smithy/credential-provider-imds");
-      return fromInstanceMetadata({ timeout: 1000, maxRetries: 1 });
-    }
-    case "sdk-default-chain":
-      return undefined;
-  }
 }

@@ -1,9 +1,9 @@
 /** The plan of `--hold` and `--release`: what to hold, for how long; every input checked, nothing done. */
 import { UsageError } from "../util/errors.ts";
 import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
-import { type MysqlLockMode, mysqlLockMode } from "../db/mysql/server.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
 import { OPTION_TABLE, type Options, type OptionSpec, type ParsedArgs } from "../cli/options.ts";
+import { type MysqlPlan, type MysqlPlanDeps, planMysql } from "./mysql.ts";
 
 /** What a hold holds: decided from the options of a normal run, without the snapshot ones. */
 export interface HoldPlan {
@@ -11,12 +11,12 @@ export interface HoldPlan {
   holdMs: number;
   /** The mount points to freeze, checked, in order. */
   freezeMounts: MountPoint[];
-  /** The database to flush and lock (or stop), if any; checked, not connected. */
-  database: { kind: "mysql"; lockMode: MysqlLockMode; stop: boolean } | undefined;
+  /** The database to flush and lock (or stop), if any: option files read, not connected. */
+  database: MysqlPlan | undefined;
   preFreezeCommand?: string;
   postThawCommand?: string;
-  /** The options the holder builds its database from (paths made absolute). */
-  options: Options;
+  debug: boolean;
+  quiet: boolean;
 }
 
 /** Options that only make sense when snapshots are made: the table's "Snapshots" group. */
@@ -54,7 +54,7 @@ function refuseSnapshotInput(
   }
 }
 
-/** Absolute paths, so that the holder (working directory /) reads the same files. */
+/** Absolute paths, so that the holder (working directory /) uses the same files. */
 function absolute(options: Options, cwd: string): Options {
   const abs = (p: string | undefined) =>
     p === undefined || p.startsWith("/") ? p : `${cwd.replace(/\/$/, "")}/${p}`;
@@ -77,11 +77,16 @@ export interface HoldPlanInputs {
   cwd?: string;
   /** Root of procfs ("/proc"); tests point it at a fixture tree. */
   procRoot?: string;
+  /** The home directory (~/.my.cnf); default $HOME. */
+  home?: string;
+  /** Lookups of the MySQL plan; tests replace them. */
+  mysql?: MysqlPlanDeps;
 }
 
 /**
- * Checks the input of `--hold` as a normal run would (mount points, database settings, lock
- * mode) and refuses what only a snapshot needs. Reads mountinfo; connects to nothing.
+ * Checks the input of `--hold` as a normal run would (mount points, the database's option files,
+ * settings and lock mode) and refuses what only a snapshot needs. Reads mountinfo and option
+ * files; connects to nothing.
  *
  * @example
  * ```ts
@@ -100,7 +105,10 @@ export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
   if (!(seconds > 0)) throw new UsageError(`--hold: must be more than 0 seconds, got ${seconds}`);
   registerSecret(options.mysqlPassword);
   const database = options.mysql || options.percona || options.mysqlStop
-    ? { kind: "mysql" as const, lockMode: mysqlLockMode(options), stop: options.mysqlStop }
+    ? planMysql(absolute(options, inputs.cwd ?? Deno.cwd()), {
+      ...inputs.mysql,
+      settings: { home: inputs.home ?? Deno.env.get("HOME"), ...inputs.mysql?.settings },
+    })
     : undefined;
   const freezeMounts = await resolveMountPoints(options.freezeFilesystem, {
     option: "--freeze-filesystem",
@@ -116,7 +124,8 @@ export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
     database,
     preFreezeCommand: options.preFreezeCommand,
     postThawCommand: options.postThawCommand,
-    options: absolute(options, inputs.cwd ?? Deno.cwd()),
+    debug: options.debug,
+    quiet: options.quiet,
   };
 }
 

@@ -3,28 +3,25 @@
  * credentials, region, endpoint) before anything is locked. No side effects but reading files
  * the user named and, when nothing else names the region, asking the instance metadata.
  */
-import { type AfterRunPlan, planAfterRun } from "../run/after_run.ts";
+import { type AfterRunPlan, planAfterRun } from "./after_run.ts";
 import { UsageError } from "../util/errors.ts";
 import type { SnapshotRequest } from "../run/interfaces.ts";
-import { chooseCredentials, type CredentialSource, sdkCredentials } from "./credentials.ts";
+import { chooseCredentials, type CredentialSource } from "./credentials.ts";
 import { type DiscoveredVolume, discoverVolumes } from "../host/discovery.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";
 import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
-import { checkMultiVolumeRequests, MULTI_VOLUME_MARKER } from "../aws/multi_volume.ts";
-import { type MysqlLockMode, mysqlLockMode } from "../db/mysql/server.ts";
+import { checkMultiVolumeRequests } from "./multi_volume.ts";
+import {
+  MARKER_TAG,
+  MAX_TAG_KEY,
+  MAX_TAG_VALUE,
+  MAX_TAGS,
+  MULTI_VOLUME_MARKER,
+  PROGRAM,
+} from "./tags.ts";
+import { type MysqlPlan, type MysqlPlanDeps, planMysql } from "./mysql.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
 import type { Options, ParsedArgs } from "../cli/options.ts";
-
-/** The program's name: the default description and the marker tag's key. */
-export const PROGRAM = "ec2-consistent-snapshot";
-
-/** The tag every snapshot of ours carries; its value is the volume id (retention uses it). */
-export const MARKER_TAG = `${PROGRAM}:volume`;
-
-/** EC2's limits on tags (the marker tag counts against the 50). */
-const MAX_TAGS = 50;
-const MAX_KEY = 128;
-const MAX_VALUE = 256;
 
 const VOLUME_ID = /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
 
@@ -36,7 +33,14 @@ export interface Region {
 
 /** Everything decided, nothing done. */
 export interface Plan {
-  options: Options;
+  /** --noaction: report the plan, do nothing. */
+  noaction: boolean;
+  /** --quiet: no progress display, only the ids. */
+  quiet: boolean;
+  /** --multi-volume: one CreateSnapshots call for the instance ({@linkcode Plan.instanceId}). */
+  multiVolume: boolean;
+  /** The shell commands around the freeze. */
+  hooks: { preFreeze?: string; postThaw?: string };
   /** One request per volume, in the order of the volume arguments (or of discovery). */
   volumes: SnapshotRequest[];
   /** How each volume was found beneath a mount point, when discovered. */
@@ -44,7 +48,7 @@ export interface Plan {
   /** The mount points to freeze, checked, in order. */
   freezeMounts: MountPoint[];
   /** The database to flush and lock (or stop), if any; checked, not connected. */
-  database: { kind: "mysql"; lockMode: MysqlLockMode; stop: boolean } | undefined;
+  database: MysqlPlan | undefined;
   /** This instance's id, when it had to be looked up (discovery) or was given. */
   instanceId: string | undefined;
   credentials: CredentialSource;
@@ -65,6 +69,8 @@ export interface PlanInputs {
   procRoot?: string;
   /** Root of sysfs ("/sys"); tests point it at a fixture tree. */
   sysRoot?: string;
+  /** The MySQL plan's lookups (socket search, systemd units); tests replace them. */
+  mysql?: MysqlPlanDeps;
 }
 
 /** Options recognised and checked, whose behaviour is not part of this version yet. */
@@ -83,11 +89,13 @@ export function parseTags(text: string): Record<string, string> {
     const key = item.slice(0, eq).trim();
     const value = item.slice(eq + 1).trim();
     if (key === "") throw new UsageError(`--tag '${item}': empty key`);
-    if (key.length > MAX_KEY) {
-      throw new UsageError(`--tag '${key.slice(0, 20)}...': key longer than ${MAX_KEY} characters`);
+    if (key.length > MAX_TAG_KEY) {
+      throw new UsageError(
+        `--tag '${key.slice(0, 20)}...': key longer than ${MAX_TAG_KEY} characters`,
+      );
     }
-    if (value.length > MAX_VALUE) {
-      throw new UsageError(`--tag '${key}': value longer than ${MAX_VALUE} characters`);
+    if (value.length > MAX_TAG_VALUE) {
+      throw new UsageError(`--tag '${key}': value longer than ${MAX_TAG_VALUE} characters`);
     }
     if (key.toLowerCase().startsWith("aws:")) {
       throw new UsageError(`--tag '${key}': keys starting with 'aws:' are reserved by AWS`);
@@ -167,12 +175,10 @@ async function regionWithoutNetwork(
     return { value: env.AWS_DEFAULT_REGION, source: "$AWS_DEFAULT_REGION" };
   }
   const profile = options.profile ?? env.AWS_PROFILE ?? "default";
-  try {
-    const { loadSharedConfigFiles } = await import("@smithy/shared-ini-file-loader");
-    const files = await loadSharedConfigFiles();
-    const region = files.configFile?.[profile]?.region ?? files.credentialsFile?.[profile]?.region;
-    if (region) return { value: region, source: `the profile ${profile}` };
-  } catch { /* no shared config: fall through */ }
+  // The SDK's loader of the shared files, loaded only when no option or variable names it.
+  const { profileRegion } = await import("../aws/shared_config.ts");
+  const region = await profileRegion(profile);
+  if (region) return { value: region, source: `the profile ${profile}` };
   return { value: undefined, source: "none" };
 }
 
@@ -199,7 +205,10 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   registerSecret(options.mongoPassword);
   const tagsGiven = options.tag.map(parseTags);
   const database = options.mysql || options.percona || options.mysqlStop
-    ? { kind: "mysql" as const, lockMode: mysqlLockMode(options), stop: options.mysqlStop }
+    ? planMysql(options, {
+      ...inputs.mysql,
+      settings: { home: inputs.home, ...inputs.mysql?.settings },
+    })
     : undefined;
 
   const endpoint = checkEndpoint(options.ec2Endpoint, "--ec2-endpoint") ??
@@ -265,6 +274,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
         // The AWS SDK loads only when discovery needs EC2: start-up of the other paths.
         const { createEc2Client } = await import("../aws/ec2.ts");
         const { describeBlockDeviceMappings } = await import("../aws/instance.ts");
+        const { sdkCredentials } = await import("../aws/credentials.ts");
         const client = createEc2Client({
           region: region.value!,
           endpoint,
@@ -310,7 +320,10 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const afterRun = planAfterRun(options, region.value);
 
   return {
-    options,
+    noaction: options.noaction,
+    quiet: options.quiet,
+    multiVolume: options.multiVolume,
+    hooks: { preFreeze: options.preFreezeCommand, postThaw: options.postThawCommand },
     volumes,
     discovered,
     freezeMounts,

@@ -2,7 +2,7 @@
  * What follows a successful run, once everything is released: wait for the snapshots, copy
  * them to other regions (and wait for the copies), then apply retention.
  */
-import type { EC2Client } from "@aws-sdk/client-ec2";
+import type { EC2Client } from "../aws/ec2.ts";
 import { SignalError, STOP_SIGNALS } from "./cleanup.ts";
 import type { CopyOutcome } from "../aws/copy.ts";
 import {
@@ -11,32 +11,14 @@ import {
   RetentionError,
   SnapshotError,
   StoppedError,
-  UsageError,
   WaitError,
 } from "../util/errors.ts";
 import type { SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
-import { DEFAULT_WAIT_SECONDS, type Options } from "../cli/options.ts";
+import type { AfterRunPlan, RetentionPolicy } from "../plan/after_run.ts";
 import type { ProgressItem, ProgressSink } from "../cli/progress.ts";
-import {
-  applyRetention,
-  type RetentionPolicy,
-  retentionPolicy,
-  type RetentionResult,
-} from "../aws/retention.ts";
+import { applyRetention, type RetentionResult } from "../aws/retention.ts";
 import type { WaitOutcome, WaitTarget } from "../aws/wait.ts";
-
-/** The follow-up steps asked for, checked. */
-export interface AfterRunPlan {
-  /** --wait: seconds to wait for the snapshots (and the copies); undefined: no --wait. */
-  waitSeconds?: number;
-  /** --copy-to-region, in order. */
-  copyRegions: string[];
-  /** --copy-kms-key-id. */
-  kmsKeyId?: string;
-  /** --keep / --keep-days. */
-  retention?: RetentionPolicy;
-}
 
 /** What the follow-up steps did (reported in JSON; copies also in text). */
 export interface AfterRunResult {
@@ -44,47 +26,6 @@ export interface AfterRunResult {
   copies: CopyOutcome[];
   retention: RetentionResult | null;
   problems: AppError[];
-}
-
-const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
-
-/**
- * Checks the options of the follow-up steps.
- *
- * @example
- * ```ts
- * const after = planAfterRun(options, "us-east-1");
- * ```
- */
-export function planAfterRun(options: Options, sourceRegion: string | undefined): AfterRunPlan {
-  if (options.wait !== undefined && options.wait <= 0) {
-    throw new UsageError("--wait: must be more than 0 seconds");
-  }
-  const seen = new Set<string>();
-  for (const region of options.copyToRegion) {
-    if (!REGION.test(region)) {
-      throw new UsageError(`--copy-to-region: '${region}' is not a region name (like eu-west-1)`);
-    }
-    if (region === sourceRegion) {
-      throw new UsageError(`--copy-to-region ${region}: that is the snapshots' own region`);
-    }
-    if (seen.has(region)) throw new UsageError(`--copy-to-region ${region}: given twice`);
-    seen.add(region);
-  }
-  if (options.copyKmsKeyId !== undefined && options.copyToRegion.length === 0) {
-    throw new UsageError("--copy-kms-key-id: needs --copy-to-region");
-  }
-  return {
-    waitSeconds: options.wait,
-    copyRegions: [...options.copyToRegion],
-    kmsKeyId: options.copyKmsKeyId,
-    retention: retentionPolicy(options.keep, options.keepDays),
-  };
-}
-
-/** True when nothing follows the run. */
-export function nothingAfterRun(plan: AfterRunPlan): boolean {
-  return plan.waitSeconds === undefined && plan.copyRegions.length === 0 && !plan.retention;
 }
 
 export interface AfterRunDeps {
@@ -143,7 +84,7 @@ export async function afterRun(
   };
 
   if (plan.waitSeconds !== undefined || plan.copyRegions.length > 0) {
-    const seconds = plan.waitSeconds ?? DEFAULT_WAIT_SECONDS;
+    const seconds = plan.waitSeconds ?? plan.defaultWaitSeconds;
     deps.log.debug(`waiting up to ${seconds}s for ${made.length} snapshot(s)`);
     const outcomes = await wait(
       made.map((o) => ({ snapshotId: o.snapshotId, region: run.region })),

@@ -2,6 +2,7 @@
 import { HookError } from "../util/errors.ts";
 import type { Hooks } from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
+import { ProgramError, type ProgramResult, runProgram, shellCommand } from "../host/programs.ts";
 
 /** Options of {@linkcode createHooks}. */
 export interface HooksOptions {
@@ -26,26 +27,18 @@ export interface HooksOptions {
 export function createHooks(options: HooksOptions): Hooks {
   const { log } = options;
   const shell = options.shell ?? "/bin/sh";
-  // sh -c SCRIPT FILE COMMAND: $0 is the file, $1 the command, neither parsed by us.
-  const args = (command: string) =>
-    options.outputFile === undefined
-      ? ["-c", command]
-      : ["-c", 'exec >>"$0" 2>&1; eval "$1"', options.outputFile, command];
   return {
     async run(which, command) {
       const option = `--${which}-command`;
       log.debug(`${option}: ${shell} -c ${JSON.stringify(command)}`);
-      let status: Deno.CommandStatus;
+      let status: ProgramResult;
       try {
-        status = await new Deno.Command(shell, {
-          args: args(command),
-          stdin: "null",
-          stdout: "inherit",
-          stderr: "inherit",
-        }).spawn().status;
+        const [program, args] = shellCommand(command, { shell, appendTo: options.outputFile });
+        status = await runProgram(program, args, { output: "inherit", cwd: null });
       } catch (error) {
-        throw new HookError(`${option}: cannot run ${shell}: ${(error as Error).message}`, {
-          cause: error,
+        const cause = error instanceof ProgramError ? error.details.cause : error;
+        throw new HookError(`${option}: cannot run ${shell}: ${(cause as Error).message}`, {
+          cause,
         });
       }
       if (status.signal) throw new HookError(`${option} was killed by ${status.signal}`);

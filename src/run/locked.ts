@@ -17,6 +17,7 @@ import {
 } from "../util/errors.ts";
 import type { BinlogCoordinates, Database, Freezer, Hooks, Watchdog } from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
+import { deadline } from "../util/deadline.ts";
 
 /** What to lock and freeze. */
 export interface LockSpec {
@@ -144,7 +145,7 @@ export async function whileLocked<T>(
     if (database) stack.push("database release", () => releaseDatabase(database));
     const preflightSignal = steps.preflightTimeoutMs === undefined
       ? signal
-      : AbortSignal.any([AbortSignal.timeout(steps.preflightTimeoutMs), signal]);
+      : deadline(steps.preflightTimeoutMs, signal);
     await Promise.all([steps.preflight?.(preflightSignal), database?.prepare()]);
     timings.preflightMs = Math.round(now() - started);
     log.debug(`preflight passed in ${timings.preflightMs}ms`);

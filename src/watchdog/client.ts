@@ -5,6 +5,8 @@ import type { ArmedWatchdog, Watchdog } from "../run/interfaces.ts";
 import type { Logger } from "../util/log.ts";
 import { RUN_FLAGS } from "./permissions.ts";
 import { procReadable, readProcessStat } from "../host/proc.ts";
+import { isTimeout, withDeadline, within } from "../util/deadline.ts";
+import { LineReader } from "../util/lines.ts";
 import { CONFIG_ON_STDIN, WATCHDOG_ARG, type WatchdogConfig, WatchdogLine } from "./process.ts";
 
 /** How to start the watchdog: the same program, with the hidden first argument. */
@@ -92,68 +94,21 @@ export interface ProcessWatchdog extends Watchdog {
   arm(mountPoints: readonly string[], deadlineMs: number): Promise<ArmedWatchdogProcess>;
 }
 
-/**
- * Reads lines from a stream, each read bounded by a time limit.
- *
- * @example
- * ```ts
- * const lines = new LineReader(child.stdout);
- * const first = await lines.next(5_000); // a line, undefined at the end, or "timeout"
- * ```
- */
-export class LineReader {
-  #reader: ReadableStreamDefaultReader<Uint8Array>;
-  #decoder = new TextDecoder();
-  #buffered = "";
-  #ended = false;
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.#reader = stream.getReader();
-  }
-
-  /** The next line; undefined at the end of the stream; "timeout" when none came in time. */
-  async next(timeoutMs: number): Promise<string | undefined | "timeout"> {
-    const deadline = Date.now() + timeoutMs;
-    while (true) {
-      const newline = this.#buffered.indexOf("\n");
-      if (newline >= 0) {
-        const line = this.#buffered.slice(0, newline);
-        this.#buffered = this.#buffered.slice(newline + 1);
-        return line;
-      }
-      if (this.#ended) return this.#buffered ? this.#take() : undefined;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
-      });
-      const result = await Promise.race([this.#reader.read(), timedOut]);
-      clearTimeout(timer);
-      if (result === "timeout") return "timeout";
-      if (result.done) this.#ended = true;
-      else this.#buffered += this.#decoder.decode(result.value, { stream: true });
-    }
-  }
-
-  #take(): string {
-    const rest = this.#buffered;
-    this.#buffered = "";
-    return rest;
-  }
-
-  /** Stops reading (a pending read ends). */
-  async cancel(): Promise<void> {
-    await this.#reader.cancel().catch(() => {});
+/** The next line; undefined at the end of the stream; "timeout" when none came in time. */
+async function nextLine(
+  lines: LineReader,
+  timeoutMs: number,
+): Promise<string | undefined | "timeout"> {
+  try {
+    return await withDeadline(timeoutMs, (signal) => lines.next(signal));
+  } catch (error) {
+    if (isTimeout(error)) return "timeout";
+    throw error;
   }
 }
 
 async function settle(child: Deno.ChildProcess, timeoutMs: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
-  });
-  const done = await Promise.race([child.status.then(() => true), timedOut]);
-  clearTimeout(timer);
-  return done;
+  return await within(child.status.then(() => true), timeoutMs) ?? false;
 }
 
 /**
@@ -250,7 +205,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
     };
     const child = await sendToPrepared(config) ?? spawn(config);
     const lines = new LineReader(child.stdout);
-    const first = await lines.next(handshakeTimeoutMs);
+    const first = await nextLine(lines, handshakeTimeoutMs);
     if (first !== WatchdogLine.armed) {
       try {
         child.kill("SIGKILL");
@@ -282,7 +237,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
       } catch { /* the watchdog is gone: what it said tells why */ }
       const said: string[] = [];
       let line: string | undefined | "timeout";
-      while ((line = await lines.next(disarmTimeoutMs)) !== undefined && line !== "timeout") {
+      while ((line = await nextLine(lines, disarmTimeoutMs)) !== undefined && line !== "timeout") {
         said.push(line);
       }
       if (line === "timeout") {

@@ -1,11 +1,8 @@
 /** The watchdog process: thaws the frozen mounts when the main process dies or a deadline passes. */
-import {
-  findFreezeProgram,
-  findProgram,
-  type FreezeProgram,
-  runProgram,
-  searchDirs,
-} from "../host/freeze.ts";
+import { findFreezeProgram, findProgram, type FreezeProgram, searchDirs } from "../host/freeze.ts";
+import { runProgram } from "../host/programs.ts";
+import { delay } from "../util/deadline.ts";
+import { LineReader } from "../util/lines.ts";
 import { isSameProcessAlive, procReadable } from "../host/proc.ts";
 
 /** The hidden first argument that makes the program a watchdog (`main.ts` dispatches on it). */
@@ -94,29 +91,8 @@ export function parseWatchdogConfig(text: string | undefined): WatchdogConfig {
 
 type Reason = "disarm" | "main process ended" | "main process gone" | "deadline passed";
 
-/**
- * The lines of stdin as they come; ends at the end of input (or a broken pipe).
- *
- * @example
- * ```ts
- * for await (const line of inputLines()) if (line === "disarm") break;
- * ```
- */
-export async function* inputLines(): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buffered = "";
-  try {
-    for await (const chunk of Deno.stdin.readable) {
-      buffered += decoder.decode(chunk, { stream: true });
-      const lines = buffered.split("\n");
-      buffered = lines.pop() ?? "";
-      yield* lines;
-    }
-  } catch { /* a broken pipe is an end */ }
-}
-
 /** Resolves with the first line `disarm` (as "disarm") or at the end of input. */
-async function watchInput(lines: AsyncGenerator<string>): Promise<Reason> {
+async function watchInput(lines: LineReader): Promise<Reason> {
   for await (const line of lines) if (line.trim() === WatchdogLine.disarm) return "disarm";
   return "main process ended";
 }
@@ -142,7 +118,7 @@ async function thawOne(program: FreezeProgram, mountPoint: string, path: string)
     } catch (error) {
       log(`thaw of ${mountPoint} failed (try ${attempt}): ${(error as Error).message}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await delay(200);
   }
   return false;
 }
@@ -171,7 +147,8 @@ async function tellSyslog(logger: string | undefined, message: string): Promise<
  * ```
  */
 export async function runWatchdog(args: readonly string[]): Promise<number> {
-  const input = inputLines();
+  // A broken pipe is an end of input, like the end itself.
+  const input = new LineReader(Deno.stdin.readable);
   let config: WatchdogConfig;
   let program: FreezeProgram;
   try {
@@ -181,8 +158,8 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
     if (text === CONFIG_ON_STDIN) {
       const first = await input.next();
       // The main process ended (or gave up) before arming: nothing was frozen, nothing to do.
-      if (first.done) return 0;
-      text = first.value;
+      if (first === undefined) return 0;
+      text = first;
     }
     config = parseWatchdogConfig(text);
   } catch (error) {

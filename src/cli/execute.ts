@@ -1,0 +1,122 @@
+/**
+ * The command's part that talks to EC2, loaded only after the plan: SDK clients, the real side
+ * effects, the sequence, the follow-up steps and the report. Reads the plan, never the options.
+ */
+import { afterRun, previewRetention } from "../run/after_run.ts";
+import { nothingAfterRun } from "../plan/after_run.ts";
+import { trapStopSignals } from "../run/cleanup.ts";
+import { createFreezer } from "../host/freeze.ts";
+import { createHooks } from "../run/hooks.ts";
+import { createMysqlDatabase } from "../db/mysql/database.ts";
+import { createWatchdog } from "../watchdog/client.ts";
+import { acquireFreezeLocks } from "../host/freeze_lock.ts";
+import { ExitCode } from "../util/errors.ts";
+import type { Logger } from "../util/log.ts";
+import type { Plan } from "../plan/plan.ts";
+import { createEc2, createEc2Client, type EC2Client } from "../aws/ec2.ts";
+import { createMultiVolumeEc2 } from "../aws/multi_volume.ts";
+import { sdkCredentials } from "../aws/credentials.ts";
+import { stderrProgress } from "./progress.ts";
+import { jsonReport, planReport, textReport } from "./report.ts";
+import { runSequence } from "../run/sequence.ts";
+
+/** Where the command writes its report (stdout in the program). */
+export type Write = (text: string) => void;
+
+/**
+ * Carries out a plan that needs EC2: the dry run with retention (a read-only listing), or the
+ * snapshot run and its follow-up steps. Returns the exit code.
+ *
+ * @example
+ * ```ts
+ * const { execute } = await import("./execute.ts");
+ * return await execute(plan, { log, write: writeStdout });
+ * ```
+ */
+export async function execute(plan: Plan, io: { log: Logger; write: Write }): Promise<number> {
+  const { log, write } = io;
+  const credentials = await sdkCredentials(plan.credentials);
+  const clients = new Map<string, EC2Client>();
+  const clientFor = (region: string) => {
+    if (!clients.has(region)) {
+      clients.set(region, createEc2Client({ region, endpoint: plan.endpoint, credentials }));
+    }
+    return clients.get(region)!;
+  };
+  const region = plan.region.value!;
+  try {
+    if (plan.noaction) {
+      // Retention lists what it would delete: a read-only DescribeSnapshots, nothing else.
+      const retention = plan.afterRun.retention
+        ? await previewRetention(plan.afterRun.retention, plan.volumes, clientFor(region), log)
+        : undefined;
+      write(planReport(plan, retention));
+      return ExitCode.ok;
+    }
+    return await snapshotAndFollowUp(plan, clientFor, io);
+  } finally {
+    for (const client of clients.values()) client.destroy();
+  }
+}
+
+/** The sequence, then (after everything is released, and only on success) the follow-up steps. */
+async function snapshotAndFollowUp(
+  plan: Plan,
+  clientFor: (region: string) => EC2Client,
+  io: { log: Logger; write: Write },
+): Promise<number> {
+  const { log, write } = io;
+  const region = plan.region.value!;
+  const multiVolume = plan.multiVolume
+    ? createMultiVolumeEc2(clientFor(region), { instanceId: plan.instanceId!, log })
+    : undefined;
+  // One run or hold at a time per file system: a hold's freeze must not be thawed by our unwind.
+  const locks = await acquireFreezeLocks(
+    plan.freezeMounts.map((m) => ({ mountPoint: m.mountPoint, device: m.majorMinor })),
+    { purpose: "run" },
+  );
+  const trap = trapStopSignals((name) => log.warn(`${name} received again; still releasing`));
+  try {
+    const result = await runSequence(
+      {
+        volumes: plan.volumes,
+        freezeMounts: plan.freezeMounts.map((m) => m.mountPoint),
+        snapshotTimeoutMs: plan.snapshotTimeoutMs,
+        preFreezeCommand: plan.hooks.preFreeze,
+        postThawCommand: plan.hooks.postThaw,
+      },
+      {
+        ec2: multiVolume ?? createEc2(clientFor(region), log),
+        freezer: createFreezer({ log }),
+        hooks: createHooks({ log }),
+        watchdog: createWatchdog({ log }),
+        database: plan.database ? createMysqlDatabase(plan.database, { log }) : undefined,
+        log,
+        signal: trap.signal,
+      },
+    );
+    const after = result.problems.length === 0 && !nothingAfterRun(plan.afterRun)
+      ? await afterRun(
+        plan.afterRun,
+        { region, volumes: plan.volumes, outcomes: result.outcomes },
+        {
+          clientFor,
+          log,
+          signal: trap.signal,
+          progress: plan.quiet ? undefined : stderrProgress,
+        },
+      )
+      : undefined;
+    const final = { ...result, problems: [...result.problems, ...after?.problems ?? []] };
+    write(
+      plan.output === "json"
+        ? jsonReport(plan, final, after)
+        : textReport(final, plan.quiet, after),
+    );
+    for (const problem of final.problems) log.error(problem.message);
+    return final.problems[0]?.exitCode ?? ExitCode.ok;
+  } finally {
+    trap.dispose();
+    await locks.release();
+  }
+}

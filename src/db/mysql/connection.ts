@@ -1,0 +1,137 @@
+/** Connections to MySQL/MariaDB: the only importer of mysql2 (loaded on first use), and its errors in words. */
+import type { Connection, RowDataPacket } from "mysql2/promise";
+import { DatabaseError } from "../../util/errors.ts";
+import type { Logger } from "../../util/log.ts";
+import type { MysqlSettings } from "./option_files.ts";
+import { mysqlWhere } from "../../plan/mysql.ts";
+
+export type { Connection, RowDataPacket };
+
+/** The fields of a mysql2 error this code reads. */
+export interface SqlError {
+  /** The driver's message. */
+  message: string;
+  /** "ER_..." from the server, or a system error code ("ENOENT"). */
+  code?: string;
+  /** The server's error number. */
+  errno?: number;
+  /** The server's own message, when the server answered. */
+  sqlMessage?: string;
+  /** True when the connection is unusable afterwards. */
+  fatal?: boolean;
+}
+
+/** The server's "Query execution was interrupted" (KILL QUERY). */
+export const ER_QUERY_INTERRUPTED = 1317;
+
+/**
+ * A driver or server error in words.
+ *
+ * @example
+ * ```ts
+ * sqlErrorText({ message: "connect ENOENT", code: "ENOENT" }); // "no such socket"
+ * ```
+ */
+export function sqlErrorText(error: unknown): string {
+  const e = error as SqlError;
+  if (e?.sqlMessage) return e.sqlMessage;
+  switch (e?.code) {
+    case "ENOENT":
+      return "no such socket";
+    case "ECONNREFUSED":
+      return "connection refused";
+    case "ETIMEDOUT":
+      return "connection timed out";
+    case "EACCES":
+      return "permission denied";
+  }
+  return e?.message ?? String(error);
+}
+
+function target(settings: MysqlSettings) {
+  return settings.socketPath !== undefined
+    ? { socketPath: settings.socketPath }
+    : { host: settings.host, port: settings.port };
+}
+
+/**
+ * Connects; a failure is a DatabaseError naming the server and the user (never the password).
+ *
+ * @example
+ * ```ts
+ * const conn = await connect(plan.settings, { purpose: "lock", log, timeoutMs: 10_000 });
+ * ```
+ */
+export async function connect(
+  settings: MysqlSettings,
+  options: { purpose: string; log: Logger; timeoutMs: number },
+): Promise<Connection> {
+  const { default: mysql } = await import("mysql2/promise");
+  let conn: Connection;
+  try {
+    conn = await mysql.createConnection({
+      ...target(settings),
+      user: settings.user,
+      password: settings.password,
+      connectTimeout: options.timeoutMs,
+      multipleStatements: false,
+    });
+  } catch (error) {
+    throw new DatabaseError(
+      `MySQL: cannot connect to ${mysqlWhere(settings)} as ${settings.user}: ${
+        sqlErrorText(error)
+      }`,
+      { cause: error },
+    );
+  }
+  // An unhandled 'error' event would end the process; errors surface through the queries.
+  conn.on("error", (error: unknown) => {
+    options.log.debug(`MySQL ${options.purpose} connection: ${sqlErrorText(error)}`);
+  });
+  return conn;
+}
+
+/**
+ * The rows of a statement; a failure is a DatabaseError quoting the statement.
+ *
+ * @example
+ * ```ts
+ * const [row] = await rows(conn, "SELECT VERSION() AS version");
+ * ```
+ */
+export async function rows(conn: Connection, sql: string): Promise<RowDataPacket[]> {
+  try {
+    const [result] = await conn.query<RowDataPacket[]>(sql);
+    return Array.isArray(result) ? result : [];
+  } catch (error) {
+    throw new DatabaseError(`MySQL: ${sql}: ${sqlErrorText(error)}`, { cause: error });
+  }
+}
+
+/**
+ * True when the server answers a connection attempt (even with "access denied").
+ *
+ * @example
+ * ```ts
+ * if (!await accepting(plan.settings, 5_000)) throw new Error("no server");
+ * ```
+ */
+export async function accepting(settings: MysqlSettings, timeoutMs: number): Promise<boolean> {
+  const { default: mysql } = await import("mysql2/promise");
+  try {
+    const conn = await mysql.createConnection({
+      ...target(settings),
+      user: settings.user,
+      password: settings.password,
+      connectTimeout: timeoutMs,
+    });
+    conn.on("error", () => {});
+    await conn.end().catch(() => conn.destroy());
+    return true;
+  } catch (error) {
+    // A server error (access denied, too many connections) proves a server answered.
+    const e = error as SqlError;
+    return typeof e.errno === "number" && e.errno > 1000 && e.code !== undefined &&
+      e.code.startsWith("ER_");
+  }
+}

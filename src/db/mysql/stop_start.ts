@@ -1,0 +1,176 @@
+/** Holding MySQL/MariaDB by stopping it (--mysql-stop): the stop command, then the start command, each bounded and checked. */
+import { DatabaseError } from "../../util/errors.ts";
+import type { Database } from "../../run/interfaces.ts";
+import type { Logger } from "../../util/log.ts";
+import { deadline, delay } from "../../util/deadline.ts";
+import { ProgramError, runProgram, shellCommand } from "../../host/programs.ts";
+import { describeMysqlSettings } from "./option_files.ts";
+import { type MysqlPlan, mysqlWhere } from "../../plan/mysql.ts";
+import { accepting } from "./connection.ts";
+
+const POLL_MS = 250;
+
+/** The outcome of a shell command. */
+export interface CommandResult {
+  /** Exit code 0, not killed. */
+  success: boolean;
+  /** The exit code (128 + the signal when killed). */
+  code: number;
+}
+
+/** What {@linkcode MysqlStopStart} needs besides its plan; all but `log` have defaults. */
+export interface MysqlStopStartDeps {
+  /** Where --debug lines and warnings go. */
+  log: Logger;
+  /** Runs a shell command; default `sh -c` (host/programs.ts), its stdout sent to stderr. */
+  runCommand?: (command: string, signal: AbortSignal) => Promise<CommandResult>;
+  /** Bound of one connection attempt. Default 10 s (5 s at most for the probes). */
+  connectTimeoutMs?: number;
+  /** Bound of the wait for the server to go away after the stop command. Default 60 s. */
+  stopTimeoutMs?: number;
+  /** Bound of the wait for the server to accept connections after the start. Default 60 s. */
+  startTimeoutMs?: number;
+}
+
+async function runShell(command: string, signal: AbortSignal): Promise<CommandResult> {
+  // stdout goes to stderr: our stdout carries only the snapshot ids.
+  const [sh, args] = shellCommand(command, { shell: "sh", stdoutToStderr: true });
+  const result = await runProgram(sh, args, { output: "inherit", signal, cwd: null });
+  return { success: result.code === 0 && result.signal === null, code: result.code };
+}
+
+/**
+ * The Database of --mysql-stop: prepare() checks a server runs, lock() stops it (and starts it
+ * again when stopping fails), release() starts it and waits until it accepts connections.
+ *
+ * @example
+ * ```ts
+ * const db = new MysqlStopStart(plan.database, { log });
+ * await db.prepare();
+ * try { await db.lock(signal); } finally { await db.release(); }
+ * ```
+ */
+export class MysqlStopStart implements Database {
+  readonly #plan: MysqlPlan;
+  readonly #commands: { stop: string; start: string };
+  readonly #deps: MysqlStopStartDeps;
+  readonly #log: Logger;
+  #stopAttempted = false;
+  #released = false;
+
+  /** `plan.commands` must be set (the plan does when `stop` is). */
+  constructor(plan: MysqlPlan, deps: MysqlStopStartDeps) {
+    if (!plan.commands) throw new Error("MysqlStopStart: the plan has no stop/start commands");
+    this.#plan = plan;
+    this.#commands = plan.commands;
+    this.#deps = deps;
+    this.#log = deps.log;
+  }
+
+  /** Checks that a server runs there; connects no further. */
+  async prepare(): Promise<void> {
+    this.#log.debug(describeMysqlSettings(this.#plan.settings));
+    this.#log.debug(
+      `MySQL stop command: ${this.#commands.stop}; start command: ${this.#commands.start}`,
+    );
+    if (!await this.#accepting()) {
+      throw new DatabaseError(
+        `MySQL: --mysql-stop: no server is running at ${mysqlWhere(this.#plan.settings)}`,
+      );
+    }
+  }
+
+  /** Stops the server; a failed stop starts it again before it throws. */
+  async lock(signal: AbortSignal): Promise<undefined> {
+    try {
+      return await this.#stop(signal);
+    } catch (error) {
+      // Start it again now: a failed stop must not leave the server down.
+      await this.release().catch((releaseError) =>
+        this.#log.error(`MySQL: start after failed stop: ${releaseError.message}`)
+      );
+      throw error;
+    }
+  }
+
+  /** Starts the server again when a stop was attempted; safe to call twice. */
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    if (!this.#stopAttempted) return;
+    try {
+      await this.#start();
+    } catch (error) {
+      throw new DatabaseError(`MySQL release: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  #accepting(): Promise<boolean> {
+    return accepting(this.#plan.settings, Math.min(this.#deps.connectTimeoutMs ?? 10_000, 5_000));
+  }
+
+  async #waitFor(wanted: boolean, timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (true) {
+      if (await this.#accepting() === wanted) return true;
+      if (Date.now() >= until) return false;
+      await delay(POLL_MS);
+    }
+  }
+
+  async #command(command: string, signal: AbortSignal): Promise<CommandResult> {
+    this.#log.debug(`MySQL: ${command}`);
+    const run = this.#deps.runCommand ?? runShell;
+    try {
+      return await run(command, signal);
+    } catch (error) {
+      if (error instanceof ProgramError && error.details.kind !== "start") {
+        // Killed (SIGKILL) at its time limit or by a stop signal: a command that failed.
+        return { success: false, code: 137 };
+      }
+      const cause = error instanceof ProgramError ? error.details.cause : error;
+      throw new DatabaseError(`MySQL: ${command}: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  async #stop(signal: AbortSignal): Promise<undefined> {
+    const { stop } = this.#commands;
+    const timeoutMs = this.#deps.stopTimeoutMs ?? 60_000;
+    // From here on release() starts the server again, whatever happens.
+    this.#stopAttempted = true;
+    const bounded = deadline(timeoutMs, signal);
+    const result = await this.#command(stop, bounded);
+    if (signal.aborted) throw new DatabaseError("MySQL stop: interrupted");
+    if (!result.success) {
+      throw new DatabaseError(`MySQL: stop command failed (exit ${result.code}): ${stop}`);
+    }
+    if (!await this.#waitFor(false, timeoutMs)) {
+      throw new DatabaseError(
+        `MySQL: server at ${mysqlWhere(this.#plan.settings)} still accepts connections ` +
+          `${timeoutMs / 1000} s after the stop command: ${stop}`,
+      );
+    }
+    this.#log.debug("MySQL: server stopped");
+    return undefined;
+  }
+
+  async #start(): Promise<void> {
+    const { start } = this.#commands;
+    const timeoutMs = this.#deps.startTimeoutMs ?? 60_000;
+    if (await this.#accepting()) {
+      this.#log.debug("MySQL: server already accepts connections; not starting it");
+      return;
+    }
+    const result = await this.#command(start, deadline(timeoutMs));
+    if (!result.success) {
+      throw new DatabaseError(`MySQL: start command failed (exit ${result.code}): ${start}`);
+    }
+    if (!await this.#waitFor(true, timeoutMs)) {
+      throw new DatabaseError(
+        `MySQL: server at ${mysqlWhere(this.#plan.settings)} does not accept connections ` +
+          `${timeoutMs / 1000} s after the start command: ${start}`,
+      );
+    }
+    this.#log.debug("MySQL: server started and accepts connections");
+  }
+}

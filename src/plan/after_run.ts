@@ -1,0 +1,100 @@
+/** The planner's part of the follow-up steps: --wait, --copy-to-region, --keep and --keep-days checked into an AfterRunPlan. */
+import { UsageError } from "../util/errors.ts";
+import { DEFAULT_WAIT_SECONDS, type Options } from "../cli/options.ts";
+
+/** What to keep. A snapshot is kept when either rule keeps it. */
+export interface RetentionPolicy {
+  /** Keep the newest N per volume, this run's snapshot included. */
+  keep?: number;
+  /** Keep those started less than D days ago. */
+  keepDays?: number;
+}
+
+/** The follow-up steps asked for, checked. */
+export interface AfterRunPlan {
+  /** --wait: seconds to wait for the snapshots (and the copies); undefined: no --wait. */
+  waitSeconds?: number;
+  /**
+   * How long copies wait for their sources when there is no --wait (the default of --wait):
+   * copies need completed sources.
+   */
+  defaultWaitSeconds: number;
+  /** --copy-to-region, in order. */
+  copyRegions: string[];
+  /** --copy-kms-key-id. */
+  kmsKeyId?: string;
+  /** --keep / --keep-days. */
+  retention?: RetentionPolicy;
+}
+
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+
+/**
+ * Checks the retention options; undefined when retention was not asked for.
+ *
+ * @example
+ * ```ts
+ * retentionPolicy(7, undefined); // { keep: 7, keepDays: undefined }
+ * retentionPolicy(0, undefined); // throws UsageError
+ * ```
+ */
+export function retentionPolicy(
+  keep: number | undefined,
+  keepDays: number | undefined,
+): RetentionPolicy | undefined {
+  if (keep === undefined && keepDays === undefined) return undefined;
+  if (keep !== undefined && keep < 1) {
+    throw new UsageError("--keep: must be at least 1 (this run's snapshot is always kept)");
+  }
+  if (keepDays !== undefined && keepDays <= 0) {
+    throw new UsageError("--keep-days: must be more than 0");
+  }
+  return { keep, keepDays };
+}
+
+/**
+ * Checks the options of the follow-up steps.
+ *
+ * @example
+ * ```ts
+ * const after = planAfterRun(options, "us-east-1");
+ * ```
+ */
+export function planAfterRun(options: Options, sourceRegion: string | undefined): AfterRunPlan {
+  if (options.wait !== undefined && options.wait <= 0) {
+    throw new UsageError("--wait: must be more than 0 seconds");
+  }
+  const seen = new Set<string>();
+  for (const region of options.copyToRegion) {
+    if (!REGION.test(region)) {
+      throw new UsageError(`--copy-to-region: '${region}' is not a region name (like eu-west-1)`);
+    }
+    if (region === sourceRegion) {
+      throw new UsageError(`--copy-to-region ${region}: that is the snapshots' own region`);
+    }
+    if (seen.has(region)) throw new UsageError(`--copy-to-region ${region}: given twice`);
+    seen.add(region);
+  }
+  if (options.copyKmsKeyId !== undefined && options.copyToRegion.length === 0) {
+    throw new UsageError("--copy-kms-key-id: needs --copy-to-region");
+  }
+  return {
+    waitSeconds: options.wait,
+    defaultWaitSeconds: DEFAULT_WAIT_SECONDS,
+    copyRegions: [...options.copyToRegion],
+    kmsKeyId: options.copyKmsKeyId,
+    retention: retentionPolicy(options.keep, options.keepDays),
+  };
+}
+
+/**
+ * True when nothing follows the run.
+ *
+ * @example
+ * ```ts
+ * if (!nothingAfterRun(plan.afterRun)) await afterRun(plan.afterRun, run, deps);
+ * ```
+ */
+export function nothingAfterRun(plan: AfterRunPlan): boolean {
+  return plan.waitSeconds === undefined && plan.copyRegions.length === 0 && !plan.retention;
+}

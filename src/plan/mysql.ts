@@ -1,0 +1,206 @@
+/**
+ * The MySQL/MariaDB plan: option files read, where and as whom to connect, the lock mode or the
+ * stop and start commands, the status file, the bounded tries. Decided here; no connection.
+ */
+import { dirname } from "node:path";
+import { UsageError } from "../util/errors.ts";
+import { exists } from "../util/files.ts";
+import { registerSecret } from "../util/log.ts";
+import type { Options } from "../cli/options.ts";
+import {
+  describeMysqlSettings,
+  type MysqlSettings,
+  type MysqlSettingsDeps,
+  resolveMysqlSettings,
+} from "../db/mysql/option_files.ts";
+import { type MysqlLockMode, mysqlLockMode } from "../db/mysql/server.ts";
+
+/** Everything the MySQL part needs, decided; `settings.password` is a registered secret. */
+export interface MysqlPlan {
+  /** The only database kind so far. */
+  kind: "mysql";
+  /** The lock mode (unused with `stop`). */
+  lockMode: MysqlLockMode;
+  /** --mysql-stop: stop the server instead of locking it. */
+  stop: boolean;
+  /** Where and as whom to connect, and which option files were read. */
+  settings: MysqlSettings;
+  /** With `stop`: the commands, given or found (systemd unit or init script). */
+  commands?: { stop: string; start: string };
+  /** --mysql-master-status-file, its directory checked. */
+  statusFile?: string;
+  /** Tries of each lock statement, each bounded by `lockTimeoutMs`, `lockSleepMs` apart. */
+  lockTries: number;
+  /** --lock-timeout, in milliseconds. */
+  lockTimeoutMs: number;
+  /** --lock-sleep, in milliseconds. */
+  lockSleepMs: number;
+}
+
+/** Lookups {@linkcode planMysql} makes; tests replace them. */
+export interface MysqlPlanDeps {
+  /** For the option files (home, socket search, login name). */
+  settings?: MysqlSettingsDeps;
+  /** True when systemd runs this machine; default: /run/systemd/system exists. */
+  systemdRunning?: () => boolean;
+  /** True when a file exists; for finding units and init scripts. */
+  fileExists?: (path: string) => boolean;
+}
+
+const UNIT_DIRS = [
+  "/etc/systemd/system",
+  "/run/systemd/system",
+  "/usr/lib/systemd/system",
+  "/lib/systemd/system",
+];
+const UNIT_NAMES = ["mariadb", "mysql", "mysqld"];
+const INIT_SCRIPTS = ["/etc/init.d/mariadb", "/etc/init.d/mysql", "/etc/init.d/mysqld"];
+
+/**
+ * The default stop and start commands: the server's systemd unit when systemd runs, else its
+ * init script. Throws UsageError when neither is found.
+ *
+ * @example
+ * ```ts
+ * defaultStopStartCommands(true); // { stop: "systemctl stop mariadb", start: "systemctl start mariadb" }
+ * ```
+ */
+export function defaultStopStartCommands(
+  systemdRunning: boolean,
+  fileExists: (path: string) => boolean = exists,
+): { stop: string; start: string } {
+  if (systemdRunning) {
+    const unit = UNIT_NAMES.find((name) =>
+      UNIT_DIRS.some((dir) => fileExists(`${dir}/${name}.service`))
+    );
+    if (unit) return { stop: `systemctl stop ${unit}`, start: `systemctl start ${unit}` };
+  }
+  const script = INIT_SCRIPTS.find(fileExists);
+  if (script) return { stop: `${script} stop`, start: `${script} start` };
+  throw new UsageError(
+    "--mysql-stop: found no mariadb, mysql or mysqld systemd unit or init script; " +
+      "give --mysql-stop-command and --mysql-start-command",
+  );
+}
+
+function checkStatusFileDirectory(file: string | undefined): void {
+  if (file === undefined) return;
+  const dir = dirname(file);
+  let ok = false;
+  try {
+    ok = Deno.statSync(dir).isDirectory;
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new UsageError(`--mysql-master-status-file: directory ${dir} does not exist`);
+}
+
+/**
+ * Decides the MySQL part from the options: lock mode, option files (`--mysql-defaults-file`,
+ * else `~/.my.cnf`), connection settings, status-file directory, stop/start commands. Throws
+ * UsageError on any bad input; reads files, never connects.
+ *
+ * @example
+ * ```ts
+ * const mysql = planMysql(options); // options.mysql was given
+ * console.log(describeMysqlPlan(mysql));
+ * ```
+ */
+export function planMysql(options: Options, deps: MysqlPlanDeps = {}): MysqlPlan {
+  registerSecret(options.mysqlPassword);
+  const lockMode = mysqlLockMode(options);
+  const settings = resolveMysqlSettings(options, deps.settings);
+  registerSecret(settings.password);
+  checkStatusFileDirectory(options.mysqlMasterStatusFile);
+  let commands: { stop: string; start: string } | undefined;
+  if (options.mysqlStop) {
+    const { mysqlStopCommand: stop, mysqlStartCommand: start } = options;
+    if (stop !== undefined && start !== undefined) {
+      commands = { stop, start };
+    } else {
+      const systemd = (deps.systemdRunning ?? (() => exists("/run/systemd/system")))();
+      const found = defaultStopStartCommands(systemd, deps.fileExists);
+      commands = { stop: stop ?? found.stop, start: start ?? found.start };
+    }
+  }
+  return {
+    kind: "mysql",
+    lockMode,
+    stop: options.mysqlStop,
+    settings,
+    commands,
+    statusFile: options.mysqlMasterStatusFile,
+    lockTries: Math.max(1, options.lockTries),
+    lockTimeoutMs: options.lockTimeout * 1000,
+    lockSleepMs: options.lockSleep * 1000,
+  };
+}
+
+/**
+ * Where the server is: "socket PATH" or "HOST:PORT".
+ *
+ * @example
+ * ```ts
+ * mysqlWhere(plan.settings); // "socket /run/mysqld/mysqld.sock"
+ * ```
+ */
+export function mysqlWhere(settings: MysqlSettings): string {
+  return settings.socketPath !== undefined
+    ? `socket ${settings.socketPath}`
+    : `${settings.host}:${settings.port}`;
+}
+
+/**
+ * What the dry run says it would do with the database, in lines; never the password.
+ *
+ * @example
+ * ```ts
+ * describeMysqlPlan(plan); // ["would flush and lock MySQL/MariaDB, lock mode flush ...", ...]
+ * ```
+ */
+export function describeMysqlPlan(plan: MysqlPlan): string[] {
+  const lines = [
+    plan.stop
+      ? "would stop MySQL/MariaDB and start it again (no connection in a dry run)"
+      : `would flush and lock MySQL/MariaDB, lock mode ${plan.lockMode} (no connection in a dry run)`,
+    describeMysqlSettings(plan.settings),
+  ];
+  if (plan.commands) {
+    lines.push(`MySQL stop command: ${plan.commands.stop}; start command: ${plan.commands.start}`);
+  } else {
+    lines.push(
+      `MySQL lock: ${plan.lockTries} tries of ${plan.lockTimeoutMs / 1000} s, ` +
+        `${plan.lockSleepMs / 1000} s apart`,
+    );
+  }
+  if (plan.statusFile !== undefined) {
+    lines.push(`MySQL: would write the binary log position to ${plan.statusFile}`);
+  }
+  return lines;
+}
+
+/**
+ * The database part of the JSON dry-run plan; never the password.
+ *
+ * @example
+ * ```ts
+ * JSON.stringify(mysqlPlanJson(plan));
+ * ```
+ */
+export function mysqlPlanJson(plan: MysqlPlan): Record<string, unknown> {
+  const s = plan.settings;
+  return {
+    kind: plan.kind,
+    lockMode: plan.lockMode,
+    stop: plan.stop,
+    server: mysqlWhere(s),
+    user: s.user,
+    password: s.password === undefined ? "none" : "set",
+    optionFiles: s.files,
+    stopCommand: plan.commands?.stop ?? null,
+    startCommand: plan.commands?.start ?? null,
+    statusFile: plan.statusFile ?? null,
+    lockTries: plan.lockTries,
+    lockTimeoutSeconds: plan.lockTimeoutMs / 1000,
+  };
+}

@@ -1,0 +1,42 @@
+/** The tool's tags: the marker every snapshot of ours carries, and EC2's limits on tags. Imports nothing. */
+
+/** The program's name: the default description and the marker tag's key. */
+export const PROGRAM = "ec2-consistent-snapshot";
+
+/**
+ * The tag every snapshot of ours carries; its value is the volume id (retention uses it).
+ *
+ * @example
+ * ```ts
+ * const tags = { Name: "db", [MARKER_TAG]: "vol-0123456789abcdef0" };
+ * ```
+ */
+export const MARKER_TAG = `${PROGRAM}:volume`;
+
+/**
+ * The marker tag's value on --multi-volume snapshots. CreateSnapshots applies one tag set to all
+ * the snapshots it makes, so the marker cannot name each one's volume; it says "multi-volume"
+ * and retention reads the volume from the snapshot's own VolumeId (set by EC2, not by a tag).
+ * Every tag stays in the creating call: no second CreateTags, no window without tags.
+ */
+export const MULTI_VOLUME_MARKER = "multi-volume";
+
+/** EC2's limit on tags per snapshot (the marker tag counts against it). */
+export const MAX_TAGS = 50;
+/** EC2's limit on the length of a tag key. */
+export const MAX_TAG_KEY = 128;
+/** EC2's limit on the length of a tag value. */
+export const MAX_TAG_VALUE = 256;
+
+/**
+ * The tags without the marker tag.
+ *
+ * @example
+ * ```ts
+ * withoutMarker({ Name: "db", [MARKER_TAG]: "vol-0123456789abcdef0" }); // { Name: "db" }
+ * ```
+ */
+export function withoutMarker(tags: Record<string, string>): Record<string, string> {
+  const { [MARKER_TAG]: _marker, ...rest } = tags;
+  return rest;
+}
