@@ -174,6 +174,34 @@ Deno.test("a caller killed before the hold was confirmed: the holder releases at
   });
 });
 
+Deno.test("--hold --mysql-stop: the server is down while held, up again after --release", async () => {
+  await withStack(async ({ mount, db, env }) => {
+    const args = [
+      "--freeze-filesystem",
+      mount.mountPoint,
+      "--mysql-stop",
+      "--mysql-socket",
+      db.socket,
+      "--mysql-username",
+      "root",
+      "--mysql-stop-command",
+      db.stopCommand,
+      "--mysql-start-command",
+      db.startCommand,
+    ];
+    const held = await runThenKillGroup(["--hold", ...args], env);
+    assertEquals(held.code, 0, held.stderr);
+    assertEquals(await isFrozen(mount.mountPoint), true);
+    let down = false;
+    await db.sql("SELECT 1").catch(() => down = true);
+    assert(down, "the server is stopped while held");
+    const out = await release(env);
+    assertEquals(out.code, 0, out.stderr);
+    await db.waitReady(30_000);
+    assertEquals(await isFrozen(mount.mountPoint), false);
+  });
+});
+
 Deno.test("--noaction --hold checks the database and the mounts and touches nothing", async () => {
   await withStack(async ({ mount, db, state, env, holdArgs }) => {
     const log = `${db.rundir}/general.log`;
