@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what it needs (scripts/setup.sh), checks
-# formatting, lint and types, then runs every test. Real-service tests may not skip here.
+# formatting, lint, types and the docs of every export (deno doc --lint), then runs every test.
+# Real-service tests may not be ignored here: a missing service fails them.
 # Extra arguments go to `deno test` (e.g. a file name).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -11,4 +12,5 @@ export ECS_REQUIRE_REAL=1
 "$DENO" fmt --check
 "$DENO" lint
 "$DENO" check src/ tests/ scripts/
+"$DENO" doc --lint src/
 "$DENO" test --allow-all "$@"

@@ -1,14 +1,17 @@
 /** --config FILE: good files merged under the command line, bad files refused by file and line. */
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
 import { assertEquals, assertMatch } from "./support/assert.ts";
-import { startMoto } from "./support/moto.ts";
+import { MOTO, startMoto } from "./support/moto.ts";
+import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { mergeConfig, parseConfigText } from "../src/cli/config_file.ts";
 import { UsageError } from "../src/util/errors.ts";
-import { parseCommandLine } from "../src/cli/options.ts";
+import { parseCommandLine } from "../src/cli/parse.ts";
 
-function writeConfig(text: string): string {
+/** Writes a configuration file; adds its path to `written`, for the test to remove. */
+function writeConfig(text: string, written: string[]): string {
   const path = Deno.makeTempFileSync({ prefix: "ecs-config-", suffix: ".conf" });
+  written.push(path);
   Deno.writeTextFileSync(path, text);
   return path;
 }
@@ -78,14 +81,15 @@ Deno.test("bad configuration files name the file and the line", () => {
   }
 });
 
-Deno.test("a run configured by a file, against moto", async () => {
+Deno.test("a run configured by a file, against moto", { ignore: ignoreUnless(MOTO) }, async () => {
   const moto = await startMoto();
-  if (!moto) return;
+  const written: string[] = [];
   try {
     const [a, b] = await moto.createVolumes(2);
     const config = writeConfig(
       `[ec2-consistent-snapshot]\ndescription = from the file\ntag = "team=db;env=prod"\n` +
         `volume = ${a}\nvolume = ${b}\n`,
+      written,
     );
     const result = await runProgram(["--config", config], { env: baseEnv(moto.env) });
     assertEquals(result.code, 0, result.stderr);
@@ -99,7 +103,7 @@ Deno.test("a run configured by a file, against moto", async () => {
       assertEquals([tags.team, tags.env], ["db", "prod"]);
     }
 
-    const bad = writeConfig("region = us-east-1\nwiat = 60\n");
+    const bad = writeConfig("region = us-east-1\nwiat = 60\n", written);
     const refused = await runProgram(["--config", bad, a], { env: baseEnv(moto.env) });
     assertEquals(refused.code, 2);
     assertEquals(refused.stdout, "");
@@ -111,6 +115,7 @@ Deno.test("a run configured by a file, against moto", async () => {
     assertEquals(missing.code, 2);
     assertMatch(missing.stderr, /--config \/nonexistent\.conf: cannot read: no such file/);
   } finally {
+    for (const path of written) await Deno.remove(path);
     await moto.stop();
   }
 });

@@ -6,11 +6,22 @@
  * on the mount shows whether it is frozen.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
 import { type Proxy, type SeenRequest, startProxy } from "./support/proxy.ts";
-import { isFrozen, type TestMount, withTmpfsMount, withXfsMount } from "./support/xfs.ts";
+import {
+  isFrozen,
+  type TestMount,
+  TMPFS,
+  withTmpfsMount,
+  withXfsMount,
+  xfsRequirement,
+} from "./support/xfs.ts";
+
 import { ExitCode } from "../src/util/errors.ts";
+
+const XFS = await xfsRequirement();
 
 /** Runs `fn` with moto, a proxy in front of it, a volume, and an XFS mount. */
 async function withStack(
@@ -26,7 +37,6 @@ async function withStack(
 ): Promise<void> {
   await withXfsMount(async (mount) => {
     const moto = await startMoto();
-    if (!moto) return;
     const proxy = startProxy(moto.url);
     try {
       const [volume] = await moto.createVolumes(1);
@@ -58,7 +68,9 @@ function holder(match: (r: SeenRequest) => boolean) {
   };
 }
 
-Deno.test("frozen while CreateSnapshot is in flight, thawed after, snapshot made", async () => {
+Deno.test("frozen while CreateSnapshot is in flight, thawed after, snapshot made", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ moto, proxy, volume, mount, env }) => {
     const hold = holder(isCreate);
     proxy.decide = hold.decide;
@@ -88,7 +100,9 @@ Deno.test("frozen while CreateSnapshot is in flight, thawed after, snapshot made
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   const number = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[signal];
 
-  Deno.test(`${signal} while frozen (create call hanging): thawed, exit ${128 + number}`, async () => {
+  Deno.test(`${signal} while frozen (create call hanging): thawed, exit ${128 + number}`, {
+    ignore: ignoreUnless(XFS, MOTO),
+  }, async () => {
     await withStack(async ({ moto, proxy, volume, mount, env }) => {
       const hold = holder(isCreate);
       proxy.decide = hold.decide;
@@ -109,27 +123,33 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     });
   });
 
-  Deno.test(`${signal} before the freeze (during preflight): nothing frozen, exit ${128 + number}`, async () => {
-    await withStack(async ({ moto, proxy, volume, mount, env }) => {
-      const hold = holder(isDryRun);
-      proxy.decide = hold.decide;
-      const child = spawnProgram(["--freeze-filesystem", mount.mountPoint, volume], { env });
-      try {
-        await hold.seen;
-        child.kill(signal);
-        const out = await child.output();
-        assertEquals(out.code, 128 + number, new TextDecoder().decode(out.stderr));
-        assertEquals(await isFrozen(mount.mountPoint), false);
-      } finally {
-        hold.drop();
-      }
-      assertEquals(proxy.seen.filter(isCreate).length, 0);
-      assertEquals((await moto.snapshotsOf([volume])).length, 0);
-    });
-  });
+  Deno.test(
+    `${signal} before the freeze (during preflight): nothing frozen, exit ${128 + number}`,
+    { ignore: ignoreUnless(XFS, MOTO) },
+    async () => {
+      await withStack(async ({ moto, proxy, volume, mount, env }) => {
+        const hold = holder(isDryRun);
+        proxy.decide = hold.decide;
+        const child = spawnProgram(["--freeze-filesystem", mount.mountPoint, volume], { env });
+        try {
+          await hold.seen;
+          child.kill(signal);
+          const out = await child.output();
+          assertEquals(out.code, 128 + number, new TextDecoder().decode(out.stderr));
+          assertEquals(await isFrozen(mount.mountPoint), false);
+        } finally {
+          hold.drop();
+        }
+        assertEquals(proxy.seen.filter(isCreate).length, 0);
+        assertEquals((await moto.snapshotsOf([volume])).length, 0);
+      });
+    },
+  );
 }
 
-Deno.test("a second signal during unwinding does not cut it short", async () => {
+Deno.test("a second signal during unwinding does not cut it short", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ moto, proxy, volume, mount, env }) => {
     const hold = holder(isCreate);
     proxy.decide = hold.decide;
@@ -152,7 +172,9 @@ Deno.test("a second signal during unwinding does not cut it short", async () => 
   });
 });
 
-Deno.test("SIGKILL while frozen: the watchdog thaws within the deadline", async () => {
+Deno.test("SIGKILL while frozen: the watchdog thaws within the deadline", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ proxy, volume, mount, env }) => {
     const hold = holder(isCreate);
     proxy.decide = hold.decide;
@@ -174,7 +196,9 @@ Deno.test("SIGKILL while frozen: the watchdog thaws within the deadline", async 
   });
 });
 
-Deno.test("a hanging endpoint: the run ends within --snapshot-timeout plus a second, thawed", async () => {
+Deno.test("a hanging endpoint: the run ends within --snapshot-timeout plus a second, thawed", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ proxy, volume, mount, env }) => {
     proxy.decide = (r) => isCreate(r) ? "hang" : "forward";
     const started = performance.now();
@@ -193,7 +217,9 @@ Deno.test("a hanging endpoint: the run ends within --snapshot-timeout plus a sec
   });
 });
 
-Deno.test("hooks run around the freeze; a failing post-thaw hook still prints the id", async () => {
+Deno.test("hooks run around the freeze; a failing post-thaw hook still prints the id", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ moto, volume, mount, env }) => {
     const dir = Deno.makeTempDirSync();
     try {
@@ -219,7 +245,9 @@ Deno.test("hooks run around the freeze; a failing post-thaw hook still prints th
   });
 });
 
-Deno.test("a failing pre-freeze hook aborts before the freeze; nothing created", async () => {
+Deno.test("a failing pre-freeze hook aborts before the freeze; nothing created", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ moto, proxy, volume, mount, env }) => {
     const out = await runProgram(
       ["--freeze-filesystem", mount.mountPoint, "--pre-freeze-command", "exit 5", volume],
@@ -232,7 +260,9 @@ Deno.test("a failing pre-freeze hook aborts before the freeze; nothing created",
   });
 });
 
-Deno.test("a freeze that fails (tmpfs): thawed what was frozen, nothing created", async () => {
+Deno.test("a freeze that fails (tmpfs): thawed what was frozen, nothing created", {
+  ignore: ignoreUnless(XFS, MOTO, TMPFS),
+}, async () => {
   await withStack(async ({ moto, proxy, volume, mount, env }) => {
     await withTmpfsMount(async (tmpfs) => {
       const out = await runProgram(
@@ -248,7 +278,9 @@ Deno.test("a freeze that fails (tmpfs): thawed what was frozen, nothing created"
   });
 });
 
-Deno.test("not a mount point, and /, are refused before anything is touched", async () => {
+Deno.test("not a mount point, and /, are refused before anything is touched", {
+  ignore: ignoreUnless(XFS, MOTO),
+}, async () => {
   await withStack(async ({ proxy, volume, mount, env }) => {
     const inside = `${mount.mountPoint}/subdir`;
     Deno.mkdirSync(inside);
@@ -263,7 +295,7 @@ Deno.test("not a mount point, and /, are refused before anything is touched", as
   });
 });
 
-Deno.test("--noaction freezes nothing", async () => {
+Deno.test("--noaction freezes nothing", { ignore: ignoreUnless(XFS, MOTO) }, async () => {
   await withStack(async ({ proxy, volume, mount, env }) => {
     const out = await runProgram(["-n", "--freeze-filesystem", mount.mountPoint, volume], { env });
     assertEquals(out.code, 0, out.stderr);

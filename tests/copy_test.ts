@@ -4,12 +4,14 @@
  */
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
 import { assert, assertEquals } from "./support/assert.ts";
-import { startMoto, tagsOf } from "./support/moto.ts";
+import { MOTO, startMoto, tagsOf } from "./support/moto.ts";
+import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 
-Deno.test("copies appear in the other region with the description and tags of the originals", async () => {
+Deno.test("copies appear in the other region with the description and tags of the originals", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   const moto = await startMoto();
-  if (!moto) return;
   try {
     const volumes = await moto.createVolumes(2);
     const result = await runProgram(
@@ -51,31 +53,34 @@ Deno.test("copies appear in the other region with the description and tags of th
   }
 });
 
-Deno.test("JSON output lists the waits and the copies", async () => {
-  const moto = await startMoto();
-  if (!moto) return;
-  try {
-    const [volume] = await moto.createVolumes(1);
-    const result = await runProgram(
-      ["--output", "json", "--quiet", "--wait=600", "--copy-to-region", "us-west-2", volume],
-      { env: baseEnv(moto.env) },
-    );
-    assertEquals(result.code, 0, result.stderr);
-    assertEquals(result.stderr, "", "--quiet: no progress lines");
-    const doc = JSON.parse(result.stdout);
-    assertEquals(doc.ok, true);
-    assertEquals(doc.copies.length, 1);
-    assertEquals(doc.copies[0].region, "us-west-2");
-    assertEquals(doc.copies[0].sourceSnapshotId, doc.snapshots[0].snapshotId);
-    assertEquals(doc.copies[0].volumeId, volume);
-    assertEquals(doc.copies[0].error, null);
-    assertEquals(doc.waits.map((w: { state: string }) => w.state), ["completed", "completed"]);
-    assertEquals(doc.waits[1].snapshotId, doc.copies[0].snapshotId);
-    assertEquals(doc.retention, null);
-  } finally {
-    await moto.stop();
-  }
-});
+Deno.test(
+  "JSON output lists the waits and the copies",
+  { ignore: ignoreUnless(MOTO) },
+  async () => {
+    const moto = await startMoto();
+    try {
+      const [volume] = await moto.createVolumes(1);
+      const result = await runProgram(
+        ["--output", "json", "--quiet", "--wait=600", "--copy-to-region", "us-west-2", volume],
+        { env: baseEnv(moto.env) },
+      );
+      assertEquals(result.code, 0, result.stderr);
+      assertEquals(result.stderr, "", "--quiet: no progress lines");
+      const doc = JSON.parse(result.stdout);
+      assertEquals(doc.ok, true);
+      assertEquals(doc.copies.length, 1);
+      assertEquals(doc.copies[0].region, "us-west-2");
+      assertEquals(doc.copies[0].sourceSnapshotId, doc.snapshots[0].snapshotId);
+      assertEquals(doc.copies[0].volumeId, volume);
+      assertEquals(doc.copies[0].error, null);
+      assertEquals(doc.waits.map((w: { state: string }) => w.state), ["completed", "completed"]);
+      assertEquals(doc.waits[1].snapshotId, doc.copies[0].snapshotId);
+      assertEquals(doc.retention, null);
+    } finally {
+      await moto.stop();
+    }
+  },
+);
 
 Deno.test("bad copy options are usage errors before anything is made", async () => {
   for (

@@ -4,7 +4,8 @@
  */
 import { assertEquals, assertMatch } from "./support/assert.ts";
 import { startImdsServer } from "./support/imds_server.ts";
-import { type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { type Proxy, startProxy } from "./support/proxy.ts";
 
@@ -12,7 +13,6 @@ async function withEndpoint(
   fn: (s: { moto: MotoEndpoint; proxy: Proxy; volume: string; dir: string }) => Promise<void>,
 ): Promise<void> {
   const moto = await startMoto();
-  if (!moto) return;
   const proxy = startProxy(moto.url);
   const dir = Deno.makeTempDirSync({ prefix: "ecs-creds-" });
   try {
@@ -34,7 +34,9 @@ function env(proxy: Proxy, extra: Record<string, string> = {}) {
   return baseEnv({ AWS_REGION: "us-east-1", AWS_ENDPOINT_URL_EC2: proxy.url, ...extra });
 }
 
-Deno.test("each credential source signs the requests with its own key", async (t) => {
+Deno.test("each credential source signs the requests with its own key", {
+  ignore: ignoreUnless(MOTO),
+}, async (t) => {
   await withEndpoint(async ({ proxy, volume, dir }) => {
     const write = (name: string, text: string) => {
       Deno.writeTextFileSync(`${dir}/${name}`, text, { mode: 0o600 });
@@ -112,7 +114,9 @@ Deno.test("each credential source signs the requests with its own key", async (t
   });
 });
 
-Deno.test("--use-iam-role takes the instance role's credentials from IMDSv2", async () => {
+Deno.test("--use-iam-role takes the instance role's credentials from IMDSv2", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   await withEndpoint(async ({ proxy, volume }) => {
     const imds = startImdsServer({
       region: "us-east-1",
@@ -141,7 +145,9 @@ Deno.test("--use-iam-role takes the instance role's credentials from IMDSv2", as
   });
 });
 
-Deno.test("the region comes from the instance metadata when nothing else names it", async () => {
+Deno.test("the region comes from the instance metadata when nothing else names it", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   await withEndpoint(async ({ proxy, volume }) => {
     const imds = startImdsServer({ region: "us-east-1" });
     try {

@@ -1,9 +1,12 @@
 /** The local demo (scripts/demo.sh) as a person runs it: it reports a real snapshot and its windows, and leaves nothing behind, also after Ctrl-C. */
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { startMoto, TEST_CREDENTIALS } from "./support/moto.ts";
+import { MOTO, startMoto, TEST_CREDENTIALS } from "./support/moto.ts";
 import { ROOT } from "./support/program.ts";
-import { isRoot } from "./support/real.ts";
+import { ignoreUnless, isRoot, requireAvailable, rootRequirement } from "./support/real.ts";
+
+/** Ctrl-C is tested on the whole demo: the loop mount, the freeze and MariaDB. */
+const DEMO_AS_ROOT = rootRequirement("the whole demo (loop mount, freeze, MariaDB)");
 
 const decoder = new TextDecoder();
 
@@ -114,11 +117,11 @@ Deno.test({
 
 Deno.test({
   name: "--moto-only: the snapshot the demo names exists in moto, with its description and tags",
+  ignore: ignoreUnless(MOTO),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
     const moto = await startMoto();
-    if (!moto) return;
     try {
       const out = await demo(["--moto-only", "--moto-url", moto.url]).output();
       const stdout = decoder.decode(out.stdout);
@@ -145,10 +148,11 @@ Deno.test({
 
 Deno.test({
   name: "Ctrl-C in the middle of the demo: the program releases, the demo removes everything",
-  ignore: !isRoot(),
+  ignore: ignoreUnless(DEMO_AS_ROOT),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
+    requireAvailable(DEMO_AS_ROOT);
     const before = await systemState();
     const child = demo();
     const stderr = new Response(child.stderr).text();

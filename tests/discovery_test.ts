@@ -9,8 +9,10 @@ import {
 } from "../src/host/discovery.ts";
 import { PreflightError } from "../src/util/errors.ts";
 import { resolveMountPoints } from "../src/host/mounts.ts";
-import { assertAvailable, isRoot } from "./support/real.ts";
+import { ignoreUnless, requireAvailable, rootRequirement } from "./support/real.ts";
 import { INSTANCE_STORE_MODEL, SysfsFixture } from "./support/sysfs_fixture.ts";
+
+const LOOP = rootRequirement("mounting a loop device");
 
 const VOL1 = "vol-0123456789abcdef0";
 const VOL2 = "vol-0fedcba9876543210";
@@ -347,8 +349,10 @@ async function run(command: string, args: string[]): Promise<void> {
   }
 }
 
-Deno.test("real: a loop-device mount on this machine is refused, naming mount and device", async () => {
-  if (!assertAvailable(isRoot(), "mounting a loop device needs root")) return;
+Deno.test("real: a loop-device mount on this machine is refused, naming mount and device", {
+  ignore: ignoreUnless(LOOP),
+}, async () => {
+  requireAvailable(LOOP);
   const dir = await Deno.makeTempDir({ prefix: "ecs-loop-" });
   const image = `${dir}/disk.img`;
   const mountPoint = `${dir}/mnt`;

@@ -7,7 +7,10 @@
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { programCommand, ROOT } from "./support/program.ts";
 import { makeStateDir } from "./support/hold.ts";
-import { isFrozen, withXfsMount } from "./support/xfs.ts";
+import { isFrozen, withXfsMount, xfsRequirement } from "./support/xfs.ts";
+import { ignoreUnless } from "./support/real.ts";
+
+const XFS = await xfsRequirement();
 
 interface SsmDocument {
   schemaVersion: string;
@@ -40,7 +43,10 @@ function scriptFor(command: string, executionId: string): string {
     .replaceAll(/\{\{\s*executionId\s*\}\}/g, executionId) + "\n";
 }
 
-Deno.test("the DLM document's script, run in bash against the real program", async () => {
+Deno.test({
+  name: "the DLM document's script, run in bash against the real program",
+  ignore: ignoreUnless(XFS),
+}, async () => {
   await withXfsMount(async (mount) => {
     const state = makeStateDir();
     const dir = Deno.makeTempDirSync({ prefix: "ecs-dlm-" });

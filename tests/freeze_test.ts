@@ -3,24 +3,33 @@ import assert from "node:assert/strict";
 import { FreezeError, NotFrozenError } from "../src/util/errors.ts";
 import { createFreezer, findFreezeProgram, findProgram } from "../src/host/freeze.ts";
 import { silentLogger } from "../src/util/log.ts";
-import { isFrozen, withTmpfsMount, withXfsMount } from "./support/xfs.ts";
+import { isFrozen, TMPFS, withTmpfsMount, withXfsMount, xfsRequirement } from "./support/xfs.ts";
+import { ignoreUnless } from "./support/real.ts";
 
-Deno.test("freeze makes writes block; thaw lets them through", async () => {
-  await withXfsMount(async (mount) => {
-    const freezer = createFreezer({ log: silentLogger });
-    await freezer.sync();
-    assert.equal(await isFrozen(mount.mountPoint, 2_000), false, "not frozen before");
-    await freezer.freeze(mount.mountPoint);
-    try {
-      assert.equal(await isFrozen(mount.mountPoint, 1_000), true, "frozen after freeze");
-    } finally {
-      await freezer.thaw(mount.mountPoint);
-    }
-    assert.equal(await isFrozen(mount.mountPoint, 5_000), false, "thawed after thaw");
-  });
-});
+const XFS = await xfsRequirement();
 
-Deno.test("freezing twice or thawing a thawed mount is a FreezeError quoting fsfreeze", async () => {
+Deno.test(
+  "freeze makes writes block; thaw lets them through",
+  { ignore: ignoreUnless(XFS) },
+  async () => {
+    await withXfsMount(async (mount) => {
+      const freezer = createFreezer({ log: silentLogger });
+      await freezer.sync();
+      assert.equal(await isFrozen(mount.mountPoint, 2_000), false, "not frozen before");
+      await freezer.freeze(mount.mountPoint);
+      try {
+        assert.equal(await isFrozen(mount.mountPoint, 1_000), true, "frozen after freeze");
+      } finally {
+        await freezer.thaw(mount.mountPoint);
+      }
+      assert.equal(await isFrozen(mount.mountPoint, 5_000), false, "thawed after thaw");
+    });
+  },
+);
+
+Deno.test("freezing twice or thawing a thawed mount is a FreezeError quoting fsfreeze", {
+  ignore: ignoreUnless(XFS),
+}, async () => {
   await withXfsMount(async (mount) => {
     const freezer = createFreezer({ log: silentLogger });
     await assert.rejects(
@@ -42,7 +51,9 @@ Deno.test("freezing twice or thawing a thawed mount is a FreezeError quoting fsf
   });
 });
 
-Deno.test("a file system that cannot be frozen (tmpfs) is a FreezeError", async () => {
+Deno.test("a file system that cannot be frozen (tmpfs) is a FreezeError", {
+  ignore: ignoreUnless(TMPFS),
+}, async () => {
   await withTmpfsMount(async (mount) => {
     const freezer = createFreezer({ log: silentLogger });
     try {
@@ -85,7 +96,9 @@ Deno.test("fsfreeze and sync are found in the system directories when PATH lacks
   );
 });
 
-Deno.test("a freezer whose PATH lacks fsfreeze still freezes (cron's PATH)", async () => {
+Deno.test("a freezer whose PATH lacks fsfreeze still freezes (cron's PATH)", {
+  ignore: ignoreUnless(XFS),
+}, async () => {
   await withXfsMount(async (mount) => {
     const freezer = createFreezer({ log: silentLogger, search: { path: "/nonexistent" } });
     await freezer.sync();
@@ -98,7 +111,7 @@ Deno.test("a freezer whose PATH lacks fsfreeze still freezes (cron's PATH)", asy
   });
 });
 
-Deno.test("without fsfreeze, xfs_freeze is used", async () => {
+Deno.test("without fsfreeze, xfs_freeze is used", { ignore: ignoreUnless(XFS) }, async () => {
   await withXfsMount(async (mount) => {
     const bin = await Deno.makeTempDir();
     try {
@@ -124,19 +137,25 @@ Deno.test("without fsfreeze, xfs_freeze is used", async () => {
   });
 });
 
-Deno.test("a missing freeze program is a FreezeError, nothing run", async () => {
-  await withXfsMount(async (mount) => {
-    const freezer = createFreezer({
-      log: silentLogger,
-      search: { path: "/nonexistent", systemDirs: [] },
+Deno.test(
+  "a missing freeze program is a FreezeError, nothing run",
+  { ignore: ignoreUnless(XFS) },
+  async () => {
+    await withXfsMount(async (mount) => {
+      const freezer = createFreezer({
+        log: silentLogger,
+        search: { path: "/nonexistent", systemDirs: [] },
+      });
+      await assert.rejects(freezer.freeze(mount.mountPoint), /neither fsfreeze nor xfs_freeze/);
+      await assert.rejects(freezer.sync(), /sync was not found/);
+      assert.equal(await isFrozen(mount.mountPoint, 2_000), false);
     });
-    await assert.rejects(freezer.freeze(mount.mountPoint), /neither fsfreeze nor xfs_freeze/);
-    await assert.rejects(freezer.sync(), /sync was not found/);
-    assert.equal(await isFrozen(mount.mountPoint, 2_000), false);
-  });
-});
+  },
+);
 
-Deno.test("a freeze program that hangs is a FreezeError after the timeout", async () => {
+Deno.test("a freeze program that hangs is a FreezeError after the timeout", {
+  ignore: ignoreUnless(XFS),
+}, async () => {
   await withXfsMount(async (mount) => {
     const bin = await Deno.makeTempDir();
     try {

@@ -3,8 +3,10 @@ import { assertEquals, assertRejects } from "./support/assert.ts";
 import { join } from "node:path";
 import { PreflightError, UsageError } from "../src/util/errors.ts";
 import { findMount, parseMountInfo, resolveMountPoints } from "../src/host/mounts.ts";
-import { assertAvailable, isRoot } from "./support/real.ts";
+import { ignoreUnless, requireAvailable, rootRequirement } from "./support/real.ts";
 import { makeProc, type MountSpec } from "./support/sysfs_fixture.ts";
+
+const LOOP = rootRequirement("mounting a loop device");
 
 Deno.test("parseMountInfo: fields, optional fields, octal escapes", () => {
   const text = [
@@ -256,8 +258,10 @@ async function run(command: string, args: string[]): Promise<void> {
   }
 }
 
-Deno.test("real: a loop mount with a space in its path is a mount point; its subdirectory is not", async () => {
-  if (!assertAvailable(isRoot(), "mounting a loop device needs root")) return;
+Deno.test("real: a loop mount with a space in its path is a mount point; its subdirectory is not", {
+  ignore: ignoreUnless(LOOP),
+}, async () => {
+  requireAvailable(LOOP);
   const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "ecs-mnt-" }));
   const mountPoint = `${dir}/my mount`;
   let mounted = false;

@@ -8,16 +8,18 @@ import {
   type EC2Client,
 } from "@aws-sdk/client-ec2";
 import { assertEquals, assertMatch } from "./support/assert.ts";
-import { instanceWithVolumes, startMoto, tagsOf } from "./support/moto.ts";
+import { instanceWithVolumes, MOTO, startMoto, tagsOf } from "./support/moto.ts";
+import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { createMultiVolumeEc2 } from "../src/aws/multi_volume.ts";
 import { silentLogger } from "../src/util/log.ts";
 
 const MARKER = "ec2-consistent-snapshot:volume";
 
-Deno.test("--multi-volume against moto: one call, the requested volumes, each marked", async () => {
+Deno.test("--multi-volume against moto: one call, the requested volumes, each marked", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   const moto = await startMoto();
-  if (!moto) return;
   try {
     const client = moto.client();
     const instance = await instanceWithVolumes(moto, ["/dev/sdf", "/dev/sdg", "/dev/sdh"]);

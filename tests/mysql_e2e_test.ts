@@ -3,13 +3,16 @@
  * XFS loop mount that is frozen, a concurrent writer and a concurrent long query, against moto.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { mariadbAvailable, type MariadbServer, startMariadb } from "./support/mariadb.ts";
-import { type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { mariadbRequirement, type MariadbServer, startMariadb } from "./support/mariadb.ts";
+import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
 import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
 import { type Proxy, startProxy } from "./support/proxy.ts";
-import { assertAvailable } from "./support/real.ts";
-import { isFrozen, type TestMount, withXfsMount } from "./support/xfs.ts";
+import { ignoreUnless, requireAvailable } from "./support/real.ts";
+import { isFrozen, type TestMount, withXfsMount, xfsRequirement } from "./support/xfs.ts";
 import { ExitCode } from "../src/util/errors.ts";
+
+const MARIADB = await mariadbRequirement();
+const XFS = await xfsRequirement();
 
 const PASSWORD = "db-Secret-9f2c";
 
@@ -27,10 +30,9 @@ interface Stack {
 }
 
 async function withStack(fn: (s: Stack) => Promise<void>): Promise<void> {
-  if (!assertAvailable(await mariadbAvailable(), "needs mariadb-server (Debian)")) return;
+  requireAvailable(MARIADB);
   await withXfsMount(async (mount) => {
     const moto = await startMoto();
-    if (!moto) return;
     const proxy = startProxy(moto.url);
     const dir = Deno.makeTempDirSync({ prefix: "ecs-mysql-e2e-" });
     let db: MariadbServer | undefined;
@@ -79,6 +81,7 @@ function session(db: MariadbServer, sql: string) {
 
 Deno.test({
   name: "locked and frozen while the snapshot is initiated; a writer waits and completes after",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -142,6 +145,7 @@ Deno.test({
 
 Deno.test({
   name: "a long query keeps the lock from being granted: give up, nothing frozen, only ours killed",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -177,6 +181,7 @@ Deno.test({
 
 Deno.test({
   name: "--noaction with --mysql opens no connection; a wrong password fails before any freeze",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

@@ -19,13 +19,15 @@ import {
 } from "../src/db/mysql/server.ts";
 import { defaultOptions, type Options } from "../src/cli/options.ts";
 import {
-  mariadbAvailable,
+  mariadbRequirement,
   type MariadbServer,
   startMariadb,
   startReplica,
   waitReplicaSynced,
 } from "./support/mariadb.ts";
-import { assertAvailable } from "./support/real.ts";
+import { ignoreUnless, requireAvailable } from "./support/real.ts";
+
+const MARIADB = await mariadbRequirement();
 
 const PASSWORD = "Snap-Secret-4711";
 
@@ -191,10 +193,11 @@ Deno.test("usage errors come before any connection", async () => {
 
 Deno.test({
   name: "real MariaDB: lock, coordinates, status file, timeouts, stop/start, replica",
+  ignore: ignoreUnless(MARIADB),
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    if (!assertAvailable(await mariadbAvailable(), "needs mariadb-server (Debian)")) return;
+    requireAvailable(MARIADB);
     const server = await startMariadb();
     try {
       await server.sql(
@@ -581,10 +584,11 @@ Deno.test({
 
 Deno.test({
   name: "test support: a given datadir is initialised there and kept after stop()",
+  ignore: ignoreUnless(MARIADB),
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    if (!assertAvailable(await mariadbAvailable(), "needs mariadb-server (Debian)")) return;
+    requireAvailable(MARIADB);
     const parent = await Deno.makeTempDir({ prefix: "ecs-datadir-" });
     try {
       const datadir = `${parent}/data`;

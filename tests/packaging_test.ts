@@ -5,9 +5,10 @@
 import { assert, assertEquals } from "./support/assert.ts";
 import ini from "ini";
 import { parse as parseYaml } from "yaml";
-import { findOption, type Options, parseCommandLine } from "../src/cli/options.ts";
-import { assertAvailable } from "./support/real.ts";
-import { ensureCommand, runCommand } from "./support/tools.ts";
+import { findOption, type Options } from "../src/cli/options.ts";
+import { parseCommandLine } from "../src/cli/parse.ts";
+import { ignoreUnless, requireAvailable } from "./support/real.ts";
+import { commandRequirement, runCommand } from "./support/tools.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const PACKAGING = `${ROOT}packaging`;
@@ -304,13 +305,14 @@ Deno.test("the SSM document's script passes its parameters as options, never as 
   assertEquals(options.noaction, true);
 });
 
-Deno.test("the systemd unit and timer pass systemd-analyze verify", async () => {
-  const analyze = await ensureCommand("systemd-analyze", "systemd");
-  if (!analyze) {
-    // Without systemd-analyze only the structure can be checked (the next test does that).
-    assertAvailable(false, "systemd-analyze is not installed (apt-get install systemd)");
-    return;
-  }
+// Without systemd-analyze only the structure can be checked (the next test does that).
+const ANALYZE = await commandRequirement("systemd-analyze", "systemd");
+
+Deno.test("the systemd unit and timer pass systemd-analyze verify", {
+  ignore: ignoreUnless(ANALYZE),
+}, async () => {
+  requireAvailable(ANALYZE);
+  const analyze = ANALYZE.path!;
   const root = await Deno.makeTempDir();
   try {
     // A root with the system's units (for the targets we order against) and a stand-in binary.

@@ -9,7 +9,8 @@ import {
   type Snapshot,
 } from "@aws-sdk/client-ec2";
 import { assert, assertEquals } from "./support/assert.ts";
-import { startMoto } from "./support/moto.ts";
+import { MOTO, startMoto } from "./support/moto.ts";
+import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { applyRetention, selectExpired } from "../src/aws/retention.ts";
 import { retentionPolicy } from "../src/plan/after_run.ts";
@@ -25,9 +26,10 @@ async function existing(client: EC2Client, volumeIds: string[]): Promise<Set<str
   return new Set((out.Snapshots ?? []).map((s) => s.SnapshotId!));
 }
 
-Deno.test("retention deletes only the older marked snapshots of the run's volumes", async () => {
+Deno.test("retention deletes only the older marked snapshots of the run's volumes", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   const moto = await startMoto();
-  if (!moto) return;
   try {
     const client = moto.client();
     const [a, b, other] = await moto.createVolumes(3);

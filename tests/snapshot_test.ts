@@ -3,15 +3,17 @@
  * checked through the AWS SDK (a client this project did not write).
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { startMoto, tagsOf } from "./support/moto.ts";
+import { MOTO, startMoto, tagsOf } from "./support/moto.ts";
+import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { startProxy } from "./support/proxy.ts";
 import { startStubEndpoint } from "./support/stub_endpoint.ts";
 import { ExitCode } from "../src/util/errors.ts";
 
-Deno.test("snapshots of several volumes, with descriptions per volume and tags for all", async () => {
+Deno.test("snapshots of several volumes, with descriptions per volume and tags for all", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   const moto = await startMoto();
-  if (!moto) return;
   try {
     const volumes = await moto.createVolumes(3);
     const result = await runProgram(
@@ -50,9 +52,10 @@ Deno.test("snapshots of several volumes, with descriptions per volume and tags f
   }
 });
 
-Deno.test("tags are set in the CreateSnapshot call itself, after one DryRun per volume", async () => {
+Deno.test("tags are set in the CreateSnapshot call itself, after one DryRun per volume", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   const moto = await startMoto();
-  if (!moto) return;
   const proxy = startProxy(moto.url);
   try {
     const volumes = await moto.createVolumes(2);
@@ -79,9 +82,10 @@ Deno.test("tags are set in the CreateSnapshot call itself, after one DryRun per 
   }
 });
 
-Deno.test("--output json describes snapshots and timings; --quiet prints nothing", async () => {
+Deno.test("--output json describes snapshots and timings; --quiet prints nothing", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   const moto = await startMoto();
-  if (!moto) return;
   try {
     const volumes = await moto.createVolumes(2);
     const env = baseEnv(moto.env);
@@ -104,9 +108,8 @@ Deno.test("--output json describes snapshots and timings; --quiet prints nothing
   }
 });
 
-Deno.test("--noaction creates nothing", async () => {
+Deno.test("--noaction creates nothing", { ignore: ignoreUnless(MOTO) }, async () => {
   const moto = await startMoto();
-  if (!moto) return;
   try {
     const volumes = await moto.createVolumes(2);
     const result = await runProgram(["--noaction", ...volumes], { env: baseEnv(moto.env) });
@@ -117,9 +120,10 @@ Deno.test("--noaction creates nothing", async () => {
   }
 });
 
-Deno.test("a failing volume is named with its AWS error; the others' ids are printed", async () => {
+Deno.test("a failing volume is named with its AWS error; the others' ids are printed", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   const moto = await startMoto();
-  if (!moto) return;
   try {
     const [good] = await moto.createVolumes(1);
     const missing = "vol-0000000000000000f";
@@ -133,9 +137,10 @@ Deno.test("a failing volume is named with its AWS error; the others' ids are pri
   }
 });
 
-Deno.test("a hanging CreateSnapshot is aborted within --snapshot-timeout", async () => {
+Deno.test("a hanging CreateSnapshot is aborted within --snapshot-timeout", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   const moto = await startMoto();
-  if (!moto) return;
   const proxy = startProxy(moto.url);
   proxy.decide = (r) => r.action === "CreateSnapshot" && !r.dryRun ? "hang" : "forward";
   try {
@@ -155,9 +160,10 @@ Deno.test("a hanging CreateSnapshot is aborted within --snapshot-timeout", async
   }
 });
 
-Deno.test("a missing permission fails the preflight before anything is created", async () => {
+Deno.test("a missing permission fails the preflight before anything is created", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
   const moto = await startMoto();
-  if (!moto) return;
   // Answers every call as AWS does for a role without ec2:CreateSnapshot.
   const denied = startDenyingEndpoint();
   try {

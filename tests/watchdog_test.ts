@@ -7,7 +7,10 @@ import { RUN_FLAGS } from "../src/watchdog/permissions.ts";
 import { isSameProcessAlive, parseProcStat, readProcessStat } from "../src/host/proc.ts";
 import { createWatchdog, watchdogCommand } from "../src/watchdog/client.ts";
 import { CONFIG_ON_STDIN, WATCHDOG_ARG, type WatchdogConfig } from "../src/watchdog/process.ts";
-import { isFrozen, startWriteProbe, withXfsMount } from "./support/xfs.ts";
+import { isFrozen, startWriteProbe, withXfsMount, xfsRequirement } from "./support/xfs.ts";
+import { ignoreUnless } from "./support/real.ts";
+
+const XFS = await xfsRequirement();
 
 const ENTRY = new URL("./support/watchdog_entry.ts", import.meta.url);
 const freezer = createFreezer({ log: silentLogger });
@@ -99,7 +102,9 @@ Deno.test("the watchdog is the same program: the binary itself, or deno run with
   ]);
 });
 
-Deno.test("arm runs a detached watchdog; disarm ends it without thawing", async () => {
+Deno.test("arm runs a detached watchdog; disarm ends it without thawing", {
+  ignore: ignoreUnless(XFS),
+}, async () => {
   await withXfsMount(async (mount) => {
     const log = recordingLogger();
     const watchdog = createWatchdog({ log, entry: ENTRY });
@@ -126,18 +131,24 @@ Deno.test("arm runs a detached watchdog; disarm ends it without thawing", async 
   });
 });
 
-Deno.test("the watchdog thaws when the deadline passes", async () => {
-  await withXfsMount(async (mount) => {
-    const log = recordingLogger();
-    const armed = await createWatchdog({ log, entry: ENTRY, stderr: "null" }).arm(
-      [mount.mountPoint],
-      1_000,
-    );
-    await assertThawedAtDeadline(mount, armed, log);
-  });
-});
+Deno.test(
+  "the watchdog thaws when the deadline passes",
+  { ignore: ignoreUnless(XFS) },
+  async () => {
+    await withXfsMount(async (mount) => {
+      const log = recordingLogger();
+      const armed = await createWatchdog({ log, entry: ENTRY, stderr: "null" }).arm(
+        [mount.mountPoint],
+        1_000,
+      );
+      await assertThawedAtDeadline(mount, armed, log);
+    });
+  },
+);
 
-Deno.test("SIGKILL of the main process while frozen: the watchdog thaws", async () => {
+Deno.test("SIGKILL of the main process while frozen: the watchdog thaws", {
+  ignore: ignoreUnless(XFS),
+}, async () => {
   await withXfsMount(async (mount) => {
     const main = new Deno.Command(Deno.execPath(), {
       args: [
@@ -223,7 +234,9 @@ function startWatchdog(config: WatchdogConfig) {
   };
 }
 
-Deno.test("the watchdog notices the main process gone even while its stdin stays open", async () => {
+Deno.test("the watchdog notices the main process gone even while its stdin stays open", {
+  ignore: ignoreUnless(XFS),
+}, async () => {
   await withXfsMount(async (mount) => {
     const fakeMain = new Deno.Command("sleep", { args: ["60"], stdin: "null" }).spawn();
     const stat = readProcessStat(fakeMain.pid)!;
@@ -254,7 +267,9 @@ Deno.test("the watchdog notices the main process gone even while its stdin stays
   });
 });
 
-Deno.test("pid reuse: a process with the main pid but another start time is not the main process", async () => {
+Deno.test("pid reuse: a process with the main pid but another start time is not the main process", {
+  ignore: ignoreUnless(XFS),
+}, async () => {
   await withXfsMount(async (mount) => {
     const other = new Deno.Command("sleep", { args: ["60"], stdin: "null" }).spawn();
     const stat = readProcessStat(other.pid)!;
@@ -281,7 +296,9 @@ Deno.test("pid reuse: a process with the main pid but another start time is not 
   });
 });
 
-Deno.test("the watchdog ignores SIGTERM, SIGINT and SIGHUP and still disarms", async () => {
+Deno.test("the watchdog ignores SIGTERM, SIGINT and SIGHUP and still disarms", {
+  ignore: ignoreUnless(XFS),
+}, async () => {
   await withXfsMount(async (mount) => {
     const log = recordingLogger();
     const armed = await createWatchdog({ log, entry: ENTRY, stderr: "null" }).arm(
@@ -318,29 +335,35 @@ Deno.test("a watchdog that cannot start makes arm fail with FreezeError", async 
   );
 });
 
-Deno.test("the watchdog thaws every mount it was given", async () => {
-  await withXfsMount(async (first) => {
-    await withXfsMount(async (second) => {
-      const mounts = [first.mountPoint, second.mountPoint];
-      const log = recordingLogger();
-      const armed = await createWatchdog({ log, entry: ENTRY, stderr: "null" }).arm(mounts, 800);
-      try {
-        for (const mount of mounts) await freezer.freeze(mount);
-        const probes = mounts.map((mount) => startWriteProbe(mount));
-        for (const probe of probes) assert.equal(await probe.finishedWithin(100), false);
-        for (const probe of probes) assert.equal(await probe.finishedWithin(3_000), true);
-        await armed.disarm();
-        assert.ok(log.lines.some((line) => /deadline passed .*: thawed /.test(line)));
-      } finally {
-        await armed.disarm();
-        await second.thaw();
-        await first.thaw();
-      }
+Deno.test(
+  "the watchdog thaws every mount it was given",
+  { ignore: ignoreUnless(XFS) },
+  async () => {
+    await withXfsMount(async (first) => {
+      await withXfsMount(async (second) => {
+        const mounts = [first.mountPoint, second.mountPoint];
+        const log = recordingLogger();
+        const armed = await createWatchdog({ log, entry: ENTRY, stderr: "null" }).arm(mounts, 800);
+        try {
+          for (const mount of mounts) await freezer.freeze(mount);
+          const probes = mounts.map((mount) => startWriteProbe(mount));
+          for (const probe of probes) assert.equal(await probe.finishedWithin(100), false);
+          for (const probe of probes) assert.equal(await probe.finishedWithin(3_000), true);
+          await armed.disarm();
+          assert.ok(log.lines.some((line) => /deadline passed .*: thawed /.test(line)));
+        } finally {
+          await armed.disarm();
+          await second.thaw();
+          await first.thaw();
+        }
+      });
     });
-  });
-});
+  },
+);
 
-Deno.test("a watchdog started ahead (prepare) is armed by one line, and thaws at the deadline", async () => {
+Deno.test("a watchdog started ahead (prepare) is armed by one line, and thaws at the deadline", {
+  ignore: ignoreUnless(XFS),
+}, async () => {
   await withXfsMount(async (mount) => {
     const log = recordingLogger();
     const watchdog = createWatchdog({ log, entry: ENTRY, stderr: "null" });

@@ -1,26 +1,36 @@
 /** `--copy-to-region`: copies completed snapshots into other regions with their description and tags. */
-import { CopySnapshotCommand, type EC2Client } from "@aws-sdk/client-ec2";
+import { CopySnapshotCommand } from "@aws-sdk/client-ec2";
+import type { EC2Client } from "./ec2.ts";
 import { errorCode, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 
 /** A completed snapshot to copy. */
 export interface CopySource {
+  /** The completed snapshot, in the source region. */
   snapshotId: string;
+  /** The volume the snapshot was made of. */
   volumeId: string;
+  /** The snapshot's description, given to the copy. */
   description: string;
+  /** The snapshot's tags, set on the copy in the same call. */
   tags: Record<string, string>;
 }
 
 /** One copy, made or failed (reported in text and JSON). */
 export interface CopyOutcome {
+  /** The snapshot that was copied. */
   sourceSnapshotId: string;
+  /** The volume the snapshot was made of. */
   volumeId: string;
+  /** The region of the copy. */
   region: string;
   /** The copy's id; null when CopySnapshot failed. */
   snapshotId: string | null;
+  /** Why CopySnapshot failed (AWS's error code and message); null when it did not. */
   error: { code: string; message: string } | null;
 }
 
+/** What {@linkcode copySnapshots} copies where, and how. */
 export interface CopyOptions {
   /** The region of the sources. */
   sourceRegion: string;
@@ -30,7 +40,9 @@ export interface CopyOptions {
   clientFor: (region: string) => EC2Client;
   /** --copy-kms-key-id: the copies are encrypted with this key. */
   kmsKeyId?: string;
+  /** Where --debug steps and warnings go. */
   log: Logger;
+  /** Aborted by a stop signal: the calls in flight are abandoned. */
   signal?: AbortSignal;
 }
 

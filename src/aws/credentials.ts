@@ -1,6 +1,15 @@
 /** The SDK's credentials for the source the plan chose (plan/credentials.ts); loads the providers on use. */
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
+import type {
+  AwsCredentialIdentity as SdkAwsCredentialIdentity,
+  AwsCredentialIdentityProvider as SdkAwsCredentialIdentityProvider,
+} from "@smithy/types";
 import type { CredentialSource } from "../plan/credentials.ts";
+
+/** Static AWS credentials, as the SDK takes them. */
+export type AwsCredentialIdentity = SdkAwsCredentialIdentity;
+
+/** A function the SDK calls for credentials (and again when they expire). */
+export type AwsCredentialIdentityProvider = SdkAwsCredentialIdentityProvider;
 
 /**
  * The SDK credentials for a source (undefined: let the SDK use its default chain).

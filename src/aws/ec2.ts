@@ -1,22 +1,35 @@
 /** EC2 through the AWS SDK: the DryRun preflight and the one concurrent round of CreateSnapshot. */
-import { CreateSnapshotCommand, EC2Client, type EC2ClientConfig } from "@aws-sdk/client-ec2";
+import {
+  CreateSnapshotCommand,
+  EC2Client as SdkEc2Client,
+  type EC2ClientConfig as SdkEc2ClientConfig,
+} from "@aws-sdk/client-ec2";
 import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
 import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
 import type { Logger } from "../util/log.ts";
 
 /** The SDK's EC2 client, for modules outside aws/ that pass one along (they never import the SDK). */
-export type { EC2Client };
+/** The SDK's EC2 client (an alias, so that the SDK stays inside src/aws/). */
+export type EC2Client = SdkEc2Client;
 
+/** The SDK's settings of an EC2 client. */
+export type EC2ClientConfig = SdkEc2ClientConfig;
+
+/** How to reach EC2: the region, the endpoint and the credentials the plan chose. */
 export interface Ec2Settings {
+  /** The region of the volumes. */
   region: string;
+  /** --ec2-endpoint or $AWS_ENDPOINT_URL_EC2; AWS's endpoint when unset. */
   endpoint?: string;
+  /** The credentials the plan chose; the SDK's default chain when unset. */
   credentials?: EC2ClientConfig["credentials"];
+  /** Where --debug steps go. */
   log: Logger;
 }
 
 /** Makes the SDK client; retries and credential resolution are the SDK's. */
 export function createEc2Client(settings: Omit<Ec2Settings, "log">): EC2Client {
-  return new EC2Client({
+  return new SdkEc2Client({
     region: settings.region,
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.credentials ? { credentials: settings.credentials } : {}),

@@ -3,7 +3,9 @@ import { PreflightError } from "../util/errors.ts";
 
 /** What the instance metadata tells us about this instance. */
 export interface InstanceIdentity {
+  /** The instance id, e.g. "i-0123456789abcdef0". */
   instanceId: string;
+  /** The region the instance runs in, e.g. "eu-west-1". */
   region: string;
 }
 

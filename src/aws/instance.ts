@@ -1,5 +1,6 @@
 /** The instance's block device mappings (DescribeInstances), for discovering Xen `xvd*` volumes. */
-import { DescribeInstancesCommand, type EC2Client } from "@aws-sdk/client-ec2";
+import { DescribeInstancesCommand } from "@aws-sdk/client-ec2";
+import type { EC2Client } from "./ec2.ts";
 import { PreflightError } from "../util/errors.ts";
 import type { BlockDeviceMapping } from "../host/discovery.ts";
 

@@ -2,7 +2,8 @@
  * `--multi-volume`: one CreateSnapshots call for the instance, selecting exactly the requested
  * volumes, so all of them are snapshotted at one instant (crash-consistent across volumes).
  */
-import type { CreateSnapshotsCommandInput, EC2Client } from "@aws-sdk/client-ec2";
+import type { CreateSnapshotsCommandInput } from "@aws-sdk/client-ec2";
+import type { EC2Client } from "./ec2.ts";
 import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
 import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
 import type { Logger } from "../util/log.ts";
@@ -11,8 +12,11 @@ import { MARKER_TAG, MULTI_VOLUME_MARKER, withoutMarker } from "../plan/tags.ts"
 
 /** Which of the instance's volumes CreateSnapshots must leave out. */
 export interface Selection {
+  /** The instance whose volumes CreateSnapshots snapshots. */
   instanceId: string;
+  /** True when the boot volume is not among the requested volumes. */
   excludeBootVolume: boolean;
+  /** The attached data volumes that were not requested. */
   excludeDataVolumeIds: string[];
 }
 

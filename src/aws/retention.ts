@@ -3,15 +3,21 @@
  * carry this tool's marker tag, never one without it, never one of this run. The marker's value
  * is the volume id, or "multi-volume" (then the snapshot's VolumeId names the volume).
  */
-import type { EC2Client, Snapshot } from "@aws-sdk/client-ec2";
+import type { Snapshot as SdkSnapshot } from "@aws-sdk/client-ec2";
+import type { EC2Client } from "./ec2.ts";
 import { errorCode, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { MARKER_TAG, MULTI_VOLUME_MARKER } from "../plan/tags.ts";
 import type { RetentionPolicy } from "../plan/after_run.ts";
 
+/** A snapshot as DescribeSnapshots lists it (the SDK's type). */
+export type Snapshot = SdkSnapshot;
+
 /** One snapshot retention looked at and did not keep. */
 export interface RetentionItem {
+  /** The snapshot. */
   snapshotId: string;
+  /** The volume it was made of. */
   volumeId: string;
   /** ISO time the snapshot was started. */
   startTime: string;
@@ -21,6 +27,7 @@ export interface RetentionItem {
 
 /** What retention did (or, with --noaction, would do). */
 export interface RetentionResult {
+  /** True with --noaction: nothing was deleted; `deleted` lists what would be. */
   noaction: boolean;
   /** Deleted, or with --noaction, those that would be deleted. */
   deleted: RetentionItem[];
@@ -81,8 +88,11 @@ export function selectExpired(
   });
 }
 
+/** What {@linkcode applyRetention} looks at, and how. */
 export interface RetentionOptions {
+  /** An SDK client for the region of the volumes. */
   client: EC2Client;
+  /** What to keep. */
   policy: RetentionPolicy;
   /** The volumes of this run. */
   volumeIds: readonly string[];
@@ -90,7 +100,9 @@ export interface RetentionOptions {
   ownSnapshots: readonly { snapshotId: string; volumeId: string }[];
   /** List only (read-only DescribeSnapshots), delete nothing. */
   noaction: boolean;
+  /** Where --debug steps and warnings go. */
   log: Logger;
+  /** The time the ages are measured from; now by default. */
   now?: Date;
 }
 

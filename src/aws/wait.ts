@@ -2,16 +2,15 @@
  * `--wait`: waits for snapshots to complete with the SDK's waiter, one per snapshot, and shows
  * their progress from a separate, display-only DescribeSnapshots poll.
  */
-import {
-  DescribeSnapshotsCommand,
-  type EC2Client,
-  waitUntilSnapshotCompleted,
-} from "@aws-sdk/client-ec2";
+import { DescribeSnapshotsCommand, waitUntilSnapshotCompleted } from "@aws-sdk/client-ec2";
+import type { EC2Client } from "./ec2.ts";
 import type { ProgressSink } from "../cli/progress.ts";
 
 /** A snapshot to wait for, in the region where it lives. */
 export interface WaitTarget {
+  /** The snapshot (or copy) to wait for. */
   snapshotId: string;
+  /** The region where it lives. */
   region: string;
 }
 
@@ -20,8 +19,11 @@ export type WaitState = "completed" | "error" | "timeout" | "stopped";
 
 /** The outcome of waiting for one snapshot (reported in JSON). */
 export interface WaitOutcome {
+  /** The snapshot waited for. */
   snapshotId: string;
+  /** Its region. */
   region: string;
+  /** How the wait for it ended. */
   state: WaitState;
   /** Seconds from the start of the wait to its end. */
   seconds: number;
@@ -29,6 +31,7 @@ export interface WaitOutcome {
   message?: string;
 }
 
+/** How {@linkcode waitForSnapshots} waits. */
 export interface WaitOptions {
   /** An SDK client for a region (the waiter needs only `send`). */
   clientFor: (region: string) => EC2Client;
@@ -36,6 +39,7 @@ export interface WaitOptions {
   timeoutSeconds: number;
   /** Aborted by a stop signal. */
   signal?: AbortSignal;
+  /** Where the progress is shown (a terminal bar or plain lines); none by default. */
   progress?: ProgressSink;
   /** Seconds between display polls; 0 turns them off. Default 5. */
   displayEverySeconds?: number;

@@ -2,7 +2,8 @@
 import ini from "ini";
 import { UsageError } from "../util/errors.ts";
 import { readableByOthers, readUserFile } from "../util/files.ts";
-import { applyValue, findOption, type OptionSpec, type ParsedArgs } from "./options.ts";
+import { findOption, type OptionSpec, type ParsedArgs } from "./options.ts";
+import { applyValue } from "./parse.ts";
 
 /**
  * The one section the file may have. Keys may also stand at the top, before any section; any
@@ -17,6 +18,7 @@ export const VOLUME_KEY = "volume";
 export interface ConfigEntry {
   /** The option's long name (aliases resolved), or VOLUME_KEY. */
   name: string;
+  /** Each value as written (`true` for a key without `=`, e.g. `multi-volume`). */
   values: (string | boolean)[];
   /** The line of each value. */
   lines: number[];
@@ -24,7 +26,9 @@ export interface ConfigEntry {
 
 /** A configuration file, read and checked. */
 export interface ConfigFile {
+  /** The file, as given to --config. */
   path: string;
+  /** Its keys, in the order first seen. */
   entries: ConfigEntry[];
   /** Warnings to show once the logger exists (e.g. secrets in a file others can read). */
   warnings: string[];

@@ -17,6 +17,7 @@ export interface HoldCommandInputs {
   commandLine: ParsedArgs;
   /** The command line merged with the configuration file. */
   args: ParsedArgs;
+  /** Where warnings, errors and --debug steps go. */
   log: Logger;
   /** Writes to stdout. */
   write: (text: string) => void;

@@ -2,7 +2,8 @@
 import { withConfigFile } from "./config_file.ts";
 import { AppError, ExitCode, exitCodeOf } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
-import { helpText, parseCommandLine } from "./options.ts";
+import { helpText } from "./help.ts";
+import { parseCommandLine } from "./parse.ts";
 import { buildPlan } from "../plan/plan.ts";
 import { planReport } from "./report.ts";
 import { VERSION } from "./version.ts";
@@ -16,6 +17,11 @@ function writeStdout(text: string): void {
 /**
  * Runs the program; returns its exit code. The AWS SDK (with execute.ts) is imported only on the
  * paths that call EC2: `--help`, `--version` and `--noaction` (without retention) start without it.
+ *
+ * @example
+ * ```ts
+ * Deno.exit(await main(Deno.args));
+ * ```
  */
 export async function main(argv: readonly string[]): Promise<number> {
   let log: Logger = createLogger();

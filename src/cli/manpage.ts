@@ -1,6 +1,7 @@
 /** The roff man page `ec2-consistent-snapshot.1`, made from the same option table as --help. */
 import { ExitCode, type ExitCodeValue } from "../util/errors.ts";
-import { defaultLabel, OPTION_TABLE, type OptionSpec } from "./options.ts";
+import { defaultLabel } from "./help.ts";
+import { OPTION_TABLE, type OptionSpec } from "./options.ts";
 
 /** One line per exit code, for the EXIT STATUS section (the compiler demands every code). */
 export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {

@@ -1,9 +1,8 @@
 /**
- * The single option table. It feeds the command-line parser, `--help`, the man page and the
- * configuration-file reader; no option name is spelled anywhere else.
+ * The single option table, and the `Options` type derived from it. The parser (parse.ts),
+ * `--help` (help.ts), the man page (manpage.ts) and the configuration-file reader
+ * (config_file.ts) are all made from it; no option name is spelled anywhere else.
  */
-import { parseArgs } from "node:util";
-import { UsageError } from "../util/errors.ts";
 
 /** How an option takes its value. */
 export type OptionKind =
@@ -14,11 +13,15 @@ export type OptionKind =
   | "count" // a non-negative whole number
   | "optional-seconds"; // --name or --name=SECONDS
 
+/** One option of the table: everything the parser, --help, the man page and config file need. */
 export interface OptionSpec {
   /** Long name without the leading dashes. */
   readonly name: string;
+  /** How the option takes its value. */
   readonly kind: OptionKind;
+  /** One sentence for --help and the man page. */
   readonly help: string;
+  /** The one-letter name, without the dash. */
   readonly short?: string;
   /** Other long names that mean the same (the old tool's names). */
   readonly aliases?: readonly string[];
@@ -484,14 +487,16 @@ export const OPTION_TABLE = [
   },
 ] as const satisfies readonly OptionSpec[];
 
-type Table = typeof OPTION_TABLE;
-type Spec = Table[number];
+/** One entry of {@linkcode OPTION_TABLE}, with its literal types. */
+export type OptionTableEntry = (typeof OPTION_TABLE)[number];
 
-type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}`
+/** A long option name as a property name: `snapshot-timeout` -> `snapshotTimeout`. */
+export type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}`
   ? `${Head}${Capitalize<CamelCase<Tail>>}`
   : S;
 
-type ValueOf<S extends Spec> = S["kind"] extends "flag" ? boolean
+/** The type of an option's value, from its kind and whether it has a default. */
+export type OptionValue<S extends OptionTableEntry> = S["kind"] extends "flag" ? boolean
   : S["kind"] extends "list" ? string[]
   : S["kind"] extends "seconds" | "count" ? S extends { default: number } ? number
     : number | undefined
@@ -499,11 +504,24 @@ type ValueOf<S extends Spec> = S["kind"] extends "flag" ? boolean
   : S extends { default: string } ? string
   : string | undefined;
 
-/** Every option, by its camel-cased long name, with defaults applied. */
-export type Options = { [S in Spec as CamelCase<S["name"]>]: ValueOf<S> };
+/**
+ * Every option, by its camel-cased long name, with defaults applied.
+ *
+ * @example
+ * ```ts
+ * const options: Options = parseCommandLine(["--snapshot-timeout", "20", "vol-1"]).options;
+ * options.snapshotTimeout; // 20 (a number; 10 when not given)
+ * options.description; // [] (a list)
+ * options.region; // undefined (no default)
+ * ```
+ */
+export type Options = {
+  [S in OptionTableEntry as CamelCase<S["name"]>]: OptionValue<S>;
+};
 
 /** What the command line (and configuration file) says. */
 export interface ParsedArgs {
+  /** Every option, defaults applied. */
   options: Options;
   /** Volume ids, in the order given. */
   volumeIds: string[];
@@ -513,12 +531,26 @@ export interface ParsedArgs {
   fromConfigFile?: ReadonlySet<string>;
 }
 
-/** The camel-cased key of a long option name. */
+/**
+ * The camel-cased key of a long option name.
+ *
+ * @example
+ * ```ts
+ * optionKey("snapshot-timeout"); // "snapshotTimeout"
+ * ```
+ */
 export function optionKey(name: string): keyof Options {
   return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
 }
 
-/** The spec of a long name or alias, or undefined. */
+/**
+ * The spec of a long name or alias, or undefined.
+ *
+ * @example
+ * ```ts
+ * findOption("xfs-filesystem")?.name; // "freeze-filesystem" (an alias)
+ * ```
+ */
 export function findOption(name: string): OptionSpec | undefined {
   return (OPTION_TABLE as readonly OptionSpec[]).find((spec) =>
     spec.name === name || spec.aliases?.includes(name)
@@ -527,47 +559,6 @@ export function findOption(name: string): OptionSpec | undefined {
 
 /** Default for `--wait` given without SECONDS. */
 export const DEFAULT_WAIT_SECONDS = 3600;
-
-function parseNumber(spec: OptionSpec, raw: string): number {
-  const text = raw.trim();
-  const valid = spec.kind === "count" ? /^\d+$/.test(text) : /^\d+(\.\d+)?$|^\.\d+$/.test(text);
-  if (!valid) {
-    const what = spec.kind === "count" ? "a whole number" : "a number of seconds";
-    const problem = /^-/.test(text) ? "must not be negative" : `must be ${what}`;
-    throw new UsageError(`--${spec.name}: ${problem}, got '${raw}'`);
-  }
-  return Number(text);
-}
-
-/**
- * Converts one raw value of an option to its typed value, checking it. Shared by the command
- * line and the configuration file.
- */
-export function convertValue(spec: OptionSpec, raw: string | boolean): unknown {
-  switch (spec.kind) {
-    case "flag":
-      if (typeof raw === "boolean") return raw;
-      if (/^(1|true|yes|on)$/i.test(raw)) return true;
-      if (/^(0|false|no|off)$/i.test(raw)) return false;
-      throw new UsageError(`--${spec.name}: takes no value, got '${raw}'`);
-    case "optional-seconds": {
-      if (raw === true || raw === "") return spec.bareValue ?? DEFAULT_WAIT_SECONDS;
-      if (raw === false) return undefined;
-      const seconds = parseNumber(spec, raw);
-      if (spec.max !== undefined && seconds > spec.max) {
-        throw new UsageError(`--${spec.name}: at most ${spec.max} seconds, got '${raw}'`);
-      }
-      return seconds;
-    }
-    case "seconds":
-    case "count":
-      if (typeof raw === "boolean") throw new UsageError(`--${spec.name}: needs a value`);
-      return parseNumber(spec, raw);
-    default:
-      if (typeof raw === "boolean") throw new UsageError(`--${spec.name}: needs a value`);
-      return raw;
-  }
-}
 
 /** The options with every default applied and nothing given. */
 export function defaultOptions(): Options {
@@ -579,164 +570,4 @@ export function defaultOptions(): Options {
     else out[key] = spec.default;
   }
   return out as Options;
-}
-
-/** Sets one raw value on options (appending for lists). */
-export function applyValue(options: Options, spec: OptionSpec, raw: string | boolean): void {
-  const target = options as unknown as Record<string, unknown>;
-  const key = optionKey(spec.name);
-  if (spec.kind === "list") {
-    if (typeof raw === "boolean") throw new UsageError(`--${spec.name}: needs a value`);
-    (target[key] as string[]).push(raw);
-  } else {
-    target[key] = convertValue(spec, raw);
-  }
-}
-
-const ALL_LONG_NAMES = (OPTION_TABLE as readonly OptionSpec[]).flatMap((s) => [
-  s.name,
-  ...(s.aliases ?? []),
-]);
-
-/**
- * The old tool parsed with Perl's Getopt::Long, which accepts any unique abbreviation of a long
- * option (`--desc` for `--description`); cron lines rely on it, so expand them the same way.
- */
-function expandAbbreviation(arg: string): string {
-  const match = /^--([a-z][a-z0-9-]*)(=.*)?$/s.exec(arg);
-  if (!match || ALL_LONG_NAMES.includes(match[1])) return arg;
-  const candidates = ALL_LONG_NAMES.filter((name) => name.startsWith(match[1]));
-  if (candidates.length > 1) {
-    throw new UsageError(
-      `option --${match[1]} is ambiguous: ${candidates.map((c) => `--${c}`).join(", ")}`,
-    );
-  }
-  return candidates.length === 1 ? `--${candidates[0]}${match[2] ?? ""}` : arg;
-}
-
-/**
- * `--wait` and `--hold` may stand alone: node's parser has no optional values, so each gets
- * `=VALUE` explicitly: the next argument when it is a number (`--hold 90`), else nothing, so that
- * a volume id or an option after it is never taken for its value.
- */
-function withOptionalValues(args: string[], specs: readonly OptionSpec[]): string[] {
-  const names = specs.filter((s) => s.kind === "optional-seconds").map((s) => `--${s.name}`);
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--") return out.concat(args.slice(i));
-    if (!names.includes(args[i])) {
-      out.push(args[i]);
-    } else if (/^\d+(\.\d+)?$/.test(args[i + 1] ?? "")) {
-      out.push(`${args[i]}=${args[++i]}`);
-    } else {
-      out.push(`${args[i]}=`);
-    }
-  }
-  return out;
-}
-
-function parseErrorMessage(error: { code?: string; message: string }): string {
-  const first = error.message.split("\n")[0];
-  const name = /'(?:-\w, )?(-{1,2}[^' ]+)/.exec(first)?.[1] ?? "";
-  switch (error.code) {
-    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
-      return `unknown option ${name} (see --help)`;
-    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
-      if (/argument missing|ambiguous/.test(first)) return `${name}: needs a value`;
-      if (/does not take an argument/.test(first)) return `${name}: takes no value`;
-      return first;
-    default:
-      return first;
-  }
-}
-
-/**
- * Parses the command line against the table.
- *
- * @example
- * ```ts
- * const { options, volumeIds } = parseCommandLine(["--region", "eu-west-1", "vol-0123abcd"]);
- * ```
- */
-export function parseCommandLine(argv: readonly string[]): ParsedArgs {
-  const specs = OPTION_TABLE as readonly OptionSpec[];
-  const config: Record<string, { type: "string" | "boolean"; short?: string; multiple: true }> = {};
-  for (const spec of specs) {
-    const type = spec.kind === "flag" ? "boolean" : "string";
-    for (const name of [spec.name, ...(spec.aliases ?? [])]) {
-      config[name] = {
-        type,
-        multiple: true,
-        ...(name === spec.name && spec.short ? { short: spec.short } : {}),
-      };
-    }
-  }
-  const args = withOptionalValues(argv.map(expandAbbreviation), specs);
-
-  let tokens;
-  try {
-    tokens =
-      parseArgs({ args, options: config, strict: true, allowPositionals: true, tokens: true })
-        .tokens;
-  } catch (error) {
-    throw new UsageError(parseErrorMessage(error as { code?: string; message: string }));
-  }
-  const options = defaultOptions();
-  const given = new Set<string>();
-  const volumeIds: string[] = [];
-  for (const token of tokens) {
-    if (token.kind === "positional") {
-      volumeIds.push(token.value);
-    } else if (token.kind === "option") {
-      const spec = findOption(token.name)!;
-      applyValue(options, spec, token.value ?? true);
-      given.add(spec.name);
-    }
-  }
-  return { options, volumeIds, given };
-}
-
-/** The default shown for an option in --help and the man page, if any. */
-export function defaultLabel(spec: OptionSpec): string | undefined {
-  if (spec.defaultText) return spec.defaultText;
-  if (spec.default !== undefined) return String(spec.default);
-  return undefined;
-}
-
-/** The option's synopsis, e.g. `-d, --debug` or `--region REGION`. */
-export function synopsis(spec: OptionSpec): string {
-  const names = [
-    ...(spec.short ? [`-${spec.short}`] : []),
-    `--${spec.name}`,
-    ...(spec.aliases ?? []).map((a) => `--${a}`),
-  ].join(", ");
-  if (spec.kind === "flag") return names;
-  if (spec.kind === "optional-seconds") return `${names}[=${spec.value}]`;
-  return `${names} ${spec.value}`;
-}
-
-/** The --help text, made from the table. */
-export function helpText(version: string): string {
-  const lines = [
-    `ec2-consistent-snapshot ${version}`,
-    "",
-    "Usage: ec2-consistent-snapshot [options] [VOLUME_ID ...]",
-    "",
-    "Creates EBS snapshots while file systems are frozen and databases are flushed and locked,",
-    "and releases everything right after the snapshots are initiated. With no VOLUME_ID, the",
-    "volumes are found from the mount points given with --freeze-filesystem and",
-    "--no-freeze-filesystem.",
-  ];
-  let group = "";
-  for (const spec of OPTION_TABLE as readonly OptionSpec[]) {
-    if (spec.group !== group) {
-      group = spec.group;
-      lines.push("", `${group}:`);
-    }
-    const label = defaultLabel(spec);
-    lines.push(`  ${synopsis(spec)}`);
-    lines.push(`      ${spec.help}${label ? ` (default: ${label})` : ""}`);
-  }
-  lines.push("", "Exit codes: see the README or the man page.", "");
-  return lines.join("\n");
 }

@@ -12,6 +12,7 @@ export interface ProgressSink {
 
 /** One line of the display: what is waited for. */
 export interface ProgressItem {
+  /** The snapshot (or copy) waited for. */
   snapshotId: string;
   /** E.g. "vol-0123abcd in us-east-1", or "copy of snap-... in eu-west-1". */
   label: string;
@@ -96,7 +97,17 @@ export function lineProgress(
   };
 }
 
-/** The sink for stderr: bars on a terminal, lines otherwise. */
+/**
+ * The sink for stderr: bars on a terminal, lines otherwise.
+ *
+ * @example
+ * ```ts
+ * const progress = stderrProgress([{ snapshotId: "snap-0a1b", label: "vol-0123abcd in us-east-1" }]);
+ * progress.update("snap-0a1b", 40);
+ * progress.done("snap-0a1b", "completed");
+ * progress.close();
+ * ```
+ */
 export function stderrProgress(items: readonly ProgressItem[]): ProgressSink {
   return Deno.stderr.isTerminal() ? terminalProgress(items) : lineProgress(items);
 }

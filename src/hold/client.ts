@@ -9,7 +9,9 @@ import { ensureStateDir, type StatePaths } from "./state.ts";
 
 /** Options of {@linkcode startHold}. */
 export interface StartHoldOptions {
+  /** Where --debug steps go. */
   log: Logger;
+  /** The state directory and its files. */
   paths: StatePaths;
   /** Writes a relayed log line (already formatted by the holder's logger); default stderr. */
   relay?: (line: string) => void;

@@ -34,11 +34,17 @@ export type AcquireFreezeLocks = (
 
 /** The side effects of the holder, injected (tests use recording fakes). */
 export interface HolderDeps {
+  /** Freezes and thaws the file systems. */
   freezer: Freezer;
+  /** Runs the pre-freeze and post-thaw commands. */
   hooks: Hooks;
+  /** Thaws if the holder dies while frozen. */
   watchdog: Watchdog;
+  /** The database to flush and lock (or stop), if any. */
   database?: Database;
+  /** Takes the per-file-system freeze locks. */
   acquireFreezeLocks: AcquireFreezeLocks;
+  /** The holder's log (hold.log, and the caller until it knows). */
   log: Logger;
   /** Writes one protocol line to the caller; false when the caller is gone. */
   tell: (line: string) => boolean;

@@ -17,6 +17,7 @@ export const HOLDER_ARG = "__holder";
 
 /** The first line the holder reads. */
 export interface HoldRequest {
+  /** What to hold, checked by `--hold`. */
   plan: HoldPlan;
   /** The state directory (the caller's $ECS_RUN_DIR or the default). */
   stateDir: string;
@@ -24,9 +25,13 @@ export interface HoldRequest {
 
 /** What the holder tells once everything is held. */
 export interface HeldMessage {
+  /** The holder's process id. */
   pid: number;
+  /** When everything was held (epoch milliseconds). */
   heldAt: number;
+  /** When the holder releases by itself (epoch milliseconds). */
   deadlineAt: number;
+  /** The binary-log position taken while the database was locked. */
   binlog?: BinlogCoordinates;
 }
 

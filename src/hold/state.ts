@@ -11,16 +11,21 @@ import { isSameProcessAlive, readProcessStat } from "../host/proc.ts";
 
 /** The hold in place: written by the holder when it starts, updated once everything is held. */
 export interface HoldRecord {
+  /** The holder's process id. */
   pid: number;
   /** The holder's start time (/proc/PID/stat field 22): with the pid, it names one process. */
   startTime: number;
+  /** Starting until everything is held. */
   state: "starting" | "held";
   /** Epoch milliseconds. */
   startedAt: number;
+  /** When everything was held (epoch milliseconds). */
   heldAt?: number;
   /** When the holder releases by itself (epoch milliseconds). */
   deadlineAt?: number;
+  /** The mount points held frozen. */
   mounts: string[];
+  /** True when a database is held (locked or stopped). */
   database: boolean;
 }
 
@@ -29,12 +34,17 @@ export type ReleasedBy = "release" | "deadline" | "signal" | "caller gone";
 
 /** The record of the last release, kept for a late `--release`. */
 export interface ReleaseRecord {
+  /** Who released: --release, the deadline, a signal, or a caller gone. */
   by: ReleasedBy;
   /** Epoch milliseconds: held, and released (everything unwound). */
   heldAt: number;
+  /** When everything was released (epoch milliseconds). */
   releasedAt: number;
+  /** The holder's process id. */
   pid: number;
+  /** The windows the holder measured. */
   timings: LockTimings;
+  /** The binary-log position taken while the database was locked. */
   binlog?: BinlogCoordinates;
   /** What went wrong while releasing, most serious first. */
   problems: { message: string; exitCode: number }[];
@@ -42,10 +52,15 @@ export interface ReleaseRecord {
 
 /** The files of the state directory. */
 export interface StatePaths {
+  /** The directory (root only, 0700). */
   dir: string;
+  /** hold.json: the hold in place. */
   hold: string;
+  /** released.json: the last release. */
   released: string;
+  /** hold.sock: the holder's unix socket. */
   socket: string;
+  /** hold.log: the holder's log. */
   log: string;
 }
 

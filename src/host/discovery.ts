@@ -6,11 +6,13 @@ import { PreflightError } from "../util/errors.ts";
 export interface BlockDeviceMapping {
   /** As EC2 reports it, e.g. "/dev/sdf" or "/dev/xvda". */
   deviceName: string;
+  /** The EBS volume attached there. */
   volumeId: string;
 }
 
 /** A volume found beneath a mount point. */
 export interface DiscoveredVolume {
+  /** The EBS volume id, e.g. "vol-0123456789abcdef0". */
   volumeId: string;
   /** The first mount point (in the order given) that lives on this volume. */
   mountPoint: string;
@@ -20,10 +22,13 @@ export interface DiscoveredVolume {
 
 /** What discovery needs to know about a mount (a subset of mounts.ts's MountPoint). */
 export interface MountDevice {
+  /** The mount point, as resolved (absolute, no symbolic links). */
   mountPoint: string;
   /** "MAJ:MIN" from mountinfo. */
   majorMinor: string;
+  /** The file system type, e.g. "xfs"; named in error messages. */
   fsType?: string;
+  /** The mount source, e.g. "/dev/nvme1n1p1"; named in error messages. */
   source?: string;
 }
 

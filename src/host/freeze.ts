@@ -57,7 +57,9 @@ export function findProgram(name: string, options: FindProgramOptions = {}): str
 
 /** The program that freezes and thaws, and which of the two it is. */
 export interface FreezeProgram {
+  /** Which program it is. */
   name: "fsfreeze" | "xfs_freeze";
+  /** Its absolute path. */
   path: string;
 }
 
@@ -102,6 +104,7 @@ async function isMountPoint(path: string): Promise<boolean> {
 
 /** Options of {@linkcode createFreezer}. */
 export interface FreezerOptions {
+  /** Where --debug steps go. */
   log: Logger;
   /** Limit for each sync, freeze and thaw; default 60 s. */
   timeoutMs?: number;

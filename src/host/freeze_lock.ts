@@ -12,6 +12,7 @@ export function defaultRunDir(): string {
 
 /** A file system to lock: the mount point the run freezes and its device ("MAJ:MIN"). */
 export interface FreezeTarget {
+  /** The mount point, as the run names it in messages. */
   mountPoint: string;
   /** The file system's device number as in /proc/self/mountinfo, e.g. "259:1". */
   device: string;

@@ -4,13 +4,17 @@ import { PreflightError, UsageError } from "../util/errors.ts";
 
 /** One line of /proc/self/mountinfo (see proc(5)). */
 export interface MountInfoEntry {
+  /** The unique id of the mount. */
   mountId: number;
+  /** The id of the mount this one is mounted on. */
   parentId: number;
   /** The file system's device number, "MAJ:MIN", e.g. "259:1". */
   majorMinor: string;
   /** The directory of the file system that is mounted here ("/" unless a bind mount). */
   root: string;
+  /** Where it is mounted, octal escapes decoded. */
   mountPoint: string;
+  /** The file system type, e.g. "xfs", "ext4", "tmpfs". */
   fsType: string;
   /** The mount source, e.g. "/dev/nvme1n1p1", "tmpfs". */
   source: string;
@@ -18,9 +22,13 @@ export interface MountInfoEntry {
 
 /** A mount point that was checked and may be frozen or used for discovery. */
 export interface MountPoint {
+  /** The mount point: absolute, symbolic links resolved. */
   mountPoint: string;
+  /** The file system's device number, "MAJ:MIN". */
   majorMinor: string;
+  /** The file system type, e.g. "xfs". */
   fsType: string;
+  /** The mount source, e.g. "/dev/nvme1n1p1". */
   source: string;
 }
 

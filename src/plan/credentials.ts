@@ -10,8 +10,11 @@ import type { Options } from "../cli/options.ts";
 
 /** Static AWS credentials (the shape of the SDK's StaticCredentials, without the SDK). */
 export interface StaticCredentials {
+  /** The access key id, e.g. "AKIAIOSFODNN7EXAMPLE". */
   accessKeyId: string;
+  /** The secret access key; registered as a secret, never printed. */
   secretAccessKey: string;
+  /** The session token of temporary credentials. */
   sessionToken?: string;
 }
 
@@ -22,14 +25,19 @@ export type CredentialSource =
   | { kind: "instance-role"; describe: string }
   | { kind: "sdk-default-chain"; describe: string };
 
+/** What {@linkcode chooseCredentials} chooses from. */
 export interface CredentialInputs {
+  /** The options (the --aws-* options and --profile, --use-iam-role). */
   options: Options;
   /** Long names given explicitly on the command line or in the config file. */
   given: ReadonlySet<string>;
   /** Those of `given` that came from the --config file (no command-line warning for them). */
   fromConfigFile?: ReadonlySet<string>;
+  /** The environment ($AWS_ACCESS_KEY_ID, $AWS_PROFILE, $AWS_CREDENTIALS ...). */
   env: Record<string, string | undefined>;
+  /** The home directory, for ~/.awssecret; undefined when unknown. */
   home: string | undefined;
+  /** Where warnings go. Every secret read is registered (registerSecret): no line prints it. */
   log: Logger;
 }
 
@@ -66,6 +74,13 @@ function fromLegacyFile(path: string, option: string, log: Logger): StaticCreden
  * Picks the credential source. Explicit options first (two at once are a usage error), then
  * the defaults: the AWS_* key variables, $AWS_CREDENTIALS, $AWS_PROFILE, ~/.awssecret, and last
  * the SDK's default chain.
+ *
+ * @example
+ * ```ts
+ * const { options, given } = parseCommandLine(["--profile", "backup", "vol-0123abcd"]);
+ * const source = chooseCredentials({ options, given, env: {}, home: "/root", log });
+ * source.describe; // "the profile backup"
+ * ```
  */
 export function chooseCredentials(input: CredentialInputs): CredentialSource {
   const { options, given, log } = input;

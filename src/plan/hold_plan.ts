@@ -13,9 +13,13 @@ export interface HoldPlan {
   freezeMounts: MountPoint[];
   /** The database to flush and lock (or stop), if any: option files read, not connected. */
   database: MysqlPlan | undefined;
+  /** --pre-freeze-command, run under the database lock before the freeze. */
   preFreezeCommand?: string;
+  /** --post-thaw-command, run after the thaw. */
   postThawCommand?: string;
+  /** --debug: the holder logs every step. */
   debug: boolean;
+  /** --quiet: only errors. */
   quiet: boolean;
 }
 
@@ -72,6 +76,7 @@ export interface HoldPlanInputs {
   args: ParsedArgs;
   /** Volume ids given on the command line itself (those of a configuration file are ignored). */
   commandLineVolumes: readonly string[];
+  /** Where warnings and --debug steps go. */
   log: Logger;
   /** Working directory, for relative paths; default Deno.cwd(). */
   cwd?: string;

@@ -25,7 +25,9 @@ import type { Options, ParsedArgs } from "../cli/options.ts";
 
 const VOLUME_ID = /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
 
+/** The region of the volumes, and where it came from. */
 export interface Region {
+  /** E.g. "eu-west-1"; undefined when nothing named one (the instance metadata is asked later). */
   value: string | undefined;
   /** Where it came from, for --debug and the dry-run plan. */
   source: string;
@@ -51,19 +53,29 @@ export interface Plan {
   database: MysqlPlan | undefined;
   /** This instance's id, when it had to be looked up (discovery) or was given. */
   instanceId: string | undefined;
+  /** Where the AWS credentials come from. */
   credentials: CredentialSource;
+  /** The region of the volumes. */
   region: Region;
+  /** The EC2 endpoint (--ec2-endpoint, $AWS_ENDPOINT_URL_EC2); undefined for AWS's. */
   endpoint: string | undefined;
+  /** --snapshot-timeout in milliseconds. */
   snapshotTimeoutMs: number;
+  /** --output: the report as text (the old tool's lines) or JSON. */
   output: "text" | "json";
   /** After a successful run: --wait, --copy-to-region, --keep and --keep-days. */
   afterRun: AfterRunPlan;
 }
 
+/** What {@linkcode buildPlan} plans from. */
 export interface PlanInputs {
+  /** The command line, merged with the --config file. */
   args: ParsedArgs;
+  /** The environment. */
   env: Record<string, string | undefined>;
+  /** The home directory, for ~/.awssecret and ~/.my.cnf; undefined when unknown. */
   home: string | undefined;
+  /** Where --debug steps and warnings go. */
   log: Logger;
   /** Root of procfs ("/proc"); tests point it at a fixture tree. */
   procRoot?: string;

@@ -22,16 +22,23 @@ import type { WaitOutcome, WaitTarget } from "../aws/wait.ts";
 
 /** What the follow-up steps did (reported in JSON; copies also in text). */
 export interface AfterRunResult {
+  /** One per snapshot (and copy) waited for. */
   waits: WaitOutcome[];
+  /** One per snapshot and --copy-to-region region. */
   copies: CopyOutcome[];
+  /** What retention did; null without --keep or --keep-days. */
   retention: RetentionResult | null;
+  /** Every problem, most serious first; empty on success. */
   problems: AppError[];
 }
 
+/** What the follow-up steps need from the command layer. */
 export interface AfterRunDeps {
   /** An SDK client for a region (the source region included). */
   clientFor: (region: string) => EC2Client;
+  /** Where --debug steps and warnings go. */
   log: Logger;
+  /** Aborted by a stop signal: waits end as "stopped", copies are abandoned. */
   signal?: AbortSignal;
   /** Makes the progress display of one wait; undefined for none (--quiet). */
   progress?: (items: readonly ProgressItem[]) => ProgressSink;

@@ -6,12 +6,16 @@
 
 /** One release that failed during unwinding. */
 export interface ReleaseFailure {
+  /** The name the release was pushed with, e.g. "thaw /data". */
   name: string;
+  /** What it threw. */
   error: unknown;
 }
 
-type Release = () => Promise<void> | void;
+/** A release: undoes what a step took (thaw, unlock, start again); may be async. */
+export type Release = () => Promise<void> | void;
 
+/** Hooks of a {@linkcode CleanupStack}, for logging. */
 export interface CleanupStackOptions {
   /** Called before each release, e.g. for a debug line. */
   onRelease?: (name: string) => void;
@@ -36,6 +40,7 @@ export class CleanupStack {
   #late: Promise<void>[] = [];
   #options: CleanupStackOptions;
 
+  /** An empty stack. */
   constructor(options: CleanupStackOptions = {}) {
     this.#options = options;
   }
@@ -95,6 +100,7 @@ export class CleanupStack {
 
 /** Signals that stop a run, with their numbers (exit code is 128 + number). */
 export const STOP_SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+/** The name of a stop signal: "SIGHUP", "SIGINT" or "SIGTERM". */
 export type StopSignal = keyof typeof STOP_SIGNALS;
 
 /** What a signal handler installation gives back. */
@@ -109,7 +115,9 @@ export interface SignalTrap {
 
 /** The abort reason when a stop signal arrived. */
 export class SignalError extends Error {
+  /** The signal that arrived. */
   readonly signalName: StopSignal;
+  /** The reason for `signalName` arriving. */
   constructor(signalName: StopSignal) {
     super(`stopped by ${signalName}`);
     this.name = "SignalError";
@@ -120,6 +128,16 @@ export class SignalError extends Error {
 /**
  * Installs handlers for SIGINT, SIGTERM and SIGHUP. The first one aborts `signal`; later ones
  * are reported through `onRepeat` and otherwise ignored, so they cannot cut unwinding short.
+ *
+ * @example
+ * ```ts
+ * const trap = trapStopSignals((name) => log.warn(`${name} again: still releasing`));
+ * try {
+ *   await runSequence(spec, { ...deps, signal: trap.signal });
+ * } finally {
+ *   trap.dispose();
+ * }
+ * ```
  */
 export function trapStopSignals(onRepeat?: (name: StopSignal) => void): SignalTrap {
   const controller = new AbortController();

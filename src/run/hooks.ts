@@ -6,6 +6,7 @@ import { ProgramError, type ProgramResult, runProgram, shellCommand } from "../h
 
 /** Options of {@linkcode createHooks}. */
 export interface HooksOptions {
+  /** Where --debug steps go. */
   log: Logger;
   /** The shell; default `/bin/sh` (an absolute path: cron's PATH is short). */
   shell?: string;

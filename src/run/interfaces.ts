@@ -6,8 +6,11 @@
 
 /** What one snapshot request asks for. */
 export interface SnapshotRequest {
+  /** The volume to snapshot. */
   volumeId: string;
+  /** The snapshot's description. */
   description: string;
+  /** The snapshot's tags, set in the CreateSnapshot call itself. */
   tags: Record<string, string>;
 }
 
@@ -46,7 +49,9 @@ export interface Freezer {
 
 /** Binary-log coordinates taken while the database was locked. */
 export interface BinlogCoordinates {
+  /** The binary log file, e.g. "binlog.000042". */
   file: string;
+  /** The position in that file. */
   position: number;
   /** Executed GTID set, when the server has one. */
   gtidExecuted?: string;
@@ -91,6 +96,7 @@ export interface Watchdog {
   arm(mountPoints: readonly string[], deadlineMs: number): Promise<ArmedWatchdog>;
 }
 
+/** A watchdog process that is armed: it thaws unless disarmed in time. */
 export interface ArmedWatchdog {
   /** Tells the watchdog that everything was thawed normally; it exits without acting. */
   disarm(): Promise<void>;

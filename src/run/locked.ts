@@ -23,7 +23,9 @@ import { deadline } from "../util/deadline.ts";
 export interface LockSpec {
   /** Mount points to freeze, validated, in order. */
   freezeMounts: readonly string[];
+  /** --pre-freeze-command, run under the database lock before the freeze. */
   preFreezeCommand?: string;
+  /** --post-thaw-command, run after the last thaw. */
   postThawCommand?: string;
   /** The watchdog's deadline, counted from arming: how long the mounts may stay frozen. */
   watchdogDeadlineMs: number;
@@ -31,10 +33,15 @@ export interface LockSpec {
 
 /** The side effects, injected. */
 export interface LockDeps {
+  /** Freezes and thaws file systems. */
   freezer: Freezer;
+  /** Runs the pre-freeze and post-thaw commands. */
   hooks: Hooks;
+  /** Thaws if this process dies while frozen. */
   watchdog: Watchdog;
+  /** The database to flush and lock (or stop), if any. */
   database?: Database;
+  /** Where --debug steps and warnings go. */
   log: Logger;
   /** Aborted by a stop signal (SIGINT, SIGTERM, SIGHUP). */
   signal: AbortSignal;
@@ -72,9 +79,13 @@ export interface LockedSteps<T> {
 
 /** The outcome: the step's value (when it finished), timings and problems, most serious first. */
 export interface LockedResult<T> {
+  /** What `whileHeld` returned; undefined when it did not finish. */
   value: T | undefined;
+  /** The binary-log coordinates taken while locked. */
   binlog: BinlogCoordinates | undefined;
+  /** The measured windows. */
   timings: LockTimings;
+  /** Every problem, most serious first; empty on success. */
   problems: AppError[];
 }
 

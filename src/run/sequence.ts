@@ -22,21 +22,31 @@ export { independent, WATCHDOG_MARGIN_MS } from "./locked.ts";
 
 /** What the sequence needs to know; a subset of the Plan. */
 export interface RunSpec {
+  /** One snapshot request per volume, in order. */
   volumes: readonly SnapshotRequest[];
   /** Mount points to freeze, validated, in order. */
   freezeMounts: readonly string[];
+  /** --snapshot-timeout in milliseconds: the round of CreateSnapshot calls is aborted after it. */
   snapshotTimeoutMs: number;
+  /** --pre-freeze-command, run before the first freeze. */
   preFreezeCommand?: string;
+  /** --post-thaw-command, run after the last thaw. */
   postThawCommand?: string;
 }
 
 /** The side effects, injected. */
 export interface RunDeps {
+  /** The snapshot calls. */
   ec2: Ec2;
+  /** Freezes and thaws file systems. */
   freezer: Freezer;
+  /** Runs the pre-freeze and post-thaw commands. */
   hooks: Hooks;
+  /** Thaws if this process dies while frozen. */
   watchdog: Watchdog;
+  /** The database to flush and lock (or stop), if any. */
   database?: Database;
+  /** Where --debug steps and warnings go. */
   log: Logger;
   /** Aborted by a stop signal (SIGINT, SIGTERM, SIGHUP). */
   signal: AbortSignal;
@@ -50,9 +60,13 @@ export interface Timings extends LockTimings {
   createMs: number | null;
 }
 
+/** What the sequence did: the outcome of each snapshot request, the coordinates, the timings. */
 export interface RunResult {
+  /** One outcome per request, in the order of the requests. */
   outcomes: SnapshotOutcome[];
+  /** The binary-log coordinates taken while locked; undefined without a database. */
   binlog: BinlogCoordinates | undefined;
+  /** How long each part took. */
   timings: Timings;
   /** Every problem, most serious first; empty on success. */
   problems: AppError[];
@@ -62,6 +76,15 @@ export interface RunResult {
  * Runs the sequence. Never throws: problems (a failed preflight, a stop signal, a failed
  * snapshot, a failed thaw) are collected, most serious first, so that the snapshot ids that
  * were made are still reported, and everything taken is released before it returns.
+ *
+ * @example
+ * ```ts
+ * const result = await runSequence(
+ *   { volumes: plan.volumes, freezeMounts: ["/data"], snapshotTimeoutMs: 10_000 },
+ *   { ec2, freezer, hooks, watchdog, log, signal: trap.signal },
+ * );
+ * if (result.problems.length > 0) return result.problems[0].exitCode;
+ * ```
  */
 export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResult> {
   const { ec2, log, signal } = deps;

@@ -29,11 +29,26 @@ export const ExitCode = {
   notHeld: 14,
 } as const;
 
+/** One of the exit codes of {@linkcode ExitCode}. */
 export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
 
-/** Base class: every error of ours carries its exit code. */
+/**
+ * Base class: every error of ours carries its exit code.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   throw new UsageError("--keep: must not be negative, got '-1'");
+ * } catch (error) {
+ *   console.error(errorMessage(error)); // one line
+ *   Deno.exit(exitCodeOf(error)); // 2 (ExitCode.usage)
+ * }
+ * ```
+ */
 export class AppError extends Error {
+  /** The exit code of the run this error ends. */
   readonly exitCode: number;
+  /** An error with the one-line `message` the user sees, and its exit code. */
   constructor(message: string, exitCode: number, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
@@ -43,6 +58,7 @@ export class AppError extends Error {
 
 /** Bad input: an option, a value, a file the user named. */
 export class UsageError extends AppError {
+  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.usage, options);
   }
@@ -50,30 +66,39 @@ export class UsageError extends AppError {
 
 /** Something checked before anything is locked did not pass. */
 export class PreflightError extends AppError {
+  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.preflight, options);
   }
 }
 
+/** A CreateSnapshot (or CreateSnapshots) call failed. */
 export class SnapshotError extends AppError {
+  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.snapshot, options);
   }
 }
 
+/** --snapshot-timeout passed before every snapshot was initiated. */
 export class SnapshotTimeoutError extends AppError {
+  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.timeout, options);
   }
 }
 
+/** The database could not be connected, flushed, locked, stopped or started. */
 export class DatabaseError extends AppError {
+  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.database, options);
   }
 }
 
+/** A file system could not be frozen or thawed. */
 export class FreezeError extends AppError {
+  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.freeze, options);
   }
@@ -85,19 +110,25 @@ export class FreezeError extends AppError {
  */
 export class NotFrozenError extends FreezeError {}
 
+/** --pre-freeze-command or --post-thaw-command failed. */
 export class HookError extends AppError {
+  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.hook, options);
   }
 }
 
+/** With --wait: a snapshot or a copy ended in error, or the wait timed out. */
 export class WaitError extends AppError {
+  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.wait, options);
   }
 }
 
+/** Retention (--keep, --keep-days) could not delete an old snapshot. */
 export class RetentionError extends AppError {
+  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.retention, options);
   }
@@ -105,6 +136,7 @@ export class RetentionError extends AppError {
 
 /** Another run or hold has the file system's freeze lock: refused before anything is locked. */
 export class BusyError extends AppError {
+  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.busy, options);
   }
@@ -112,18 +144,28 @@ export class BusyError extends AppError {
 
 /** --release found nothing to release: no hold, or the deadline released it already. */
 export class NotHeldError extends AppError {
+  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.notHeld, options);
   }
 }
 
-/** The exit code for any thrown value. */
+/**
+ * The exit code for any thrown value: its own for ours, {@linkcode ExitCode.internal} otherwise.
+ *
+ * @example
+ * ```ts
+ * exitCodeOf(new FreezeError("fsfreeze -f /data: ...")); // 7
+ * exitCodeOf(new TypeError("a bug")); // 1
+ * ```
+ */
 export function exitCodeOf(error: unknown): number {
   return error instanceof AppError ? error.exitCode : ExitCode.internal;
 }
 
 /** A stop signal (SIGINT, SIGTERM, SIGHUP) ended the run; the exit code is 128 + its number. */
 export class StoppedError extends AppError {
+  /** The run was stopped by `signalName` (e.g. "SIGTERM", 15): exit code 128 + `signalNumber`. */
   constructor(signalName: string, signalNumber: number) {
     super(`stopped by ${signalName}; everything was released`, 128 + signalNumber);
   }

@@ -11,8 +11,11 @@ export interface Logger {
   elapsed(): number;
 }
 
+/** How {@linkcode createLogger} makes a logger. */
 export interface LoggerOptions {
+  /** --debug: print `debug` lines, timestamped, with elapsed milliseconds. */
   debug?: boolean;
+  /** --quiet: print only errors. */
   quiet?: boolean;
   /** Where lines go; stderr by default. */
   write?: (line: string) => void;

@@ -66,6 +66,7 @@ export function selfCommand(
 
 /** Options of {@linkcode createWatchdog}. */
 export interface WatchdogOptions {
+  /** Where --debug steps go. */
   log: Logger;
   /** Entry module for `deno run`; default `Deno.mainModule` (ignored in a compiled binary). */
   entry?: string | URL;
@@ -90,7 +91,9 @@ export interface ArmedWatchdogProcess extends ArmedWatchdog {
 
 /** The real {@linkcode Watchdog}: its armed watchdog also tells its process id. */
 export interface ProcessWatchdog extends Watchdog {
+  /** Starts the watchdog process ahead, unarmed, so that arming costs one line. */
   prepare(): void;
+  /** Arms it for `mountPoints`, `deadlineMs` from now; see {@linkcode Watchdog.arm}. */
   arm(mountPoints: readonly string[], deadlineMs: number): Promise<ArmedWatchdogProcess>;
 }
 

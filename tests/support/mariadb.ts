@@ -1,6 +1,6 @@
 /** Starts private MariaDB servers (Debian's mariadb-server) for real-service tests. */
 
-import { isRoot } from "./real.ts";
+import { isRoot, type Requirement } from "./real.ts";
 
 /** Where the server keeps its data, and how it is reached and controlled. */
 export interface MariadbServer {
@@ -91,6 +91,14 @@ export async function mariadbAvailable(): Promise<boolean> {
     return false;
   }
   return findProgram(MARIADBD_PATHS) !== undefined;
+}
+
+/**
+ * What {@linkcode startMariadb} needs (see {@linkcode mariadbAvailable}). Await it at the top of
+ * a test file, before registering the tests.
+ */
+export async function mariadbRequirement(): Promise<Requirement> {
+  return { available: await mariadbAvailable(), reason: "needs mariadb-server (Debian)" };
 }
 
 /** A free TCP port on 127.0.0.1. */

@@ -9,7 +9,7 @@ import {
   type Snapshot,
 } from "@aws-sdk/client-ec2";
 import { fileURLToPath } from "node:url";
-import { assertAvailable } from "./real.ts";
+import { requireAvailable, type Requirement } from "./real.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MOTO_SERVER = Deno.env.get("MOTO_SERVER") ?? `${ROOT}.tools/venv/bin/moto_server`;
@@ -51,19 +51,18 @@ export const TEST_CREDENTIALS = {
   secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 };
 
+/** moto's server, installed by scripts/setup.sh (or named by $MOTO_SERVER). */
+export const MOTO: Requirement = {
+  available: exists(MOTO_SERVER),
+  reason: `moto_server not found at ${MOTO_SERVER}; run scripts/setup.sh`,
+};
+
 /**
- * Starts moto_server on a free loopback port; returns undefined (outside CI) when moto is not
- * installed. Call `stop()` in `finally`.
+ * Starts moto_server on a free loopback port; throws when it is not installed (register the
+ * test with `ignore: ignoreUnless(MOTO)`). Call `stop()` in `finally`.
  */
-export async function startMoto(): Promise<MotoEndpoint | undefined> {
-  if (
-    !assertAvailable(
-      exists(MOTO_SERVER),
-      `moto_server not found at ${MOTO_SERVER}; run scripts/setup.sh`,
-    )
-  ) {
-    return undefined;
-  }
+export async function startMoto(): Promise<MotoEndpoint> {
+  requireAvailable(MOTO);
   const port = freePort();
   const child = new Deno.Command(MOTO_SERVER, {
     args: ["-H", "127.0.0.1", "-p", String(port)],

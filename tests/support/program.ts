@@ -27,11 +27,36 @@ export interface ProgramOptions {
   cwd?: string;
 }
 
-/** A clean environment: no AWS variables leak in from the machine running the tests. */
+/**
+ * The HOME directories made by baseEnv: removed when the test process ends, not before, since a
+ * test may still read what the program left there after it exits.
+ */
+const homes: string[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const home of homes.splice(0)) {
+    try {
+      Deno.removeSync(home, { recursive: true });
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** A new empty HOME for one run of the program, removed at the end of the test process. */
+function freshHome(): string {
+  const home = Deno.makeTempDirSync({ prefix: "ecs-home-" });
+  homes.push(home);
+  return home;
+}
+
+/**
+ * A clean environment: no AWS variables leak in from the machine running the tests, and HOME is
+ * a new empty directory (unless `extra` names one).
+ */
 export function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
   return {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-    HOME: Deno.makeTempDirSync({ prefix: "ecs-home-" }),
+    HOME: extra.HOME ?? freshHome(),
     DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
     AWS_EC2_METADATA_DISABLED: "true",
     ...extra,

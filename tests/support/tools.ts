@@ -1,5 +1,5 @@
 /** Finds the system programs a test needs, installing their Debian package when root. */
-import { isRoot } from "./real.ts";
+import { isRoot, type Requirement } from "./real.ts";
 
 /** The path of `command` on PATH (or in /usr/sbin, /sbin), or undefined. */
 export async function which(command: string): Promise<string | undefined> {
@@ -55,4 +55,20 @@ export async function runCommand(
   }).output();
   const decoder = new TextDecoder();
   return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/**
+ * `command` as a test requirement, with its path when found (installed first as
+ * {@linkcode ensureCommand} does). Await it at the top of a test file, before registering tests.
+ */
+export async function commandRequirement(
+  command: string,
+  debianPackage: string,
+): Promise<Requirement & { path?: string }> {
+  const path = await ensureCommand(command, debianPackage);
+  return {
+    available: path !== undefined,
+    reason: `${command} is not installed (apt-get install ${debianPackage})`,
+    path,
+  };
 }

@@ -1,6 +1,6 @@
 /** Real XFS file systems on loop devices for tests, and a probe that proves from outside whether one is frozen. */
 import { findProgram } from "../../src/host/freeze.ts";
-import { assertAvailable, isRoot } from "./real.ts";
+import { isRoot, requireAvailable, type Requirement, rootRequirement } from "./real.ts";
 
 /** A mounted test file system. Nothing else of the test lives on it. */
 export interface TestMount {
@@ -123,6 +123,19 @@ async function waitForProbes(mountPoint: string): Promise<void> {
   if (!finished) throw new Error(`write probes on ${mountPoint} still blocked after the thaw`);
 }
 
+/**
+ * What {@linkcode withXfsMount} needs: root, and mkfs.xfs (installed here with apt-get when it is
+ * missing and we are root). Await it at the top of a test file, before registering the tests.
+ */
+export async function xfsRequirement(): Promise<Requirement> {
+  const root = rootRequirement("loop mounts and freezing");
+  if (!root.available) return root;
+  return { available: await ensureMkfsXfs(), reason: "mkfs.xfs (xfsprogs) is missing" };
+}
+
+/** What {@linkcode withTmpfsMount} needs. */
+export const TMPFS: Requirement = rootRequirement("mounting a tmpfs");
+
 /** True when mkfs.xfs is there, installing xfsprogs with apt-get when it is not and we are root. */
 export async function ensureMkfsXfs(): Promise<boolean> {
   if (findProgram("mkfs.xfs")) return true;
@@ -199,7 +212,8 @@ export async function mountTmpfs(): Promise<TestMount> {
 
 /**
  * Runs `fn` with a fresh XFS loop mount and ALWAYS thaws, unmounts and removes it afterwards.
- * Skips (returns undefined) when root or mkfs.xfs is missing, except in CI where that fails.
+ * Throws when root or mkfs.xfs is missing: register the test with
+ * `ignore: ignoreUnless(await xfsRequirement())`.
  *
  * @example
  * ```ts
@@ -208,11 +222,8 @@ export async function mountTmpfs(): Promise<TestMount> {
  * });
  * ```
  */
-export async function withXfsMount<T>(
-  fn: (mount: TestMount) => Promise<T>,
-): Promise<T | undefined> {
-  if (!assertAvailable(isRoot(), "loop mounts and freezing need root")) return undefined;
-  if (!assertAvailable(await ensureMkfsXfs(), "mkfs.xfs (xfsprogs) is missing")) return undefined;
+export async function withXfsMount<T>(fn: (mount: TestMount) => Promise<T>): Promise<T> {
+  requireAvailable(await xfsRequirement());
   const mount = await mountXfs();
   try {
     return await fn(mount);
@@ -221,11 +232,9 @@ export async function withXfsMount<T>(
   }
 }
 
-/** Like {@linkcode withXfsMount}, with a tmpfs. */
-export async function withTmpfsMount<T>(
-  fn: (mount: TestMount) => Promise<T>,
-): Promise<T | undefined> {
-  if (!assertAvailable(isRoot(), "mounting a tmpfs needs root")) return undefined;
+/** Like {@linkcode withXfsMount}, with a tmpfs; needs {@linkcode TMPFS}. */
+export async function withTmpfsMount<T>(fn: (mount: TestMount) => Promise<T>): Promise<T> {
+  requireAvailable(TMPFS);
   const mount = await mountTmpfs();
   try {
     return await fn(mount);

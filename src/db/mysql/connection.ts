@@ -1,11 +1,18 @@
 /** Connections to MySQL/MariaDB: the only importer of mysql2 (loaded on first use), and its errors in words. */
-import type { Connection, RowDataPacket } from "mysql2/promise";
+import type {
+  Connection as Mysql2Connection,
+  RowDataPacket as Mysql2RowDataPacket,
+} from "mysql2/promise";
 import { DatabaseError } from "../../util/errors.ts";
 import type { Logger } from "../../util/log.ts";
 import type { MysqlSettings } from "./option_files.ts";
 import { mysqlWhere } from "../../plan/mysql.ts";
 
-export type { Connection, RowDataPacket };
+/** A connection of mysql2's promise API. */
+export type Connection = Mysql2Connection;
+
+/** One row of a result, by column name (mysql2's). */
+export type RowDataPacket = Mysql2RowDataPacket;
 
 /** The fields of a mysql2 error this code reads. */
 export interface SqlError {

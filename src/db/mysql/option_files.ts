@@ -15,7 +15,9 @@ export interface MysqlSettings {
   port: number;
   /** Unix socket path; set exactly when connecting through a socket. */
   socketPath?: string;
+  /** User name. */
   user: string;
+  /** Password, if any; registered as a secret, never printed. */
   password?: string;
   /** Option files read, in order (for --debug). */
   files: string[];

@@ -62,6 +62,7 @@ export function mysqlLockMode(options: MysqlOptions): MysqlLockMode {
 export interface ServerInfo {
   /** VERSION(), e.g. "10.11.19-MariaDB-0+deb12u1-log". */
   version: string;
+  /** True for MariaDB, false for MySQL (and Percona Server). */
   mariadb: boolean;
   /** [major, minor, patch]. */
   numbers: [number, number, number];
@@ -87,8 +88,11 @@ function atLeast(info: ServerInfo, ...wanted: number[]): boolean {
 
 /** The statements for a server: old names where the new ones do not exist yet. */
 export interface ServerStatements {
+  /** SHOW REPLICA STATUS, or SHOW SLAVE STATUS on older servers. */
   replicaStatus: string;
+  /** SHOW BINARY LOG STATUS (BINLOG on MariaDB), or SHOW MASTER STATUS on older servers. */
   binlogStatus: string;
+  /** The query of the executed GTID sets, as columns `source` and `replica`. */
   gtid: string;
 }
 

@@ -1,0 +1,185 @@
+/** The command-line parser: argv against the option table, into typed `Options`. */
+import { parseArgs } from "node:util";
+import { UsageError } from "../util/errors.ts";
+import {
+  DEFAULT_WAIT_SECONDS,
+  defaultOptions,
+  findOption,
+  OPTION_TABLE,
+  optionKey,
+  type Options,
+  type OptionSpec,
+  type ParsedArgs,
+} from "./options.ts";
+
+function parseNumber(spec: OptionSpec, raw: string): number {
+  const text = raw.trim();
+  const valid = spec.kind === "count" ? /^\d+$/.test(text) : /^\d+(\.\d+)?$|^\.\d+$/.test(text);
+  if (!valid) {
+    const what = spec.kind === "count" ? "a whole number" : "a number of seconds";
+    const problem = /^-/.test(text) ? "must not be negative" : `must be ${what}`;
+    throw new UsageError(`--${spec.name}: ${problem}, got '${raw}'`);
+  }
+  return Number(text);
+}
+
+/**
+ * Converts one raw value of an option to its typed value, checking it. Shared by the command
+ * line and the configuration file.
+ *
+ * @example
+ * ```ts
+ * convertValue(findOption("snapshot-timeout")!, "2.5"); // 2.5
+ * convertValue(findOption("wait")!, true); // 3600 (--wait without SECONDS)
+ * convertValue(findOption("keep")!, "-1"); // throws UsageError: --keep: must not be negative
+ * ```
+ */
+export function convertValue(spec: OptionSpec, raw: string | boolean): unknown {
+  switch (spec.kind) {
+    case "flag":
+      if (typeof raw === "boolean") return raw;
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
+      throw new UsageError(`--${spec.name}: takes no value, got '${raw}'`);
+    case "optional-seconds": {
+      if (raw === true || raw === "") return spec.bareValue ?? DEFAULT_WAIT_SECONDS;
+      if (raw === false) return undefined;
+      const seconds = parseNumber(spec, raw);
+      if (spec.max !== undefined && seconds > spec.max) {
+        throw new UsageError(`--${spec.name}: at most ${spec.max} seconds, got '${raw}'`);
+      }
+      return seconds;
+    }
+    case "seconds":
+    case "count":
+      if (typeof raw === "boolean") throw new UsageError(`--${spec.name}: needs a value`);
+      return parseNumber(spec, raw);
+    default:
+      if (typeof raw === "boolean") throw new UsageError(`--${spec.name}: needs a value`);
+      return raw;
+  }
+}
+
+/**
+ * Sets one raw value on options (appending for lists).
+ *
+ * @example
+ * ```ts
+ * const options = defaultOptions();
+ * applyValue(options, findOption("tag")!, "team=db");
+ * options.tag; // ["team=db"]
+ * ```
+ */
+export function applyValue(options: Options, spec: OptionSpec, raw: string | boolean): void {
+  const target = options as unknown as Record<string, unknown>;
+  const key = optionKey(spec.name);
+  if (spec.kind === "list") {
+    if (typeof raw === "boolean") throw new UsageError(`--${spec.name}: needs a value`);
+    (target[key] as string[]).push(raw);
+  } else {
+    target[key] = convertValue(spec, raw);
+  }
+}
+
+const ALL_LONG_NAMES = (OPTION_TABLE as readonly OptionSpec[]).flatMap((s) => [
+  s.name,
+  ...(s.aliases ?? []),
+]);
+
+/**
+ * The old tool parsed with Perl's Getopt::Long, which accepts any unique abbreviation of a long
+ * option (`--desc` for `--description`); cron lines rely on it, so expand them the same way.
+ */
+function expandAbbreviation(arg: string): string {
+  const match = /^--([a-z][a-z0-9-]*)(=.*)?$/s.exec(arg);
+  if (!match || ALL_LONG_NAMES.includes(match[1])) return arg;
+  const candidates = ALL_LONG_NAMES.filter((name) => name.startsWith(match[1]));
+  if (candidates.length > 1) {
+    throw new UsageError(
+      `option --${match[1]} is ambiguous: ${candidates.map((c) => `--${c}`).join(", ")}`,
+    );
+  }
+  return candidates.length === 1 ? `--${candidates[0]}${match[2] ?? ""}` : arg;
+}
+
+/**
+ * `--wait` and `--hold` may stand alone: node's parser has no optional values, so each gets
+ * `=VALUE` explicitly: the next argument when it is a number (`--hold 90`), else nothing, so that
+ * a volume id or an option after it is never taken for its value.
+ */
+function withOptionalValues(args: string[], specs: readonly OptionSpec[]): string[] {
+  const names = specs.filter((s) => s.kind === "optional-seconds").map((s) => `--${s.name}`);
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--") return out.concat(args.slice(i));
+    if (!names.includes(args[i])) {
+      out.push(args[i]);
+    } else if (/^\d+(\.\d+)?$/.test(args[i + 1] ?? "")) {
+      out.push(`${args[i]}=${args[++i]}`);
+    } else {
+      out.push(`${args[i]}=`);
+    }
+  }
+  return out;
+}
+
+function parseErrorMessage(error: { code?: string; message: string }): string {
+  const first = error.message.split("\n")[0];
+  const name = /'(?:-\w, )?(-{1,2}[^' ]+)/.exec(first)?.[1] ?? "";
+  switch (error.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `unknown option ${name} (see --help)`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      if (/argument missing|ambiguous/.test(first)) return `${name}: needs a value`;
+      if (/does not take an argument/.test(first)) return `${name}: takes no value`;
+      return first;
+    default:
+      return first;
+  }
+}
+
+/**
+ * Parses the command line against the table.
+ *
+ * @example
+ * ```ts
+ * const { options, volumeIds } = parseCommandLine(["--region", "eu-west-1", "vol-0123abcd"]);
+ * ```
+ */
+export function parseCommandLine(argv: readonly string[]): ParsedArgs {
+  const specs = OPTION_TABLE as readonly OptionSpec[];
+  const config: Record<string, { type: "string" | "boolean"; short?: string; multiple: true }> = {};
+  for (const spec of specs) {
+    const type = spec.kind === "flag" ? "boolean" : "string";
+    for (const name of [spec.name, ...(spec.aliases ?? [])]) {
+      config[name] = {
+        type,
+        multiple: true,
+        ...(name === spec.name && spec.short ? { short: spec.short } : {}),
+      };
+    }
+  }
+  const args = withOptionalValues(argv.map(expandAbbreviation), specs);
+
+  let tokens;
+  try {
+    tokens =
+      parseArgs({ args, options: config, strict: true, allowPositionals: true, tokens: true })
+        .tokens;
+  } catch (error) {
+    throw new UsageError(parseErrorMessage(error as { code?: string; message: string }));
+  }
+  const options = defaultOptions();
+  const given = new Set<string>();
+  const volumeIds: string[] = [];
+  for (const token of tokens) {
+    if (token.kind === "positional") {
+      volumeIds.push(token.value);
+    } else if (token.kind === "option") {
+      const spec = findOption(token.name)!;
+      applyValue(options, spec, token.value ?? true);
+      given.add(spec.name);
+    }
+  }
+  return { options, volumeIds, given };
+}
