@@ -305,6 +305,14 @@ Deno.test("the module graph of src/", async (t) => {
     assertEquals(found, [], `import cycles:\n  ${found.join("\n  ")}`);
   });
 
+  await t.step("the plan never imports the sequence (src/plan/ -> src/run/)", () => {
+    const back = graph.edges.filter((e) =>
+      e.from.startsWith("src/plan/") && e.to.startsWith("src/run/")
+    )
+      .map((e) => `${e.from} imports ${e.to} (${e.kind})`);
+    assertEquals(back, [], back.join("\n"));
+  });
+
   await t.step("imports the AWS SDK only from src/aws/, drivers only from src/db/", () => {
     const misplaced = misplacedImports(graph.edges);
     assertEquals(misplaced, [], misplaced.join("\n"));

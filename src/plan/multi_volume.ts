@@ -1,6 +1,6 @@
 /** The planner's check of `--multi-volume` requests: one CreateSnapshots call, one description, one tag set. */
 import { UsageError } from "../util/errors.ts";
-import type { SnapshotRequest } from "../run/interfaces.ts";
+import type { SnapshotRequest } from "./tags.ts";
 import { withoutMarker } from "./tags.ts";
 
 function sameTags(a: Record<string, string>, b: Record<string, string>): boolean {

@@ -5,7 +5,7 @@
  */
 import { type AfterRunPlan, planAfterRun } from "./after_run.ts";
 import { UsageError } from "../util/errors.ts";
-import type { SnapshotRequest } from "../run/interfaces.ts";
+import type { SnapshotRequest } from "./tags.ts";
 import { chooseCredentials, type CredentialSource } from "./credentials.ts";
 import { type DiscoveredVolume, discoverVolumes } from "../host/discovery.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";

@@ -40,3 +40,13 @@ export function withoutMarker(tags: Record<string, string>): Record<string, stri
   const { [MARKER_TAG]: _marker, ...rest } = tags;
   return rest;
 }
+
+/** What one snapshot request asks for. */
+export interface SnapshotRequest {
+  /** The volume to snapshot. */
+  volumeId: string;
+  /** The snapshot's description. */
+  description: string;
+  /** The snapshot's tags, set in the CreateSnapshot call itself. */
+  tags: Record<string, string>;
+}

@@ -1,18 +1,11 @@
 /**
- * The small interfaces behind which every side effect of the sequence lives. `run.ts` takes
+ * The small interfaces behind which every side effect of the sequence lives. `run/sequence.ts` takes
  * them as parameters, so the sequence can be tested with recording fakes (order, faults) and
- * with the real implementations (ec2.ts, freeze.ts, mysql.ts) for truth.
+ * with the real implementations (aws/, host/freeze.ts, db/) for truth.
  */
 
-/** What one snapshot request asks for. */
-export interface SnapshotRequest {
-  /** The volume to snapshot. */
-  volumeId: string;
-  /** The snapshot's description. */
-  description: string;
-  /** The snapshot's tags, set in the CreateSnapshot call itself. */
-  tags: Record<string, string>;
-}
+export type { SnapshotRequest } from "../plan/tags.ts";
+import type { SnapshotRequest } from "../plan/tags.ts";
 
 /** The outcome of one snapshot request. */
 export type SnapshotOutcome =
