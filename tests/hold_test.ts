@@ -130,6 +130,11 @@ realTest(
       assertEquals(out.code, ExitCode.notHeld);
       assertMatch(out.stderr, /ended without releasing/);
       assertEquals(state.holderPid(), undefined, "the stale record was cleaned");
+      // The dead holder's freeze lock and record are taken over: a new hold works.
+      const again = await runThenKillGroup(["--hold", ...holdArgs], env);
+      assertEquals(again.code, 0, again.stderr);
+      assertEquals(await isFrozen(mount.mountPoint), true);
+      assertEquals((await release(env)).code, 0);
     });
   },
 );
