@@ -11,7 +11,8 @@
 #                with no tag, src/cli/version.ts's version and the commit)
 #   DENORT_BIN   path to a denort (the Deno runtime of compiled programs) of exactly the Deno
 #                version of scripts/deno.sh, for builds without internet access; one target per run
-# Exit status: 0 built; 1 failed; 2 bad usage; 3 the Deno runtime for compiling is missing.
+# Exit status: 0 built; 1 failed; 2 bad usage; 3 the Deno runtime for compiling is missing (the
+#   man page and its SHA256SUMS are written all the same).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --out) [ $# -ge 2 ] || usage_error "--out needs a directory"; out=$2; shift 2 ;;
     --out=*) out=${1#--out=}; shift ;;
-    -h|--help) sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
     -*) usage_error "unknown option $1" ;;
     *)
       case " ${all_targets[*]} " in
@@ -44,6 +45,39 @@ DENO=$("$root/scripts/deno.sh")
 deno_version=$("$DENO" --version | head -n1 | cut -d' ' -f2)
 read -r -a run_flags <"$root/scripts/run-flags"
 
+# The version to embed: a release tag (v1.2.3, or 1.2.3-4-gabc1234 past it); else
+# src/cli/version.ts's and the commit.
+if [ -z "${ECS_VERSION:-}" ]; then
+  source_version=$(sed -n 's/^export const VERSION = "\(.*\)";$/\1/p' "$root/src/cli/version.ts" 2>/dev/null)
+  ECS_VERSION=$(git -C "$root" describe --tags --match 'v[0-9]*' --dirty 2>/dev/null ||
+    echo "${source_version:-0.0.0}-g$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)")
+  ECS_VERSION=${ECS_VERSION#v}
+fi
+export ECS_VERSION
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+  SOURCE_DATE_EPOCH=$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)
+fi
+export SOURCE_DATE_EPOCH
+
+# Sums over every artifact in the output directory (runs per target accumulate).
+write_sums() {
+  local files=("$name".1)
+  for f in "$out/$name"-*-linux-gnu; do [ ! -f "$f" ] || files+=("${f##*/}"); done
+  (cd "$out" && sha256sum -- "${files[@]}" >SHA256SUMS)
+}
+
+# The man page needs no compile runtime: it is written (with its sum) even when the binaries
+# cannot be built, so that it can be read offline (man ./dist/ec2-consistent-snapshot.1).
+manpage_written=
+write_manpage() {
+  [ -z "$manpage_written" ] || return 0
+  mkdir -p "$out"
+  "$DENO" run --allow-write --allow-env --allow-read "$root/scripts/manpage.ts" "$out/$name.1"
+  write_sums
+  manpage_written=1
+  say "wrote $out/$name.1 and $out/SHA256SUMS"
+}
+
 # The target a denort binary runs on, from its ELF header (e_machine).
 elf_target() {
   local magic machine
@@ -59,6 +93,7 @@ elf_target() {
 
 runtime_missing() { # target, what happened
   local url="https://dl.deno.land/release/v$deno_version/denort-$1.zip"
+  write_manpage
   say "cannot build $1: $2"
   say "deno compile needs 'denort', the Deno runtime that compiled programs run on, of exactly"
   say "Deno $deno_version for $1. Either:"
@@ -88,6 +123,7 @@ if [ -n "${DENORT_BIN:-}" ]; then
   done
 fi
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
+say "version $ECS_VERSION, deno $deno_version, targets: ${targets[*]}"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ecs-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -118,22 +154,6 @@ done
 
 [ -f "$root/src/main.ts" ] || { say "src/main.ts is missing: nothing to compile"; exit 1; }
 
-# 2. The version, embedded by compiling a staged copy of the sources whose src/cli/version.ts says
-#    it; the working tree is left untouched.
-if [ -z "${ECS_VERSION:-}" ]; then
-  # A release tag (v1.2.3, or 1.2.3-4-gabc1234 past it); else src/cli/version.ts's and the commit.
-  source_version=$(sed -n 's/^export const VERSION = "\(.*\)";$/\1/p' "$root/src/cli/version.ts" 2>/dev/null)
-  ECS_VERSION=$(git -C "$root" describe --tags --match 'v[0-9]*' --dirty 2>/dev/null ||
-    echo "${source_version:-0.0.0}-g$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)")
-  ECS_VERSION=${ECS_VERSION#v}
-fi
-export ECS_VERSION
-if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
-  SOURCE_DATE_EPOCH=$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)
-fi
-export SOURCE_DATE_EPOCH
-say "version $ECS_VERSION, deno $deno_version, targets: ${targets[*]}"
-
 stage="$work/stage"
 mkdir -p "$stage"
 cp -R "$root/src" "$stage/src"
@@ -144,7 +164,10 @@ printf '/** The version, written by scripts/build.sh. */\nexport const VERSION =
 
 # 3. The man page, then one binary per target. Nothing besides the entry point needs --include:
 #    the watchdog re-runs this same binary.
-"$DENO" run --allow-write --allow-env --allow-read "$root/scripts/manpage.ts" "$out/$name.1"
+write_manpage
+
+# 2. The version is embedded by compiling a staged copy of the sources whose src/cli/version.ts
+#    says it; the working tree is left untouched.
 for target in "${targets[@]}"; do
   binary="$out/$name-$target"
   rm -f "$binary"
@@ -160,6 +183,6 @@ for target in "${targets[@]}"; do
   say "wrote $binary"
 done
 
-# 4. Sums over every artifact in the output directory (runs per target accumulate).
-(cd "$out" && sha256sum -- "$name".1 "$name"-*-linux-gnu >SHA256SUMS)
-say "wrote $out/$name.1 and $out/SHA256SUMS"
+# 4. Sums over every artifact in the output directory.
+write_sums
+say "wrote $out/SHA256SUMS"

@@ -68,7 +68,12 @@ Deno.test("bad input: one clear line, a documented exit code, no network call", 
     ["volume id of 9 digits", ["vol-123456789"], /malformed volume id/, ExitCode.usage],
     ["upper-case volume id", ["vol-ABCDEF12"], /malformed volume id/, ExitCode.usage],
     ["duplicate volume", [VOL, VOL], /volume vol-0123456789abcdef0 given twice/, ExitCode.usage],
-    ["no volume", [], /no volume ids given/, ExitCode.usage],
+    [
+      "no volume",
+      [],
+      /no volume ids or mount points were given: name the EBS volumes/,
+      ExitCode.usage,
+    ],
     [
       "tag without =",
       ["--tag", "novalue", VOL],
@@ -94,7 +99,7 @@ Deno.test("bad input: one clear line, a documented exit code, no network call", 
     [
       "tag count",
       ["--tag", "a=1", "--tag", "b=2", VOL],
-      /--tag given 2 times for 1 volumes/,
+      /--tag given 2 times for 1 volume: give it once$/m,
       ExitCode.usage,
     ],
     [
@@ -135,9 +140,9 @@ Deno.test("bad input: one clear line, a documented exit code, no network call", 
     ],
     ["ambiguous abbreviation", ["--mysql-s", VOL], /option --mysql-s is ambiguous/, ExitCode.usage],
     [
-      "MongoDB is not supported yet",
+      "MongoDB is not supported",
       ["--mongo", VOL],
-      /--mongo: not supported yet/,
+      /--mongo: not supported .*freeze the file system that holds MongoDB's data/,
       ExitCode.usage,
     ],
   ];
@@ -160,7 +165,7 @@ Deno.test("bad input: one clear line, a documented exit code, no network call", 
   }
 });
 
-Deno.test("--noaction prints the plan and makes no network call", async () => {
+Deno.test("--noaction prints the plan on stderr and makes no network call", async () => {
   const endpoint = countingEndpoint();
   try {
     const env = baseEnv({
@@ -172,8 +177,14 @@ Deno.test("--noaction prints the plan and makes no network call", async () => {
       { env },
     );
     assertEquals(result.code, 0, result.stderr);
-    assert(result.stdout.includes(`would snapshot ${VOL} description="nightly"`));
-    assert(result.stdout.includes("region: eu-west-1 (--region)"));
+    assertEquals(result.stdout, "", "stdout stays for snapshot ids, as with the old tool");
+    assert(result.stderr.includes(`would snapshot ${VOL} description="nightly"`));
+    assert(result.stderr.includes("region: eu-west-1 (--region)"));
+    const json = await runProgram(
+      ["-n", "--output=json", "--region", "eu-west-1", "--ec2-endpoint", endpoint.url, VOL],
+      { env },
+    );
+    assertEquals(JSON.parse(json.stdout).noaction, true, "JSON, asked for, on stdout");
     assertEquals(endpoint.count(), 0);
   } finally {
     await endpoint.stop();
@@ -237,9 +248,53 @@ Deno.test("~/.awssecret is the old tool's default, after the environment", async
     env: { ...env, AWS_ACCESS_KEY_ID: "AKIAENV", AWS_SECRET_ACCESS_KEY: "env-secret-abc" },
   });
   assertMatch(fromEnv.stderr, /credentials from the environment/);
+  Deno.mkdirSync(`${env.HOME}/.aws`, { recursive: true });
+  Deno.writeTextFileSync(
+    `${env.HOME}/.aws/credentials`,
+    "[backup]\naws_access_key_id = AKIAPROFILE\naws_secret_access_key = profile-secret\n",
+    { mode: 0o600 },
+  );
   const fromOption = await runProgram(
     ["-d", "-n", "--region", "us-east-1", "--profile", "backup", VOL],
     { env: { ...env, AWS_ACCESS_KEY_ID: "AKIAENV", AWS_SECRET_ACCESS_KEY: "env-secret-abc" } },
   );
   assertMatch(fromOption.stderr, /credentials from the profile backup/);
+});
+
+Deno.test("off EC2 without a region: says so, and what to pass", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close(); // nothing listens there: as off EC2
+  const env = baseEnv({ AWS_EC2_METADATA_SERVICE_ENDPOINT: `http://127.0.0.1:${port}` });
+  delete env.AWS_EC2_METADATA_DISABLED;
+  const result = await runProgram([VOL], { env });
+  assertEquals(result.code, ExitCode.preflight, result.stderr);
+  assertEquals(result.stderr.trim().split("\n").length, 1, result.stderr);
+  assertMatch(result.stderr, /no region given .* this is not an EC2 instance, or its metadata/);
+  assertMatch(result.stderr, /give --region$/m);
+});
+
+Deno.test("the edges a new user hits: -V, --wait 600, --keep -1, a region typo, no such profile", async () => {
+  const version = await runProgram(["-V"]);
+  assertEquals(version.code, 0);
+  assertMatch(version.stdout, /^ec2-consistent-snapshot \d+\.\d+\.\d+/);
+  const cases: [string[], RegExp][] = [
+    [["--wait", "600", VOL], /^ec2-consistent-snapshot: --wait 600: .* write --wait=600 /],
+    [["--keep", "-1", VOL], /--keep: must not be negative, got '-1'/],
+    [["--keep=-1", VOL], /--keep: must not be negative, got '-1'/],
+    [["-n", "--region", "us-eest-1", VOL], /--region us-eest-1: not an AWS region the AWS SDK/],
+    [["-n", "--region", "us-east-1", "--profile", "nosuch", VOL], /--profile nosuch: no such prof/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await runProgram(args, { env: baseEnv() });
+    assertEquals(result.code, ExitCode.usage, `${args.join(" ")}: ${result.stderr}`);
+    assertEquals(result.stderr.trim().split("\n").length, 1, result.stderr);
+    assertMatch(result.stderr, message);
+  }
+  // A region the SDK does not list is fine with an endpoint of one's own (a newer region, moto).
+  const endpoint = await runProgram(
+    ["-n", "--region", "xx-test-1", "--ec2-endpoint", "http://127.0.0.1:9", VOL],
+    { env: baseEnv({ AWS_ACCESS_KEY_ID: "AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY: "s3cr3t" }) },
+  );
+  assertEquals(endpoint.code, 0, endpoint.stderr);
 });

@@ -299,7 +299,7 @@ Deno.test("--noaction freezes nothing", { ignore: ignoreUnless(XFS, MOTO) }, asy
   await withStack(async ({ proxy, volume, mount, env }) => {
     const out = await runProgram(["-n", "--freeze-filesystem", mount.mountPoint, volume], { env });
     assertEquals(out.code, 0, out.stderr);
-    assertMatch(out.stdout, new RegExp(`would freeze ${mount.mountPoint} \\(xfs on /dev/loop`));
+    assertMatch(out.stderr, new RegExp(`would freeze ${mount.mountPoint} \\(xfs on /dev/loop`));
     assertEquals(proxy.seen.length, 0);
     assertEquals(await isFrozen(mount.mountPoint), false);
   });

@@ -33,9 +33,9 @@ Deno.test("--hold takes an optional value: bare, =N, or a following number only"
   assertThrows(() => parseCommandLine(["--hold=601"]), UsageError, "--hold: at most 600 seconds");
   assertThrows(() => parseCommandLine(["--hold=-1"]), UsageError, "must not be negative");
   assertEquals(parseCommandLine(["--release"]).options.release, true);
-  // --wait keeps its meaning, and now also takes a following number.
+  // --wait keeps its meaning: a number after it is refused (it could be meant as a volume id).
   assertEquals(parseCommandLine(["--wait"]).options.wait, 3600);
-  assertEquals(parseCommandLine(["--wait", "90", "vol-0123abcd"]).options.wait, 90);
+  assertThrows(() => parseCommandLine(["--wait", "90"]), UsageError, "write --wait=90");
 });
 
 Deno.test("--hold and --release are command-line options only", () => {

@@ -229,8 +229,9 @@ realTest("--noaction --hold checks the database and the mounts and touches nothi
     const out = await runProgram(["--noaction", "--hold", ...holdArgs], { env });
     await db.sql("SET GLOBAL general_log = 0");
     assertEquals(out.code, 0, out.stderr);
-    assertMatch(out.stdout, /would flush and lock MySQL\/MariaDB, lock mode flush \(connected/);
-    assertMatch(out.stdout, new RegExp(`would freeze ${mount.mountPoint} \\(xfs`));
+    assertMatch(out.stderr, /would flush and lock MySQL\/MariaDB, lock mode flush \(connected/);
+    assertMatch(out.stderr, new RegExp(`would freeze ${mount.mountPoint} \\(xfs`));
+    assertEquals(out.stdout, "", "nothing on stdout looks like a result");
     const statements = Deno.readTextFileSync(log);
     assertMatch(statements, /SELECT VERSION\(\)/, "it connected and checked");
     assert(!/FLUSH|LOCK|BACKUP STAGE/i.test(statements), statements);

@@ -58,8 +58,15 @@ Deno.test("every option's names appear in --help and in the man page source", ()
       assert(help.includes(`-${spec.short}, --${spec.name}`), `--help lacks -${spec.short}`);
       assert(page.includes(`\\fB\\-${spec.short}\\fR`), `man page lacks -${spec.short}`);
     }
-    assert(help.includes(spec.help), `--help lacks the help of --${spec.name}`);
+    // Wrapped to 80 columns: compared with the line breaks as spaces.
+    assert(
+      help.replace(/\s+/g, " ").includes(spec.help.replace(/\s+/g, " ")),
+      `--help lacks the help of --${spec.name}`,
+    );
   }
+  for (const line of help.split("\n")) assert(line.length <= 80, `--help line over 80: ${line}`);
+  assert(help.includes("-V, --version"), "-V is --version");
+  assert(/man\s+ec2-consistent-snapshot/.test(help), "--help points to the man page");
 });
 
 Deno.test("the man page renders without warnings and shows every option and exit code", {

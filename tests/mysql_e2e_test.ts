@@ -197,7 +197,7 @@ Deno.test({
         volume,
       ], { env });
       assertEquals(dry.code, 0, dry.stderr);
-      assertMatch(dry.stdout, /would flush and lock MySQL\/MariaDB/);
+      assertMatch(dry.stderr, /would flush and lock MySQL\/MariaDB/);
       assertEquals(await connections(), before + 1, "only our own count query connected");
 
       const wrong = `${dir}/wrong.cnf`;

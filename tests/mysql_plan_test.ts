@@ -38,10 +38,11 @@ Deno.test("--noaction --mysql: ~/.my.cnf read, the MySQL plan printed, nothing c
     );
     // No server listens on that socket: a connection attempt would have failed the run.
     assertEquals(out.code, ExitCode.ok, out.stderr);
-    assertMatch(out.stdout, /would flush and lock MySQL\/MariaDB, lock mode flush/);
-    assertMatch(out.stdout, /socket \S+nothing-listens\.sock \(file\) as backup, password set/);
-    assertMatch(out.stdout, /\.my\.cnf/);
-    assertMatch(out.stdout, /would write the binary log position to \S+status/);
+    assertMatch(out.stderr, /would flush and lock MySQL\/MariaDB, lock mode flush/);
+    assertMatch(out.stderr, /socket \S+nothing-listens\.sock \(file\) as backup, password set/);
+    assertMatch(out.stderr, /\.my\.cnf/);
+    assertMatch(out.stderr, /would write the binary log position to \S+status/);
+    assertEquals(out.stdout, "", "the plan goes to stderr");
     assert(!out.stdout.includes(SECRET) && !out.stderr.includes(SECRET), "the password shows");
 
     const stop = await runProgram([

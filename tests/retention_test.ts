@@ -12,8 +12,9 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { MOTO, startMoto } from "./support/moto.ts";
 import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
-import { applyRetention, selectExpired } from "../src/aws/retention.ts";
+import { applyRetention } from "../src/aws/retention.ts";
 import { retentionPolicy } from "../src/plan/after_run.ts";
+import { defaultOptions } from "../src/cli/options.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { UsageError } from "../src/util/errors.ts";
 
@@ -66,7 +67,9 @@ Deno.test("retention deletes only the older marked snapshots of the run's volume
     assertEquals(before.size, 7, "--noaction deleted nothing");
 
     const text = await runProgram(["--noaction", "--keep", "2", a, b], { env });
-    assertEquals(text.stdout.match(/^would delete snap-/gm)?.length, 4, text.stdout);
+    assertEquals(text.stdout, "", "--noaction's plan goes to stderr");
+    assertEquals(text.stderr.match(/^would delete snap-/gm)?.length, 4, text.stderr);
+    assertEquals(text.stderr.match(/^would keep snap-/gm)?.length, 2, text.stderr);
 
     const result = await runProgram(["--output", "json", "--keep", "2", a, b], { env });
     assertEquals(result.code, 0, result.stderr);
@@ -97,34 +100,38 @@ function snap(id: string, daysAgo: number, state = "completed"): Snapshot {
   };
 }
 
-Deno.test("selection: --keep counts this run's snapshot; with both rules, either one keeps", () => {
-  const now = new Date(Date.UTC(2025, 0, 31));
-  const list = [
-    snap("snap-3", 3),
-    snap("snap-1", 1),
-    snap("snap-10", 10),
-    snap("snap-p", 20, "pending"),
-  ];
-  const ids = (s: Snapshot[]) => s.map((x) => x.SnapshotId);
-  assertEquals(ids(selectExpired(list, { keep: 2 }, { ownCount: 1, now })), ["snap-3", "snap-10"]);
-  assertEquals(ids(selectExpired(list, { keepDays: 5 }, { ownCount: 1, now })), ["snap-10"]);
-  assertEquals(ids(selectExpired(list, { keep: 1, keepDays: 2 }, { ownCount: 1, now })), [
-    "snap-3",
-    "snap-10",
-  ]);
-  assertEquals(ids(selectExpired(list, { keep: 4, keepDays: 2 }, { ownCount: 1, now })), []);
-});
-
 Deno.test("retention options: --keep 0 and --keep-days 0 are refused", () => {
   for (const [keep, days] of [[0, undefined], [undefined, 0]]) {
     try {
-      retentionPolicy(keep, days);
+      retentionPolicy({ ...defaultOptions(), keep, keepDays: days });
       throw new Error("accepted");
     } catch (error) {
       assert(error instanceof UsageError, String(error));
     }
   }
-  assertEquals(retentionPolicy(undefined, undefined), undefined);
+  assertEquals(retentionPolicy(defaultOptions()), undefined);
+  const bad: [Partial<ReturnType<typeof defaultOptions>>, RegExp][] = [
+    [{ keepDaily: 0 }, /^--keep-daily: must be at least 1/],
+    [{ retentionTz: "Europe/Berlin" }, /^--retention-tz: needs a retention rule/],
+    [{ keepWeekly: 2, retentionTz: "Nowhere/City" }, /^--retention-tz: unknown time zone/],
+  ];
+  for (const [given, message] of bad) {
+    try {
+      retentionPolicy({ ...defaultOptions(), ...given });
+      throw new Error(`accepted ${JSON.stringify(given)}`);
+    } catch (error) {
+      assert(error instanceof UsageError && message.test(error.message), String(error));
+    }
+  }
+  assertEquals(
+    retentionPolicy({ ...defaultOptions(), keepWeekly: 4, retentionTz: "Europe/Berlin" }),
+    {
+      keep: undefined,
+      keepDays: undefined,
+      calendar: { weekly: 4 },
+      timeZone: "Europe/Berlin",
+    },
+  );
 });
 
 // moto refuses DeleteSnapshot with InvalidSnapshot.InUse only for the snapshots it makes itself
@@ -165,7 +172,7 @@ Deno.test("retention skips and reports a snapshot in use by an image (recording 
   }) as EC2Client;
   const result = await applyRetention({
     client: fake,
-    policy: { keep: 1 },
+    policy: { keep: 1, calendar: {}, timeZone: "UTC" },
     volumeIds: ["vol-0123abcd"],
     ownSnapshots: [{ snapshotId: "snap-new", volumeId: "vol-0123abcd" }],
     noaction: false,
@@ -173,6 +180,11 @@ Deno.test("retention skips and reports a snapshot in use by an image (recording 
     now: new Date(Date.UTC(2025, 0, 31)),
   });
   assertEquals(result.deleted.map((d) => d.snapshotId), ["snap-older", "snap-multi"]);
+  assertEquals(
+    result.decisions.map((d) => [d.snapshotId, d.keep]),
+    [["snap-old", false], ["snap-older", false], ["snap-multi", false]],
+    "the new snapshot (not listed yet) takes the one place --keep 1 leaves",
+  );
   assertEquals(result.skipped.map((d) => d.snapshotId), ["snap-old"]);
   assert(result.skipped[0].reason?.startsWith("InvalidSnapshot.InUse"));
   assertEquals(result.failed, []);
@@ -182,4 +194,23 @@ Deno.test("retention skips and reports a snapshot in use by an image (recording 
     "DeleteSnapshotCommand",
     "DeleteSnapshotCommand",
   ]);
+});
+
+Deno.test("--noaction with retention and no credentials: one line, exit 3, no stack", async () => {
+  const result = await runProgram(
+    [
+      "-n",
+      "--keep-daily",
+      "7",
+      "--region",
+      "us-east-1",
+      "--ec2-endpoint",
+      "http://127.0.0.1:9",
+      "vol-0123abcd",
+    ],
+    { env: baseEnv() },
+  );
+  assertEquals(result.code, 3, result.stderr);
+  assertEquals(result.stderr.trim().split("\n").length, 1, result.stderr);
+  assert(result.stderr.includes("retention: cannot list the volumes' snapshots"), result.stderr);
 });

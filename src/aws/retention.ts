@@ -1,7 +1,7 @@
 /**
- * Retention (`--keep N`, `--keep-days D`): deletes older snapshots of the same volumes that
- * carry this tool's marker tag, never one without it, never one of this run. The marker's value
- * is the volume id, or "multi-volume" (then the snapshot's VolumeId names the volume).
+ * Retention: deletes the snapshots of the run's volumes that carry this tool's marker tag and
+ * that the policy (retention/policy.ts) does not keep; never one without the marker, never one of
+ * this run. The marker's value is the volume id, or "multi-volume" (then VolumeId names it).
  */
 import type { Snapshot as SdkSnapshot } from "@aws-sdk/client-ec2";
 import type { EC2Client } from "./ec2.ts";
@@ -9,6 +9,15 @@ import { errorCode, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { MARKER_TAG, MULTI_VOLUME_MARKER } from "../plan/tags.ts";
 import type { RetentionPolicy } from "../plan/after_run.ts";
+import { decideRetention, type PolicySnapshot } from "../retention/policy.ts";
+
+/**
+ * Tags that mark a snapshot EC2 made from a call whose answer never came ("consistency
+ * unknown"): never deleted by retention, never counted as a backup. None yet: such snapshots
+ * carry the same tags as good ones (the run that made them reports them by id and fails); a
+ * tag given to them later belongs here.
+ */
+const CONSISTENCY_UNKNOWN_TAGS: readonly string[] = [];
 
 /** A snapshot as DescribeSnapshots lists it (the SDK's type). */
 export type Snapshot = SdkSnapshot;
@@ -25,6 +34,22 @@ export interface RetentionItem {
   reason?: string;
 }
 
+/** The decision on one snapshot, as reported (JSON, and --noaction's listing). */
+export interface RetentionDecisionItem {
+  /** The snapshot. */
+  snapshotId: string;
+  /** Its volume (for --multi-volume snapshots, the snapshot's own VolumeId). */
+  volumeId: string;
+  /** ISO time the snapshot was started. */
+  startTime: string;
+  /** True when a rule keeps it (or it may not be deleted); false when it goes. */
+  keep: boolean;
+  /** The rules that keep it ("this run", "last 7", "daily 2021-01-04", "pending"). */
+  keptBy: string[];
+  /** Why it goes, when it goes. */
+  reason?: string;
+}
+
 /** What retention did (or, with --noaction, would do). */
 export interface RetentionResult {
   /** True with --noaction: nothing was deleted; `deleted` lists what would be. */
@@ -35,9 +60,9 @@ export interface RetentionResult {
   skipped: RetentionItem[];
   /** DeleteSnapshot failed for another reason. */
   failed: RetentionItem[];
+  /** Every snapshot of the run's volumes that carries the marker, newest first per volume. */
+  decisions: RetentionDecisionItem[];
 }
-
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 function markerOf(snapshot: Snapshot): string | undefined {
   return snapshot.Tags?.find((tag) => tag.Key === MARKER_TAG)?.Value;
@@ -66,26 +91,13 @@ async function markedSnapshots(
   return byVolume;
 }
 
-/**
- * The snapshots the policy lets go, for one volume. `ownCount` snapshots of this run (or, with
- * --noaction, the one it would make) count as the newest ones kept.
- */
-export function selectExpired(
-  snapshots: readonly Snapshot[],
-  policy: RetentionPolicy,
-  options: { ownCount: number; now: Date },
-): Snapshot[] {
-  const started = (s: Snapshot) => s.StartTime?.getTime() ?? Number.POSITIVE_INFINITY;
-  // Newest first; equal times by id, so the order (and so the choice) is stable.
-  const sorted = snapshots
-    .filter((s) => s.State !== "pending" && s.StartTime !== undefined)
-    .sort((a, b) => started(b) - started(a) || (b.SnapshotId! < a.SnapshotId! ? -1 : 1));
-  return sorted.filter((snapshot, index) => {
-    const keptByCount = policy.keep !== undefined && index + options.ownCount < policy.keep;
-    const keptByAge = policy.keepDays !== undefined &&
-      options.now.getTime() - started(snapshot) < policy.keepDays * DAY_MS;
-    return !keptByCount && !keptByAge;
-  });
+/** Why a snapshot may not be deleted or counted whatever the rules say, if it may not. */
+function exemption(snapshot: Snapshot): string | undefined {
+  if (snapshot.State === "pending") return "pending";
+  if (snapshot.Tags?.some((tag) => CONSISTENCY_UNKNOWN_TAGS.includes(tag.Key ?? ""))) {
+    return "consistency unknown";
+  }
+  return undefined;
 }
 
 /** What {@linkcode applyRetention} looks at, and how. */
@@ -124,22 +136,46 @@ export async function applyRetention(options: RetentionOptions): Promise<Retenti
     deleted: [],
     skipped: [],
     failed: [],
+    decisions: [],
   };
   const byVolume = await markedSnapshots(client, options.volumeIds);
-  const expired: RetentionItem[] = [];
+  const input: PolicySnapshot[] = [];
   for (const [volumeId, snapshots] of byVolume) {
-    const others = snapshots.filter((s) => !own.has(s.SnapshotId!));
-    // With --noaction the run would make one snapshot of each volume.
-    const ownCount = options.noaction
+    const listed = new Set(snapshots.map((s) => s.SnapshotId));
+    // The run's own snapshots fill their periods even before DescribeSnapshots lists them;
+    // with --noaction, the one snapshot the run would make of each volume, now.
+    const unlisted = options.noaction
       ? 1
-      : options.ownSnapshots.filter((s) => s.volumeId === volumeId).length;
-    for (const snapshot of selectExpired(others, policy, { ownCount, now })) {
-      expired.push({
+      : options.ownSnapshots.filter((s) => s.volumeId === volumeId && !listed.has(s.snapshotId))
+        .length;
+    for (let i = 0; i < unlisted; i++) {
+      input.push({ snapshotId: "", volumeId, startTime: now, own: true });
+    }
+    for (const snapshot of snapshots) {
+      if (snapshot.StartTime === undefined) continue; // never seen; nothing to decide on
+      const isOwn = own.has(snapshot.SnapshotId!);
+      input.push({
         snapshotId: snapshot.SnapshotId!,
         volumeId,
-        startTime: snapshot.StartTime!.toISOString(),
+        startTime: snapshot.StartTime,
+        own: isOwn,
+        // This run's snapshot counts even while pending: it is the one the run vouches for.
+        exempt: isOwn ? undefined : exemption(snapshot),
       });
     }
+  }
+  const expired: RetentionItem[] = [];
+  for (const decision of decideRetention(input, policy, now)) {
+    const { snapshotId, volumeId, startTime } = decision.snapshot;
+    if (snapshotId === "") continue; // a snapshot of this run not listed (yet), or to be made
+    const item = { snapshotId, volumeId, startTime: startTime.toISOString() };
+    result.decisions.push({
+      ...item,
+      keep: decision.keep,
+      keptBy: decision.keptBy,
+      reason: decision.reason,
+    });
+    if (!decision.keep) expired.push(item);
   }
   if (options.noaction) {
     result.deleted = expired;

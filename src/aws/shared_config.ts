@@ -19,3 +19,24 @@ export async function profileRegion(profile: string): Promise<string | undefined
     return undefined; // no shared config
   }
 }
+
+/**
+ * True when the shared config or credentials file has a section for the profile (the SDK's
+ * reader: `[profile NAME]` in the config file, `[NAME]` in the credentials file; also
+ * `$AWS_CONFIG_FILE` and `$AWS_SHARED_CREDENTIALS_FILE`).
+ *
+ * @example
+ * ```ts
+ * const { profileExists } = await import("../aws/shared_config.ts");
+ * await profileExists("nosuch"); // false
+ * ```
+ */
+export async function profileExists(profile: string): Promise<boolean> {
+  try {
+    const files = await loadSharedConfigFiles();
+    return files.configFile?.[profile] !== undefined ||
+      files.credentialsFile?.[profile] !== undefined;
+  } catch {
+    return false;
+  }
+}

@@ -10,7 +10,7 @@ import { createHooks } from "../run/hooks.ts";
 import { createMysqlDatabase } from "../db/mysql/database.ts";
 import { createWatchdog } from "../watchdog/client.ts";
 import { acquireFreezeLocks } from "../host/freeze_lock.ts";
-import { ExitCode } from "../util/errors.ts";
+import { errorCode, errorMessage, ExitCode, PreflightError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { Plan } from "../plan/plan.ts";
 import { createEc2, createEc2Client, type EC2Client } from "../aws/ec2.ts";
@@ -19,9 +19,22 @@ import { sdkCredentials } from "../aws/credentials.ts";
 import { stderrProgress } from "./progress.ts";
 import { jsonReport, planReport, textReport } from "./report.ts";
 import { runSequence } from "../run/sequence.ts";
+import type { RunFacts } from "./run_metrics.ts";
 
 /** Where the command writes its report (stdout in the program). */
 export type Write = (text: string) => void;
+
+/** What execute needs from the command. */
+export interface ExecuteIo {
+  /** The run's logger (stderr). */
+  log: Logger;
+  /** The report of a run: stdout. */
+  write: Write;
+  /** --noaction's plan: stderr, or stdout for JSON. */
+  writePlan: Write;
+  /** Filled in as the run goes, for --metrics-file. */
+  facts?: RunFacts;
+}
 
 /**
  * Carries out a plan that needs EC2: the dry run with retention (a read-only listing), or the
@@ -30,11 +43,11 @@ export type Write = (text: string) => void;
  * @example
  * ```ts
  * const { execute } = await import("./execute.ts");
- * return await execute(plan, { log, write: writeStdout });
+ * return await execute(plan, { log, write: writeStdout, writePlan: writeStderr });
  * ```
  */
-export async function execute(plan: Plan, io: { log: Logger; write: Write }): Promise<number> {
-  const { log, write } = io;
+export async function execute(plan: Plan, io: ExecuteIo): Promise<number> {
+  const { log } = io;
   const credentials = await sdkCredentials(plan.credentials);
   const clients = new Map<string, EC2Client>();
   const clientFor = (region: string) => {
@@ -49,8 +62,16 @@ export async function execute(plan: Plan, io: { log: Logger; write: Write }): Pr
       // Retention lists what it would delete: a read-only DescribeSnapshots, nothing else.
       const retention = plan.afterRun.retention
         ? await previewRetention(plan.afterRun.retention, plan.volumes, clientFor(region), log)
+          .catch((error) => {
+            // No credentials, no permission, no endpoint: one line, as for any other preflight.
+            throw new PreflightError(
+              `retention: cannot list the volumes' snapshots (ec2:DescribeSnapshots): ` +
+                `${errorCode(error)}: ${errorMessage(error)}`,
+              { cause: error },
+            );
+          })
         : undefined;
-      write(planReport(plan, retention));
+      io.writePlan(planReport(plan, retention));
       return ExitCode.ok;
     }
     return await snapshotAndFollowUp(plan, clientFor, io);
@@ -63,7 +84,7 @@ export async function execute(plan: Plan, io: { log: Logger; write: Write }): Pr
 async function snapshotAndFollowUp(
   plan: Plan,
   clientFor: (region: string) => EC2Client,
-  io: { log: Logger; write: Write },
+  io: ExecuteIo,
 ): Promise<number> {
   const { log, write } = io;
   const region = plan.region.value!;
@@ -107,6 +128,11 @@ async function snapshotAndFollowUp(
         },
       )
       : undefined;
+    if (io.facts) {
+      io.facts.outcomes = result.outcomes;
+      io.facts.timings = result.timings;
+      io.facts.retention = after?.retention ?? null;
+    }
     const final = { ...result, problems: [...result.problems, ...after?.problems ?? []] };
     write(
       plan.output === "json"

@@ -1,4 +1,5 @@
 /** The `--help` text, and the labels it shares with the man page, made from the option table. */
+import { ExitCode } from "../util/errors.ts";
 import { OPTION_TABLE, type OptionSpec } from "./options.ts";
 
 /**
@@ -37,36 +38,65 @@ export function synopsis(spec: OptionSpec): string {
   return `${names} ${spec.value}`;
 }
 
-/**
- * The --help text, made from the table: the usage, then each group's options with their help
- * and defaults.
- *
- * @example
- * ```ts
- * console.log(helpText(VERSION));
- * ```
- */
+/** Words of `text` in lines of at most `width` columns, each line after `indent`. */
+export function wrap(text: string, width: number, indent: string): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter((w) => w !== "")) {
+    if (line !== "" && indent.length + line.length + 1 + word.length > width) {
+      lines.push(indent + line);
+      line = word;
+    } else {
+      line = line === "" ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== "") lines.push(indent + line);
+  return lines;
+}
+
+/** The width --help fits in. */
+export const HELP_WIDTH = 80;
+
+/** The --help text, made from the table; every line fits in 80 columns. */
 export function helpText(version: string): string {
   const lines = [
     `ec2-consistent-snapshot ${version}`,
     "",
     "Usage: ec2-consistent-snapshot [options] [VOLUME_ID ...]",
     "",
-    "Creates EBS snapshots while file systems are frozen and databases are flushed and locked,",
-    "and releases everything right after the snapshots are initiated. With no VOLUME_ID, the",
-    "volumes are found from the mount points given with --freeze-filesystem and",
-    "--no-freeze-filesystem.",
+    ...wrap(
+      "Creates EBS snapshots while file systems are frozen and databases are flushed and " +
+        "locked, and releases everything right after the snapshots are initiated. With no " +
+        "VOLUME_ID, the volumes are found from the mount points given with " +
+        "--freeze-filesystem and --no-freeze-filesystem. An option's value follows it " +
+        "(--region eu-west-1) or an equals sign (--region=eu-west-1); --wait takes one only " +
+        "after '=' (--wait=600).",
+      HELP_WIDTH,
+      "",
+    ),
   ];
   let group = "";
   for (const spec of OPTION_TABLE as readonly OptionSpec[]) {
     if (spec.group !== group) {
       group = spec.group;
-      lines.push("", `${group}:`);
+      lines.push("", ...wrap(`${group}:`, HELP_WIDTH, ""));
     }
     const label = defaultLabel(spec);
-    lines.push(`  ${synopsis(spec)}`);
-    lines.push(`      ${spec.help}${label ? ` (default: ${label})` : ""}`);
+    const text = spec.help + (spec.kind === "list" ? " Repeatable." : "") +
+      (label ? ` (default: ${label})` : "");
+    lines.push(...wrap(synopsis(spec), HELP_WIDTH, "  "), ...wrap(text, HELP_WIDTH, "      "));
   }
-  lines.push("", "Exit codes: see the README or the man page.", "");
+  const codes = Object.entries(ExitCode).map(([name, code]) => `${code} ${name}`);
+  lines.push(
+    "",
+    ...wrap(
+      `Exit codes: ${codes.join(", ")}, 128+N stopped by signal N. Each is explained in ` +
+        "the man page (man ec2-consistent-snapshot, or man ./dist/ec2-consistent-snapshot.1 " +
+        "after scripts/build.sh).",
+      HELP_WIDTH,
+      "",
+    ),
+    "",
+  );
   return lines.join("\n");
 }

@@ -21,6 +21,8 @@ export interface HoldCommandInputs {
   log: Logger;
   /** Writes to stdout. */
   write: (text: string) => void;
+  /** Where the dry run's plan goes (stderr in the program); default `write`. */
+  writePlan?: (text: string) => void;
 }
 
 const ms = (value: number | null) => value === null ? "-" : `${value} ms`;
@@ -106,7 +108,8 @@ export async function holdCommand(inputs: HoldCommandInputs): Promise<number> {
   }
   const plan = await buildHoldPlan({ args, commandLineVolumes: inputs.commandLine.volumeIds, log });
   if (options.noaction) {
-    write(await holdDryRun(plan, log));
+    // As --noaction's plan: on stderr, so that nothing on stdout looks like a result.
+    (inputs.writePlan ?? write)(await holdDryRun(plan, log));
     return ExitCode.ok;
   }
   const held = await startHold(plan, { log, paths: statePaths() });

@@ -4,14 +4,27 @@ import { AppError, ExitCode, exitCodeOf } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { helpText } from "./help.ts";
 import { parseCommandLine } from "./parse.ts";
-import { buildPlan } from "../plan/plan.ts";
+import { buildPlan, type Plan } from "../plan/plan.ts";
+import type { RunFacts } from "./run_metrics.ts";
 import { planReport } from "./report.ts";
 import { VERSION } from "./version.ts";
 
-function writeStdout(text: string): void {
+function writeTo(stream: { writeSync(p: Uint8Array): number }, text: string): void {
   const bytes = new TextEncoder().encode(text);
   let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+  while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+}
+
+function writeStdout(text: string): void {
+  writeTo(Deno.stdout, text);
+}
+
+/**
+ * Where --noaction's plan goes: stderr, as the old tool printed nothing on stdout (scripts that
+ * read snapshot ids from it read none); a JSON plan, asked for, on stdout.
+ */
+function planWriter(plan: Plan): (text: string) => void {
+  return plan.output === "json" ? writeStdout : (text) => writeTo(Deno.stderr, text);
 }
 
 /**
@@ -24,42 +37,85 @@ function writeStdout(text: string): void {
  * ```
  */
 export async function main(argv: readonly string[]): Promise<number> {
+  const start = new Date();
   let log: Logger = createLogger();
+  // Known once the options are read; written after every run that got that far.
+  let metricsFile: string | undefined;
+  const facts: RunFacts = {};
+  let code: number;
   try {
-    const parsed = parseCommandLine(argv);
-    if (parsed.options.help) {
-      writeStdout(helpText(VERSION));
-      return ExitCode.ok;
-    }
-    if (parsed.options.version) {
-      writeStdout(`ec2-consistent-snapshot ${VERSION}\n`);
-      return ExitCode.ok;
-    }
-    const { args, warnings } = withConfigFile(parsed);
-    const { options } = args;
-    log = createLogger({ debug: options.debug, quiet: options.quiet });
-    for (const warning of warnings) log.warn(warning);
-    log.debug(`ec2-consistent-snapshot ${VERSION}, Deno ${Deno.version.deno}`);
-    if (options.hold !== undefined || options.release) {
-      const { holdCommand } = await import("./hold_command.ts");
-      return await holdCommand({ commandLine: parsed, args, log, write: writeStdout });
-    }
-    const plan = await buildPlan({
-      args,
-      env: Deno.env.toObject(),
-      home: Deno.env.get("HOME"),
-      log,
+    code = await command(argv, {
+      log: (created) => log = created,
+      metricsFile: (path) => metricsFile = path,
+      facts,
     });
-    if (plan.noaction && !plan.afterRun.retention) {
-      writeStdout(planReport(plan));
-      return ExitCode.ok;
-    }
-    // The AWS SDK loads here, with the part that calls EC2.
-    const { execute } = await import("./execute.ts");
-    return await execute(plan, { log, write: writeStdout });
   } catch (error) {
     if (error instanceof AppError) log.error(error.message);
     else log.error(`internal error: ${error instanceof Error ? error.stack : String(error)}`);
-    return exitCodeOf(error);
+    code = exitCodeOf(error);
   }
+  if (metricsFile === undefined) return code;
+  const { writeRunMetrics } = await import("./run_metrics.ts");
+  return writeRunMetrics(metricsFile, { code, start, facts, log });
+}
+
+/** The command itself; `hooks` hand the logger, the metrics file and the run's facts out. */
+async function command(
+  argv: readonly string[],
+  hooks: {
+    log: (log: Logger) => void;
+    metricsFile: (path: string) => void;
+    facts: RunFacts;
+  },
+): Promise<number> {
+  const parsed = parseCommandLine(argv);
+  if (parsed.options.help) {
+    writeStdout(helpText(VERSION));
+    return ExitCode.ok;
+  }
+  if (parsed.options.version) {
+    writeStdout(`ec2-consistent-snapshot ${VERSION}\n`);
+    return ExitCode.ok;
+  }
+  const { args, warnings } = withConfigFile(parsed);
+  const { options } = args;
+  const log = createLogger({ debug: options.debug, quiet: options.quiet });
+  hooks.log(log);
+  if (options.hold !== undefined || options.release) {
+    // Hold mode makes no snapshot: no metrics of a run are written for it.
+    for (const warning of warnings) log.warn(warning);
+    const { holdCommand } = await import("./hold_command.ts");
+    return await holdCommand({
+      commandLine: parsed,
+      args,
+      log,
+      write: writeStdout,
+      writePlan: (text) => writeTo(Deno.stderr, text),
+    });
+  }
+  // A dry run is not a run: it leaves the monitoring's file alone.
+  if (options.metricsFile !== undefined && !options.noaction) {
+    hooks.metricsFile(options.metricsFile);
+  }
+  for (const warning of warnings) log.warn(warning);
+  log.debug(`ec2-consistent-snapshot ${VERSION}, Deno ${Deno.version.deno}`);
+  const plan = await buildPlan({
+    args,
+    env: Deno.env.toObject(),
+    home: Deno.env.get("HOME"),
+    log,
+  });
+  hooks.facts.volumeIds = plan.volumes.map((v) => v.volumeId);
+  if (plan.noaction && !plan.afterRun.retention) {
+    planWriter(plan)(planReport(plan));
+    return ExitCode.ok;
+  }
+  // The AWS SDK loads here, with the part that calls EC2.
+  const { execute } = await import("./execute.ts");
+  return await execute(plan, {
+    log,
+    write: writeStdout,
+    writePlan: planWriter(plan),
+    facts: hooks.facts,
+  });
 }

@@ -2,6 +2,7 @@
 import { ExitCode, type ExitCodeValue } from "../util/errors.ts";
 import { defaultLabel } from "./help.ts";
 import { OPTION_TABLE, type OptionSpec } from "./options.ts";
+import { STOP_SIGNALS } from "../run/cleanup.ts";
 
 /** One line per exit code, for the EXIT STATUS section (the compiler demands every code). */
 export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
@@ -23,6 +24,9 @@ export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
     "Another run or hold freezes, or is about to freeze, the same file system; nothing was locked.",
   [ExitCode.notHeld]:
     "--release: nothing is held, or the deadline of --hold had already released everything.",
+  [ExitCode.metrics]:
+    "--metrics-file could not be written (after a run that otherwise succeeded; a failed run " +
+    "keeps its own code).",
 };
 
 /** What goes into the page besides the option table. */
@@ -51,7 +55,9 @@ function optionHeading(spec: OptionSpec): string {
 }
 
 function optionBody(spec: OptionSpec): string[] {
-  const lines = [escapeRoff(spec.help)];
+  // The sentence below says it for every repeatable option: not twice.
+  const help = spec.kind === "list" ? spec.help.replace(/ \(repeatable\)\./, ".") : spec.help;
+  const lines = [escapeRoff(help)];
   const label = defaultLabel(spec);
   if (label) lines.push(`Default: ${escapeRoff(label)}.`);
   if (spec.kind === "list") lines.push("May be given more than once.");
@@ -132,6 +138,14 @@ export function manPage({ version, date }: ManPageOptions): string {
   for (const [code, help] of Object.entries(EXIT_CODE_HELP)) {
     out.push(".TP", `.B ${code}`, escapeRoff(help));
   }
+  const signals = Object.entries(STOP_SIGNALS).map(([name, n]) => `${128 + n} for ${name}`);
+  out.push(
+    ".TP",
+    ".B 128+N",
+    escapeRoff(
+      `Stopped by signal N (${signals.join(", ")}), after everything taken was released.`,
+    ),
+  );
   out.push(
     ".SH ENVIRONMENT",
     ...[
@@ -139,6 +153,7 @@ export function manPage({ version, date }: ManPageOptions): string {
       ["AWS_CREDENTIALS", "Default of --aws-credentials-file."],
       ["AWS_PROFILE", "Default of --profile."],
       ["AWS_REGION", "Default of --region."],
+      ["AWS_DEFAULT_REGION", "Default of --region when AWS_REGION is not set."],
       ["AWS_ENDPOINT_URL_EC2", "Default of --ec2-endpoint."],
     ].flatMap(([name, help]) => [".TP", `.B ${escapeRoff(name)}`, escapeRoff(help)]),
     ".PP",

@@ -41,13 +41,24 @@ export interface OptionSpec {
   readonly bareValue?: number;
   /** The largest value accepted (seconds). */
   readonly max?: number;
+  /**
+   * optional-seconds: a number in the next word is the value (`--hold 90`). Only for options
+   * that take no volume ids beside them, where a number cannot be meant as one.
+   */
+  readonly valueAfterSpace?: boolean;
 }
 
 /** The table. Order is the order of --help. */
 export const OPTION_TABLE = [
   // General
   { name: "help", short: "h", kind: "flag", group: "General", help: "Print this help and exit." },
-  { name: "version", kind: "flag", group: "General", help: "Print the version and exit." },
+  {
+    name: "version",
+    short: "V",
+    kind: "flag",
+    group: "General",
+    help: "Print the version and exit.",
+  },
   {
     name: "debug",
     short: "d",
@@ -85,6 +96,14 @@ export const OPTION_TABLE = [
     group: "General",
     commandLineOnly: true,
     help: "Read options from an INI file (keys are long option names); the command line wins.",
+  },
+  {
+    name: "metrics-file",
+    kind: "string",
+    value: "PATH",
+    group: "General",
+    help: "After the run, good or failed, write Prometheus metrics to PATH (atomically), for " +
+      "node_exporter's textfile collector.",
   },
 
   // AWS
@@ -145,7 +164,7 @@ export const OPTION_TABLE = [
     name: "region",
     kind: "string",
     value: "REGION",
-    defaultText: "$AWS_REGION, the profile, then the instance's region",
+    defaultText: "$AWS_REGION, $AWS_DEFAULT_REGION, the profile, then the instance's region",
     group: "AWS credentials and endpoint",
     help: "AWS region of the volumes.",
   },
@@ -225,7 +244,7 @@ export const OPTION_TABLE = [
     kind: "list",
     value: "REGION",
     group: "Snapshots",
-    help: "Once complete, copy each snapshot to REGION (repeatable).",
+    help: "Once complete, copy each snapshot to REGION.",
   },
   {
     name: "copy-kms-key-id",
@@ -234,19 +253,39 @@ export const OPTION_TABLE = [
     group: "Snapshots",
     help: "KMS key for the copies.",
   },
+  // Retention
   {
     name: "keep",
     kind: "count",
     value: "N",
-    group: "Snapshots",
-    help: "Retention: keep the newest N snapshots this tool made of each volume; delete older.",
+    group: "Retention (after a successful run; only this tool's snapshots of its volumes)",
+    help: "Keep the newest N snapshots of each volume, this run's included.",
   },
   {
     name: "keep-days",
     kind: "seconds",
     value: "DAYS",
-    group: "Snapshots",
-    help: "Retention: delete this tool's snapshots of each volume older than DAYS.",
+    group: "Retention (after a successful run; only this tool's snapshots of its volumes)",
+    help: "Keep the snapshots started less than DAYS days ago.",
+  },
+  ...(["hourly", "daily", "weekly", "monthly", "yearly"] as const).map((period) => ({
+    name: `keep-${period}` as const,
+    kind: "count" as const,
+    value: "N",
+    group: "Retention (after a successful run; only this tool's snapshots of its volumes)",
+    help: `For each of the last N ${
+      { hourly: "hours", daily: "days", weekly: "ISO weeks", monthly: "months", yearly: "years" }[
+        period
+      ]
+    } that have snapshots, keep the newest (as restic forget --keep-${period}).`,
+  })),
+  {
+    name: "retention-tz",
+    kind: "string",
+    value: "ZONE",
+    defaultText: "UTC",
+    group: "Retention (after a successful run; only this tool's snapshots of its volumes)",
+    help: "Time zone of the hours, days, weeks, months and years, e.g. Europe/Berlin.",
   },
 
   // File systems
@@ -256,14 +295,14 @@ export const OPTION_TABLE = [
     value: "MOUNT",
     aliases: ["xfs-filesystem"],
     group: "File systems",
-    help: "Freeze this mount point while the snapshots are initiated (repeatable).",
+    help: "Freeze this mount point while the snapshots are initiated.",
   },
   {
     name: "no-freeze-filesystem",
     kind: "list",
     value: "MOUNT",
     group: "File systems",
-    help: "Use this mount point for volume discovery only; do not freeze it (repeatable).",
+    help: "Use this mount point for volume discovery only; do not freeze it.",
   },
   {
     name: "pre-freeze-command",
@@ -410,6 +449,7 @@ export const OPTION_TABLE = [
     defaultText: "without SECONDS: 60; at most 600",
     bareValue: 60,
     max: 600,
+    valueAfterSpace: true,
     commandLineOnly: true,
     group: "Hold mode (Data Lifecycle Manager and other orchestrators)",
     help:
@@ -429,61 +469,61 @@ export const OPTION_TABLE = [
   {
     name: "mongo",
     kind: "flag",
-    group: "MongoDB",
-    help: "fsyncLock a running MongoDB while the snapshots are initiated.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (refused): fsyncLock a running MongoDB.",
   },
   {
     name: "mongo-host",
     kind: "string",
     value: "HOST",
     defaultText: "localhost",
-    group: "MongoDB",
-    help: "MongoDB host.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (ignored): MongoDB host.",
   },
   {
     name: "mongo-port",
     kind: "count",
     value: "PORT",
     defaultText: "27017",
-    group: "MongoDB",
-    help: "MongoDB port.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (ignored): MongoDB port.",
   },
   {
     name: "mongo-username",
     kind: "string",
     value: "USER",
-    group: "MongoDB",
-    help: "MongoDB user name.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (ignored): MongoDB user name.",
   },
   {
     name: "mongo-password",
     kind: "string",
     value: "PASSWORD",
     secret: true,
-    group: "MongoDB",
-    help: "MongoDB password.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (ignored): MongoDB password.",
   },
   {
     name: "mongo-stop",
     kind: "flag",
-    group: "MongoDB",
-    help: "Stop MongoDB through its init script instead of locking it.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (refused): stop MongoDB through its init script.",
   },
   {
     name: "mongo-init",
     kind: "string",
     value: "PATH",
     defaultText: "/etc/init.d/mongodb",
-    group: "MongoDB",
-    help: "MongoDB init script (with --mongo-stop).",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (ignored): MongoDB init script (with --mongo-stop).",
   },
   {
     name: "mongo-timeout",
     kind: "seconds",
     value: "SECONDS",
     default: 10,
-    group: "MongoDB",
-    help: "MongoDB lock timeout.",
+    group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
+    help: "Not supported (ignored): MongoDB lock timeout.",
   },
 ] as const satisfies readonly OptionSpec[];
 

@@ -1,6 +1,7 @@
 /** The command-line parser: argv against the option table, into typed `Options`. */
 import { parseArgs } from "node:util";
 import { UsageError } from "../util/errors.ts";
+import { prepareArgs } from "./argv.ts";
 import {
   DEFAULT_WAIT_SECONDS,
   defaultOptions,
@@ -102,27 +103,6 @@ function expandAbbreviation(arg: string): string {
   return candidates.length === 1 ? `--${candidates[0]}${match[2] ?? ""}` : arg;
 }
 
-/**
- * `--wait` and `--hold` may stand alone: node's parser has no optional values, so each gets
- * `=VALUE` explicitly: the next argument when it is a number (`--hold 90`), else nothing, so that
- * a volume id or an option after it is never taken for its value.
- */
-function withOptionalValues(args: string[], specs: readonly OptionSpec[]): string[] {
-  const names = specs.filter((s) => s.kind === "optional-seconds").map((s) => `--${s.name}`);
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--") return out.concat(args.slice(i));
-    if (!names.includes(args[i])) {
-      out.push(args[i]);
-    } else if (/^\d+(\.\d+)?$/.test(args[i + 1] ?? "")) {
-      out.push(`${args[i]}=${args[++i]}`);
-    } else {
-      out.push(`${args[i]}=`);
-    }
-  }
-  return out;
-}
-
 function parseErrorMessage(error: { code?: string; message: string }): string {
   const first = error.message.split("\n")[0];
   const name = /'(?:-\w, )?(-{1,2}[^' ]+)/.exec(first)?.[1] ?? "";
@@ -159,7 +139,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
       };
     }
   }
-  const args = withOptionalValues(argv.map(expandAbbreviation), specs);
+  // `--wait` may stand alone (node's parser has no optional values) and `--keep -1` is a value.
+  const args = prepareArgs(argv.map(expandAbbreviation), specs);
 
   let tokens;
   try {

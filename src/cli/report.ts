@@ -9,6 +9,8 @@ import type { RunResult } from "../run/sequence.ts";
 import { PROGRAM } from "../plan/tags.ts";
 import { describeMysqlPlan, mysqlPlanJson } from "../plan/mysql.ts";
 import type { RetentionResult } from "../aws/retention.ts";
+import type { RetentionPolicy } from "../plan/after_run.ts";
+import { PERIODS } from "../retention/policy.ts";
 import { VERSION } from "./version.ts";
 
 /**
@@ -70,6 +72,17 @@ export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult
   return JSON.stringify(doc, null, 2) + "\n";
 }
 
+/** One line saying the retention rules, for the dry run. */
+function retentionRulesLine(rules: RetentionPolicy): string {
+  const parts = [
+    ...(rules.keep !== undefined ? [`the newest ${rules.keep}`] : []),
+    ...(rules.keepDays !== undefined ? [`those younger than ${rules.keepDays} days`] : []),
+    ...PERIODS.flatMap((p) => rules.calendar[p] !== undefined ? [`${p} ${rules.calendar[p]}`] : []),
+  ];
+  return `retention per volume (this run's new snapshot counts as the newest): keep ` +
+    `${parts.join(", ")}; periods in ${rules.timeZone}. This tool's snapshots of the volumes:`;
+}
+
 /** The dry-run plan: what would be done, in order; `retention` lists what would be deleted. */
 export function planReport(plan: Plan, retention?: RetentionResult): string {
   const after = plan.afterRun;
@@ -97,7 +110,7 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
     ) + "\n";
   }
   const lines = [
-    `${PROGRAM}: --noaction: nothing will be locked, frozen or created`,
+    `${PROGRAM}: --noaction: nothing will be locked, frozen, created or deleted`,
     `region: ${
       plan.region.value ?? "(from instance metadata at run time)"
     } (${plan.region.source})`,
@@ -115,8 +128,13 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
       ? [`would wait up to ${after.waitSeconds}s for the snapshots to complete`]
       : []),
     ...after.copyRegions.map((r) => `would copy the snapshots to ${r}`),
-    ...(retention?.deleted ?? []).map((d) =>
-      `would delete ${d.snapshotId} of ${d.volumeId} started ${d.startTime} (retention)`
+    ...(after.retention ? [retentionRulesLine(after.retention)] : []),
+    ...(retention?.decisions ?? []).map((d) =>
+      d.keep
+        ? `would keep ${d.snapshotId} of ${d.volumeId} started ${d.startTime}: ${
+          d.keptBy.join(", ")
+        }`
+        : `would delete ${d.snapshotId} of ${d.volumeId} started ${d.startTime}: ${d.reason}`
     ),
   ];
   return lines.map((line) => line + "\n").join("");

@@ -5,6 +5,7 @@
  */
 import { BusyError, PreflightError } from "../util/errors.ts";
 import { defaultRunDir, ensureRunDir } from "../host/freeze_lock.ts";
+import { writeFileAtomic } from "../util/files.ts";
 import type { BinlogCoordinates } from "../run/interfaces.ts";
 import type { LockTimings } from "../run/locked.ts";
 import { isSameProcessAlive, readProcessStat } from "../host/proc.ts";
@@ -98,11 +99,9 @@ function readJson<T>(path: string): T | undefined {
   }
 }
 
-/** Writes a file whole or not at all (temporary file, then rename), mode 0600. */
+/** Writes a record whole or not at all, mode 0600 (never through a symbolic link). */
 function writeJson(path: string, value: unknown): void {
-  const temporary = `${path}.${Deno.pid}.tmp`;
-  Deno.writeTextFileSync(temporary, JSON.stringify(value) + "\n", { mode: 0o600 });
-  Deno.renameSync(temporary, path);
+  writeFileAtomic(path, JSON.stringify(value) + "\n", { mode: 0o600 });
 }
 
 function removeQuietly(path: string): void {

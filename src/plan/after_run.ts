@@ -1,14 +1,16 @@
-/** The planner's part of the follow-up steps: --wait, --copy-to-region, --keep and --keep-days checked into an AfterRunPlan. */
+/** The planner's part of the follow-up steps: --wait, --copy-to-region, --keep, --keep-days and the calendar rules checked into an AfterRunPlan. */
 import { UsageError } from "../util/errors.ts";
+import {
+  checkTimeZone,
+  hasRules,
+  type Period,
+  PERIODS,
+  type RetentionRules,
+} from "../retention/policy.ts";
 import { DEFAULT_WAIT_SECONDS, type Options } from "../cli/options.ts";
 
-/** What to keep. A snapshot is kept when either rule keeps it. */
-export interface RetentionPolicy {
-  /** Keep the newest N per volume, this run's snapshot included. */
-  keep?: number;
-  /** Keep those started less than D days ago. */
-  keepDays?: number;
-}
+/** What to keep: --keep, --keep-days and the calendar rules, in a zone (a union of rules). */
+export type RetentionPolicy = RetentionRules;
 
 /** The follow-up steps asked for, checked. */
 export interface AfterRunPlan {
@@ -29,27 +31,64 @@ export interface AfterRunPlan {
 
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 
+/** The retention options as the planner reads them. */
+export type RetentionOptions = Pick<
+  Options,
+  | "keep"
+  | "keepDays"
+  | "keepHourly"
+  | "keepDaily"
+  | "keepWeekly"
+  | "keepMonthly"
+  | "keepYearly"
+  | "retentionTz"
+>;
+
+const CALENDAR_OPTION: Record<Period, keyof RetentionOptions> = {
+  hourly: "keepHourly",
+  daily: "keepDaily",
+  weekly: "keepWeekly",
+  monthly: "keepMonthly",
+  yearly: "keepYearly",
+};
+
 /**
  * Checks the retention options; undefined when retention was not asked for.
  *
  * @example
  * ```ts
- * retentionPolicy(7, undefined); // { keep: 7, keepDays: undefined }
- * retentionPolicy(0, undefined); // throws UsageError
+ * retentionPolicy({ ...options, keep: 7 }); // { keep: 7, calendar: {}, timeZone: "UTC" }
+ * retentionPolicy({ ...options, keepDaily: 0 }); // throws UsageError
  * ```
  */
-export function retentionPolicy(
-  keep: number | undefined,
-  keepDays: number | undefined,
-): RetentionPolicy | undefined {
-  if (keep === undefined && keepDays === undefined) return undefined;
+export function retentionPolicy(options: RetentionOptions): RetentionPolicy | undefined {
+  const { keep, keepDays } = options;
   if (keep !== undefined && keep < 1) {
     throw new UsageError("--keep: must be at least 1 (this run's snapshot is always kept)");
   }
   if (keepDays !== undefined && keepDays <= 0) {
     throw new UsageError("--keep-days: must be more than 0");
   }
-  return { keep, keepDays };
+  const calendar: Partial<Record<Period, number>> = {};
+  for (const period of PERIODS) {
+    const value = options[CALENDAR_OPTION[period]] as number | undefined;
+    if (value === undefined) continue;
+    if (value < 1) throw new UsageError(`--keep-${period}: must be at least 1`);
+    calendar[period] = value;
+  }
+  const rules: RetentionRules = {
+    keep,
+    keepDays,
+    calendar,
+    timeZone: options.retentionTz === undefined ? "UTC" : checkTimeZone(options.retentionTz),
+  };
+  if (!hasRules(rules)) {
+    if (options.retentionTz !== undefined) {
+      throw new UsageError("--retention-tz: needs a retention rule (--keep-daily and the like)");
+    }
+    return undefined;
+  }
+  return rules;
 }
 
 /**
@@ -83,7 +122,7 @@ export function planAfterRun(options: Options, sourceRegion: string | undefined)
     defaultWaitSeconds: DEFAULT_WAIT_SECONDS,
     copyRegions: [...options.copyToRegion],
     kmsKeyId: options.copyKmsKeyId,
-    retention: retentionPolicy(options.keep, options.keepDays),
+    retention: retentionPolicy(options),
   };
 }
 

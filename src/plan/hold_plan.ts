@@ -23,10 +23,11 @@ export interface HoldPlan {
   quiet: boolean;
 }
 
-/** Options that only make sense when snapshots are made: the table's "Snapshots" group. */
+/** Options that only make sense when snapshots are made: the Snapshots and Retention groups. */
 function snapshotOptions(): Set<string> {
   return new Set(
-    (OPTION_TABLE as readonly OptionSpec[]).filter((s) => s.group === "Snapshots")
+    (OPTION_TABLE as readonly OptionSpec[])
+      .filter((s) => s.group === "Snapshots" || s.group.startsWith("Retention"))
       .map((s) => s.name).concat("no-freeze-filesystem"),
   );
 }

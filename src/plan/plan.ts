@@ -4,7 +4,7 @@
  * the user named and, when nothing else names the region, asking the instance metadata.
  */
 import { type AfterRunPlan, planAfterRun } from "./after_run.ts";
-import { UsageError } from "../util/errors.ts";
+import { PreflightError, UsageError } from "../util/errors.ts";
 import type { SnapshotRequest } from "./tags.ts";
 import { chooseCredentials, type CredentialSource } from "./credentials.ts";
 import { type DiscoveredVolume, discoverVolumes } from "../host/discovery.ts";
@@ -63,8 +63,10 @@ export interface Plan {
   snapshotTimeoutMs: number;
   /** --output: the report as text (the old tool's lines) or JSON. */
   output: "text" | "json";
-  /** After a successful run: --wait, --copy-to-region, --keep and --keep-days. */
+  /** After a successful run: --wait, --copy-to-region and retention. */
   afterRun: AfterRunPlan;
+  /** --metrics-file: where the run's metrics go, checked (its directory exists). */
+  metricsFile?: string;
 }
 
 /** What {@linkcode buildPlan} plans from. */
@@ -89,6 +91,12 @@ export interface PlanInputs {
 const NOT_YET: Record<string, string> = {
   "mongo": "MongoDB locking",
   "mongo-stop": "MongoDB locking",
+};
+
+/** What to do instead of an option that is not supported. */
+const INSTEAD: Record<string, string> = {
+  "MongoDB locking": "freeze the file system that holds MongoDB's data and journal instead " +
+    "(--freeze-filesystem MOUNT), MongoDB's documented way to snapshot; see the README",
 };
 
 /** Parses one --tag value, "K=V;K2=V2", checking what EC2 would reject. */
@@ -132,7 +140,10 @@ function perVolume<T>(option: string, values: T[], count: number, fallback: T): 
   if (values.length === 1) return Array(count).fill(values[0]);
   if (values.length === count) return values;
   throw new UsageError(
-    `--${option} given ${values.length} times for ${count} volumes: give it once, or once per volume`,
+    count === 1
+      ? `--${option} given ${values.length} times for 1 volume: give it once`
+      : `--${option} given ${values.length} times for ${count} volumes: give it once, or once ` +
+        "per volume",
   );
 }
 
@@ -151,7 +162,7 @@ function checkSupported(args: ParsedArgs): void {
   for (const name of args.given) {
     const feature = NOT_YET[name];
     if (feature) {
-      throw new UsageError(`--${name}: not supported yet (${feature} comes in a later version)`);
+      throw new UsageError(`--${name}: not supported (${feature}): ${INSTEAD[feature]}`);
     }
   }
 }
@@ -174,6 +185,58 @@ function checkEndpoint(value: string | undefined, option: string): string | unde
 function once<T>(fn: () => Promise<T>): () => Promise<T> {
   let result: Promise<T> | undefined;
   return () => result ??= fn();
+}
+
+/**
+ * The region from the instance metadata, when nothing else names one; off EC2 the failure says
+ * what is missing rather than only what the metadata service answered.
+ */
+async function regionFromMetadata(identity: () => Promise<InstanceIdentity>): Promise<string> {
+  try {
+    return (await identity()).region;
+  } catch (error) {
+    if (!(error instanceof PreflightError)) throw error;
+    throw new PreflightError(
+      "no region given (--region, $AWS_REGION, $AWS_DEFAULT_REGION or the profile's), and " +
+        "none from the instance metadata: this is not an EC2 instance, or its metadata " +
+        `service refused (${error.message.replace(/; off EC2.*$/, "")}); give --region`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Checks --metrics-file before anything is locked: its directory must exist, and it must not
+ * be a directory itself. The file is written (atomically) after the run.
+ */
+function checkMetricsFile(path: string): string {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+  let dirInfo: Deno.FileInfo;
+  try {
+    dirInfo = Deno.statSync(dir);
+  } catch {
+    throw new UsageError(`--metrics-file ${path}: the directory ${dir} does not exist`);
+  }
+  if (!dirInfo.isDirectory) {
+    throw new UsageError(`--metrics-file ${path}: ${dir} is not a directory`);
+  }
+  if (path.endsWith("/")) throw new UsageError(`--metrics-file ${path}: names a directory`);
+  let existing: Deno.FileInfo | undefined;
+  try {
+    existing = Deno.lstatSync(path);
+  } catch { /* not there yet: written after the run */ }
+  if (existing?.isSymlink) {
+    throw new UsageError(
+      `--metrics-file ${path}: is a symbolic link; it is never written through: give the real path`,
+    );
+  }
+  if (existing && !existing.isFile) {
+    throw new UsageError(
+      `--metrics-file ${path}: is ${existing.isDirectory ? "a directory" : "not a regular file"}`,
+    );
+  }
+  return path;
 }
 
 /** The region from the options, the environment or the profile; no network. */
@@ -258,6 +321,17 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     }
   }
 
+  if (args.volumeIds.length === 0 && freezeMounts.length + discoveryMounts.length === 0) {
+    throw new UsageError(
+      "no volume ids or mount points were given: name the EBS volumes (vol-0123456789abcdef0 " +
+        "...), or the mount points to find them from with --freeze-filesystem MOUNT or " +
+        "--no-freeze-filesystem MOUNT (see --help)",
+    );
+  }
+  const metricsFile = options.metricsFile === undefined
+    ? undefined
+    : checkMetricsFile(options.metricsFile);
+
   // Instance metadata is asked only when something needs it, and at most once.
   const identity = once<InstanceIdentity>(() => {
     log.debug("asking the instance metadata (IMDSv2)");
@@ -265,7 +339,22 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   });
   let region = await regionWithoutNetwork(options, env);
   if (region.value === undefined) {
-    region = { value: (await identity()).region, source: "the instance metadata" };
+    region = { value: await regionFromMetadata(identity), source: "the instance metadata" };
+  } else if (endpoint === undefined) {
+    // A typo would otherwise surface as a DNS error, or not at all with --noaction.
+    const { checkRegionName } = await import("../aws/regions.ts");
+    checkRegionName(region.value, region.source);
+  }
+  if (credentials.kind === "profile") {
+    const { profileExists } = await import("../aws/shared_config.ts");
+    if (!(await profileExists(credentials.profile))) {
+      const what = given.has("profile") ? "--profile" : "$AWS_PROFILE";
+      throw new UsageError(
+        `${what} ${credentials.profile}: no such profile in the AWS config or credentials file ` +
+          "(~/.aws/config, ~/.aws/credentials, or $AWS_CONFIG_FILE, " +
+          "$AWS_SHARED_CREDENTIALS_FILE)",
+      );
+    }
   }
   log.debug(`region ${region.value} from ${region.source}`);
 
@@ -274,11 +363,6 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   let volumeIds = args.volumeIds;
   if (volumeIds.length === 0) {
     const mounts = [...freezeMounts, ...discoveryMounts];
-    if (mounts.length === 0) {
-      throw new UsageError(
-        "no volume ids given, and no --freeze-filesystem or --no-freeze-filesystem to find them from",
-      );
-    }
     discovered = await discoverVolumes(mounts, {
       sysRoot: inputs.sysRoot,
       blockDeviceMappings: async () => {
@@ -330,6 +414,12 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     log.debug(`--multi-volume: one CreateSnapshots call for ${instanceId}`);
   }
   const afterRun = planAfterRun(options, region.value);
+  if (endpoint === undefined && afterRun.copyRegions.length > 0) {
+    const { checkRegionName } = await import("../aws/regions.ts");
+    for (const copyRegion of afterRun.copyRegions) {
+      checkRegionName(copyRegion, "--copy-to-region");
+    }
+  }
 
   return {
     noaction: options.noaction,
@@ -347,5 +437,6 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     snapshotTimeoutMs: options.snapshotTimeout * 1000,
     output,
     afterRun,
+    metricsFile,
   };
 }

@@ -27,6 +27,8 @@ export const ExitCode = {
   busy: 11,
   /** --release: nothing is held, or the deadline already released it. */
   notHeld: 14,
+  /** --metrics-file could not be written (when the run itself succeeded). */
+  metrics: 15,
 } as const;
 
 /** One of the exit codes of {@linkcode ExitCode}. */
@@ -147,6 +149,21 @@ export class NotHeldError extends AppError {
   /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.notHeld, options);
+  }
+}
+
+/**
+ * --metrics-file could not be written.
+ *
+ * @example
+ * ```ts
+ * throw new MetricsError("--metrics-file /var/lib/x.prom: cannot write: permission denied");
+ * ```
+ */
+export class MetricsError extends AppError {
+  /** An error with the one-line `message` the user sees; exit code 15. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.metrics, options);
   }
 }
 

@@ -51,6 +51,9 @@ export const TEST_CREDENTIALS = {
   secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 };
 
+/** The python of moto's venv (it has boto3 too). */
+export const MOTO_PYTHON = `${ROOT}.tools/venv/bin/python3`;
+
 /** moto's server, installed by scripts/setup.sh (or named by $MOTO_SERVER). */
 export const MOTO: Requirement = {
   available: exists(MOTO_SERVER),
@@ -59,13 +62,18 @@ export const MOTO: Requirement = {
 
 /**
  * Starts moto_server on a free loopback port; throws when it is not installed (register the
- * test with `ignore: ignoreUnless(MOTO)`). Call `stop()` in `finally`.
+ * test with `ignore: ignoreUnless(MOTO)`). Call `stop()` in `finally`. With `clockFile`, moto
+ * runs through `moto_clock.py`: new snapshots start at the ISO time that file holds (now when
+ * it is empty).
  */
-export async function startMoto(): Promise<MotoEndpoint> {
+export async function startMoto(options: { clockFile?: string } = {}): Promise<MotoEndpoint> {
   requireAvailable(MOTO);
   const port = freePort();
-  const child = new Deno.Command(MOTO_SERVER, {
-    args: ["-H", "127.0.0.1", "-p", String(port)],
+  const serverArgs = ["-H", "127.0.0.1", "-p", String(port)];
+  const clock = options.clockFile;
+  const child = new Deno.Command(clock ? MOTO_PYTHON : MOTO_SERVER, {
+    args: clock ? [`${ROOT}tests/support/moto_clock.py`, ...serverArgs] : serverArgs,
+    env: clock ? { ECS_MOTO_CLOCK: clock } : {},
     stdin: "null",
     stdout: "null",
     stderr: "null",
