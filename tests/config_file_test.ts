@@ -1,6 +1,6 @@
 /** --config FILE: good files merged under the command line, bad files refused by file and line. */
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
-import { assertEquals, assertMatch } from "./support/assert.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { MOTO, startMoto } from "./support/moto.ts";
 import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
@@ -56,7 +56,11 @@ Deno.test("the command line wins; lists and volumes from the command line replac
 
 Deno.test("bad configuration files name the file and the line", () => {
   const cases: [string, RegExp][] = [
-    ["region = us-east-1\nregoin = eu-west-1", /^f\.conf:2: unknown key 'regoin'/],
+    [
+      "region = us-east-1\nregoin = eu-west-1",
+      /^f\.conf:2: unknown key \(did you mean 'region'\?\); keys are long option names/,
+    ],
+    ["tga[] = a=b", /^f\.conf:1: unknown key \(did you mean 'tag'\?\)/],
     ["config = other.conf", /^f\.conf:1: 'config' is accepted on the command line only/],
     ["[ec2-consistent-snapshots]\nregion = x", /^f\.conf:1: unknown section/],
     ["\n\ntag = a=b;c=d", /^f\.conf:3: .*';' or '#'.*double quotes/],
@@ -107,7 +111,7 @@ Deno.test("a run configured by a file, against moto", { ignore: ignoreUnless(MOT
     const refused = await runProgram(["--config", bad, a], { env: baseEnv(moto.env) });
     assertEquals(refused.code, 2);
     assertEquals(refused.stdout, "");
-    assertMatch(refused.stderr, new RegExp(`${bad}:2: unknown key 'wiat'`));
+    assertMatch(refused.stderr, new RegExp(`${bad}:2: unknown key \\(did you mean 'wait'\\?\\)`));
 
     const missing = await runProgram(["--config", "/nonexistent.conf", a], {
       env: baseEnv(moto.env),
@@ -117,5 +121,56 @@ Deno.test("a run configured by a file, against moto", { ignore: ignoreUnless(MOT
   } finally {
     for (const path of written) await Deno.remove(path);
     await moto.stop();
+  }
+});
+
+const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzSECRETKEY";
+
+Deno.test("a bad line is named by file and line, never shown: a secret never reaches the output", async () => {
+  const env = baseEnv();
+  const cases: [string, RegExp][] = [
+    // The secret on a line of its own, after its key.
+    [
+      `aws-access-key-id = AKIAEXAMPLE\naws-secret-access-key =\n${SECRET}\n`,
+      /:3: unknown key; .*not shown.*line 2 gives 'aws-secret-access-key' an empty value/,
+    ],
+    [`[${SECRET}]\n`, /:1: unknown section; use \[ec2-consistent-snapshot\]/],
+    [`${SECRET} = 1\n`, /:1: unknown key; keys are long option names/],
+    [`${SECRET}[] = 1\n`, /:1: unknown key; keys are long option names/],
+  ];
+  for (const [text, pattern] of cases) {
+    const config = writeConfig(text, []);
+    try {
+      const result = await runProgram(["--config", config, "vol-00000001"], { env });
+      assertEquals(result.code, 2, result.stderr);
+      assertEquals(result.stdout, "");
+      assertMatch(result.stderr, pattern);
+      assert(!result.stderr.includes(SECRET) && !result.stdout.includes(SECRET), result.stderr);
+      assert(!result.stderr.includes("SECRETKEY"), result.stderr);
+    } finally {
+      Deno.removeSync(config);
+    }
+  }
+  Deno.removeSync(env.HOME, { recursive: true });
+});
+
+Deno.test("control characters in what is echoed are escaped", async () => {
+  const env = baseEnv();
+  const config = writeConfig("keep = 1\x1b[2J\x07\n", []);
+  try {
+    const result = await runProgram(["--config", config, "vol-00000001"], { env });
+    assertEquals(result.code, 2, result.stderr);
+    assertMatch(result.stderr, /:1: --keep: must be a whole number, got '1\\x1b\[2J\\x07'/);
+    // deno-lint-ignore no-control-regex
+    assert(!/[\x00-\x08\x0b-\x1f\x7f]/.test(result.stderr), JSON.stringify(result.stderr));
+    const cli = await runProgram(["--keep", "2\u202e1", "--region", "a\rb", "vol-00000001"], {
+      env,
+    });
+    assertEquals(cli.code, 2);
+    assert(!/[\r\u202e]/.test(cli.stderr), JSON.stringify(cli.stderr));
+    assertMatch(cli.stderr, /\\u\{202e\}/);
+  } finally {
+    Deno.removeSync(config);
+    Deno.removeSync(env.HOME, { recursive: true });
   }
 });

@@ -168,3 +168,42 @@ Deno.test("the region comes from the instance metadata when nothing else names i
     }
   });
 });
+
+Deno.test("an AWS shared credentials file (INI) given as a legacy key file is refused by line, never shown", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ecs-creds-ini-" });
+  const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYINISECRET";
+  try {
+    const ini = `${dir}/credentials`;
+    Deno.writeTextFileSync(
+      ini,
+      `\n[default]\naws_access_key_id = AKIAINIFILE\naws_secret_access_key = ${secret}\n`,
+      { mode: 0o600 },
+    );
+    const cases: [string[], Record<string, string>, string][] = [
+      [["--aws-credentials-file", ini], {}, "--aws-credentials-file"],
+      [[], { AWS_CREDENTIALS: ini }, "\\$AWS_CREDENTIALS"],
+      [
+        ["--aws-access-key-id-file", ini, "--aws-secret-access-key-file", ini],
+        {},
+        "--aws-access-key-id-file",
+      ],
+    ];
+    for (const [args, extra, option] of cases) {
+      const env = baseEnv({ AWS_REGION: "us-east-1", ...extra });
+      const result = await runProgram([...args, "vol-00000001"], { env });
+      Deno.removeSync(env.HOME, { recursive: true });
+      assertEquals(result.code, 2, result.stderr);
+      assertEquals(result.stdout, "");
+      assertMatch(
+        result.stderr,
+        new RegExp(
+          `${option} ${ini}: line 2 is INI .*use --profile NAME instead, with AWS_SHARED_CREDENTIALS_FILE=${ini}`,
+        ),
+      );
+      assertEquals(result.stderr.includes(secret), false);
+      assertEquals(result.stderr.includes("AKIAINIFILE"), false);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

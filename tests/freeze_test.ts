@@ -1,6 +1,6 @@
 /** The real freezer on real XFS loop mounts: frozen and thawed as seen from outside. */
 import assert from "node:assert/strict";
-import { FreezeError, NotFrozenError } from "../src/util/errors.ts";
+import { AlreadyFrozenError, FreezeError, NotFrozenError } from "../src/util/errors.ts";
 import { createFreezer, findFreezeProgram, findProgram } from "../src/host/freeze.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { isFrozen, TMPFS, withTmpfsMount, withXfsMount, xfsRequirement } from "./support/xfs.ts";
@@ -43,7 +43,9 @@ Deno.test("freezing twice or thawing a thawed mount is a FreezeError quoting fsf
     try {
       await assert.rejects(
         freezer.freeze(mount.mountPoint),
-        (error: Error) => error instanceof FreezeError && /busy/i.test(error.message),
+        (error: Error) =>
+          error instanceof AlreadyFrozenError && error instanceof FreezeError &&
+          /frozen already, by someone else \(.*busy.*\)/i.test(error.message),
       );
     } finally {
       await mount.thaw();

@@ -29,6 +29,7 @@ function request(dir: string, holdMs = 30): HoldRequest {
       database: planMysql(defaultOptions(), { settings: { home: "/nonexistent" } }),
       preFreezeCommand: "true",
       postThawCommand: "true",
+      hookTimeoutMs: 30_000,
       debug: false,
       quiet: false,
     },

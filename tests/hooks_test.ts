@@ -1,4 +1,4 @@
-/** The real hooks: `sh -c`, output passed through, failures named. */
+/** The real hooks: `sh -c`, output to stderr, bounded in time, failures named. */
 import assert from "node:assert/strict";
 import { HookError } from "../src/util/errors.ts";
 import { createHooks } from "../src/run/hooks.ts";
@@ -22,13 +22,38 @@ ${code}`;
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
-Deno.test("a hook's output is passed through and it reads no input", async () => {
+Deno.test("a hook's output all goes to stderr (stdout carries the ids) and it reads no input", async () => {
   const result = await inChild(
     `await hooks.run("pre-freeze", "echo to-stdout; echo to-stderr >&2; cat; echo \\"[$?]\\"");`,
   );
   assert.equal(result.code, 0, result.stderr);
-  assert.equal(result.stdout, "to-stdout\n[0]\n");
-  assert.equal(result.stderr, "to-stderr\n");
+  assert.equal(result.stdout, "");
+  assert.equal(result.stderr, "to-stdout\nto-stderr\n[0]\n");
+});
+
+Deno.test("a hook past its time limit is killed with what it started: a HookError", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const hooks = createHooks({ log: silentLogger, timeoutMs: 500 });
+    const started = performance.now();
+    await assert.rejects(
+      hooks.run("pre-freeze", `sleep 30 & echo $! > '${dir}/pid'; wait`),
+      (error: Error) =>
+        error instanceof HookError &&
+        /^--pre-freeze-command did not finish within 0.5 s; killed/.test(error.message),
+    );
+    assert.ok(performance.now() - started < 5_000);
+    const pid = Number(await Deno.readTextFile(`${dir}/pid`));
+    let gone = false;
+    for (let i = 0; i < 40 && !gone; i++) {
+      const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
+      gone = stat === "" || / Z /.test(stat.slice(stat.lastIndexOf(")")));
+      if (!gone) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.ok(gone, "the command's background child was killed too");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("a hook runs through sh -c with shell syntax", async () => {

@@ -131,6 +131,23 @@ Deno.test("resolveMountPoints: symlinks resolved, relative paths, escapes, dupli
   });
 });
 
+Deno.test("resolveMountPoints: a bind mount of a file system given already is frozen once", async () => {
+  await scene(async ({ dir, proc }) => {
+    const procRoot = proc([
+      ...standardMounts(dir),
+      { mountPoint: `${dir}/work`, majorMinor: "259:1", source: "/dev/nvme1n1" },
+    ]);
+    const options = { procRoot, cwd: dir, outputPaths: [] };
+    const frozen = await resolveMountPoints([`${dir}/data`, `${dir}/work`], options);
+    assertEquals(frozen.map((m) => m.mountPoint), [`${dir}/data`]);
+    const listed = await resolveMountPoints([`${dir}/work`, `${dir}/data`], {
+      ...options,
+      freeze: false,
+    });
+    assertEquals(listed.map((m) => m.mountPoint), [`${dir}/work`, `${dir}/data`]);
+  });
+});
+
 Deno.test("resolveMountPoints: not a mount point, missing path, empty path", async () => {
   await scene(async ({ dir, proc }) => {
     const procRoot = proc(standardMounts(dir));

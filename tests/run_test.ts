@@ -4,6 +4,8 @@ import { recorder } from "./support/recording.ts";
 import { independent, runSequence, type RunSpec } from "../src/run/sequence.ts";
 import { SignalError } from "../src/run/cleanup.ts";
 import {
+  AlreadyFrozenError,
+  BusyError,
   DatabaseError,
   ExitCode,
   FreezeError,
@@ -172,4 +174,116 @@ Deno.test("without mounts to freeze, sync still runs before the snapshots, as in
   assertEquals(r.log, ["preflight vol-1111aaaa,vol-2222bbbb", "sync", "create"]);
   assertEquals(result.timings.freezeWindowMs, null);
   assertEquals(result.timings.lockWindowMs, null);
+});
+
+Deno.test("the freeze lock is taken first and released last; a busy one stops the run before anything", async () => {
+  const r = recorder();
+  const exclusion = () => {
+    r.log.push("freeze lock");
+    return Promise.resolve({
+      release: () => Promise.resolve(void r.log.push("freeze lock release")),
+      guard: (pid: number) => Promise.resolve(void r.log.push(`guard ${pid}`)),
+    });
+  };
+  await runSequence(spec, { ...deps(r), exclusion });
+  assertEquals(r.log, ["freeze lock", ...FULL, "freeze lock release"]);
+
+  const busy = recorder();
+  const result = await runSequence(spec, {
+    ...deps(busy),
+    exclusion: () => Promise.reject(new BusyError("/a is frozen by another run (pid 1)")),
+  });
+  assertEquals(busy.log, []);
+  assertEquals(result.problems.map((p) => p.exitCode), [ExitCode.busy]);
+});
+
+Deno.test("a freeze that finds the mount frozen already (someone else's) never thaws it", async () => {
+  const r = recorder();
+  r.faults.set("freeze /b", new AlreadyFrozenError("cannot freeze /b: Device or resource busy"));
+  const result = await runSequence(spec, deps(r));
+  assert(!r.log.includes("thaw /b"), r.log.join(", "));
+  assert(r.log.includes("thaw /a"));
+  assert(!r.log.includes("create"));
+  assertEquals(result.problems[0].exitCode, ExitCode.freeze);
+});
+
+Deno.test("a stop signal during the thaw still ends the run as stopped, never 0", async () => {
+  const r = recorder();
+  const controller = new AbortController();
+  let release!: () => void;
+  r.holds.set("thaw /b", new Promise<void>((resolve) => release = resolve));
+  const running = runSequence(spec, deps(r, controller.signal));
+  while (r.log.at(-1) !== "thaw /b") await new Promise((resolve) => setTimeout(resolve, 5));
+  controller.abort(new SignalError("SIGTERM"));
+  release();
+  const result = await running;
+  assertEquals(r.log, FULL);
+  assertEquals(result.outcomes.filter((o) => o.ok).length, 2, "the snapshots were made");
+  assertEquals(result.problems[0].exitCode, 128 + 15);
+});
+
+Deno.test("--mysql-stop: the watchdog is armed before the stop with the start command, given the mounts at the freeze, disarmed after the database runs again", async () => {
+  const r = recorder();
+  const calls: string[] = [];
+  const watchdog = {
+    arm(mounts: readonly string[], _deadline: number, extras?: { startCommand?: string }) {
+      r.log.push(`arm ${mounts.join(",")} start=${extras?.startCommand}`);
+      return Promise.resolve({
+        pid: 4242,
+        disarm: () => Promise.resolve(void r.log.push("disarm")),
+        update: (change: { mountPoints?: readonly string[] }) =>
+          Promise.resolve(void r.log.push(`update ${change.mountPoints?.join(",")}`)),
+      });
+    },
+  };
+  const exclusion = () =>
+    Promise.resolve({
+      release: () => Promise.resolve(void calls.push("release")),
+      guard: (pid: number) => Promise.resolve(void calls.push(`guard ${pid}`)),
+    });
+  const result = await runSequence(
+    { ...spec, databaseStartCommand: "systemctl start mariadb" },
+    { ...deps(r), watchdog, exclusion },
+  );
+  assertEquals(result.problems, []);
+  assertEquals(r.log, [
+    "preflight vol-1111aaaa,vol-2222bbbb",
+    "db prepare",
+    "sync",
+    "arm  start=systemctl start mariadb",
+    "db lock",
+    "pre-freeze",
+    "sync",
+    "update /a,/b",
+    "freeze /a",
+    "freeze /b",
+    "create",
+    "thaw /b",
+    "thaw /a",
+    "update ",
+    "post-thaw",
+    "db release",
+    "disarm",
+  ]);
+  assertEquals(calls, ["guard 4242", "release"]);
+});
+
+Deno.test("a mount found frozen already is taken from the watchdog too: it never thaws someone else's freeze", async () => {
+  const r = recorder();
+  r.faults.set("freeze /b", new AlreadyFrozenError("cannot freeze /b: frozen already"));
+  const updates: string[] = [];
+  const watchdog = {
+    arm(mounts: readonly string[]) {
+      r.log.push(`arm ${mounts.join(",")}`);
+      return Promise.resolve({
+        disarm: () => Promise.resolve(void r.log.push("disarm")),
+        update: (change: { mountPoints?: readonly string[] }) =>
+          Promise.resolve(void updates.push(change.mountPoints?.join(",") ?? "")),
+      });
+    },
+  };
+  const result = await runSequence(spec, { ...deps(r), watchdog });
+  assertEquals(updates, ["/a", ""], "first only /a, then nothing once thawed");
+  assert(!r.log.includes("thaw /b"));
+  assertEquals(result.problems[0].exitCode, ExitCode.freeze);
 });

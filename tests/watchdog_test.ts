@@ -401,3 +401,105 @@ Deno.test("a watchdog started ahead and never armed ends quietly at the end of i
   assert.equal(new TextDecoder().decode(out.stdout), "", "said nothing: not armed");
   assert.equal(new TextDecoder().decode(out.stderr), "");
 });
+
+Deno.test(
+  "main process SIGKILLed: the watchdog thaws, then runs the start command (--mysql-stop)",
+  {
+    ignore: ignoreUnless(XFS),
+  },
+  async () => {
+    await withXfsMount(async (mount) => {
+      const fakeMain = new Deno.Command("sleep", { args: ["60"], stdin: "null" }).spawn();
+      const stat = readProcessStat(fakeMain.pid)!;
+      const marker = `${mount.dir}/started`;
+      const watchdog = startWatchdog({
+        pid: fakeMain.pid,
+        startTime: stat.startTime,
+        mountPoints: [],
+        deadlineMs: 60_000,
+        sentAtEpochMs: Date.now(),
+        startCommand: "echo 'not yet' > /dev/null",
+      });
+      try {
+        assert.match(await watchdog.until(/armed\n/), /^armed\n$/);
+        // Later lines: the mount to guard, then the start command once the database is stopped.
+        const writer = watchdog.child.stdin.getWriter();
+        const send = (update: unknown) =>
+          writer.write(new TextEncoder().encode(JSON.stringify(update) + "\n"));
+        await send({ mountPoints: [mount.mountPoint] });
+        await send({ startCommand: `touch '${marker}'` });
+        await writer.write(new TextEncoder().encode("not json\n")); // ignored
+        writer.releaseLock();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await freezer.freeze(mount.mountPoint);
+        fakeMain.kill("SIGKILL");
+        await fakeMain.status;
+        const said = await watchdog.until(/fired.*\n/);
+        assert.match(said, /fired main process gone .*: thawed .*; started the database/);
+        assert.equal(await isFrozen(mount.mountPoint, 2_000), false, "thawed");
+        assert.ok(Deno.statSync(marker).isFile, "the start command ran");
+      } finally {
+        try {
+          fakeMain.kill("SIGKILL");
+        } catch { /* already dead */ }
+        await fakeMain.status;
+        await watchdog.close();
+        await mount.thaw();
+      }
+    });
+  },
+);
+
+Deno.test("a main process stopped (SIGSTOP) past the deadline is killed, then thawed", {
+  ignore: ignoreUnless(XFS),
+}, async () => {
+  await withXfsMount(async (mount) => {
+    const fakeMain = new Deno.Command("sleep", { args: ["60"], stdin: "null" }).spawn();
+    const stat = readProcessStat(fakeMain.pid)!;
+    await freezer.freeze(mount.mountPoint);
+    const watchdog = startWatchdog({
+      pid: fakeMain.pid,
+      startTime: stat.startTime,
+      mountPoints: [mount.mountPoint],
+      deadlineMs: 1_000,
+      sentAtEpochMs: Date.now(),
+      killAtDeadline: true,
+    });
+    try {
+      assert.match(await watchdog.until(/armed\n/), /^armed\n$/);
+      Deno.kill(fakeMain.pid, "SIGSTOP");
+      const said = await watchdog.until(/fired.*\n/);
+      assert.match(said, /fired deadline passed .*: thawed .*; killed the stuck main process/);
+      assert.equal((await fakeMain.status).signal, "SIGKILL");
+      assert.equal(await isFrozen(mount.mountPoint, 2_000), false, "thawed");
+    } finally {
+      try {
+        fakeMain.kill("SIGKILL");
+      } catch { /* already dead */ }
+      await fakeMain.status;
+      await watchdog.close();
+      await mount.thaw();
+    }
+  });
+});
+
+Deno.test("without killAtDeadline, a main process alive at the deadline is left alone", async () => {
+  const fakeMain = new Deno.Command("sleep", { args: ["60"], stdin: "null" }).spawn();
+  const stat = readProcessStat(fakeMain.pid)!;
+  const watchdog = startWatchdog({
+    pid: fakeMain.pid,
+    startTime: stat.startTime,
+    mountPoints: ["/nonexistent-mount-for-test"],
+    deadlineMs: 300,
+    sentAtEpochMs: Date.now(),
+  });
+  try {
+    const said = await watchdog.until(/fired.*\n/);
+    assert.doesNotMatch(said, /killed/);
+    assert.ok(exists(fakeMain.pid), "still running");
+  } finally {
+    fakeMain.kill("SIGKILL");
+    await fakeMain.status;
+    await watchdog.close();
+  }
+});

@@ -2,8 +2,16 @@
 import ini from "ini";
 import { UsageError } from "../util/errors.ts";
 import { readableByOthers, readUserFile } from "../util/files.ts";
-import { findOption, type OptionSpec, type ParsedArgs } from "./options.ts";
+import { findOption, OPTION_TABLE, type OptionSpec, type ParsedArgs } from "./options.ts";
 import { applyValue } from "./parse.ts";
+
+/** Every long option name and alias. */
+function optionNames(): string[] {
+  return (OPTION_TABLE as readonly OptionSpec[]).flatMap((spec) => [
+    spec.name,
+    ...(spec.aliases ?? []),
+  ]);
+}
 
 /**
  * The one section the file may have. Keys may also stand at the top, before any section; any
@@ -74,25 +82,77 @@ function cutByComment(raw: string): boolean {
   return /(^|[^\\])[;#]/.test(value);
 }
 
-function checkOccurrence(path: string, at: Occurrence): OptionSpec | undefined {
+/** Edit distance of two short strings (a swap of neighbours counts once), for "did you mean". */
+function distance(a: string, b: string): number {
+  const d = Array.from(
+    { length: a.length + 1 },
+    (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The option name a misspelt key was probably meant to be: our own text, never the input. */
+function suggestion(key: string): string | undefined {
+  const lower = key.replace(/\[\]$/, "").toLowerCase().replaceAll("_", "-");
+  let best: { name: string; cost: number } | undefined;
+  for (const name of [...optionNames(), VOLUME_KEY]) {
+    const cost = distance(lower, name);
+    if (cost <= 2 && cost < lower.length / 2 && (!best || cost < best.cost)) best = { name, cost };
+  }
+  return best?.name;
+}
+
+/**
+ * A line whose key is not an option: the line is not shown, since it may be a secret (a value
+ * put on the line after its key). Only our own names appear in the message.
+ */
+function unknownKey(where: string, at: Occurrence, previous: Occurrence | undefined): UsageError {
+  const hint = suggestion(at.key);
+  const emptyBefore = previous && previous.line === at.line - 1 && previous.key !== "" &&
+      previous.raw?.trim() === "" && findOption(previous.key)
+    ? `; line ${previous.line} gives '${
+      findOption(previous.key)!.name
+    }' an empty value: a value must stand on the same line as its key`
+    : "";
+  return new UsageError(
+    `${where}: unknown key${hint ? ` (did you mean '${hint}'?)` : ""}; keys are long option ` +
+      `names (the line is not shown: it could hold a secret)${emptyBefore}`,
+  );
+}
+
+function checkOccurrence(
+  path: string,
+  at: Occurrence,
+  previous: Occurrence | undefined,
+): OptionSpec | undefined {
   const where = `${path}:${at.line}`;
   if (at.key === "") {
     if (at.section !== CONFIG_SECTION) {
       throw new UsageError(
-        `${where}: unknown section [${at.section}]; use [${CONFIG_SECTION}] or no section`,
+        `${where}: unknown section; use [${CONFIG_SECTION}] or no section ` +
+          "(the line is not shown: it could hold a secret)",
       );
     }
     return undefined;
   }
   if (at.key.endsWith("[]")) {
+    const base = findOption(at.key.slice(0, -2));
+    if (!base) throw unknownKey(where, at, previous);
     throw new UsageError(
-      `${where}: write '${at.key.slice(0, -2)}' once per value instead of '${at.key}'`,
+      `${where}: write '${base.name}' once per value instead of '${base.name}[]'`,
     );
   }
   const spec = findOption(at.key);
-  if (!spec && at.key !== VOLUME_KEY) {
-    throw new UsageError(`${where}: unknown key '${at.key}' (keys are long option names)`);
-  }
+  if (!spec && at.key !== VOLUME_KEY) throw unknownKey(where, at, previous);
   if (spec?.commandLineOnly) {
     throw new UsageError(`${where}: '${at.key}' is accepted on the command line only`);
   }
@@ -140,7 +200,7 @@ function valueFor(
  */
 export function parseConfigText(text: string, path: string): ConfigFile {
   const occurrences = locate(text);
-  const specs = occurrences.map((at) => checkOccurrence(path, at));
+  const specs = occurrences.map((at, i) => checkOccurrence(path, at, occurrences[i - 1]));
   // bracketedArray: false makes a repeated key an array, as repeated options are.
   const decoded = ini.decode(text, { bracketedArray: false }) as Record<string, unknown>;
   const section = (decoded[CONFIG_SECTION] ?? {}) as Record<string, unknown>;

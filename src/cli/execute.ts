@@ -6,10 +6,10 @@ import { afterRun, previewRetention } from "../run/after_run.ts";
 import { nothingAfterRun } from "../plan/after_run.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
 import { createFreezer } from "../host/freeze.ts";
+import { acquireFreezeLocks } from "../host/freeze_lock.ts";
 import { createHooks } from "../run/hooks.ts";
 import { createMysqlDatabase } from "../db/mysql/database.ts";
 import { createWatchdog } from "../watchdog/client.ts";
-import { acquireFreezeLocks } from "../host/freeze_lock.ts";
 import { errorCode, errorMessage, ExitCode, PreflightError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { Plan } from "../plan/plan.ts";
@@ -18,7 +18,7 @@ import { createMultiVolumeEc2 } from "../aws/multi_volume.ts";
 import { sdkCredentials } from "../aws/credentials.ts";
 import { stderrProgress } from "./progress.ts";
 import { jsonReport, planReport, textReport } from "./report.ts";
-import { runSequence } from "../run/sequence.ts";
+import { runSequence, WATCHDOG_PHASE_MS } from "../run/sequence.ts";
 import type { RunFacts } from "./run_metrics.ts";
 
 /** Where the command writes its report (stdout in the program). */
@@ -91,11 +91,6 @@ async function snapshotAndFollowUp(
   const multiVolume = plan.multiVolume
     ? createMultiVolumeEc2(clientFor(region), { instanceId: plan.instanceId!, log })
     : undefined;
-  // One run or hold at a time per file system: a hold's freeze must not be thawed by our unwind.
-  const locks = await acquireFreezeLocks(
-    plan.freezeMounts.map((m) => ({ mountPoint: m.mountPoint, device: m.majorMinor })),
-    { purpose: "run" },
-  );
   const trap = trapStopSignals((name) => log.warn(`${name} received again; still releasing`));
   try {
     const result = await runSequence(
@@ -105,12 +100,26 @@ async function snapshotAndFollowUp(
         snapshotTimeoutMs: plan.snapshotTimeoutMs,
         preFreezeCommand: plan.hooks.preFreeze,
         postThawCommand: plan.hooks.postThaw,
+        databaseStartCommand: plan.database?.stop ? plan.database.commands?.start : undefined,
+        // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
+        watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hooks.timeoutMs,
       },
       {
         ec2: multiVolume ?? createEc2(clientFor(region), log),
-        freezer: createFreezer({ log }),
-        hooks: createHooks({ log }),
-        watchdog: createWatchdog({ log }),
+        freezer: createFreezer({
+          log,
+          devices: new Map(plan.freezeMounts.map((m) => [m.mountPoint, m.majorMinor])),
+        }),
+        hooks: createHooks({ log, timeoutMs: plan.hooks.timeoutMs }),
+        // A main process stuck past the deadline is killed, so its database lock dies too.
+        watchdog: createWatchdog({ log, killAtDeadline: true }),
+        exclusion: plan.freezeMounts.length > 0
+          ? () =>
+            acquireFreezeLocks(
+              plan.freezeMounts.map((m) => ({ mountPoint: m.mountPoint, device: m.majorMinor })),
+              { purpose: "run" },
+            )
+          : undefined,
         database: plan.database ? createMysqlDatabase(plan.database, { log }) : undefined,
         log,
         signal: trap.signal,
@@ -143,6 +152,5 @@ async function snapshotAndFollowUp(
     return final.problems[0]?.exitCode ?? ExitCode.ok;
   } finally {
     trap.dispose();
-    await locks.release();
   }
 }

@@ -89,10 +89,11 @@ export function helpText(version: string): string {
   const codes = Object.entries(ExitCode).map(([name, code]) => `${code} ${name}`);
   lines.push(
     "",
+    ...wrap(`Exit codes: ${codes.join(", ")}, 128+N stopped by signal N.`, HELP_WIDTH, ""),
+    // A paragraph of its own, so that the command never breaks across lines.
     ...wrap(
-      `Exit codes: ${codes.join(", ")}, 128+N stopped by signal N. Each is explained in ` +
-        "the man page (man ec2-consistent-snapshot, or man ./dist/ec2-consistent-snapshot.1 " +
-        "after scripts/build.sh).",
+      "Each is explained in the man page (man ec2-consistent-snapshot, or man " +
+        "./dist/ec2-consistent-snapshot.1 after scripts/build.sh).",
       HELP_WIDTH,
       "",
     ),

@@ -101,7 +101,12 @@ export function manPage({ version, date }: ManPageOptions): string {
         "--pre-freeze-command, sync, freeze each file system, create all snapshots in one " +
         "concurrent round with their tags, thaw, run --post-thaw-command, unlock the database. " +
         "The releases run on success, on error, on timeout and on SIGINT, SIGTERM and SIGHUP; a " +
-        "separate watchdog process thaws the file systems if the tool itself is killed.",
+        "separate watchdog process thaws the file systems (and starts a database stopped with " +
+        "--mysql-stop) if the tool itself is killed, and kills a tool stuck past its deadline.",
+      "One run at a time freezes a file system: each run holds an exclusive lock per file " +
+        "system (by device) from before it locks anything to its end; another run on the same " +
+        "file system is refused (exit status 11), runs on other file systems go on. A file " +
+        "system found frozen already is left frozen: a run thaws only what it froze.",
       "With no VOLUME_ID, the volumes are found from the mount points given with " +
         "--freeze-filesystem and --no-freeze-filesystem, through device-mapper, LVM and MD " +
         "devices, NVMe serial numbers and the instance's block device mappings.",
@@ -155,6 +160,7 @@ export function manPage({ version, date }: ManPageOptions): string {
       ["AWS_REGION", "Default of --region."],
       ["AWS_DEFAULT_REGION", "Default of --region when AWS_REGION is not set."],
       ["AWS_ENDPOINT_URL_EC2", "Default of --ec2-endpoint."],
+      ["ECS_RUN_DIR", "Where the freeze locks live instead of /run/ec2-consistent-snapshot."],
     ].flatMap(([name, help]) => [".TP", `.B ${escapeRoff(name)}`, escapeRoff(help)]),
     ".PP",
     "The rest of the AWS SDK's default credential chain applies as well (SSO, web identity, " +
@@ -165,6 +171,11 @@ export function manPage({ version, date }: ManPageOptions): string {
       ["~/.aws/credentials, ~/.aws/config", "AWS shared credentials and configuration files."],
       ["~/.my.cnf", "MySQL option file, read for the [client] and [mysql] sections."],
       ["/proc/self/mountinfo, /sys/dev/block", "Read to find the volumes behind mount points."],
+      [
+        "/run/ec2-consistent-snapshot/",
+        "Root only (0700): one lock file per frozen file system (freeze-MAJ-MIN.lock) naming " +
+        "the process that holds it.",
+      ],
     ].flatMap(([name, help]) => [".TP", `.I ${escapeRoff(name)}`, escapeRoff(help)]),
     ".SH SEE ALSO",
     ".BR fsfreeze (8),",

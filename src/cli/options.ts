@@ -46,6 +46,8 @@ export interface OptionSpec {
    * that take no volume ids beside them, where a number cannot be meant as one.
    */
   readonly valueAfterSpace?: boolean;
+  /** A time limit: the value must be more than 0 (seconds kinds). */
+  readonly positive?: boolean;
 }
 
 /** The table. Order is the order of --help. */
@@ -213,6 +215,7 @@ export const OPTION_TABLE = [
     kind: "seconds",
     value: "SECONDS",
     default: 10,
+    positive: true,
     group: "Snapshots",
     help: "Abort the snapshot calls (and thaw) when they take longer than this.",
   },
@@ -309,14 +312,25 @@ export const OPTION_TABLE = [
     kind: "string",
     value: "CMD",
     group: "File systems",
-    help: "Shell command to run before the freeze; failure aborts the run.",
+    help: "Shell command to run before the freeze; failure aborts the run. Its output goes to " +
+      "stderr.",
   },
   {
     name: "post-thaw-command",
     kind: "string",
     value: "CMD",
     group: "File systems",
-    help: "Shell command to run after the thaw.",
+    help: "Shell command to run after the thaw. Its output goes to stderr.",
+  },
+  {
+    name: "hook-timeout",
+    kind: "seconds",
+    value: "SECONDS",
+    default: 30,
+    positive: true,
+    group: "File systems",
+    help: "Kill --pre-freeze-command or --post-thaw-command (and what it started) when it " +
+      "runs longer than this: they run while the database is locked.",
   },
 
   // MySQL

@@ -13,6 +13,9 @@ import {
   type ParsedArgs,
 } from "./options.ts";
 
+/** The longest time a timer can wait (setTimeout's 2^31-1 ms), in whole seconds. */
+export const MAX_SECONDS: number = Math.floor((2 ** 31 - 1) / 1000);
+
 function parseNumber(spec: OptionSpec, raw: string): number {
   const text = raw.trim();
   const valid = spec.kind === "count" ? /^\d+$/.test(text) : /^\d+(\.\d+)?$|^\.\d+$/.test(text);
@@ -21,7 +24,17 @@ function parseNumber(spec: OptionSpec, raw: string): number {
     const problem = /^-/.test(text) ? "must not be negative" : `must be ${what}`;
     throw new UsageError(`--${spec.name}: ${problem}, got '${raw}'`);
   }
-  return Number(text);
+  const value = Number(text);
+  if (spec.kind !== "count" && value > MAX_SECONDS) {
+    throw new UsageError(
+      `--${spec.name}: must be at most ${MAX_SECONDS} seconds (about 24 days), got '${raw}'`,
+    );
+  }
+  // Below a millisecond is 0 for a timer, which would fire at once.
+  if (spec.positive && value < 0.001) {
+    throw new UsageError(`--${spec.name}: must be more than 0 seconds, got '${raw}'`);
+  }
+  return value;
 }
 
 /**

@@ -6,9 +6,8 @@
 import { AppError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
-import { WATCHDOG_MARGIN_MS, whileLocked } from "../run/locked.ts";
-import type { Database, Freezer, Hooks, Watchdog } from "../run/interfaces.ts";
-import type { FreezeLocks } from "../host/freeze_lock.ts";
+import { WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS, whileLocked } from "../run/locked.ts";
+import type { Database, Freezer, HeldExclusion, Hooks, Watchdog } from "../run/interfaces.ts";
 import { LineReader } from "../util/lines.ts";
 import { delay } from "../util/deadline.ts";
 import { CONFIRM_TIMEOUT_MS, type HeldMessage, HoldLine, type HoldRequest } from "./protocol.ts";
@@ -30,7 +29,7 @@ import {
 export type AcquireFreezeLocks = (
   targets: { mountPoint: string; device: string }[],
   options: { runDir?: string; purpose: string },
-) => Promise<Pick<FreezeLocks, "release" | "guard">>;
+) => Promise<HeldExclusion>;
 
 /** The side effects of the holder, injected (tests use recording fakes). */
 export interface HolderDeps {
@@ -79,20 +78,10 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
   const paths = statePaths(request.stateDir);
   const mounts = plan.freezeMounts.map((m) => m.mountPoint);
   let record: HoldRecord;
-  let locks: Pick<FreezeLocks, "release" | "guard">;
   try {
     ensureStateDir(paths);
     record = claimHold(paths, { mounts, database: plan.database !== undefined });
   } catch (error) {
-    return fail(deps, error);
-  }
-  try {
-    locks = await deps.acquireFreezeLocks(
-      plan.freezeMounts.map((m) => ({ mountPoint: m.mountPoint, device: m.majorMinor })),
-      { runDir: paths.dir, purpose: "hold" },
-    );
-  } catch (error) {
-    abandonHold(paths);
     return fail(deps, error);
   }
 
@@ -104,8 +93,19 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
       preFreezeCommand: plan.preFreezeCommand,
       postThawCommand: plan.postThawCommand,
       watchdogDeadlineMs: plan.holdMs + WATCHDOG_MARGIN_MS,
+      databaseStartCommand: plan.database?.stop ? plan.database.commands?.start : undefined,
+      // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
+      watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hookTimeoutMs,
     },
-    { ...deps, watchdog: guarding(deps.watchdog, locks) },
+    {
+      ...deps,
+      // The freeze locks, for the whole hold (released last); the watchdog guards them too.
+      exclusion: () =>
+        deps.acquireFreezeLocks(
+          plan.freezeMounts.map((m) => ({ mountPoint: m.mountPoint, device: m.majorMinor })),
+          { runDir: paths.dir, purpose: "hold" },
+        ),
+    },
     {
       whileHeld: async ({ binlog }): Promise<ReleasedBy> => {
         heldAt = Date.now();
@@ -142,45 +142,25 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     },
   );
 
-  try {
-    if (result.value === undefined) {
-      abandonHold(paths);
-      for (const problem of result.problems.slice(1)) log.error(problem.message);
-      return fail(deps, result.problems[0] ?? new AppError("the hold failed", ExitCode.internal));
-    }
-    const release: ReleaseRecord = {
-      by: result.value,
-      heldAt,
-      releasedAt: Date.now(),
-      pid: Deno.pid,
-      timings: result.timings,
-      ...(result.binlog ? { binlog: result.binlog } : {}),
-      problems: result.problems.map((p) => ({ message: p.message, exitCode: p.exitCode })),
-    };
-    recordRelease(paths, release);
-    await socket?.answer(release);
-    log.debug(`released (${release.by}); freeze window ${release.timings.freezeWindowMs ?? "-"}ms`);
-    for (const problem of result.problems) log.error(problem.message);
-    return result.problems[0]?.exitCode ?? ExitCode.ok;
-  } finally {
-    await locks.release().catch((error) => log.error(`freeze locks: ${error.message}`));
+  if (result.value === undefined) {
+    abandonHold(paths);
+    for (const problem of result.problems.slice(1)) log.error(problem.message);
+    return fail(deps, result.problems[0] ?? new AppError("the hold failed", ExitCode.internal));
   }
-}
-
-/**
- * The watchdog, whose process (once armed) also keeps the freeze locks held: should the holder
- * die, no other run freezes those file systems before the watchdog has thawed them.
- */
-function guarding(watchdog: Watchdog, locks: Pick<FreezeLocks, "guard">): Watchdog {
-  return {
-    prepare: watchdog.prepare && (() => watchdog.prepare!()),
-    async arm(mountPoints, deadlineMs) {
-      const armed = await watchdog.arm(mountPoints, deadlineMs);
-      const pid = (armed as { pid?: number }).pid;
-      if (pid !== undefined) await locks.guard(pid);
-      return armed;
-    },
+  const release: ReleaseRecord = {
+    by: result.value,
+    heldAt,
+    releasedAt: Date.now(),
+    pid: Deno.pid,
+    timings: result.timings,
+    ...(result.binlog ? { binlog: result.binlog } : {}),
+    problems: result.problems.map((p) => ({ message: p.message, exitCode: p.exitCode })),
   };
+  recordRelease(paths, release);
+  await socket?.answer(release);
+  log.debug(`released (${release.by}); freeze window ${release.timings.freezeWindowMs ?? "-"}ms`);
+  for (const problem of result.problems) log.error(problem.message);
+  return result.problems[0]?.exitCode ?? ExitCode.ok;
 }
 
 /** Tells the caller why the hold failed; the exit code. */
@@ -253,9 +233,13 @@ export async function runHolder(): Promise<number> {
     const { createMysqlDatabase } = await import("../db/mysql/database.ts");
     const { acquireFreezeLocks } = await import("../host/freeze_lock.ts");
     return await hold(request, {
-      freezer: createFreezer({ log }),
-      hooks: createHooks({ log, outputFile: paths.log }),
-      watchdog: createWatchdog({ log, stderr: "null" }),
+      freezer: createFreezer({
+        log,
+        devices: new Map(request.plan.freezeMounts.map((m) => [m.mountPoint, m.majorMinor])),
+      }),
+      hooks: createHooks({ log, outputFile: paths.log, timeoutMs: request.plan.hookTimeoutMs }),
+      // A holder stuck past the deadline is killed, so its database lock dies too.
+      watchdog: createWatchdog({ log, stderr: "null", killAtDeadline: true }),
       database: request.plan.database
         ? createMysqlDatabase(request.plan.database, { log })
         : undefined,

@@ -1,8 +1,8 @@
 /** Flushing, freezing and thawing file systems with sync, fsfreeze and xfs_freeze. */
-import { FreezeError, NotFrozenError } from "../util/errors.ts";
+import { AlreadyFrozenError, FreezeError, NotFrozenError } from "../util/errors.ts";
 import type { Freezer } from "../run/interfaces.ts";
 import type { Logger } from "../util/log.ts";
-import { findMount, readMountInfo } from "./mounts.ts";
+import { findMount, type MountInfoEntry, readMountInfo } from "./mounts.ts";
 import { ProgramError, type ProgramResult, runProgram } from "./programs.ts";
 
 /**
@@ -94,12 +94,13 @@ async function runBounded(
 }
 
 /**
- * True when `path` is exactly a mount point. A freeze applies to the whole file system that
- * holds the path, so freezing a plain directory would freeze its parent file system (often
- * `/`): this is the freezer's own last check, after the plan's validation.
+ * The mount at `path` when `path` is exactly a mount point. A freeze applies to the whole file
+ * system that holds the path, so freezing a plain directory would freeze its parent file
+ * system (often `/`): this is the freezer's own last check, after the plan's validation.
  */
-async function isMountPoint(path: string): Promise<boolean> {
-  return findMount(await readMountInfo(), path)?.mountPoint === path;
+async function mountAt(path: string): Promise<MountInfoEntry | undefined> {
+  const entry = findMount(await readMountInfo(), path);
+  return entry?.mountPoint === path ? entry : undefined;
 }
 
 /** Options of {@linkcode createFreezer}. */
@@ -110,6 +111,11 @@ export interface FreezerOptions {
   timeoutMs?: number;
   /** Where to look for sync, fsfreeze and xfs_freeze; default PATH, then {@linkcode SYSTEM_DIRS}. */
   search?: FindProgramOptions;
+  /**
+   * The device ("MAJ:MIN") the plan checked for each mount point: a freeze refuses a mount
+   * point that holds another file system by then (something was mounted over it).
+   */
+  devices?: ReadonlyMap<string, string>;
 }
 
 /** The PATH the programs run with: the search and system directories, so helpers are found. */
@@ -151,8 +157,14 @@ export function createFreezer(options: FreezerOptions): Freezer {
         cause: error,
       });
     }
-    if (real === "/" || !await isMountPoint(real)) {
-      throw new FreezeError(`refusing to ${action} ${mountPoint}: not a mount point`);
+    const entry = real === "/" ? undefined : await mountAt(real);
+    if (!entry) throw new FreezeError(`refusing to ${action} ${mountPoint}: not a mount point`);
+    const checked = options.devices?.get(mountPoint);
+    if (action === "freeze" && checked !== undefined && entry.majorMinor !== checked) {
+      throw new FreezeError(
+        `refusing to freeze ${mountPoint}: it is now device ${entry.majorMinor}, not ${checked} ` +
+          "that was checked (something was mounted over it)",
+      );
     }
     const program = findFreezeProgram(search);
     const flag = action === "freeze" ? "-f" : "-u";
@@ -166,6 +178,13 @@ export function createFreezer(options: FreezerOptions): Freezer {
         (result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`);
       if (action === "thaw" && /invalid argument/i.test(result.stderr)) {
         throw new NotFrozenError(`cannot thaw ${mountPoint}: it is not frozen (${why})`);
+      }
+      // EBUSY: frozen already, by someone else; this run must leave it as it is.
+      if (action === "freeze" && /device or resource busy/i.test(result.stderr)) {
+        throw new AlreadyFrozenError(
+          `cannot freeze ${mountPoint}: it is frozen already, by someone else (${why}); ` +
+            "left as it is",
+        );
       }
       throw new FreezeError(`cannot ${action} ${mountPoint}: ${why}`);
     }

@@ -156,7 +156,9 @@ async function canonical(path: string): Promise<string> {
 }
 
 /**
- * Checks the mount points given by the user and returns them in order, duplicates removed.
+ * Checks the mount points given by the user and returns them in order, duplicates removed (for
+ * a freeze, also a second path to the same file system, such as a bind mount: one device is
+ * frozen once).
  * Each path is resolved (relative to `cwd`, symlinks followed) and must be exactly a mount
  * point in mountinfo. For mounts to freeze, `/` is refused, and so is any file system that
  * holds the working directory or a file that stdout or stderr goes to: freezing it would hang
@@ -201,6 +203,8 @@ export async function resolveMountPoints(
     }
     if (seen.has(real)) continue;
     seen.add(real);
+    // The same file system by another path (a bind mount): frozen once, through the first.
+    if (freeze && result.some((m) => m.majorMinor === entry.majorMinor)) continue;
     result.push({
       mountPoint: real,
       majorMinor: entry.majorMinor,

@@ -41,6 +41,11 @@ export interface RunProgramOptions {
   output?: "capture" | "inherit";
   /** Working directory; default `/` (never a file system that may be frozen); null: ours. */
   cwd?: string | null;
+  /**
+   * Runs it in a process group of its own (a new session), and at the timeout or abort kills
+   * the whole group: what it started in the background dies with it.
+   */
+  group?: boolean;
 }
 
 /**
@@ -79,6 +84,7 @@ export async function runProgram(
       args: [...args],
       ...(options.cwd === null ? {} : { cwd: options.cwd ?? "/" }),
       stdin: "null",
+      ...(options.group ? { detached: true } : {}),
       stdout: capture ? "null" : "inherit",
       stderr: capture ? "piped" : "inherit",
       ...(options.path ? { env: { PATH: options.path } } : {}),
@@ -104,7 +110,8 @@ export async function runProgram(
   // A process blocked in the kernel (a freeze waiting on a sync) may not die at once; do not
   // wait for it, and do not let it keep this process alive.
   try {
-    child.kill("SIGKILL");
+    if (options.group) Deno.kill(-child.pid, "SIGKILL");
+    else child.kill("SIGKILL");
   } catch { /* already gone */ }
   child.unref();
   output.catch(() => {});

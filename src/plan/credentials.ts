@@ -46,7 +46,9 @@ function readSecretFile(path: string, option: string, log: Logger): string[] {
   if (readableByOthers(path)) {
     log.warn(`${option} ${path} is readable by group or others; chmod 600 it`);
   }
-  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== "");
+  const lines = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== "");
+  refuseIniCredentials(text.split(/\r?\n/).map((line) => line.trim()), path, option);
+  return lines;
 }
 
 function fromKeyFiles(idFile: string, secretFile: string, log: Logger): StaticCredentials {
@@ -57,6 +59,25 @@ function fromKeyFiles(idFile: string, secretFile: string, log: Logger): StaticCr
     throw new UsageError(`--aws-secret-access-key-file ${secretFile}: file is empty`);
   }
   return { accessKeyId, secretAccessKey };
+}
+
+/**
+ * Refuses an AWS shared credentials file (INI) given where bare keys are expected (the legacy
+ * two-line file, the key files): its `[section]` line would be taken as a key. Names the file
+ * and the line (counted from 1, blank lines too), never the line's content: it could be a
+ * secret.
+ */
+export function refuseIniCredentials(lines: readonly string[], path: string, option: string): void {
+  const index = lines.findIndex((line) =>
+    /^\[[^\]]*\]$/.test(line) || /^[A-Za-z_][A-Za-z0-9_.-]*\s*=/.test(line)
+  );
+  if (index < 0) return;
+  throw new UsageError(
+    `${option} ${path}: line ${index + 1} is INI ([section] or key = value): an AWS shared ` +
+      "credentials file, which this option does not read (it takes the bare keys, one per " +
+      `line); use --profile NAME instead, with AWS_SHARED_CREDENTIALS_FILE=${path} when the ` +
+      "file is not ~/.aws/credentials",
+  );
 }
 
 /** The legacy two-line file: access key id, then secret access key. */

@@ -17,6 +17,8 @@ export interface HoldPlan {
   preFreezeCommand?: string;
   /** --post-thaw-command, run after the thaw. */
   postThawCommand?: string;
+  /** --hook-timeout in milliseconds: the bound of each of the two commands. */
+  hookTimeoutMs: number;
   /** --debug: the holder logs every step. */
   debug: boolean;
   /** --quiet: only errors. */
@@ -130,6 +132,7 @@ export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
     database,
     preFreezeCommand: options.preFreezeCommand,
     postThawCommand: options.postThawCommand,
+    hookTimeoutMs: options.hookTimeout * 1000,
     debug: options.debug,
     quiet: options.quiet,
   };

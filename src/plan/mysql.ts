@@ -93,6 +93,20 @@ function checkStatusFileDirectory(file: string | undefined): void {
     ok = false;
   }
   if (!ok) throw new UsageError(`--mysql-master-status-file: directory ${dir} does not exist`);
+  // Root writes this file: never through a link someone put there (nor onto a device).
+  let existing: Deno.FileInfo | undefined;
+  try {
+    existing = Deno.lstatSync(file);
+  } catch { /* not there yet: fine */ }
+  if (existing?.isSymlink) {
+    throw new UsageError(
+      `--mysql-master-status-file ${file} is a symbolic link; it is never written through one ` +
+        "(remove it, or name another path)",
+    );
+  }
+  if (existing && !existing.isFile) {
+    throw new UsageError(`--mysql-master-status-file ${file} exists and is not a regular file`);
+  }
 }
 
 /**

@@ -12,6 +12,7 @@ import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";
 import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
 import { checkMultiVolumeRequests } from "./multi_volume.ts";
 import {
+  characters,
   MARKER_TAG,
   MAX_TAG_KEY,
   MAX_TAG_VALUE,
@@ -42,7 +43,7 @@ export interface Plan {
   /** --multi-volume: one CreateSnapshots call for the instance ({@linkcode Plan.instanceId}). */
   multiVolume: boolean;
   /** The shell commands around the freeze. */
-  hooks: { preFreeze?: string; postThaw?: string };
+  hooks: { preFreeze?: string; postThaw?: string; timeoutMs: number };
   /** One request per volume, in the order of the volume arguments (or of discovery). */
   volumes: SnapshotRequest[];
   /** How each volume was found beneath a mount point, when discovered. */
@@ -109,12 +110,12 @@ export function parseTags(text: string): Record<string, string> {
     const key = item.slice(0, eq).trim();
     const value = item.slice(eq + 1).trim();
     if (key === "") throw new UsageError(`--tag '${item}': empty key`);
-    if (key.length > MAX_TAG_KEY) {
-      throw new UsageError(
-        `--tag '${key.slice(0, 20)}...': key longer than ${MAX_TAG_KEY} characters`,
-      );
+    // EC2 counts characters (code points), not UTF-16 units: an emoji is one, not two.
+    if (characters(key) > MAX_TAG_KEY) {
+      const start = [...key].slice(0, 20).join("");
+      throw new UsageError(`--tag '${start}...': key longer than ${MAX_TAG_KEY} characters`);
     }
-    if (value.length > MAX_TAG_VALUE) {
+    if (characters(value) > MAX_TAG_VALUE) {
       throw new UsageError(`--tag '${key}': value longer than ${MAX_TAG_VALUE} characters`);
     }
     if (key.toLowerCase().startsWith("aws:")) {
@@ -425,7 +426,11 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     noaction: options.noaction,
     quiet: options.quiet,
     multiVolume: options.multiVolume,
-    hooks: { preFreeze: options.preFreezeCommand, postThaw: options.postThawCommand },
+    hooks: {
+      preFreeze: options.preFreezeCommand,
+      postThaw: options.postThawCommand,
+      timeoutMs: options.hookTimeout * 1000,
+    },
     volumes,
     discovered,
     freezeMounts,

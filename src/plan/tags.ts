@@ -41,6 +41,20 @@ export function withoutMarker(tags: Record<string, string>): Record<string, stri
   return rest;
 }
 
+/**
+ * The length of a text in characters (Unicode code points), as EC2 counts tag lengths.
+ *
+ * @example
+ * ```ts
+ * characters("\u{1F600}"); // 1 (its .length is 2)
+ * ```
+ */
+export function characters(text: string): number {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
+}
+
 /** What one snapshot request asks for. */
 export interface SnapshotRequest {
   /** The volume to snapshot. */

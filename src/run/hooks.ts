@@ -12,12 +12,18 @@ export interface HooksOptions {
   shell?: string;
   /** Append the commands' output (stdout and stderr) to this file instead of passing it through. */
   outputFile?: string;
+  /**
+   * Bound of each command (--hook-timeout, default 30 s): they run while the database is
+   * locked. Past it the command and everything it started are killed.
+   */
+  timeoutMs?: number;
 }
 
 /**
- * Makes the real {@linkcode Hooks}: `sh -c COMMAND` with no input and its output passed
- * through to ours, as the old tool's `system()` did. A non-zero exit, a signal or a shell that
- * cannot be started is a HookError naming the option.
+ * Makes the real {@linkcode Hooks}: `sh -c COMMAND` with no input, its output (stdout too)
+ * sent to our stderr, since our stdout carries only the snapshot ids or the JSON report, in a
+ * process group of its own that is killed whole at the time limit. A non-zero exit, a signal,
+ * the time limit or a shell that cannot be started is a HookError naming the option.
  *
  * @example
  * ```ts
@@ -28,15 +34,31 @@ export interface HooksOptions {
 export function createHooks(options: HooksOptions): Hooks {
   const { log } = options;
   const shell = options.shell ?? "/bin/sh";
+  const timeoutMs = options.timeoutMs ?? 30_000;
   return {
     async run(which, command) {
       const option = `--${which}-command`;
       log.debug(`${option}: ${shell} -c ${JSON.stringify(command)}`);
       let status: ProgramResult;
       try {
-        const [program, args] = shellCommand(command, { shell, appendTo: options.outputFile });
-        status = await runProgram(program, args, { output: "inherit", cwd: null });
+        const [program, args] = shellCommand(command, {
+          shell,
+          stdoutToStderr: true,
+          appendTo: options.outputFile,
+        });
+        status = await runProgram(program, args, {
+          output: "inherit",
+          cwd: null,
+          timeoutMs,
+          group: true,
+        });
       } catch (error) {
+        if (error instanceof ProgramError && error.details.kind === "timeout") {
+          throw new HookError(
+            `${option} did not finish within ${timeoutMs / 1000} s; killed (with what it ` +
+              "started); see --hook-timeout",
+          );
+        }
         const cause = error instanceof ProgramError ? error.details.cause : error;
         throw new HookError(`${option}: cannot run ${shell}: ${(cause as Error).message}`, {
           cause,

@@ -86,11 +86,34 @@ export interface Watchdog {
    * Starts a detached process that thaws `mountPoints` when this process disappears without
    * disarming it, or when `deadlineMs` (from now) passes. Called before the first freeze.
    */
-  arm(mountPoints: readonly string[], deadlineMs: number): Promise<ArmedWatchdog>;
+  arm(
+    mountPoints: readonly string[],
+    deadlineMs: number,
+    extras?: { startCommand?: string },
+  ): Promise<ArmedWatchdog>;
 }
 
 /** A watchdog process that is armed: it thaws unless disarmed in time. */
 export interface ArmedWatchdog {
   /** Tells the watchdog that everything was thawed normally; it exits without acting. */
   disarm(): Promise<void>;
+  /** The watchdog's process id, when it is a process (it then holds the freeze lock too). */
+  readonly pid?: number;
+  /**
+   * Changes what it guards (the mounts, a new deadline from now, the start command): the
+   * sequence arms it before the database stop and gives it the mounts at the freeze.
+   */
+  update?(change: {
+    mountPoints?: readonly string[];
+    deadlineMs?: number;
+    startCommand?: string | null;
+  }): Promise<void>;
+}
+
+/** The freeze locks of the run's file systems, held from before the first lock to the end. */
+export interface HeldExclusion {
+  /** Gives the locks back (only those still held by this run). */
+  release(): Promise<void>;
+  /** Adds a process (the watchdog) that keeps the locks held if this one dies. */
+  guard?(pid: number): Promise<void>;
 }

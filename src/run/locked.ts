@@ -6,6 +6,7 @@
  */
 import { CleanupStack, SignalError, STOP_SIGNALS } from "./cleanup.ts";
 import {
+  AlreadyFrozenError,
   AppError,
   FreezeError,
   HookError,
@@ -15,7 +16,15 @@ import {
   SnapshotTimeoutError,
   StoppedError,
 } from "../util/errors.ts";
-import type { BinlogCoordinates, Database, Freezer, Hooks, Watchdog } from "./interfaces.ts";
+import type {
+  ArmedWatchdog,
+  BinlogCoordinates,
+  Database,
+  Freezer,
+  HeldExclusion,
+  Hooks,
+  Watchdog,
+} from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
 import { deadline } from "../util/deadline.ts";
 
@@ -29,6 +38,16 @@ export interface LockSpec {
   postThawCommand?: string;
   /** The watchdog's deadline, counted from arming: how long the mounts may stay frozen. */
   watchdogDeadlineMs: number;
+  /**
+   * With --mysql-stop: the command that starts the database again. The watchdog is then armed
+   * before the stop and runs it if this process dies (or is stuck) before it started it.
+   */
+  databaseStartCommand?: string;
+  /**
+   * Bound of the watchdog outside the freeze (database stop, and after the thaw: post-thaw
+   * command and database release); default {@linkcode WATCHDOG_PHASE_MS}.
+   */
+  watchdogPhaseMs?: number;
 }
 
 /** The side effects, injected. */
@@ -41,6 +60,11 @@ export interface LockDeps {
   watchdog: Watchdog;
   /** The database to flush and lock (or stop), if any. */
   database?: Database;
+  /**
+   * Takes the freeze locks of the file systems (freeze_lock.ts): the first step, before
+   * anything is checked or locked; throws a BusyError when another run or hold has one.
+   */
+  exclusion?: () => Promise<HeldExclusion>;
   /** Where --debug steps and warnings go. */
   log: Logger;
   /** Aborted by a stop signal (SIGINT, SIGTERM, SIGHUP). */
@@ -91,6 +115,19 @@ export interface LockedResult<T> {
 
 /** Extra time the watchdog gives the normal thaw before it thaws by itself. */
 export const WATCHDOG_MARGIN_MS = 5_000;
+
+/** Default bound of the watchdog before the freeze and after the thaw (see LockSpec). */
+export const WATCHDOG_PHASE_MS = 15 * 60_000;
+
+/** The function, called once; later calls do nothing. */
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let called = false;
+  return async () => {
+    if (called) return;
+    called = true;
+    await fn();
+  };
+}
 
 /** True when no mount point lies inside another: their freezes do not depend on each other. */
 export function independent(mounts: readonly string[]): boolean {
@@ -149,10 +186,24 @@ export async function whileLocked<T>(
   let firstLockAt: number | undefined;
   let firstFreezeAt: number | undefined;
   let databaseLockedAt: number | undefined;
+  let armed: ArmedWatchdog | undefined;
+  let exclusion: HeldExclusion | undefined;
+  const phaseMs = spec.watchdogPhaseMs ?? WATCHDOG_PHASE_MS;
+  const startCommand = database ? spec.databaseStartCommand : undefined;
 
   try {
     const started = now();
-    if (spec.freezeMounts.length > 0) watchdog.prepare?.();
+    if (deps.exclusion) {
+      // Before anything else: a run that would share a freeze is refused before it locks.
+      const held = await deps.exclusion();
+      stack.push("freeze lock release", () => held.release());
+      exclusion = held;
+    }
+    if (spec.freezeMounts.length > 0 || startCommand) {
+      watchdog.prepare?.();
+      // Last of all: the watchdog guards until the database runs again (--mysql-stop).
+      stack.push("watchdog disarm", () => armed?.disarm());
+    }
     if (database) stack.push("database release", () => releaseDatabase(database));
     const preflightSignal = steps.preflightTimeoutMs === undefined
       ? signal
@@ -166,6 +217,12 @@ export async function whileLocked<T>(
       // Flush dirty data while nothing is locked yet, so the sync inside the lock is short.
       log.debug("sync before locking");
       await freezer.sync();
+      checkSignal();
+    }
+    if (startCommand) {
+      // The stop outlives a SIGKILL of this process: the watchdog starts the database again.
+      // Without mounts to freeze, its bound also covers the step while held.
+      await armWatchdog([], phaseMs + spec.watchdogDeadlineMs);
       checkSignal();
     }
     if (database) {
@@ -194,13 +251,38 @@ export async function whileLocked<T>(
     checkSignal();
 
     if (spec.freezeMounts.length > 0) {
-      const armed = await watchdog.arm(spec.freezeMounts, spec.watchdogDeadlineMs);
-      stack.push("watchdog disarm", () => armed.disarm());
+      const deadlineMs = spec.watchdogDeadlineMs;
+      if (armed?.update) await armed.update({ mountPoints: spec.freezeMounts, deadlineMs });
+      else await armWatchdog(spec.freezeMounts, deadlineMs);
+      const guard = armed!;
+      // After the thaws it no longer thaws (what it would thaw is no longer ours), but still
+      // guards the post-thaw command and the database release, under a longer bound.
+      stack.push(
+        "watchdog disarm",
+        () =>
+          guard.update ? guard.update({ mountPoints: [], deadlineMs: phaseMs }) : guard.disarm(),
+      );
       firstFreezeAt = now();
       firstLockAt ??= firstFreezeAt;
+      /** Mounts whose freeze found them frozen already: someone else's, never thawed by us. */
+      const notOurs = new Set<string>();
+      const freeze = (mount: string) =>
+        freezer.freeze(mount).catch(async (error) => {
+          if (error instanceof AlreadyFrozenError) {
+            notOurs.add(mount);
+            // Nor may the watchdog thaw it, should this process die now.
+            const ours = spec.freezeMounts.filter((m) => !notOurs.has(m));
+            await guard.update?.({ mountPoints: ours }).catch(() => {});
+          }
+          throw error;
+        });
       const thawLater = (mount: string) =>
         // On the stack before the freeze: a freeze that timed out may still have frozen.
         stack.push(`thaw ${mount}`, async () => {
+          if (notOurs.has(mount)) {
+            log.warn(`${mount} was frozen by someone else before this run: left frozen`);
+            return;
+          }
           try {
             await freezer.thaw(mount);
           } catch (error) {
@@ -213,7 +295,7 @@ export async function whileLocked<T>(
         // (the kernel's freeze costs tens of milliseconds each). Thaws stay in reverse order.
         log.debug(`freeze ${spec.freezeMounts.join(", ")} at once`);
         spec.freezeMounts.forEach(thawLater);
-        const frozen = await Promise.allSettled(spec.freezeMounts.map((m) => freezer.freeze(m)));
+        const frozen = await Promise.allSettled(spec.freezeMounts.map(freeze));
         const failed = frozen.find((f) => f.status === "rejected");
         if (failed) throw (failed as PromiseRejectedResult).reason;
         checkSignal();
@@ -221,7 +303,7 @@ export async function whileLocked<T>(
         for (const mount of spec.freezeMounts) {
           log.debug(`freeze ${mount}`);
           thawLater(mount);
-          await freezer.freeze(mount);
+          await freeze(mount);
           checkSignal();
         }
       }
@@ -240,6 +322,16 @@ export async function whileLocked<T>(
   }
 
   const failures = await stack.unwind();
+  // A stop signal that came while releasing (during the thaw, the post-thaw command) still
+  // ends the run as stopped: never exit 0 after a signal.
+  if (
+    signal.aborted && signal.reason instanceof SignalError &&
+    !problems.some((p) => p instanceof StoppedError)
+  ) {
+    problems.push(
+      new StoppedError(signal.reason.signalName, STOP_SIGNALS[signal.reason.signalName]),
+    );
+  }
   if (firstLockAt !== undefined) timings.lockWindowMs = Math.round(now() - firstLockAt);
   for (const failure of failures) {
     problems.push(asAppError(failure.error, (m) => new FreezeError(`${failure.name}: ${m}`)));
@@ -250,6 +342,13 @@ export async function whileLocked<T>(
     }ms`,
   );
   return { value, binlog, timings, problems: sortProblems(problems) };
+
+  /** Arms the watchdog (once for the run: the final disarm is on the stack already). */
+  async function armWatchdog(mountPoints: readonly string[], deadlineMs: number): Promise<void> {
+    const started = await watchdog.arm(mountPoints, deadlineMs, { startCommand });
+    armed = { ...started, disarm: once(() => started.disarm()) };
+    if (started.pid !== undefined) await exclusion?.guard?.(started.pid);
+  }
 
   async function releaseDatabase(db: Database): Promise<void> {
     await db.release();

@@ -10,6 +10,7 @@ import type {
   Database,
   Ec2,
   Freezer,
+  HeldExclusion,
   Hooks,
   SnapshotOutcome,
   SnapshotRequest,
@@ -18,7 +19,7 @@ import type {
 import type { Logger } from "../util/log.ts";
 import { type LockTimings, sortProblems, WATCHDOG_MARGIN_MS, whileLocked } from "./locked.ts";
 
-export { independent, WATCHDOG_MARGIN_MS } from "./locked.ts";
+export { independent, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "./locked.ts";
 
 /** What the sequence needs to know; a subset of the Plan. */
 export interface RunSpec {
@@ -32,6 +33,16 @@ export interface RunSpec {
   preFreezeCommand?: string;
   /** --post-thaw-command, run after the last thaw. */
   postThawCommand?: string;
+  /**
+   * With --mysql-stop: the command that starts the database again. The watchdog is then armed
+   * before the stop and runs it if this process dies (or is stuck) before it started it.
+   */
+  databaseStartCommand?: string;
+  /**
+   * Bound of the watchdog outside the freeze (database stop, and after the thaw: post-thaw
+   * command and database release); default {@linkcode WATCHDOG_PHASE_MS}.
+   */
+  watchdogPhaseMs?: number;
 }
 
 /** The side effects, injected. */
@@ -46,6 +57,11 @@ export interface RunDeps {
   watchdog: Watchdog;
   /** The database to flush and lock (or stop), if any. */
   database?: Database;
+  /**
+   * Takes the freeze locks of the run's file systems (freeze_lock.ts): the first step, before
+   * anything is checked or locked; throws a BusyError when another run or hold has one.
+   */
+  exclusion?: () => Promise<HeldExclusion>;
   /** Where --debug steps and warnings go. */
   log: Logger;
   /** Aborted by a stop signal (SIGINT, SIGTERM, SIGHUP). */

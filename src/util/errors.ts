@@ -112,6 +112,12 @@ export class FreezeError extends AppError {
  */
 export class NotFrozenError extends FreezeError {}
 
+/**
+ * A freeze found the file system frozen already (FIFREEZE's EBUSY): someone else froze it, so
+ * this run must not thaw it.
+ */
+export class AlreadyFrozenError extends FreezeError {}
+
 /** --pre-freeze-command or --post-thaw-command failed. */
 export class HookError extends AppError {
   /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
@@ -138,7 +144,7 @@ export class RetentionError extends AppError {
 
 /** Another run or hold has the file system's freeze lock: refused before anything is locked. */
 export class BusyError extends AppError {
-  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
+  /** An error whose one-line `message` names the file system and the process that holds it. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.busy, options);
   }

@@ -36,7 +36,31 @@ export function registerSecret(secret: string | undefined): void {
 function redact(line: string): string {
   let out = line;
   for (const secret of secrets) out = out.split(secret).join("***");
-  return out;
+  return printable(out, { keepNewlines: true });
+}
+
+/**
+ * Escapes control characters (C0, DEL, C1, and the bidirectional overrides that can reorder
+ * what a terminal shows) as `\xNN` / `\u{NNNN}`, so that echoed input cannot move the
+ * cursor, fake a line or hide text. Newlines and tabs stay only with `keepNewlines`.
+ *
+ * @example
+ * ```ts
+ * printable("bad\x1b[2Jname"); // "bad\\x1b[2Jname"
+ * ```
+ */
+export function printable(text: string, options: { keepNewlines?: boolean } = {}): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g,
+    (char) => {
+      if (options.keepNewlines && (char === "\n" || char === "\t")) return char;
+      const code = char.codePointAt(0)!;
+      return code <= 0xff
+        ? `\\x${code.toString(16).padStart(2, "0")}`
+        : `\\u{${code.toString(16)}}`;
+    },
+  );
 }
 
 function writeStderr(line: string): void {

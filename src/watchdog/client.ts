@@ -7,7 +7,13 @@ import { RUN_FLAGS } from "./permissions.ts";
 import { procReadable, readProcessStat } from "../host/proc.ts";
 import { isTimeout, withDeadline, within } from "../util/deadline.ts";
 import { LineReader } from "../util/lines.ts";
-import { CONFIG_ON_STDIN, WATCHDOG_ARG, type WatchdogConfig, WatchdogLine } from "./process.ts";
+import {
+  CONFIG_ON_STDIN,
+  WATCHDOG_ARG,
+  type WatchdogConfig,
+  WatchdogLine,
+  type WatchdogUpdate,
+} from "./process.ts";
 
 /** How to start the watchdog: the same program, with the hidden first argument. */
 export interface WatchdogCommandOptions {
@@ -81,12 +87,32 @@ export interface WatchdogOptions {
   stderr?: "inherit" | "null";
   /** How often the watchdog checks this process; default 50 ms. */
   pollMs?: number;
+  /**
+   * At the deadline, SIGKILL this process if it is still alive (stuck), so its database
+   * session and lock end; default false. The command sets it; a test process must not.
+   */
+  killAtDeadline?: boolean;
+}
+
+/** What else an armed watchdog does when it fires, besides thawing. */
+export interface ArmExtras {
+  /** Runs this shell command after the thaw: starts a database that --mysql-stop stopped. */
+  startCommand?: string;
 }
 
 /** A running, armed watchdog. */
 export interface ArmedWatchdogProcess extends ArmedWatchdog {
   /** The watchdog's process id. */
   readonly pid: number;
+  /**
+   * Changes what the watchdog guards: mounts, a new deadline (from now), the start command
+   * (null clears it). One line on its stdin, read in order: no answer is awaited.
+   */
+  update(change: {
+    mountPoints?: readonly string[];
+    deadlineMs?: number;
+    startCommand?: string | null;
+  }): Promise<void>;
 }
 
 /** The real {@linkcode Watchdog}: its armed watchdog also tells its process id. */
@@ -94,7 +120,11 @@ export interface ProcessWatchdog extends Watchdog {
   /** Starts the watchdog process ahead, unarmed, so that arming costs one line. */
   prepare(): void;
   /** Arms it for `mountPoints`, `deadlineMs` from now; see {@linkcode Watchdog.arm}. */
-  arm(mountPoints: readonly string[], deadlineMs: number): Promise<ArmedWatchdogProcess>;
+  arm(
+    mountPoints: readonly string[],
+    deadlineMs: number,
+    extras?: ArmExtras,
+  ): Promise<ArmedWatchdogProcess>;
 }
 
 /** The next line; undefined at the end of the stream; "timeout" when none came in time. */
@@ -195,6 +225,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
   async function arm(
     mountPoints: readonly string[],
     deadlineMs: number,
+    extras: ArmExtras = {},
   ): Promise<ArmedWatchdogProcess> {
     // Deno 2.9 lets only --allow-all read /proc; without it the watchdog relies on its stdin.
     const startTime = procReadable() ? readProcessStat(Deno.pid)?.startTime : undefined;
@@ -205,6 +236,8 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
       deadlineMs,
       sentAtEpochMs: Date.now(),
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+      ...(extras.startCommand ? { startCommand: extras.startCommand } : {}),
+      ...(options.killAtDeadline ? { killAtDeadline: true } : {}),
     };
     const child = await sendToPrepared(config) ?? spawn(config);
     const lines = new LineReader(child.stdout);
@@ -230,6 +263,32 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
     );
 
     let disarmed = false;
+    async function update(change: {
+      mountPoints?: readonly string[];
+      deadlineMs?: number;
+      startCommand?: string | null;
+    }): Promise<void> {
+      if (disarmed) return;
+      const line: WatchdogUpdate = {
+        ...(change.mountPoints ? { mountPoints: [...change.mountPoints] } : {}),
+        ...(change.deadlineMs !== undefined
+          ? { deadlineMs: change.deadlineMs, sentAtEpochMs: Date.now() }
+          : {}),
+        ...(change.startCommand !== undefined ? { startCommand: change.startCommand } : {}),
+      };
+      const writer = child.stdin.getWriter();
+      try {
+        await writer.write(new TextEncoder().encode(JSON.stringify(line) + "\n"));
+      } catch (error) {
+        throw new FreezeError(`the watchdog ${child.pid} is gone: ${(error as Error).message}`, {
+          cause: error,
+        });
+      } finally {
+        writer.releaseLock();
+      }
+      log.debug(`watchdog ${child.pid} updated: ${Object.keys(line).join(", ")}`);
+    }
+
     async function disarm(): Promise<void> {
       if (disarmed) return;
       disarmed = true;
@@ -262,7 +321,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
         log.warn(`watchdog ${child.pid} ended without confirming the disarm`);
       }
     }
-    return { pid: child.pid, disarm };
+    return { pid: child.pid, disarm, update };
   }
 
   return { prepare, arm };

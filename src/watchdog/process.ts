@@ -1,6 +1,10 @@
-/** The watchdog process: thaws the frozen mounts when the main process dies or a deadline passes. */
+/**
+ * The watchdog process: when the main process dies or a deadline passes, it thaws the frozen
+ * mounts, starts a database stopped with --mysql-stop, and ends a main process stuck past the
+ * deadline (so that its database session and lock die with it).
+ */
 import { findFreezeProgram, findProgram, type FreezeProgram, searchDirs } from "../host/freeze.ts";
-import { runProgram } from "../host/programs.ts";
+import { runProgram, shellCommand } from "../host/programs.ts";
 import { delay } from "../util/deadline.ts";
 import { LineReader } from "../util/lines.ts";
 import { isSameProcessAlive, procReadable } from "../host/proc.ts";
@@ -33,7 +37,27 @@ export interface WatchdogConfig {
   sentAtEpochMs: number;
   /** How often to check the main process and the deadline; default 50 ms. */
   pollMs?: number;
+  /**
+   * A shell command (`sh -c`) run after the thaw when the watchdog fires: starts again a
+   * database that `--mysql-stop` stopped. Absent (or null) when nothing is stopped.
+   */
+  startCommand?: string | null;
+  /**
+   * At the deadline, a main process that is still alive (stopped, hung) is killed with SIGKILL
+   * before the thaw, so that its database session and lock die with it. Default false (tests
+   * arm a watchdog for their own process).
+   */
+  killAtDeadline?: boolean;
 }
+
+/**
+ * A later line on the watchdog's stdin (JSON, after the configuration): new mounts, a new
+ * deadline (from `sentAtEpochMs`), a start command set or cleared. Fields left out keep their
+ * value.
+ */
+export type WatchdogUpdate = Partial<
+  Pick<WatchdogConfig, "mountPoints" | "deadlineMs" | "sentAtEpochMs" | "startCommand">
+>;
 
 /**
  * The lines of the protocol. The watchdog writes `armed` on stdout once it watches, and later
@@ -51,6 +75,10 @@ export const WatchdogLine = {
 
 const THAW_TRIES = 5;
 const THAW_TIMEOUT_MS = 10_000;
+/** Bound of the start command (a database start may replay its logs). */
+const START_TIMEOUT_MS = 300_000;
+/** How long to wait for a killed main process to be gone (its database session closed). */
+const KILL_WAIT_MS = 10_000;
 
 function say(line: string): void {
   try {
@@ -81,20 +109,84 @@ export function parseWatchdogConfig(text: string | undefined): WatchdogConfig {
   const ok = typeof config === "object" && config !== null &&
     Number.isSafeInteger(config.pid) && config.pid > 0 &&
     (config.startTime === undefined || Number.isSafeInteger(config.startTime)) &&
-    Array.isArray(config.mountPoints) && config.mountPoints.length > 0 &&
-    config.mountPoints.every((m) => typeof m === "string" && m.startsWith("/")) &&
+    validUpdate(config) && Array.isArray(config.mountPoints) &&
     typeof config.deadlineMs === "number" && typeof config.sentAtEpochMs === "number" &&
+    (config.mountPoints.length > 0 || typeof config.startCommand === "string" ||
+      config.killAtDeadline === true) &&
+    (config.killAtDeadline === undefined || typeof config.killAtDeadline === "boolean") &&
     (config.pollMs === undefined || (typeof config.pollMs === "number" && config.pollMs > 0));
   if (!ok) throw new Error(`bad watchdog configuration: ${text}`);
   return config;
 }
 
+function validUpdate(update: WatchdogUpdate): boolean {
+  return (update.mountPoints === undefined ||
+    (Array.isArray(update.mountPoints) &&
+      update.mountPoints.every((m) => typeof m === "string" && m.startsWith("/")))) &&
+    (update.deadlineMs === undefined || typeof update.deadlineMs === "number") &&
+    (update.sentAtEpochMs === undefined || typeof update.sentAtEpochMs === "number") &&
+    (update.startCommand === undefined || update.startCommand === null ||
+      typeof update.startCommand === "string");
+}
+
+/** Parses a later line of stdin as an update; undefined when it is not one. */
+export function parseWatchdogUpdate(line: string): WatchdogUpdate | undefined {
+  try {
+    const update = JSON.parse(line) as WatchdogUpdate;
+    return typeof update === "object" && update !== null && !Array.isArray(update) &&
+        validUpdate(update)
+      ? update
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 type Reason = "disarm" | "main process ended" | "main process gone" | "deadline passed";
 
-/** Resolves with the first line `disarm` (as "disarm") or at the end of input. */
-async function watchInput(lines: LineReader): Promise<Reason> {
-  for await (const line of lines) if (line.trim() === WatchdogLine.disarm) return "disarm";
+/**
+ * Resolves with the first line `disarm` (as "disarm") or at the end of input; hands each
+ * update line to `onUpdate` on the way.
+ */
+async function watchInput(
+  lines: LineReader,
+  onUpdate: (update: WatchdogUpdate) => void,
+): Promise<Reason> {
+  for await (const line of lines) {
+    const trimmed = line.trim();
+    if (trimmed === WatchdogLine.disarm) return "disarm";
+    if (trimmed === "") continue;
+    const update = parseWatchdogUpdate(trimmed);
+    if (update) onUpdate(update);
+    else log(`ignored a line that is not an update (${trimmed.length} characters)`);
+  }
   return "main process ended";
+}
+
+/** Waits (bounded) until a killed main process is gone; true when it is. */
+async function waitGone(gone: () => boolean): Promise<boolean> {
+  const end = performance.now() + KILL_WAIT_MS;
+  while (performance.now() < end) {
+    if (gone()) return true;
+    await delay(25);
+  }
+  return gone();
+}
+
+/** Runs the start command through `sh -c`; true when it exits 0. */
+async function runStartCommand(command: string, path: string): Promise<boolean> {
+  try {
+    const [shell, args] = shellCommand(command);
+    const result = await runProgram(shell, args, { timeoutMs: START_TIMEOUT_MS, path });
+    if (result.code === 0) {
+      log(`started the database again: ${command}`);
+      return true;
+    }
+    log(`start command failed (exit ${result.code}): ${command}: ${result.stderr}`);
+  } catch (error) {
+    log(`start command failed: ${command}: ${(error as Error).message}`);
+  }
+  return false;
 }
 
 /** Thaws one mount, retrying; true when it is thawed (or was not frozen). */
@@ -170,7 +262,8 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
   }
   const path = searchDirs().join(":");
   const logger = findProgram("logger");
-  const mounts = config.mountPoints.join(", ");
+  let mountPoints = [...config.mountPoints];
+  let startCommand = config.startCommand ?? undefined;
 
   // Our job outlives whoever asks us to stop; the deadline bounds it. SIGKILL still works.
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
@@ -178,15 +271,25 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
   for (const signal of signals) Deno.addSignalListener(signal, ignore);
 
   // The deadline runs on the monotonic clock; only the start-up is measured by the wall clock.
-  const startUp = Math.min(Math.max(Date.now() - config.sentAtEpochMs, 0), config.deadlineMs);
-  const deadline = performance.now() + config.deadlineMs - startUp;
+  const deadlineFrom = (deadlineMs: number, sentAtEpochMs: number) =>
+    performance.now() + deadlineMs -
+    Math.min(Math.max(Date.now() - sentAtEpochMs, 0), deadlineMs);
+  let deadline = deadlineFrom(config.deadlineMs, config.sentAtEpochMs);
+  const update = (change: WatchdogUpdate) => {
+    if (change.mountPoints) mountPoints = [...change.mountPoints];
+    if (change.startCommand !== undefined) startCommand = change.startCommand ?? undefined;
+    if (change.deadlineMs !== undefined) {
+      deadline = deadlineFrom(change.deadlineMs, change.sentAtEpochMs ?? Date.now());
+    }
+  };
   // The end of stdin says the main process ended; /proc (when Deno lets us read it) says so too
   // if someone else holds the pipe open.
   const { pid, startTime } = config;
-  const mainAlive = startTime !== undefined && procReadable()
+  const canTell = startTime !== undefined && procReadable();
+  const mainAlive = canTell
     ? () => {
       try {
-        return isSameProcessAlive(pid, startTime);
+        return isSameProcessAlive(pid, startTime!);
       } catch {
         return true; // cannot tell: the end of stdin and the deadline still decide
       }
@@ -205,7 +308,7 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
         else if (performance.now() >= deadline) resolve("deadline passed");
       }, config.pollMs ?? 50);
     });
-    reason = await Promise.race([watchInput(input), watched]);
+    reason = await Promise.race([watchInput(input, update), watched]);
     clearInterval(timer);
   }
 
@@ -214,18 +317,44 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
     say(WatchdogLine.disarmed);
   } else {
     held = [];
+    const mounts = mountPoints.join(", ") || "nothing frozen";
     log(`${reason} (main process ${config.pid}): thawing ${mounts}`);
+    // A main process alive past its deadline is stuck (stopped, hung): end it, so that its
+    // database session and lock end too. It cannot be killed before it may have thawed, so it
+    // is killed first; a process blocked on a frozen file system dies once that is thawed.
+    // Only a process known by its start time is killed: never a new one that reuses the pid.
+    const stuck = reason === "deadline passed" && config.killAtDeadline === true && canTell &&
+      mainAlive();
+    if (stuck) {
+      try {
+        Deno.kill(config.pid, "SIGKILL");
+        log(`main process ${config.pid} still running at the deadline: killed`);
+      } catch (error) {
+        log(`cannot kill main process ${config.pid}: ${(error as Error).message}`);
+      }
+    }
     const results = [];
-    for (const mountPoint of [...config.mountPoints].reverse()) {
+    for (const mountPoint of [...mountPoints].reverse()) {
       results.push(await thawOne(program, mountPoint, path));
     }
     const lines = held;
     held = undefined;
     for (const line of lines) writeLog(line);
-    code = results.every(Boolean) ? 0 : 1;
-    const message = `${reason} (main process ${config.pid}): ${
-      code === 0 ? "thawed" : "COULD NOT THAW all of"
-    } ${mounts}`;
+    let killed = true;
+    if (stuck) {
+      killed = await waitGone(() => !mainAlive());
+      if (!killed) log(`main process ${config.pid} did not end within ${KILL_WAIT_MS} ms`);
+    }
+    const started = startCommand ? await runStartCommand(startCommand, path) : true;
+    code = results.every(Boolean) && started && killed ? 0 : 1;
+    const done = [
+      mountPoints.length > 0
+        ? `${results.every(Boolean) ? "thawed" : "COULD NOT THAW all of"} ${mounts}`
+        : "",
+      stuck ? (killed ? "killed the stuck main process" : "COULD NOT END the main process") : "",
+      startCommand ? (started ? "started the database" : "COULD NOT START the database") : "",
+    ].filter(Boolean).join("; ");
+    const message = `${reason} (main process ${config.pid}): ${done || "nothing to do"}`;
     say(`${WatchdogLine.fired} ${message}`);
     await tellSyslog(logger, `watchdog: ${message}`);
   }

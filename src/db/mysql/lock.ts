@@ -152,9 +152,9 @@ export class MysqlLock implements Database {
       }
       const file = this.#plan.statusFile;
       if (file !== undefined) {
-        // Marked before the write: release() removes a half-written file too.
-        if (position) this.#statusFileWritten = file;
-        await writeStatusFile(file, position, this.#log);
+        // Written whole or not at all (beside it, then renamed): release() removes only a file
+        // that this run did write.
+        if (writeStatusFile(file, position, this.#log)) this.#statusFileWritten = file;
       }
       return position?.coordinates;
     } catch (error) {

@@ -2,6 +2,7 @@
 import { DatabaseError } from "../../util/errors.ts";
 import type { BinlogCoordinates } from "../../run/interfaces.ts";
 import type { Logger } from "../../util/log.ts";
+import { writeFileAtomic } from "../../util/files.ts";
 import { type Connection, rows } from "./connection.ts";
 import { formatMasterStatusFile, type ServerStatements } from "./server.ts";
 
@@ -69,23 +70,25 @@ export async function readPosition(
  *
  * @example
  * ```ts
- * await writeStatusFile("/var/backups/master-status", position, log);
+ * writeStatusFile("/var/backups/master-status", position, log);
  * ```
  */
-export async function writeStatusFile(
+export function writeStatusFile(
   file: string,
   position: Position | undefined,
   log: Logger,
-): Promise<boolean> {
+): boolean {
   if (!position) {
     log.warn(`MySQL: no binary log coordinates (binary log off?); ${file} not written`);
     return false;
   }
   log.debug(`MySQL: writing MASTER STATUS to ${file}`);
   try {
-    await Deno.writeTextFile(
+    // Beside it, then renamed over it: never half-written, never through a symbolic link.
+    writeFileAtomic(
       file,
       formatMasterStatusFile(position.coordinates, position.doDb, position.ignoreDb),
+      { mode: 0o644 },
     );
   } catch (error) {
     throw new DatabaseError(
