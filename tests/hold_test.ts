@@ -192,9 +192,9 @@ realTest("a caller killed before the hold was confirmed: the holder releases at 
 });
 
 realTest(
-  "--hold --mysql-stop: the server is down while held, up again after --release",
+  "--hold --mysql-stop: the server is down while held, up at --release or by the watchdog",
   async () => {
-    await withStack(async ({ mount, db, env }) => {
+    await withStack(async ({ mount, db, state, env }) => {
       const args = [
         "--freeze-filesystem",
         mount.mountPoint,
@@ -218,6 +218,13 @@ realTest(
       assertEquals(out.code, 0, out.stderr);
       await db.waitReady(30_000);
       assertEquals(await isFrozen(mount.mountPoint), false);
+
+      // The holder killed while the server is down: its watchdog thaws and starts the server.
+      const again = await runThenKillGroup(["--hold", ...args], env);
+      assertEquals(again.code, 0, again.stderr);
+      Deno.kill(state.holderPid()!, "SIGKILL");
+      assertEquals(await isFrozen(mount.mountPoint, 5_000), false, "the watchdog thawed");
+      await db.waitReady(60_000);
     });
   },
 );
