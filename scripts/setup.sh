@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, each only when missing: Deno (pinned, through
 # scripts/deno.sh), moto from PyPI in .tools/venv, and, as root, Debian's mariadb-server,
-# xfsprogs, util-linux, groff and systemd (for systemd-analyze). Safe to run again.
+# postgresql (15), xfsprogs, util-linux, groff and systemd (for systemd-analyze). Safe to run again.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 say() { echo "setup: $*" >&2; }
@@ -16,6 +16,7 @@ fi
 
 missing=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server mariadb-client)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql postgresql-client)
 command -v mkfs.xfs >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.xfs ] || missing+=(xfsprogs)
 command -v fsfreeze >/dev/null 2>&1 || [ -x /usr/sbin/fsfreeze ] || missing+=(util-linux)
 command -v losetup >/dev/null 2>&1 || [ -x /usr/sbin/losetup ] || missing+=(mount)

@@ -100,7 +100,9 @@ async function snapshotAndFollowUp(
         snapshotTimeoutMs: plan.snapshotTimeoutMs,
         preFreezeCommand: plan.hooks.preFreeze,
         postThawCommand: plan.hooks.postThaw,
-        databaseStartCommand: plan.database?.stop ? plan.database.commands?.start : undefined,
+        databaseStartCommand: plan.database?.kind === "mysql" && plan.database.stop
+          ? plan.database.commands?.start
+          : undefined,
         // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
         watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hooks.timeoutMs,
       },
@@ -120,7 +122,15 @@ async function snapshotAndFollowUp(
               { purpose: "run" },
             )
           : undefined,
-        database: plan.database ? createMysqlDatabase(plan.database, { log }) : undefined,
+        database: plan.database?.kind === "mysql"
+          ? createMysqlDatabase(plan.database, { log })
+          : plan.database?.kind === "postgresql"
+          // pg loads only for a run that uses it: not for --help, --noaction or MySQL.
+          ? (await import("../db/postgresql/database.ts")).createPostgresqlDatabase(
+            plan.database,
+            { log },
+          )
+          : undefined,
         log,
         signal: trap.signal,
       },

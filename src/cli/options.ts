@@ -479,6 +479,46 @@ export const OPTION_TABLE = [
       "print the freeze and lock windows.",
   },
 
+  // PostgreSQL
+  {
+    name: "postgresql",
+    kind: "flag",
+    group: "PostgreSQL",
+    help: "CHECKPOINT a running PostgreSQL before the freeze and report its WAL position.",
+  },
+  {
+    name: "postgresql-host",
+    kind: "string",
+    value: "HOST",
+    defaultText: "$PGHOST, else the socket in /var/run/postgresql",
+    group: "PostgreSQL",
+    help: "Server host, or the directory of its Unix socket (a path).",
+  },
+  {
+    name: "postgresql-port",
+    kind: "count",
+    value: "PORT",
+    defaultText: "$PGPORT, else 5432",
+    group: "PostgreSQL",
+    help: "Server port (also names the socket file).",
+  },
+  {
+    name: "postgresql-username",
+    kind: "string",
+    value: "USER",
+    defaultText: "$PGUSER, else the login name",
+    group: "PostgreSQL",
+    help: "User name; needs pg_checkpoint (15+) or superuser. Password: $PGPASSWORD or ~/.pgpass.",
+  },
+  {
+    name: "postgresql-dbname",
+    kind: "string",
+    value: "DB",
+    defaultText: "$PGDATABASE, else the user name",
+    group: "PostgreSQL",
+    help: "Database to connect to. $PGSERVICE names a service of pg_service.conf.",
+  },
+
   // MongoDB
   {
     name: "mongo",

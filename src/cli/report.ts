@@ -3,12 +3,13 @@
  * document (--output json); and the dry-run plan.
  */
 import type { AfterRunResult } from "../run/after_run.ts";
-import type { BinlogCoordinates, SnapshotRequest } from "../run/interfaces.ts";
+import type { BinlogCoordinates, SnapshotRequest, WalPosition } from "../run/interfaces.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RunResult } from "../run/sequence.ts";
 import { PROGRAM } from "../plan/tags.ts";
 import { describeMysqlPlan, mysqlPlanJson } from "../plan/mysql.ts";
 import type { RetentionResult } from "../aws/retention.ts";
+import { describePostgresqlPlan, postgresqlPlanJson } from "../plan/postgresql.ts";
 import type { RetentionPolicy } from "../plan/after_run.ts";
 import { PERIODS } from "../retention/policy.ts";
 import { VERSION } from "./version.ts";
@@ -27,7 +28,20 @@ export function binlogLine(binlog: BinlogCoordinates): string {
 }
 
 /**
- * Text output: the binary-log line (when locked), then one snapshot id per line in order; then
+ * PostgreSQL's WAL line, in the style of the binary-log line.
+ *
+ * @example
+ * ```ts
+ * walLine({ lsn: "0/3000060", timeline: 1, from: "primary" });
+ * // 'ec2-consistent-snapshot: wal_lsn="0/3000060", timeline=1'
+ * ```
+ */
+export function walLine(wal: WalPosition): string {
+  return `${PROGRAM}: wal_lsn="${wal.lsn}", timeline=${wal.timeline}`;
+}
+
+/**
+ * Text output: the binary-log line (when locked) or the WAL line (PostgreSQL), then one snapshot id per line in order; then
  * the ids of the copies (--copy-to-region), one per line, by region in the order given and by
  * volume within a region.
  */
@@ -35,6 +49,7 @@ export function textReport(result: RunResult, quiet: boolean, after?: AfterRunRe
   if (quiet) return "";
   const lines: string[] = [];
   if (result.binlog) lines.push(binlogLine(result.binlog));
+  if (result.wal) lines.push(walLine(result.wal));
   for (const outcome of result.outcomes) if (outcome.ok) lines.push(outcome.snapshotId);
   for (const copy of after?.copies ?? []) if (copy.snapshotId) lines.push(copy.snapshotId);
   return lines.map((line) => line + "\n").join("");
@@ -63,6 +78,8 @@ export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult
       };
     }),
     binlog: result.binlog ?? null,
+    wal: result.wal ?? null,
+    unfrozen: result.unfrozen,
     timings: result.timings,
     waits: after?.waits ?? [],
     copies: after?.copies ?? [],
@@ -97,7 +114,11 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
         endpoint: plan.endpoint ?? null,
         credentials: plan.credentials.describe,
         snapshotTimeoutSeconds: plan.snapshotTimeoutMs / 1000,
-        database: plan.database ? mysqlPlanJson(plan.database) : null,
+        database: plan.database?.kind === "mysql"
+          ? mysqlPlanJson(plan.database)
+          : plan.database?.kind === "postgresql"
+          ? postgresqlPlanJson(plan.database)
+          : null,
         freeze: plan.freezeMounts.map((m) => m.mountPoint),
         discovered: plan.discovered,
         snapshots: plan.volumes,
@@ -117,7 +138,8 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
     `endpoint: ${plan.endpoint ?? "AWS's default for the region"}`,
     `credentials: ${plan.credentials.describe}`,
     `snapshot timeout: ${plan.snapshotTimeoutMs / 1000}s`,
-    ...(plan.database ? describeMysqlPlan(plan.database) : []),
+    ...(plan.database?.kind === "mysql" ? describeMysqlPlan(plan.database) : []),
+    ...(plan.database?.kind === "postgresql" ? describePostgresqlPlan(plan.database) : []),
     ...plan.freezeMounts.map((m) => `would freeze ${m.mountPoint} (${m.fsType} on ${m.source})`),
     ...plan.discovered.map((d) => `found ${d.volumeId} (${d.device}) under ${d.mountPoint}`),
     ...plan.volumes.map((v) => {

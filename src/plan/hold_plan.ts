@@ -106,8 +106,8 @@ export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
   const { args, log } = inputs;
   const { options } = args;
   refuseSnapshotInput("--hold", args, inputs.commandLineVolumes, log);
-  for (const name of ["mongo", "mongo-stop"]) {
-    if (args.given.has(name)) throw new UsageError(`--${name}: not supported with --hold`);
+  for (const name of ["mongo", "mongo-stop", "postgresql"]) {
+    if (args.given.has(name)) throw new UsageError(`--${name}: not supported with --hold yet`);
   }
   const seconds = options.hold!;
   if (!(seconds > 0)) throw new UsageError(`--hold: must be more than 0 seconds, got ${seconds}`);

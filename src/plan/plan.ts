@@ -21,6 +21,7 @@ import {
   PROGRAM,
 } from "./tags.ts";
 import { type MysqlPlan, type MysqlPlanDeps, planMysql } from "./mysql.ts";
+import { describePostgresqlPlan, planPostgresql, type PostgresqlPlan } from "./postgresql.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
 import type { Options, ParsedArgs } from "../cli/options.ts";
 
@@ -51,7 +52,7 @@ export interface Plan {
   /** The mount points to freeze, checked, in order. */
   freezeMounts: MountPoint[];
   /** The database to flush and lock (or stop), if any; checked, not connected. */
-  database: MysqlPlan | undefined;
+  database: MysqlPlan | PostgresqlPlan | undefined;
   /** This instance's id, when it had to be looked up (discovery) or was given. */
   instanceId: string | undefined;
   /** Where the AWS credentials come from. */
@@ -286,6 +287,19 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
       settings: { home: inputs.home, ...inputs.mysql?.settings },
     })
     : undefined;
+  if (database && options.postgresql) {
+    throw new UsageError(
+      "--postgresql cannot be combined with --mysql, --percona or --mysql-stop: one database per run",
+    );
+  }
+  const postgresql = options.postgresql
+    ? await planPostgresql(options, {
+      env,
+      home: inputs.home,
+      debug: (message) => log.debug(message),
+    })
+    : undefined;
+  if (postgresql) log.debug(describePostgresqlPlan(postgresql)[1]);
 
   const endpoint = checkEndpoint(options.ec2Endpoint, "--ec2-endpoint") ??
     checkEndpoint(env.AWS_ENDPOINT_URL_EC2, "$AWS_ENDPOINT_URL_EC2");
@@ -434,7 +448,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     volumes,
     discovered,
     freezeMounts,
-    database,
+    database: database ?? postgresql,
     instanceId,
     credentials,
     region,

@@ -52,8 +52,38 @@ export interface BinlogCoordinates {
   from: "source" | "replica";
 }
 
-/** A database to flush and lock (or stop). Implemented for MySQL/MariaDB in mysql.ts. */
+/** The WAL position of PostgreSQL taken at the freeze: WAL up to it is in the snapshots. */
+export interface WalPosition {
+  /** pg_current_wal_lsn() (a primary) or pg_last_wal_replay_lsn() (a standby), e.g. "0/3000060". */
+  lsn: string;
+  /** The timeline, from pg_control_checkpoint(). */
+  timeline: number;
+  /** Taken on a primary (pg_current_wal_lsn()) or on a standby (pg_last_wal_replay_lsn()). */
+  from: "primary" | "standby";
+}
+
+/** A place where a database keeps files, as the server says. */
+export interface DatabaseFile {
+  /** What it is, for the warning: e.g. "MySQL log_bin_basename", "PostgreSQL pg_wal". */
+  what: string;
+  /** An absolute directory (symlinks not yet resolved). */
+  path: string;
+}
+
+/** A database to flush and lock (or stop, or checkpoint): db/mysql/ and db/postgresql/. */
 export interface Database {
+  /**
+   * False when lock() holds no writes (PostgreSQL: a checkpoint); the lock window then starts
+   * at the freeze. True when absent.
+   */
+  readonly holdsWrites?: boolean;
+  /** Where the server keeps its files; asked after prepare(), before anything is locked. */
+  files?(): Promise<DatabaseFile[]>;
+  /**
+   * The position just before the first freeze (after the last sync), when the database has
+   * one to report there (PostgreSQL's WAL position). Bounded; throws DatabaseError.
+   */
+  positionAtFreeze?(signal: AbortSignal): Promise<WalPosition | undefined>;
   /**
    * Everything that can fail before anything is locked: read option files, connect, check the
    * server supports the chosen lock mode. Takes no lock.

@@ -20,11 +20,19 @@ import type {
   ArmedWatchdog,
   BinlogCoordinates,
   Database,
+  DatabaseFile,
   Freezer,
   HeldExclusion,
   Hooks,
+  WalPosition,
   Watchdog,
 } from "./interfaces.ts";
+import {
+  type UnfrozenLocation,
+  unfrozenLocations,
+  type UnfrozenOptions,
+  unfrozenWarning,
+} from "../host/unfrozen.ts";
 import type { Logger } from "../util/log.ts";
 import { deadline } from "../util/deadline.ts";
 
@@ -71,6 +79,12 @@ export interface LockDeps {
   signal: AbortSignal;
   /** Monotonic milliseconds; performance.now by default. */
   now?: () => number;
+  /** Which database files lie outside the frozen set; host/unfrozen.ts by default. */
+  unfrozen?: (
+    files: readonly DatabaseFile[],
+    frozenMounts: readonly string[],
+    options: UnfrozenOptions,
+  ) => Promise<UnfrozenLocation[]>;
 }
 
 /** What the two halves measure. */
@@ -107,6 +121,10 @@ export interface LockedResult<T> {
   value: T | undefined;
   /** The binary-log coordinates taken while locked. */
   binlog: BinlogCoordinates | undefined;
+  /** PostgreSQL's WAL position at the freeze. */
+  wal: WalPosition | undefined;
+  /** Database files on file systems that were not frozen (each also warned about). */
+  unfrozen: UnfrozenLocation[];
   /** The measured windows. */
   timings: LockTimings;
   /** Every problem, most serious first; empty on success. */
@@ -183,6 +201,8 @@ export async function whileLocked<T>(
   };
   let value: T | undefined;
   let binlog: BinlogCoordinates | undefined;
+  let wal: WalPosition | undefined;
+  let unfrozen: UnfrozenLocation[] = [];
   let firstLockAt: number | undefined;
   let firstFreezeAt: number | undefined;
   let databaseLockedAt: number | undefined;
@@ -208,7 +228,12 @@ export async function whileLocked<T>(
     const preflightSignal = steps.preflightTimeoutMs === undefined
       ? signal
       : deadline(steps.preflightTimeoutMs, signal);
-    await Promise.all([steps.preflight?.(preflightSignal), database?.prepare()]);
+    await Promise.all([
+      steps.preflight?.(preflightSignal),
+      database?.prepare().then(async () => {
+        unfrozen = await checkDatabaseFiles(database);
+      }),
+    ]);
     timings.preflightMs = Math.round(now() - started);
     log.debug(`preflight passed in ${timings.preflightMs}ms`);
     checkSignal();
@@ -228,9 +253,11 @@ export async function whileLocked<T>(
     if (database) {
       log.debug("database: flush and lock");
       binlog = await database.lock(signal);
-      databaseLockedAt = now();
-      firstLockAt = databaseLockedAt;
-      log.debug("database: locked");
+      if (database.holdsWrites !== false) {
+        databaseLockedAt = now();
+        firstLockAt = databaseLockedAt;
+        log.debug("database: locked");
+      }
       checkSignal();
     }
 
@@ -249,6 +276,12 @@ export async function whileLocked<T>(
     log.debug("sync");
     await freezer.sync();
     checkSignal();
+
+    if (database?.positionAtFreeze) {
+      log.debug("database: position at the freeze");
+      wal = await database.positionAtFreeze(signal);
+      checkSignal();
+    }
 
     if (spec.freezeMounts.length > 0) {
       const deadlineMs = spec.watchdogDeadlineMs;
@@ -341,7 +374,27 @@ export async function whileLocked<T>(
       timings.lockWindowMs ?? "-"
     }ms`,
   );
-  return { value, binlog, timings, problems: sortProblems(problems) };
+  return { value, binlog, wal, unfrozen, timings, problems: sortProblems(problems) };
+
+  /**
+   * Asks the server where its files are and warns, once per location, about those on file
+   * systems that will not be frozen. A warning, never a failure: old cron lines keep working.
+   */
+  async function checkDatabaseFiles(db: Database): Promise<UnfrozenLocation[]> {
+    if (!db.files || spec.freezeMounts.length === 0) return [];
+    try {
+      const files = await db.files();
+      log.debug(`database files: ${files.map((f) => `${f.what} ${f.path}`).join(", ")}`);
+      const outside = await (deps.unfrozen ?? unfrozenLocations)(files, spec.freezeMounts, {
+        debug: (message) => log.debug(message),
+      });
+      for (const location of outside) log.warn(unfrozenWarning(location));
+      return outside;
+    } catch (error) {
+      log.warn(`could not check where the database keeps its files: ${(error as Error).message}`);
+      return [];
+    }
+  }
 
   /** Arms the watchdog (once for the run: the final disarm is on the stack already). */
   async function armWatchdog(mountPoints: readonly string[], deadlineMs: number): Promise<void> {

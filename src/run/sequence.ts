@@ -8,16 +8,19 @@ import type { AppError } from "../util/errors.ts";
 import type {
   BinlogCoordinates,
   Database,
+  DatabaseFile,
   Ec2,
   Freezer,
   HeldExclusion,
   Hooks,
   SnapshotOutcome,
   SnapshotRequest,
+  WalPosition,
   Watchdog,
 } from "./interfaces.ts";
 import type { Logger } from "../util/log.ts";
 import { type LockTimings, sortProblems, WATCHDOG_MARGIN_MS, whileLocked } from "./locked.ts";
+import type { UnfrozenLocation, UnfrozenOptions } from "../host/unfrozen.ts";
 
 export { independent, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "./locked.ts";
 
@@ -68,6 +71,12 @@ export interface RunDeps {
   signal: AbortSignal;
   /** Monotonic milliseconds; performance.now by default. */
   now?: () => number;
+  /** Which database files lie outside the frozen set; host/unfrozen.ts by default. */
+  unfrozen?: (
+    files: readonly DatabaseFile[],
+    frozenMounts: readonly string[],
+    options: UnfrozenOptions,
+  ) => Promise<UnfrozenLocation[]>;
 }
 
 /** What the normal run measures: the two halves' timings and the round of snapshot calls. */
@@ -82,6 +91,10 @@ export interface RunResult {
   outcomes: SnapshotOutcome[];
   /** The binary-log coordinates taken while locked; undefined without a database. */
   binlog: BinlogCoordinates | undefined;
+  /** PostgreSQL's WAL position at the freeze. */
+  wal: WalPosition | undefined;
+  /** Database files on file systems that were not frozen (each also warned about). */
+  unfrozen: UnfrozenLocation[];
   /** How long each part took. */
   timings: Timings;
   /** Every problem, most serious first; empty on success. */
@@ -149,6 +162,8 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
   return {
     outcomes,
     binlog: result.binlog,
+    wal: result.wal,
+    unfrozen: result.unfrozen,
     timings: { ...result.timings, createMs },
     problems: sortProblems(problems),
   };

@@ -175,6 +175,8 @@ export async function startMariadb(options: StartMariadbOptions = {}): Promise<M
       "--auth-root-authentication-method=normal",
       "--skip-test-db",
       "--skip-name-resolve",
+      // Its own temporary directory: bootstraps of parallel test runs never share /tmp's names.
+      `--tmpdir=${rundir}`,
     ]);
   }
 
@@ -187,6 +189,7 @@ export async function startMariadb(options: StartMariadbOptions = {}): Promise<M
     `--port=${port}`,
     "--bind-address=127.0.0.1",
     `--log-error=${rundir}/error.log`,
+    `--tmpdir=${rundir}`,
     `--server-id=${serverId}`,
     "--skip-name-resolve",
     "--innodb-buffer-pool-size=32M",

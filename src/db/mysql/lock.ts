@@ -1,6 +1,7 @@
 /** Holding MySQL/MariaDB by a lock: flush and lock (or a backup lock/stage) with bounded tries, killing only our own waiting statement. */
 import { DatabaseError } from "../../util/errors.ts";
-import type { BinlogCoordinates, Database } from "../../run/interfaces.ts";
+import type { BinlogCoordinates, Database, DatabaseFile } from "../../run/interfaces.ts";
+import { LOCATIONS_SQL, mysqlLocations } from "./locations.ts";
 import type { Logger } from "../../util/log.ts";
 import { abortable, deadline, delay, within } from "../../util/deadline.ts";
 import { describeMysqlSettings } from "./option_files.ts";
@@ -107,6 +108,12 @@ export class MysqlLock implements Database {
     await rows(this.#main, this.#statements.replicaStatus);
     await rows(this.#main, this.#statements.binlogStatus);
     this.#killer = await this.#connect("kill");
+  }
+
+  /** Where the server keeps data, redo log, binary and relay logs (no privilege needed). */
+  async files(): Promise<DatabaseFile[]> {
+    if (!this.#main) return [];
+    return mysqlLocations(await rows(this.#main, LOCATIONS_SQL));
   }
 
   /** Flushes and locks; the coordinates when the mode stops commits and the binary log is on. */
