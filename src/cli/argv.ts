@@ -15,7 +15,8 @@ const NEGATIVE_NUMBER = /^-(\d+(\.\d*)?|\.\d+)$/;
  * - `--keep -1`: node takes `-1` for an option and says "needs a value"; joined as `--keep=-1`,
  *   the value check says what is wrong with it, as for `--keep=-1`.
  * - `--wait` alone means the default; `--wait 600` would make 600 a volume id: refused, naming
- *   `--wait=600`.
+ *   `--wait=600`. An option that takes no volume ids beside it (`--hold`, marked
+ *   `valueAfterSpace`) takes a number that follows as its value: `--hold 90` is `--hold=90`.
  *
  * @example
  * ```ts
@@ -38,6 +39,11 @@ export function prepareArgs(args: readonly string[], specs: readonly OptionSpec[
     const spec = byName.get(arg);
     const next = args[i + 1];
     if (spec?.kind === "optional-seconds") {
+      if (spec.valueAfterSpace && next !== undefined && NUMBER.test(next)) {
+        out.push(`${arg}=${next}`);
+        i++;
+        continue;
+      }
       if (next !== undefined && NUMBER.test(next)) {
         throw new UsageError(
           `${arg} ${next}: the value of ${arg} goes after '=': write ${arg}=${next} ` +

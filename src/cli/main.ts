@@ -90,6 +90,18 @@ async function command(
   const { options } = args;
   const log = createLogger({ debug: options.debug, quiet: options.quiet });
   hooks.log(log);
+  if (options.hold !== undefined || options.release) {
+    // Hold mode makes no snapshot: no metrics of a run are written for it.
+    for (const warning of warnings) log.warn(warning);
+    const { holdCommand } = await import("./hold_command.ts");
+    return await holdCommand({
+      commandLine: parsed,
+      args,
+      log,
+      write: writeStdout,
+      writePlan: (text) => writeTo(Deno.stderr, "stderr", text),
+    });
+  }
   // A dry run is not a run: it leaves the monitoring's file alone.
   if (options.metricsFile !== undefined && !options.noaction) {
     hooks.metricsFile(options.metricsFile);

@@ -26,6 +26,8 @@ export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
     "EC2 made a snapshot from a CreateSnapshot call that was aborted or got no answer: it is " +
     "reported by id (stderr, JSON) as of unknown consistency and kept, not deleted.",
   [ExitCode.output]: "stdout or stderr was closed or could not be written.",
+  [ExitCode.notHeld]:
+    "--release: nothing is held, or the deadline of --hold had already released everything.",
   [ExitCode.metrics]:
     "--metrics-file could not be written (after a run that otherwise succeeded; a failed run " +
     "keeps its own code).",

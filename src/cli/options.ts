@@ -37,6 +37,15 @@ export interface OptionSpec {
   readonly group: string;
   /** Accepted only on the command line, never in a configuration file. */
   readonly commandLineOnly?: boolean;
+  /** optional-seconds: the value when the option stands alone (`--hold`). */
+  readonly bareValue?: number;
+  /** The largest value accepted (seconds). */
+  readonly max?: number;
+  /**
+   * optional-seconds: a number in the next word is the value (`--hold 90`). Only for options
+   * that take no volume ids beside them, where a number cannot be meant as one.
+   */
+  readonly valueAfterSpace?: boolean;
   /** A time limit: the value must be more than 0 (seconds kinds). */
   readonly positive?: boolean;
 }
@@ -229,6 +238,7 @@ export const OPTION_TABLE = [
     kind: "optional-seconds",
     value: "SECONDS",
     defaultText: "no waiting; without SECONDS: 3600",
+    bareValue: 3600,
     group: "Snapshots",
     help: "After releasing everything, wait for the snapshots to complete.",
   },
@@ -443,6 +453,30 @@ export const OPTION_TABLE = [
     default: 5,
     group: "MySQL and MariaDB",
     help: "Sleep between tries to take the lock.",
+  },
+
+  // Hold mode
+  {
+    name: "hold",
+    kind: "optional-seconds",
+    value: "SECONDS",
+    defaultText: "without SECONDS: 60; at most 600",
+    bareValue: 60,
+    max: 600,
+    valueAfterSpace: true,
+    commandLineOnly: true,
+    group: "Hold mode (Data Lifecycle Manager and other orchestrators)",
+    help:
+      "Lock the database and freeze, keep it held in a detached process and exit; no snapshot. " +
+      "Released by --release, or at the deadline.",
+  },
+  {
+    name: "release",
+    kind: "flag",
+    commandLineOnly: true,
+    group: "Hold mode (Data Lifecycle Manager and other orchestrators)",
+    help: "Release what --hold holds (thaw, post-thaw command, unlock or start the database) and " +
+      "print the freeze and lock windows.",
   },
 
   // PostgreSQL

@@ -55,10 +55,15 @@ export function convertValue(spec: OptionSpec, raw: string | boolean): unknown {
       if (/^(1|true|yes|on)$/i.test(raw)) return true;
       if (/^(0|false|no|off)$/i.test(raw)) return false;
       throw new UsageError(`--${spec.name}: takes no value, got '${raw}'`);
-    case "optional-seconds":
-      if (raw === true || raw === "") return DEFAULT_WAIT_SECONDS;
+    case "optional-seconds": {
+      if (raw === true || raw === "") return spec.bareValue ?? DEFAULT_WAIT_SECONDS;
       if (raw === false) return undefined;
-      return parseNumber(spec, raw);
+      const seconds = parseNumber(spec, raw);
+      if (spec.max !== undefined && seconds > spec.max) {
+        throw new UsageError(`--${spec.name}: at most ${spec.max} seconds, got '${raw}'`);
+      }
+      return seconds;
+    }
     case "seconds":
     case "count":
       if (typeof raw === "boolean") throw new UsageError(`--${spec.name}: needs a value`);

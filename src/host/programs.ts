@@ -129,7 +129,8 @@ function finished(status: { code: number; signal: Deno.Signal | null; stderr: Ui
 
 /**
  * The program and arguments that run `command` with `sh -c`; with `stdoutToStderr`, the
- * command's stdout goes to stderr (our stdout carries only the snapshot ids).
+ * command's stdout goes to stderr (our stdout carries only the snapshot ids); with `appendTo`,
+ * its stdout and stderr are appended to that file (the holder of hold mode has no terminal).
  *
  * @example
  * ```ts
@@ -139,9 +140,13 @@ function finished(status: { code: number; signal: Deno.Signal | null; stderr: Ui
  */
 export function shellCommand(
   command: string,
-  options: { shell?: string; stdoutToStderr?: boolean } = {},
+  options: { shell?: string; stdoutToStderr?: boolean; appendTo?: string } = {},
 ): [string, string[]] {
   const shell = options.shell ?? "/bin/sh";
+  // sh -c SCRIPT NAME COMMAND: $0 is the file, $1 the command, neither parsed by us.
+  if (options.appendTo !== undefined) {
+    return [shell, ["-c", 'exec >>"$0" 2>&1; eval "$1"', options.appendTo, command]];
+  }
   return options.stdoutToStderr
     ? [shell, ["-c", 'exec 1>&2; eval "$1"', "sh", command]]
     : [shell, ["-c", command]];

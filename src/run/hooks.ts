@@ -10,6 +10,8 @@ export interface HooksOptions {
   log: Logger;
   /** The shell; default `/bin/sh` (an absolute path: cron's PATH is short). */
   shell?: string;
+  /** Append the commands' output (stdout and stderr) to this file instead of passing it through. */
+  outputFile?: string;
   /**
    * Bound of each command (--hook-timeout, default 30 s): they run while the database is
    * locked. Past it the command and everything it started are killed.
@@ -39,7 +41,11 @@ export function createHooks(options: HooksOptions): Hooks {
       log.debug(`${option}: ${shell} -c ${JSON.stringify(command)}`);
       let status: ProgramResult;
       try {
-        const [program, args] = shellCommand(command, { shell, stdoutToStderr: true });
+        const [program, args] = shellCommand(command, {
+          shell,
+          stdoutToStderr: true,
+          appendTo: options.outputFile,
+        });
         status = await runProgram(program, args, {
           output: "inherit",
           cwd: null,

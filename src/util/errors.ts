@@ -32,6 +32,8 @@ export const ExitCode = {
   consistencyUnknown: 12,
   /** stdout or stderr was closed or could not be written. */
   output: 13,
+  /** --release: nothing is held, or the deadline already released it. */
+  notHeld: 14,
   /** --metrics-file could not be written (when the run itself succeeded). */
   metrics: 15,
 } as const;
@@ -152,6 +154,14 @@ export class BusyError extends AppError {
   /** An error whose one-line `message` names the file system and the process that holds it. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.busy, options);
+  }
+}
+
+/** --release found nothing to release: no hold, or the deadline released it already. */
+export class NotHeldError extends AppError {
+  /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.notHeld, options);
   }
 }
 

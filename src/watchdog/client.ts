@@ -42,14 +42,31 @@ export function watchdogCommand(options: WatchdogCommandOptions): {
   args: string[];
 } {
   const config = options.config === "stdin" ? CONFIG_ON_STDIN : JSON.stringify(options.config);
-  const tail = [WATCHDOG_ARG, config];
-  if (options.standalone) return { program: options.execPath, args: tail };
+  return selfCommand({ ...options, args: [WATCHDOG_ARG, config] });
+}
+
+/**
+ * The program and arguments that run this program again with `args` (a hidden mode: the
+ * watchdog, the holder of hold mode): the binary itself, or deno with the binary's flags.
+ *
+ * @example
+ * ```ts
+ * selfCommand({ standalone: false, execPath: Deno.execPath(), entry: Deno.mainModule, args: ["__holder"] });
+ * // { program: ".../deno", args: ["run", "--allow-all", "--no-code-cache", ".../main.ts", "__holder"] }
+ * ```
+ */
+export function selfCommand(
+  options: Omit<WatchdogCommandOptions, "config"> & {
+    args: readonly string[];
+  },
+): { program: string; args: string[] } {
+  if (options.standalone) return { program: options.execPath, args: [...options.args] };
   const entry = String(options.entry);
   const path = entry.startsWith("file:") ? fileURLToPath(entry) : entry;
   // No code cache: deno writes nothing (on any file system) once the watchdog runs.
   return {
     program: options.execPath,
-    args: ["run", ...RUN_FLAGS, "--no-code-cache", path, ...tail],
+    args: ["run", ...RUN_FLAGS, "--no-code-cache", path, ...options.args],
   };
 }
 

@@ -1,0 +1,122 @@
+/** The commands of hold mode: `--hold` (and its dry run with --noaction) and `--release`. */
+import { BusyError, ExitCode, UsageError } from "../util/errors.ts";
+import type { Logger } from "../util/log.ts";
+import type { ParsedArgs } from "./options.ts";
+import { buildHoldPlan, checkReleaseInput, type HoldPlan } from "../plan/hold_plan.ts";
+import { startHold } from "../hold/client.ts";
+import { releaseHold } from "../hold/release.ts";
+import { describeHold, readHold, type ReleaseRecord, statePaths } from "../hold/state.ts";
+import { findFreezeProgram } from "../host/freeze.ts";
+import { binlogLine } from "./report.ts";
+import { describeMysqlPlan } from "../plan/mysql.ts";
+import { PROGRAM } from "../plan/tags.ts";
+
+/** What the hold commands need from `main`. */
+export interface HoldCommandInputs {
+  /** The command line alone (its volume ids are refused; a configuration file's are ignored). */
+  commandLine: ParsedArgs;
+  /** The command line merged with the configuration file. */
+  args: ParsedArgs;
+  /** Where warnings, errors and --debug steps go. */
+  log: Logger;
+  /** Writes to stdout. */
+  write: (text: string) => void;
+  /** Where the dry run's plan goes (stderr in the program); default `write`. */
+  writePlan?: (text: string) => void;
+}
+
+const ms = (value: number | null) => value === null ? "-" : `${value} ms`;
+
+/**
+ * What `--release` prints: the old tool's binary-log line (when a position was taken while
+ * locked), then the measured windows.
+ *
+ * @example
+ * ```ts
+ * releaseReport(record);
+ * // 'ec2-consistent-snapshot: released; held 12.0 s, freeze window 12034 ms, ...\n'
+ * ```
+ */
+export function releaseReport(record: ReleaseRecord): string {
+  const { timings } = record;
+  const lines = [
+    ...(record.binlog ? [binlogLine(record.binlog)] : []),
+    `${PROGRAM}: released; held ${((record.releasedAt - record.heldAt) / 1000).toFixed(1)} s, ` +
+    `freeze window ${ms(timings.freezeWindowMs)}, lock window ${ms(timings.lockWindowMs)}, ` +
+    `database lock ${ms(timings.databaseLockMs)}`,
+  ];
+  return lines.map((line) => line + "\n").join("");
+}
+
+/**
+ * `--noaction --hold`: every check a hold makes before it locks (mount points, the freeze
+ * program, a hold already in place, the database connection, privileges and lock mode), and
+ * nothing held: no locking statement, no freeze.
+ */
+async function holdDryRun(plan: HoldPlan, log: Logger): Promise<string> {
+  if (plan.freezeMounts.length > 0) findFreezeProgram();
+  const status = readHold(statePaths());
+  if (status.kind === "live") {
+    throw new BusyError(`--hold would be refused: ${describeHold(status.record)} is in place`);
+  }
+  const lines = [`${PROGRAM}: --noaction --hold: nothing will be locked or frozen`];
+  if (plan.database) {
+    const { createMysqlDatabase } = await import("../db/mysql/database.ts");
+    const database = createMysqlDatabase(plan.database, { log });
+    try {
+      await database.prepare();
+    } finally {
+      await database.release();
+    }
+    lines.push(
+      plan.database.stop
+        ? "would stop MySQL/MariaDB and start it again (server found running)"
+        : `would flush and lock MySQL/MariaDB, lock mode ${plan.database.lockMode} ` +
+          "(connected; lock mode and privileges checked)",
+      ...describeMysqlPlan(plan.database).slice(1),
+    );
+  }
+  if (plan.preFreezeCommand) lines.push(`would run the pre-freeze command`);
+  lines.push(
+    ...plan.freezeMounts.map((m) => `would freeze ${m.mountPoint} (${m.fsType} on ${m.source})`),
+    `would hold for at most ${plan.holdMs / 1000} s, until --release`,
+  );
+  if (plan.postThawCommand) lines.push(`would run the post-thaw command after the thaw`);
+  return lines.map((line) => line + "\n").join("");
+}
+
+/**
+ * Runs `--hold` or `--release`; returns the exit code (throws AppErrors for `main` to print).
+ *
+ * @example
+ * ```ts
+ * if (options.hold !== undefined || options.release) return await holdCommand(inputs);
+ * ```
+ */
+export async function holdCommand(inputs: HoldCommandInputs): Promise<number> {
+  const { args, log, write } = inputs;
+  const { options } = args;
+  if (options.release) {
+    if (options.hold !== undefined) throw new UsageError("--hold and --release: give one of them");
+    checkReleaseInput(args, inputs.commandLine.volumeIds, log);
+    const record = await releaseHold(statePaths(), log);
+    if (!options.quiet) {
+      write(options.output === "json" ? JSON.stringify(record) + "\n" : releaseReport(record));
+    }
+    for (const problem of record.problems) log.error(problem.message);
+    return record.problems[0]?.exitCode ?? ExitCode.ok;
+  }
+  const plan = await buildHoldPlan({ args, commandLineVolumes: inputs.commandLine.volumeIds, log });
+  if (options.noaction) {
+    // As --noaction's plan: on stderr, so that nothing on stdout looks like a result.
+    (inputs.writePlan ?? write)(await holdDryRun(plan, log));
+    return ExitCode.ok;
+  }
+  const held = await startHold(plan, { log, paths: statePaths() });
+  log.debug(
+    `held by process ${held.pid} until ${new Date(held.deadlineAt).toISOString()}; ` +
+      "release with --release",
+  );
+  if (!options.quiet && held.binlog) write(binlogLine(held.binlog) + "\n");
+  return ExitCode.ok;
+}

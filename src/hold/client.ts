@@ -1,0 +1,98 @@
+/** `--hold`: starts the detached holder, relays what it says, and returns once everything is held. */
+import { AppError, ExitCode } from "../util/errors.ts";
+import type { Logger } from "../util/log.ts";
+import { selfCommand } from "../watchdog/client.ts";
+import { LineReader } from "../util/lines.ts";
+import type { HoldPlan } from "../plan/hold_plan.ts";
+import { type HeldMessage, HOLDER_ARG, HoldLine, type HoldRequest } from "./protocol.ts";
+import { ensureStateDir, type StatePaths } from "./state.ts";
+
+/** Options of {@linkcode startHold}. */
+export interface StartHoldOptions {
+  /** Where --debug steps go. */
+  log: Logger;
+  /** The state directory and its files. */
+  paths: StatePaths;
+  /** Writes a relayed log line (already formatted by the holder's logger); default stderr. */
+  relay?: (line: string) => void;
+  /** Entry module for `deno run`; default `Deno.mainModule` (ignored in a compiled binary). */
+  entry?: string | URL;
+}
+
+function writeStderr(line: string): void {
+  try {
+    Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+  } catch { /* stderr closed */ }
+}
+
+/**
+ * Starts the holder in its own session (so that the end of the caller's process group does
+ * not reach it) with `/` as working directory, sends it the plan, and resolves once it confirms
+ * that everything is held. Throws the holder's error (its exit code) when it could not hold.
+ *
+ * @example
+ * ```ts
+ * const held = await startHold(plan, { log, paths: statePaths() });
+ * // held.deadlineAt: when the holder releases by itself
+ * ```
+ */
+export async function startHold(plan: HoldPlan, options: StartHoldOptions): Promise<HeldMessage> {
+  const { log, paths } = options;
+  const relay = options.relay ?? writeStderr;
+  ensureStateDir(paths);
+  const { program, args } = selfCommand({
+    standalone: Deno.build.standalone,
+    execPath: Deno.execPath(),
+    entry: options.entry ?? Deno.mainModule,
+    args: [HOLDER_ARG],
+  });
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(program, {
+      args,
+      cwd: "/",
+      detached: true,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+      env: { DENO_NO_UPDATE_CHECK: "1" },
+    }).spawn();
+  } catch (error) {
+    throw new AppError(`cannot start the holder: ${(error as Error).message}`, ExitCode.internal);
+  }
+  const request: HoldRequest = { plan, stateDir: paths.dir };
+  const writer = child.stdin.getWriter();
+  const send = (line: string) => writer.write(new TextEncoder().encode(line + "\n"));
+  await send(JSON.stringify(request));
+  log.debug(`holder ${child.pid} started`);
+  const lines = new LineReader(child.stdout);
+  try {
+    while (true) {
+      // No time limit of our own: the lock's tries and timeouts bound the holder's work.
+      const line = await lines.next();
+      if (line === undefined) {
+        throw new AppError(
+          `the holder (pid ${child.pid}) ended without holding; see ${paths.log}`,
+          ExitCode.internal,
+        );
+      }
+      const space = line.indexOf(" ");
+      const word = space < 0 ? line : line.slice(0, space);
+      const rest = space < 0 ? "" : line.slice(space + 1);
+      if (word === HoldLine.log) {
+        relay(rest);
+      } else if (word === HoldLine.held) {
+        await send(HoldLine.ok);
+        return JSON.parse(rest) as HeldMessage;
+      } else if (word === HoldLine.failed) {
+        const [code, ...message] = rest.split(" ");
+        throw new AppError(message.join(" "), Number(code) || ExitCode.internal);
+      }
+    }
+  } finally {
+    await writer.close().catch(() => {});
+    await lines.cancel();
+    // It must not keep this process alive, nor be waited for when this process ends.
+    child.unref();
+  }
+}

@@ -1,0 +1,151 @@
+/** The plan of `--hold` and `--release`: what to hold, for how long; every input checked, nothing done. */
+import { UsageError } from "../util/errors.ts";
+import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
+import { type Logger, registerSecret } from "../util/log.ts";
+import { OPTION_TABLE, type Options, type OptionSpec, type ParsedArgs } from "../cli/options.ts";
+import { type MysqlPlan, type MysqlPlanDeps, planMysql } from "./mysql.ts";
+
+/** What a hold holds: decided from the options of a normal run, without the snapshot ones. */
+export interface HoldPlan {
+  /** How long everything may stay held, in milliseconds, counted from the moment it is held. */
+  holdMs: number;
+  /** The mount points to freeze, checked, in order. */
+  freezeMounts: MountPoint[];
+  /** The database to flush and lock (or stop), if any: option files read, not connected. */
+  database: MysqlPlan | undefined;
+  /** --pre-freeze-command, run under the database lock before the freeze. */
+  preFreezeCommand?: string;
+  /** --post-thaw-command, run after the thaw. */
+  postThawCommand?: string;
+  /** --hook-timeout in milliseconds: the bound of each of the two commands. */
+  hookTimeoutMs: number;
+  /** --debug: the holder logs every step. */
+  debug: boolean;
+  /** --quiet: only errors. */
+  quiet: boolean;
+}
+
+/** Options that only make sense when snapshots are made: the Snapshots and Retention groups. */
+function snapshotOptions(): Set<string> {
+  return new Set(
+    (OPTION_TABLE as readonly OptionSpec[])
+      .filter((s) => s.group === "Snapshots" || s.group.startsWith("Retention"))
+      .map((s) => s.name).concat("no-freeze-filesystem"),
+  );
+}
+
+/**
+ * Refuses volume ids and snapshot options given on the command line with `--hold` or
+ * `--release`; those that come from a `--config` file (shared with normal runs) are ignored.
+ */
+function refuseSnapshotInput(
+  mode: "--hold" | "--release",
+  args: ParsedArgs,
+  commandLineVolumes: readonly string[],
+  log: Logger,
+): void {
+  if (commandLineVolumes.length > 0) {
+    throw new UsageError(
+      `${mode} makes no snapshot: volume ids are not accepted (got ${commandLineVolumes[0]}); ` +
+        "the orchestrator snapshots the volumes",
+    );
+  }
+  const refused = snapshotOptions();
+  for (const name of args.given) {
+    if (!refused.has(name)) continue;
+    if (args.fromConfigFile?.has(name)) {
+      log.debug(`${mode}: --${name} from the configuration file is ignored`);
+      continue;
+    }
+    throw new UsageError(`${mode} makes no snapshot: --${name} is not accepted with it`);
+  }
+}
+
+/** Absolute paths, so that the holder (working directory /) uses the same files. */
+function absolute(options: Options, cwd: string): Options {
+  const abs = (p: string | undefined) =>
+    p === undefined || p.startsWith("/") ? p : `${cwd.replace(/\/$/, "")}/${p}`;
+  return {
+    ...options,
+    mysqlDefaultsFile: abs(options.mysqlDefaultsFile),
+    mysqlMasterStatusFile: abs(options.mysqlMasterStatusFile),
+    mysqlSocket: abs(options.mysqlSocket),
+  };
+}
+
+/** Inputs of {@linkcode buildHoldPlan}. */
+export interface HoldPlanInputs {
+  /** The command line merged with the configuration file. */
+  args: ParsedArgs;
+  /** Volume ids given on the command line itself (those of a configuration file are ignored). */
+  commandLineVolumes: readonly string[];
+  /** Where warnings and --debug steps go. */
+  log: Logger;
+  /** Working directory, for relative paths; default Deno.cwd(). */
+  cwd?: string;
+  /** Root of procfs ("/proc"); tests point it at a fixture tree. */
+  procRoot?: string;
+  /** The home directory (~/.my.cnf); default $HOME. */
+  home?: string;
+  /** Lookups of the MySQL plan; tests replace them. */
+  mysql?: MysqlPlanDeps;
+}
+
+/**
+ * Checks the input of `--hold` as a normal run would (mount points, the database's option files,
+ * settings and lock mode) and refuses what only a snapshot needs. Reads mountinfo and option
+ * files; connects to nothing.
+ *
+ * @example
+ * ```ts
+ * const plan = await buildHoldPlan({ args, commandLineVolumes: parsed.volumeIds, log });
+ * plan.holdMs; // 60000 for a bare --hold
+ * ```
+ */
+export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
+  const { args, log } = inputs;
+  const { options } = args;
+  refuseSnapshotInput("--hold", args, inputs.commandLineVolumes, log);
+  for (const name of ["mongo", "mongo-stop", "postgresql"]) {
+    if (args.given.has(name)) throw new UsageError(`--${name}: not supported with --hold yet`);
+  }
+  const seconds = options.hold!;
+  if (!(seconds > 0)) throw new UsageError(`--hold: must be more than 0 seconds, got ${seconds}`);
+  registerSecret(options.mysqlPassword);
+  const database = options.mysql || options.percona || options.mysqlStop
+    ? planMysql(absolute(options, inputs.cwd ?? Deno.cwd()), {
+      ...inputs.mysql,
+      settings: { home: inputs.home ?? Deno.env.get("HOME"), ...inputs.mysql?.settings },
+    })
+    : undefined;
+  const freezeMounts = await resolveMountPoints(options.freezeFilesystem, {
+    option: "--freeze-filesystem",
+    freeze: true,
+    procRoot: inputs.procRoot,
+  });
+  if (freezeMounts.length === 0 && !database) {
+    throw new UsageError("--hold: nothing to hold: give --freeze-filesystem, --mysql or both");
+  }
+  return {
+    holdMs: Math.round(seconds * 1000),
+    freezeMounts,
+    database,
+    preFreezeCommand: options.preFreezeCommand,
+    postThawCommand: options.postThawCommand,
+    hookTimeoutMs: options.hookTimeout * 1000,
+    debug: options.debug,
+    quiet: options.quiet,
+  };
+}
+
+/**
+ * Checks the input of `--release`: nothing but general options (and a configuration file's
+ * settings, ignored).
+ */
+export function checkReleaseInput(
+  args: ParsedArgs,
+  commandLineVolumes: readonly string[],
+  log: Logger,
+): void {
+  refuseSnapshotInput("--release", args, commandLineVolumes, log);
+}
