@@ -7,77 +7,36 @@ import { SnapshotError, SnapshotTimeoutError, StoppedError } from "../util/error
 import type { AppError } from "../util/errors.ts";
 import type {
   BinlogCoordinates,
-  Database,
-  DatabaseFile,
   Ec2,
-  Freezer,
-  HeldExclusion,
-  Hooks,
   SnapshotOutcome,
   SnapshotRequest,
   WalPosition,
-  Watchdog,
 } from "./interfaces.ts";
-import type { Logger } from "../util/log.ts";
-import { type LockTimings, sortProblems, WATCHDOG_MARGIN_MS, whileLocked } from "./locked.ts";
-import type { UnfrozenLocation, UnfrozenOptions } from "../host/unfrozen.ts";
+import {
+  type LockDeps,
+  type LockSpec,
+  type LockTimings,
+  sortProblems,
+  WATCHDOG_MARGIN_MS,
+  whileLocked,
+} from "./locked.ts";
+import type { UnfrozenLocation } from "../host/unfrozen.ts";
 import { consistencyUnknownError, lookUpUnanswered, type RunLookup } from "./unanswered.ts";
 
 export { independent, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "./locked.ts";
 
-/** What the sequence needs to know; a subset of the Plan. */
-export interface RunSpec {
+/** What the sequence needs to know; a subset of the Plan. The watchdog's deadline follows. */
+export interface RunSpec extends Omit<LockSpec, "watchdogDeadlineMs"> {
   /** One snapshot request per volume, in order. */
   volumes: readonly SnapshotRequest[];
-  /** Mount points to freeze, validated, in order. */
-  freezeMounts: readonly string[];
   /** --snapshot-timeout in milliseconds: the round of CreateSnapshot calls is aborted after it. */
   snapshotTimeoutMs: number;
-  /** --pre-freeze-command, run before the first freeze. */
-  preFreezeCommand?: string;
-  /** --post-thaw-command, run after the last thaw. */
-  postThawCommand?: string;
-  /**
-   * With --mysql-stop: the command that starts the database again. The watchdog is then armed
-   * before the stop and runs it if this process dies (or is stuck) before it started it.
-   */
-  databaseStartCommand?: string;
-  /**
-   * Bound of the watchdog outside the freeze (database stop, and after the thaw: post-thaw
-   * command and database release); default {@linkcode WATCHDOG_PHASE_MS}.
-   */
-  watchdogPhaseMs?: number;
 }
 
-/** The side effects, injected. */
-export interface RunDeps {
+/** The side effects, injected: those of the locking half, and EC2. */
+export interface RunDeps extends LockDeps {
   /** The snapshot calls. */
   ec2: Ec2;
-  /** Freezes and thaws file systems. */
-  freezer: Freezer;
-  /** Runs the pre-freeze and post-thaw commands. */
-  hooks: Hooks;
-  /** Thaws if this process dies while frozen. */
-  watchdog: Watchdog;
-  /** The database to flush and lock (or stop), if any. */
-  database?: Database;
-  /**
-   * Takes the freeze locks of the run's file systems (freeze_lock.ts): the first step, before
-   * anything is checked or locked; throws a BusyError when another run or hold has one.
-   */
-  exclusion?: () => Promise<HeldExclusion>;
-  /** Where --debug steps and warnings go. */
-  log: Logger;
-  /** Aborted by a stop signal (SIGINT, SIGTERM, SIGHUP). */
-  signal: AbortSignal;
-  /** Monotonic milliseconds; performance.now by default. */
-  now?: () => number;
-  /** Which database files lie outside the frozen set; host/unfrozen.ts by default. */
-  unfrozen?: (
-    files: readonly DatabaseFile[],
-    frozenMounts: readonly string[],
-    options: UnfrozenOptions,
-  ) => Promise<UnfrozenLocation[]>;
   /** Pause before the lookup after the thaw asks again; LOOKUP_RETRY_MS (unanswered.ts). */
   lookupRetryMs?: number;
 }
