@@ -176,6 +176,14 @@ Deno.test("--metrics-file after a good and a failed run of the real program agai
     assertEquals(one("last_run_snapshots_created", missing), 0);
     assert(!families.has(P + "last_run_snapshots_deleted"), "no retention in a failed run");
 
+    // A command line the parser refuses (a broken cron line) is a failed run too.
+    const broken = await runProgram(["--metrics-file", path, "--keep", "-1", a], { env });
+    assertEquals(broken.code, 2, broken.stderr);
+    families = parseMetrics(await Deno.readTextFile(path));
+    assertEquals(one("last_run_success"), 0);
+    assertEquals(one("last_run_exit_code"), 2);
+    assertEquals(one("last_success_timestamp_seconds"), lastGood, "the last success stays");
+
     // --noaction is not a run: the file stays as it is.
     const text = await Deno.readTextFile(path);
     const dry = await runProgram(["--metrics-file", path, "--noaction", a], { env });

@@ -63,9 +63,27 @@ export async function main(argv: readonly string[]): Promise<number> {
     else log.error(`internal error: ${error instanceof Error ? error.stack : String(error)}`);
     code = exitCodeOf(error);
   }
+  // A command line too broken to parse still names its metrics file: the failure is reported.
+  metricsFile ??= code === ExitCode.usage ? metricsFileInArgv(argv) : undefined;
   if (metricsFile === undefined) return code;
   const { writeRunMetrics } = await import("./run_metrics.ts");
   return writeRunMetrics(metricsFile, { code, start, facts, log });
+}
+
+/**
+ * `--metrics-file PATH` or `--metrics-file=PATH` as written in `argv`, for a command line the
+ * parser refused; none for a dry run, which leaves the monitoring's file alone.
+ */
+function metricsFileInArgv(argv: readonly string[]): string | undefined {
+  if (argv.some((arg) => arg === "-n" || arg === "--noaction")) return undefined;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--") return undefined;
+    if (argv[i].startsWith("--metrics-file=")) return argv[i].slice("--metrics-file=".length);
+    if (argv[i] === "--metrics-file" && argv[i + 1] && !argv[i + 1].startsWith("-")) {
+      return argv[i + 1];
+    }
+  }
+  return undefined;
 }
 
 /** The command itself; `hooks` hand the logger, the metrics file and the run's facts out. */
