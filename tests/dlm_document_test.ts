@@ -121,6 +121,19 @@ Deno.test({
       assertEquals(expired.code, 203, expired.output);
       assertMatch(expired.output, /released by the deadline/);
 
+      // The holder killed while held: its watchdog thaws; the post script says the hold ended early.
+      const killed = await agent("pre-script");
+      assertEquals(killed.code, 0, killed.output);
+      const { pid } = JSON.parse(Deno.readTextFileSync(`${state.dir}/hold.json`));
+      Deno.kill(pid, "SIGKILL");
+      for (let i = 0; i < 100 && await isFrozen(mount.mountPoint); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assertEquals(await isFrozen(mount.mountPoint), false, "thawed by the watchdog");
+      const ended = await agent("post-script");
+      assertEquals(ended.code, 203, ended.output);
+      assertMatch(ended.output, /ended without releasing/);
+
       const bad = await agent("pre-script", { ECS_CONFIG: `${dir}/missing.conf` });
       assertEquals(bad.code, 201, bad.output);
       assert(!(await isFrozen(mount.mountPoint)));

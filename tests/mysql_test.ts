@@ -244,6 +244,25 @@ Deno.test({
         assert.ok(lines.some((line) => line.includes("FLUSH LOCAL TABLES WITH READ LOCK")));
       });
 
+      await t.step(
+        "a lock whose connection was killed while held is not released as held",
+        async () => {
+          const { log } = recordingLogger();
+          const db = createMysqlDatabase(mysqlOptions(server), { log });
+          await db.prepare();
+          await db.lock(new AbortController().signal);
+          // An administrator (or a dropped network) ends the session that holds the read lock.
+          const holder = (await server.sql(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO IS NULL AND USER = 'snap' " +
+              "ORDER BY ID LIMIT 1",
+          )).trim();
+          await server.sql(`KILL ${holder}`);
+          await delay(200);
+          await assert.rejects(() => db.release(), /cannot be vouched for/);
+          await db.release(); // a second call does nothing
+        },
+      );
+
       await t.step("no FLUSH statement reaches the binary log", async () => {
         for (const user of ["snap", "minimal"]) {
           const { log, lines } = recordingLogger();

@@ -282,7 +282,10 @@ export class MysqlLock implements Database {
         this.#main = undefined;
       }
     }
-    if (this.#main && (this.#lockSent || this.#stageStarted)) await this.#unlock(this.#main);
+    if (this.#main && (this.#lockSent || this.#stageStarted)) {
+      const problem = await this.#unlock(this.#main);
+      if (problem) problems.push(problem);
+    }
     for (const conn of [this.#main, this.#killer]) {
       if (!conn) continue;
       try {
@@ -298,7 +301,11 @@ export class MysqlLock implements Database {
     if (problems.length > 0) throw new DatabaseError(`MySQL release: ${problems.join("; ")}`);
   }
 
-  async #unlock(main: Connection): Promise<void> {
+  /**
+   * Unlocks; returns a problem when the lock's connection did not answer: it may have been
+   * killed or dropped while held (writes went through), which no caller may report as success.
+   */
+  async #unlock(main: Connection): Promise<string | undefined> {
     const unlock = this.#stageStarted
       ? "BACKUP STAGE END"
       : this.#plan.lockMode === "instance"
@@ -310,9 +317,12 @@ export class MysqlLock implements Database {
       if (!done) throw new Error("no answer");
     } catch (error) {
       // Closing the connection below releases the lock all the same.
-      this.#log.warn(`MySQL: ${unlock} failed (${sqlErrorText(error)}); disconnecting`);
       main.destroy();
       this.#main = undefined;
+      return `${unlock} failed (${sqlErrorText(error)}): the lock's connection may have been ` +
+        "killed or dropped while held, so writes may have gone on; the database lock cannot be " +
+        "vouched for";
     }
+    return undefined;
   }
 }
