@@ -1,6 +1,7 @@
 /** The per-file-system exclusion lock: one run (or hold) at a time freezes a given file system. */
 import { BusyError, PreflightError } from "../util/errors.ts";
 import { isSameProcessAlive, procReadable, readProcessStat } from "./proc.ts";
+import { writeFileAtomic } from "../util/files.ts";
 
 /** Where the lock files live unless `$ECS_RUN_DIR` (tests) or `runDir` says otherwise. */
 export const DEFAULT_RUN_DIR = "/run/ec2-consistent-snapshot";
@@ -124,26 +125,9 @@ function readRecord(path: string): { record?: LockRecord; exists: boolean } {
   return { record: parseRecord(text), exists: true };
 }
 
-/** Writes `text` to a new file beside `path`, then renames it over `path` (never through a link). */
-function replaceFile(path: string, text: string): void {
-  const temp = `${path}.${Deno.pid}.${crypto.randomUUID()}.tmp`;
-  try {
-    const file = Deno.openSync(temp, { write: true, createNew: true, mode: 0o600 });
-    try {
-      const bytes = new TextEncoder().encode(text);
-      let written = 0;
-      while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
-      file.syncSync();
-    } finally {
-      file.close();
-    }
-    Deno.renameSync(temp, path);
-  } catch (error) {
-    try {
-      Deno.removeSync(temp);
-    } catch { /* not created, or renamed */ }
-    throw error;
-  }
+/** Writes a lock record whole or not at all (beside it, synced, renamed; never through a link). */
+function writeLockFile(path: string, record: unknown): void {
+  writeFileAtomic(path, JSON.stringify(record) + "\n", { mode: 0o600, sync: true });
 }
 
 /** Creates the run directory root-only, and refuses one that others could write into. */
@@ -217,12 +201,12 @@ function makeLocks(
     handOver: (pid, purpose) =>
       update((record, path) => {
         const next = { ...record, holder: identify(pid), purpose: purpose ?? record.purpose };
-        replaceFile(path, JSON.stringify(next) + "\n");
+        writeLockFile(path, next);
       }),
     guard: (pid) =>
       update((record, path) => {
         const next = { ...record, guards: [...record.guards, identify(pid)] };
-        replaceFile(path, JSON.stringify(next) + "\n");
+        writeLockFile(path, next);
       }),
   };
 }
@@ -280,7 +264,7 @@ export async function acquireFreezeLocks(
         guards: [],
         since,
       };
-      replaceFile(`${dir}/${lockFileName(device)}`, JSON.stringify(record) + "\n");
+      writeLockFile(`${dir}/${lockFileName(device)}`, record);
     }
   });
   return makeLocks(dir, token, devices, timeoutMs);
