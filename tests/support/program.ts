@@ -27,26 +27,48 @@ export interface ProgramOptions {
   cwd?: string;
 }
 
-/**
- * The HOME directories made by baseEnv: removed when the test process ends, not before, since a
- * test may still read what the program left there after it exits.
- */
-const homes: string[] = [];
-globalThis.addEventListener("unload", () => {
-  for (const home of homes.splice(0)) {
-    try {
-      Deno.removeSync(home, { recursive: true });
-    } catch {
-      // already gone
-    }
-  }
-});
+/** Prefix of the folder that holds one test process's HOME directories: `ecs-homes-PID-`. */
+const HOMES_PREFIX = "ecs-homes-";
 
-/** A new empty HOME for one run of the program, removed at the end of the test process. */
+/**
+ * The folder of this process's HOME directories, made on first use. It goes when the process
+ * ends (not before: a test may read what the program left in a HOME after it exits); a folder
+ * left by a test process that was killed (no unload) is removed by the next one.
+ */
+let homesDir: string | undefined;
+
+function homesFolder(): string {
+  if (homesDir) return homesDir;
+  homesDir = Deno.makeTempDirSync({ prefix: `${HOMES_PREFIX}${Deno.pid}-` });
+  const tmp = homesDir.slice(0, homesDir.lastIndexOf("/"));
+  for (const entry of Deno.readDirSync(tmp)) {
+    const pid = new RegExp(`^${HOMES_PREFIX}(\\d+)-`).exec(entry.name)?.[1];
+    if (pid === undefined || pid === String(Deno.pid) || processAlive(Number(pid))) continue;
+    try {
+      Deno.removeSync(`${tmp}/${entry.name}`, { recursive: true });
+    } catch { /* another test process got there first */ }
+  }
+  globalThis.addEventListener("unload", () => {
+    try {
+      Deno.removeSync(homesDir!, { recursive: true });
+    } catch { /* already gone */ }
+  });
+  return homesDir;
+}
+
+/** True while a process with this pid exists. */
+function processAlive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A new empty HOME for one run of the program, removed with its folder (see homesFolder). */
 function freshHome(): string {
-  const home = Deno.makeTempDirSync({ prefix: "ecs-home-" });
-  homes.push(home);
-  return home;
+  return Deno.makeTempDirSync({ dir: homesFolder(), prefix: "home-" });
 }
 
 /**
