@@ -250,3 +250,26 @@ export function errorCode(error: unknown): string {
 export function errorMessage(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
+
+/**
+ * A few words for a connection's socket error (its `code`), as both database drivers report
+ * them; undefined for any other error.
+ *
+ * @example
+ * ```ts
+ * socketErrorText({ code: "ECONNREFUSED" }); // "connection refused"
+ * ```
+ */
+export function socketErrorText(error: unknown): string | undefined {
+  switch ((error as { code?: unknown } | undefined)?.code) {
+    case "ENOENT":
+      return "no such socket";
+    case "ECONNREFUSED":
+      return "connection refused";
+    case "ETIMEDOUT":
+      return "connection timed out";
+    case "EACCES":
+      return "permission denied";
+  }
+  return undefined;
+}

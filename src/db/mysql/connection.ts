@@ -3,7 +3,7 @@ import type {
   Connection as Mysql2Connection,
   RowDataPacket as Mysql2RowDataPacket,
 } from "mysql2/promise";
-import { DatabaseError } from "../../util/errors.ts";
+import { DatabaseError, socketErrorText } from "../../util/errors.ts";
 import type { Logger } from "../../util/log.ts";
 import type { MysqlSettings } from "./option_files.ts";
 import { mysqlWhere } from "../../plan/mysql.ts";
@@ -42,17 +42,7 @@ export const ER_QUERY_INTERRUPTED = 1317;
 export function sqlErrorText(error: unknown): string {
   const e = error as SqlError;
   if (e?.sqlMessage) return e.sqlMessage;
-  switch (e?.code) {
-    case "ENOENT":
-      return "no such socket";
-    case "ECONNREFUSED":
-      return "connection refused";
-    case "ETIMEDOUT":
-      return "connection timed out";
-    case "EACCES":
-      return "permission denied";
-  }
-  return e?.message ?? String(error);
+  return socketErrorText(e) ?? e?.message ?? String(error);
 }
 
 function target(settings: MysqlSettings) {

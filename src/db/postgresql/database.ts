@@ -1,7 +1,7 @@
 /** PostgreSQL: connect and check privileges, CHECKPOINT before the freeze, the WAL position at the freeze, where the files are. */
 
 import type { Client, QueryResultRow } from "pg";
-import { DatabaseError } from "../../util/errors.ts";
+import { DatabaseError, socketErrorText } from "../../util/errors.ts";
 import { within } from "../../util/deadline.ts";
 import type { Database, DatabaseFile, WalPosition } from "../../run/interfaces.ts";
 import type { Logger } from "../../util/log.ts";
@@ -33,17 +33,11 @@ interface PgError {
 
 function pgErrorText(error: unknown): string {
   const e = error as PgError;
-  switch (e?.code) {
-    case "ENOENT":
-      return "no such socket (is the server running, and is the host or socket directory right?)";
-    case "ECONNREFUSED":
-      return "connection refused";
-    case "ETIMEDOUT":
-      return "connection timed out";
-    case "EACCES":
-      return "permission denied";
+  const socket = socketErrorText(e);
+  if (e?.code === "ENOENT") {
+    return `${socket} (is the server running, and is the host or socket directory right?)`;
   }
-  return e?.message ?? String(error);
+  return socket ?? e?.message ?? String(error);
 }
 
 /** The PostgreSQL Database: the optional parts of Database are all there. */
