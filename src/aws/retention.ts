@@ -3,7 +3,11 @@
  * that the policy (retention/policy.ts) does not keep; never one without the marker, never one of
  * this run. The marker's value is the volume id, or "multi-volume" (then VolumeId names it).
  */
-import type { Snapshot as SdkSnapshot } from "@aws-sdk/client-ec2";
+import {
+  DeleteSnapshotCommand,
+  paginateDescribeSnapshots,
+  type Snapshot as SdkSnapshot,
+} from "@aws-sdk/client-ec2";
 import type { EC2Client } from "./ec2.ts";
 import { errorCode, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
@@ -74,8 +78,6 @@ async function markedSnapshots(
   volumeIds: readonly string[],
 ): Promise<Map<string, Snapshot[]>> {
   const byVolume = new Map<string, Snapshot[]>(volumeIds.map((id) => [id, []]));
-  // The SDK loads when it is used: planning retention (and --help) starts without it.
-  const { paginateDescribeSnapshots } = await import("@aws-sdk/client-ec2");
   const pages = paginateDescribeSnapshots({ client }, {
     OwnerIds: ["self"],
     Filters: [{ Name: `tag:${MARKER_TAG}`, Values: [...volumeIds, MULTI_VOLUME_MARKER] }],
@@ -182,7 +184,6 @@ export async function applyRetention(options: RetentionOptions): Promise<Retenti
     return result;
   }
   // One at a time: deletes are rare and a slow, orderly prune is kinder to API rate limits.
-  const { DeleteSnapshotCommand } = await import("@aws-sdk/client-ec2");
   for (const item of expired) {
     try {
       await client.send(new DeleteSnapshotCommand({ SnapshotId: item.snapshotId }));
