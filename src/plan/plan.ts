@@ -5,6 +5,7 @@
  */
 import { type AfterRunPlan, planAfterRun } from "./after_run.ts";
 import {
+  checkAwsSharedFiles,
   checkEndpoint,
   checkMetricsFile,
   checkOutput,
@@ -20,6 +21,7 @@ import { chooseCredentials, type CredentialSource } from "./credentials.ts";
 import { type DiscoveredVolume, discoverVolumes } from "../host/discovery.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";
 import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
+import { defaultRunDir } from "../host/freeze_lock.ts";
 import { checkMultiVolumeRequests } from "./multi_volume.ts";
 import { MARKER_TAG, MULTI_VOLUME_MARKER, PROGRAM, RUN_ID_TAG } from "./tags.ts";
 import { type MysqlPlan, type MysqlPlanDeps, planMysql } from "./mysql.ts";
@@ -103,6 +105,8 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const { options, given } = args;
 
   checkSupported(args);
+  defaultRunDir(); // refuses a relative $ECS_RUN_DIR, before anything is locked
+  checkAwsSharedFiles(env, inputs.home);
   const output = checkOutput(options.output);
   checkVolumeIds(args.volumeIds);
   if (given.has("mysql-password") && !args.fromConfigFile?.has("mysql-password")) {
