@@ -7,8 +7,8 @@ import {
   readOptionFile,
   resolveMysqlSettings,
   SOCKET_PATHS,
-} from "../src/db/mysql/option_files.ts";
-import { defaultOptions, type Options } from "../src/cli/options.ts";
+} from "../src/plan/mysql_option_files.ts";
+import { defaultOptions, type Options } from "../src/types/options.ts";
 
 const assertEquals: typeof assert.deepEqual = assert.deepEqual;
 const assertMatch: typeof assert.match = assert.match;

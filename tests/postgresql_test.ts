@@ -14,7 +14,7 @@ import { createPostgresqlDatabase } from "../src/db/postgresql/database.ts";
 import {
   type PostgresqlSettings,
   resolvePostgresqlSettings,
-} from "../src/db/postgresql/settings.ts";
+} from "../src/plan/postgresql_settings.ts";
 import type { PostgresqlPlan } from "../src/plan/postgresql.ts";
 import { createLogger } from "../src/util/log.ts";
 import { DatabaseError } from "../src/util/errors.ts";

@@ -1,6 +1,6 @@
 /** The checks of single inputs (volume ids, tags, output, endpoint, metrics file) that buildPlan runs first. */
 import { UsageError } from "../util/errors.ts";
-import type { ParsedArgs } from "../cli/options.ts";
+import type { ParsedArgs } from "../types/options.ts";
 import {
   characters,
   MARKER_TAG,
@@ -9,7 +9,7 @@ import {
   MAX_TAGS,
   OWN_TAGS,
   RUN_ID_TAG,
-} from "./tags.ts";
+} from "../types/tags.ts";
 
 const VOLUME_ID = /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
 

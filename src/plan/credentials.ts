@@ -6,7 +6,7 @@
 import { UsageError } from "../util/errors.ts";
 import { exists, readableByOthers, readUserFile } from "../util/files.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
-import type { Options } from "../cli/options.ts";
+import type { Options } from "../types/options.ts";
 
 /** Static AWS credentials (the shape of the SDK's StaticCredentials, without the SDK). */
 export interface StaticCredentials {

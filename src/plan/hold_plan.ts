@@ -2,7 +2,7 @@
 import { UsageError } from "../util/errors.ts";
 import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
-import { OPTION_TABLE, type Options, type OptionSpec, type ParsedArgs } from "../cli/options.ts";
+import { OPTION_TABLE, type Options, type OptionSpec, type ParsedArgs } from "../types/options.ts";
 import { type MysqlPlan, type MysqlPlanDeps, planMysql } from "./mysql.ts";
 
 /** What a hold holds: decided from the options of a normal run, without the snapshot ones. */

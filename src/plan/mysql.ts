@@ -6,13 +6,13 @@ import { dirname } from "node:path";
 import { UsageError } from "../util/errors.ts";
 import { exists } from "../util/files.ts";
 import { registerSecret } from "../util/log.ts";
-import type { Options } from "../cli/options.ts";
+import type { Options } from "../types/options.ts";
 import {
   describeMysqlSettings,
   type MysqlSettings,
   type MysqlSettingsDeps,
   resolveMysqlSettings,
-} from "../db/mysql/option_files.ts";
+} from "./mysql_option_files.ts";
 import { type MysqlLockMode, mysqlLockMode } from "../db/mysql/server.ts";
 
 /** Everything the MySQL part needs, decided; `settings.password` is a registered secret. */

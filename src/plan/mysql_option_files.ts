@@ -3,9 +3,9 @@
 import ini from "ini";
 import { userInfo } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { UsageError } from "../../util/errors.ts";
-import { readUserFile } from "../../util/files.ts";
-import type { Options } from "../../cli/options.ts";
+import { UsageError } from "../util/errors.ts";
+import { readUserFile } from "../util/files.ts";
+import type { Options } from "../types/options.ts";
 
 /** Where and as whom to connect. */
 export interface MysqlSettings {

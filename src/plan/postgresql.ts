@@ -1,12 +1,12 @@
 /** The PostgreSQL plan: the connection as libpq would make it, and the checkpoint's bound. Decided here; no connection. */
 import { registerSecret } from "../util/log.ts";
-import type { Options } from "../cli/options.ts";
+import type { Options } from "../types/options.ts";
 import {
   describePostgresqlSettings,
   type PostgresqlSettings,
   type PostgresqlSettingsInputs,
   resolvePostgresqlSettings,
-} from "../db/postgresql/settings.ts";
+} from "./postgresql_settings.ts";
 
 /** How long the CHECKPOINT may take before it is cancelled (a warning, not a failure). */
 export const CHECKPOINT_TIMEOUT_MS = 60_000;

@@ -13,7 +13,7 @@ import {
   StoppedError,
   WaitError,
 } from "../util/errors.ts";
-import type { SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
+import type { SnapshotOutcome, SnapshotRequest } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
 import type { AfterRunPlan, RetentionPolicy } from "../plan/after_run.ts";
 import type { ProgressItem, ProgressSink } from "../cli/progress.ts";

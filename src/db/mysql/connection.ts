@@ -5,7 +5,7 @@ import type {
 } from "mysql2/promise";
 import { DatabaseError, socketErrorText } from "../../util/errors.ts";
 import type { Logger } from "../../util/log.ts";
-import type { MysqlSettings } from "./option_files.ts";
+import type { MysqlSettings } from "../../plan/mysql_option_files.ts";
 import { mysqlWhere } from "../../plan/mysql.ts";
 
 /** A connection of mysql2's promise API. */

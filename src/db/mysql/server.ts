@@ -3,8 +3,8 @@
  * mode, the statements for coordinates, and the old tool's status file. No connection here.
  */
 import { UsageError } from "../../util/errors.ts";
-import type { BinlogCoordinates } from "../../run/interfaces.ts";
-import type { Options } from "../../cli/options.ts";
+import type { BinlogCoordinates } from "../../types/side_effects.ts";
+import type { Options } from "../../types/options.ts";
 
 /** How the database is held still while the snapshots are initiated. */
 export type MysqlLockMode = "flush" | "percona" | "instance" | "stage";
