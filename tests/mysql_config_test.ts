@@ -3,11 +3,11 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../src/util/errors.ts";
 import {
-  describeMysqlSettings,
   readOptionFile,
   resolveMysqlSettings,
   SOCKET_PATHS,
 } from "../src/plan/mysql_option_files.ts";
+import { describeMysqlSettings } from "../src/types/database_plans.ts";
 import { defaultOptions, type Options } from "../src/types/options.ts";
 
 const assertEquals: typeof assert.deepEqual = assert.deepEqual;

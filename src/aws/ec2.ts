@@ -9,7 +9,12 @@ import {
   type EC2ClientConfig as SdkEc2ClientConfig,
 } from "@aws-sdk/client-ec2";
 import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
-import type { Ec2, FoundSnapshot, SnapshotOutcome, SnapshotRequest } from "../types/side_effects.ts";
+import type {
+  Ec2,
+  FoundSnapshot,
+  SnapshotOutcome,
+  SnapshotRequest,
+} from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
 import { classifyFailure, guardCreateCall, noResendRequestHandler } from "./create_guard.ts";
 import { RUN_ID_TAG } from "../types/tags.ts";

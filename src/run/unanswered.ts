@@ -3,7 +3,12 @@
  * tag are looked up, and any that no call reported is a snapshot of unknown consistency.
  */
 import { ConsistencyUnknownError, errorCode, errorMessage } from "../util/errors.ts";
-import type { Ec2, FoundSnapshot, SnapshotOutcome, SnapshotRequest } from "../types/side_effects.ts";
+import type {
+  Ec2,
+  FoundSnapshot,
+  SnapshotOutcome,
+  SnapshotRequest,
+} from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
 import { RUN_ID_TAG } from "../types/tags.ts";
 import { deadline, delay } from "../util/deadline.ts";

@@ -4,8 +4,7 @@ import type { BinlogCoordinates, Database, DatabaseFile } from "../../types/side
 import { LOCATIONS_SQL, mysqlLocations } from "./locations.ts";
 import type { Logger } from "../../util/log.ts";
 import { abortable, deadline, delay, within } from "../../util/deadline.ts";
-import { describeMysqlSettings } from "../../plan/mysql_option_files.ts";
-import type { MysqlPlan } from "../../plan/mysql.ts";
+import { describeMysqlSettings, type MysqlPlan } from "../../types/database_plans.ts";
 import {
   connect,
   type Connection,

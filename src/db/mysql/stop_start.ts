@@ -4,8 +4,7 @@ import type { Database } from "../../types/side_effects.ts";
 import type { Logger } from "../../util/log.ts";
 import { deadline, delay } from "../../util/deadline.ts";
 import { ProgramError, runProgram, shellCommand } from "../../host/programs.ts";
-import { describeMysqlSettings } from "../../plan/mysql_option_files.ts";
-import { type MysqlPlan, mysqlWhere } from "../../plan/mysql.ts";
+import { describeMysqlSettings, type MysqlPlan, mysqlWhere } from "../../types/database_plans.ts";
 import { accepting } from "./connection.ts";
 
 const POLL_MS = 250;
