@@ -11,7 +11,7 @@ import {
   type Options,
   type OptionSpec,
   type ParsedArgs,
-} from "./options.ts";
+} from "../types/options.ts";
 
 /** The longest time a timer can wait (setTimeout's 2^31-1 ms), in whole seconds. */
 export const MAX_SECONDS: number = Math.floor((2 ** 31 - 1) / 1000);

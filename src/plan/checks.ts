@@ -1,7 +1,7 @@
 /** The checks of single inputs (volume ids, tags, output, endpoint, metrics file, AWS files) that buildPlan runs first. */
 import { UsageError } from "../util/errors.ts";
 import { checkUserFile } from "../util/files.ts";
-import type { ParsedArgs } from "../cli/options.ts";
+import type { ParsedArgs } from "../types/options.ts";
 import {
   characters,
   MARKER_TAG,
@@ -10,7 +10,7 @@ import {
   MAX_TAGS,
   OWN_TAGS,
   RUN_ID_TAG,
-} from "./tags.ts";
+} from "../types/tags.ts";
 
 const VOLUME_ID = /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
 
