@@ -92,7 +92,7 @@ Deno.test("bad input: one clear line, a documented exit code, no network call", 
     ],
     ["aws: tag prefix", ["--tag", "aws:x=1", VOL], /reserved by AWS/, ExitCode.usage],
     ["too many tags", ["--tag", manyTags, VOL], /50 tags; EC2 allows 50/, ExitCode.usage],
-    ["49 tags and the tool's 2", ["--tag", tags49, VOL], /49 tags; .* adds 2/, ExitCode.usage],
+    ["49 tags and the tool's 4", ["--tag", tags49, VOL], /49 tags; .* adds 4/, ExitCode.usage],
     [
       "the run-id tag is the tool's",
       ["--tag", "ec2-consistent-snapshot:run-id=x", VOL],

@@ -27,8 +27,26 @@ export const MULTI_VOLUME_MARKER = "multi-volume";
  */
 export const RUN_ID_TAG = `${PROGRAM}:run-id`;
 
-/** The tags the tool adds to every snapshot: the marker and the run id. */
-export const OWN_TAGS = 2;
+/**
+ * The tag with the run's volume count and each volume's file-system type and mount point
+ * (restore_tags.ts writes and reads its value).
+ */
+export const VOLUMES_TAG = `${PROGRAM}:volumes`;
+
+/**
+ * The tag with the database engine, version, its files and the position at the lock (set in
+ * the create call only when the run locks a database; restore_tags.ts writes and reads it).
+ */
+export const DATABASE_TAG = `${PROGRAM}:database`;
+
+/** The keys of the tags the tool sets itself; `--tag` may not use them. */
+export const OWN_TAG_KEYS: readonly string[] = [MARKER_TAG, RUN_ID_TAG, VOLUMES_TAG, DATABASE_TAG];
+
+/**
+ * The most tags the tool adds to a snapshot: the marker, the run id, the volumes and the
+ * database tag; `--tag` (with `--name`'s Name tag) has the rest of EC2's 50.
+ */
+export const OWN_TAGS: number = OWN_TAG_KEYS.length;
 
 /** EC2's limit on tags per snapshot (the tool's own tags count against it). */
 export const MAX_TAGS = 50;
