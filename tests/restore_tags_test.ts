@@ -5,11 +5,11 @@ import {
   parseDatabaseTag,
   parseVolumesTag,
   volumesTagValue,
-} from "../src/plan/restore_tags.ts";
+} from "../src/types/restore_tags.ts";
 import { volumeTags } from "../src/plan/volume_tags.ts";
 import { withDatabaseTag } from "../src/run/database_tag.ts";
 import { parseTags } from "../src/plan/checks.ts";
-import { MAX_TAGS, OWN_TAGS } from "../src/plan/tags.ts";
+import { MAX_TAGS, OWN_TAGS } from "../src/types/tags.ts";
 import { UsageError } from "../src/util/errors.ts";
 
 const mounts = [

@@ -3,10 +3,10 @@
  * document (--output json); and the dry-run plan.
  */
 import type { AfterRunResult } from "../run/after_run.ts";
-import type { BinlogCoordinates, SnapshotRequest, WalPosition } from "../run/interfaces.ts";
+import type { BinlogCoordinates, SnapshotRequest, WalPosition } from "../types/side_effects.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RunResult } from "../run/sequence.ts";
-import { DATABASE_TAG, PROGRAM } from "../plan/tags.ts";
+import { DATABASE_TAG, PROGRAM } from "../types/tags.ts";
 
 /** What --noaction shows for the database tag, whose value is known only at the lock. */
 const DATABASE_TAG_PLANNED = "(engine, version, data directory, binary-log basename, and the " +

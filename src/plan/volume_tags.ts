@@ -1,8 +1,8 @@
 /** The volumes tag of each snapshot request: the run's volume count and where each volume was mounted. */
 import type { DiscoveredVolume } from "../host/discovery.ts";
 import type { MountPoint } from "../host/mounts.ts";
-import { type VolumeLayout, volumesTagValue } from "./restore_tags.ts";
-import { characters, MAX_TAG_VALUE, VOLUMES_TAG } from "./tags.ts";
+import { type VolumeLayout, volumesTagValue } from "../types/restore_tags.ts";
+import { characters, MAX_TAG_VALUE, VOLUMES_TAG } from "../types/tags.ts";
 
 /**
  * The volumes tag's value for each volume, in order. A volume named by id (not discovered)

@@ -1,8 +1,8 @@
 /** The database tag, added to the snapshot requests while everything is held: the position is known only then. */
-import { type DatabaseTag, databaseTagValue } from "../plan/restore_tags.ts";
-import { DATABASE_TAG } from "../plan/tags.ts";
+import { type DatabaseTag, databaseTagValue } from "../types/restore_tags.ts";
+import { DATABASE_TAG } from "../types/tags.ts";
 import type { HeldState } from "./locked.ts";
-import type { SnapshotRequest } from "./interfaces.ts";
+import type { SnapshotRequest } from "../types/side_effects.ts";
 
 /**
  * The requests with the database tag (engine, version, files, binary-log or WAL position) when

@@ -5,12 +5,11 @@ import type {
   Database,
   DatabaseFacts,
   DatabaseFile,
-} from "../../run/interfaces.ts";
+} from "../../types/side_effects.ts";
 import { LOCATIONS_SQL, mysqlFacts, mysqlLocations } from "./locations.ts";
 import type { Logger } from "../../util/log.ts";
 import { abortable, deadline, delay, within } from "../../util/deadline.ts";
-import { describeMysqlSettings } from "./option_files.ts";
-import type { MysqlPlan } from "../../plan/mysql.ts";
+import { describeMysqlSettings, type MysqlPlan } from "../../types/database_plans.ts";
 import {
   connect,
   type Connection,

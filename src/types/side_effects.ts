@@ -4,10 +4,10 @@
  * with the real implementations (aws/, host/freeze.ts, db/) for truth.
  */
 
-export type { SnapshotRequest } from "../plan/tags.ts";
-import type { SnapshotRequest } from "../plan/tags.ts";
-export type { DatabaseFacts } from "../plan/restore_tags.ts";
-import type { DatabaseFacts } from "../plan/restore_tags.ts";
+export type { SnapshotRequest } from "./tags.ts";
+import type { SnapshotRequest } from "./tags.ts";
+export type { DatabaseFacts } from "./restore_tags.ts";
+import type { DatabaseFacts } from "./restore_tags.ts";
 
 /**
  * How a failed snapshot request ended: "error" (EC2 answered with an AWS error code), "unknown"
