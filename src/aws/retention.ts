@@ -8,10 +8,13 @@ import type { Snapshot as SdkSnapshot } from "@aws-sdk/client-ec2";
 import type { EC2Client } from "./ec2.ts";
 import { errorCode, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
-import { HELD_UNTIL_TAG, MARKER_TAG, MULTI_VOLUME_MARKER } from "../plan/tags.ts";
+import { HELD_UNTIL_TAG, MARKER_TAG, MULTI_VOLUME_MARKER } from "../types/tags.ts";
 import { clockDisagreement, ec2Clock } from "./ec2_clock.ts";
-import type { RetentionPolicy } from "../plan/after_run.ts";
-import { decideRetention, type PolicySnapshot } from "../retention/policy.ts";
+import {
+  decideRetention,
+  type PolicySnapshot,
+  type RetentionRules as RetentionPolicy,
+} from "../retention/policy.ts";
 
 /** A snapshot as DescribeSnapshots lists it (the SDK's type). */
 export type Snapshot = SdkSnapshot;
