@@ -28,6 +28,15 @@ export const MULTI_VOLUME_MARKER = "multi-volume";
 export const RUN_ID_TAG = `${PROGRAM}:run-id`;
 
 /**
+/**
+ * The tag the create call adds when it is sent: the instant (ISO 8601, UTC, EC2's clock) until
+ * which the run guarantees to hold everything frozen and locked, should the call's answer not
+ * come back. A snapshot whose StartTime is later may have been taken after the thaw: of unknown
+ * consistency, which retention and the restore drill tell from EC2 alone.
+ */
+export const HELD_UNTIL_TAG = `${PROGRAM}:held-until`;
+
+/**
  * The tag with the run's volume count and each volume's file-system type and mount point
  * (restore_tags.ts writes and reads its value).
  */
@@ -40,11 +49,17 @@ export const VOLUMES_TAG = `${PROGRAM}:volumes`;
 export const DATABASE_TAG = `${PROGRAM}:database`;
 
 /** The keys of the tags the tool sets itself; `--tag` may not use them. */
-export const OWN_TAG_KEYS: readonly string[] = [MARKER_TAG, RUN_ID_TAG, VOLUMES_TAG, DATABASE_TAG];
+export const OWN_TAG_KEYS: readonly string[] = [
+  MARKER_TAG,
+  RUN_ID_TAG,
+  HELD_UNTIL_TAG,
+  VOLUMES_TAG,
+  DATABASE_TAG,
+];
 
 /**
- * The most tags the tool adds to a snapshot: the marker, the run id, the volumes and the
- * database tag; `--tag` (with `--name`'s Name tag) has the rest of EC2's 50.
+ * The most tags the tool adds to a snapshot: the marker, the run id, the held-until time, the
+ * volumes and the database tag; `--tag` (with `--name`'s Name tag) has the rest of EC2's 50.
  */
 export const OWN_TAGS: number = OWN_TAG_KEYS.length;
 
