@@ -197,9 +197,9 @@ Deno.test({
       const twice = await agent("post-script");
       assertEquals(twice.code, 205, twice.output);
 
-      const short = await agent("pre-script", { ECS_HOLD_SECONDS: "1" });
+      const short = await agent("pre-script", { ECS_HOLD_SECONDS: "5" });
       assertEquals(short.code, 0, short.output);
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await new Promise((resolve) => setTimeout(resolve, 5_500));
       const expired = await agent("post-script");
       assertEquals(expired.code, 203, expired.output);
       assertMatch(expired.output, /released by the deadline/);

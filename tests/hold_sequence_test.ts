@@ -18,7 +18,7 @@ import {
   HookError,
 } from "../src/util/errors.ts";
 import { silentLogger } from "../src/util/log.ts";
-import { defaultOptions } from "../src/cli/options.ts";
+import { defaultOptions } from "../src/types/options.ts";
 import { planMysql } from "../src/plan/mysql.ts";
 
 const mount = (mountPoint: string, minor: number) => ({

@@ -11,11 +11,8 @@ import {
 } from "./support/postgres.ts";
 import { ignoreUnless, requireAvailable } from "./support/real.ts";
 import { createPostgresqlDatabase } from "../src/db/postgresql/database.ts";
-import {
-  type PostgresqlSettings,
-  resolvePostgresqlSettings,
-} from "../src/db/postgresql/settings.ts";
-import type { PostgresqlPlan } from "../src/plan/postgresql.ts";
+import { resolvePostgresqlSettings } from "../src/plan/postgresql_settings.ts";
+import type { PostgresqlPlan, PostgresqlSettings } from "../src/types/database_plans.ts";
 import { createLogger } from "../src/util/log.ts";
 import { DatabaseError } from "../src/util/errors.ts";
 

@@ -27,7 +27,7 @@ import type {
   Hooks,
   WalPosition,
   Watchdog,
-} from "./interfaces.ts";
+} from "../types/side_effects.ts";
 import {
   type UnfrozenLocation,
   unfrozenLocations,

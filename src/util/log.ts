@@ -33,10 +33,15 @@ export function registerSecret(secret: string | undefined): void {
   if (secret && secret.length >= 4) secrets.add(secret);
 }
 
+/**
+ * A line as it may be written: every registered secret replaced by `***`, and every control
+ * character escaped (newlines and tabs too: a value with a newline must not make a second
+ * line, nor fake one). The one place where the program's error texts are made printable.
+ */
 function redact(line: string): string {
   let out = line;
   for (const secret of secrets) out = out.split(secret).join("***");
-  return printable(out, { keepNewlines: true });
+  return printable(out);
 }
 
 /**

@@ -3,10 +3,9 @@
 import type { Client, QueryResultRow } from "pg";
 import { DatabaseError, socketErrorText } from "../../util/errors.ts";
 import { within } from "../../util/deadline.ts";
-import type { Database, DatabaseFile, WalPosition } from "../../run/interfaces.ts";
+import type { Database, DatabaseFile, WalPosition } from "../../types/side_effects.ts";
 import type { Logger } from "../../util/log.ts";
-import type { PostgresqlPlan } from "../../plan/postgresql.ts";
-import type { PostgresqlSettings } from "./settings.ts";
+import type { PostgresqlPlan, PostgresqlSettings } from "../../types/database_plans.ts";
 
 /** What createPostgresqlDatabase needs; all but `log` have defaults. */
 export interface PostgresqlDeps {

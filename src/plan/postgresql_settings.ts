@@ -3,31 +3,16 @@
 import ini from "ini";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import { UsageError } from "../../util/errors.ts";
-import { readUserFile } from "../../util/files.ts";
-import type { Options } from "../../cli/options.ts";
+import { UsageError } from "../util/errors.ts";
+import { readUserFile } from "../util/files.ts";
+import type { Options } from "../types/options.ts";
+import type { PostgresqlSettings } from "../types/database_plans.ts";
 
 /** The options this module reads. */
 export type PostgresqlOptions = Pick<
   Options,
   "postgresqlHost" | "postgresqlPort" | "postgresqlUsername" | "postgresqlDbname"
 >;
-
-/** Everything decided about the PostgreSQL connection; nothing connected. */
-export interface PostgresqlSettings {
-  /** A host name, or the directory of the Unix socket (an absolute path). */
-  host: string;
-  /** The TCP port; with a socket, it names the socket file `.s.PGSQL.<port>`. */
-  port: number;
-  /** The role to connect as. */
-  user: string;
-  /** The database to connect to. */
-  database: string;
-  /** Never printed; registered as a secret by the planner. */
-  password?: string;
-  /** Where each setting came from (an option, a variable, a service, a file, a default). */
-  sources: Record<"host" | "port" | "user" | "database" | "password", string>;
-}
 
 /** What {@linkcode resolvePostgresqlSettings} reads besides the options; all have defaults. */
 export interface PostgresqlSettingsInputs {
