@@ -27,6 +27,7 @@ command -v fsfreeze >/dev/null 2>&1 || [ -x /usr/sbin/fsfreeze ] || missing+=(ut
 command -v losetup >/dev/null 2>&1 || [ -x /usr/sbin/losetup ] || missing+=(mount)
 command -v groff >/dev/null 2>&1 || missing+=(groff-base)                # the man page test
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)          # the unit file test
+ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing+=(libfaketime) # a wrong clock
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing ${missing[*]} from Debian"
