@@ -32,6 +32,8 @@ function request(dir: string, holdMs = 30): HoldRequest {
       hookTimeoutMs: 30_000,
       debug: false,
       quiet: false,
+      runDir: dir,
+      searchPath: "",
     },
     stateDir: dir,
   };

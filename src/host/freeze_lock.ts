@@ -3,14 +3,6 @@ import { BusyError, PreflightError } from "../util/errors.ts";
 import { isSameProcessAlive, procReadable, readProcessStat } from "./proc.ts";
 import { writeFileAtomic } from "../util/files.ts";
 
-/** Where the lock files live unless `$ECS_RUN_DIR` (tests) or `runDir` says otherwise. */
-export const DEFAULT_RUN_DIR = "/run/ec2-consistent-snapshot";
-
-/** The run directory: `$ECS_RUN_DIR` when set, else {@linkcode DEFAULT_RUN_DIR}. */
-export function defaultRunDir(): string {
-  return Deno.env.get("ECS_RUN_DIR") || DEFAULT_RUN_DIR;
-}
-
 /** A file system to lock: the mount point the run freezes and its device ("MAJ:MIN"). */
 export interface FreezeTarget {
   /** The mount point, as the run names it in messages. */
@@ -21,8 +13,8 @@ export interface FreezeTarget {
 
 /** Options of {@linkcode acquireFreezeLocks}. */
 export interface FreezeLockOptions {
-  /** Default {@linkcode defaultRunDir}; created root-only (0700) when missing. */
-  runDir?: string;
+  /** Where the lock files live, as the plan decided (plan/machine.ts); created root-only (0700) when missing. */
+  runDir: string;
   /** What holds the lock, as a noun the messages use: "run" or "hold". */
   purpose: string;
   /** How long to wait for another process that is checking the locks at this moment; 5 s. */
@@ -220,6 +212,7 @@ function makeLocks(
  * @example
  * ```ts
  * const locks = await acquireFreezeLocks([{ mountPoint: "/data", device: "259:1" }], {
+ *   runDir: "/run/ec2-consistent-snapshot",
  *   purpose: "run",
  * });
  * stack.push("freeze lock", () => locks.release());
@@ -229,7 +222,7 @@ export async function acquireFreezeLocks(
   targets: readonly FreezeTarget[],
   opts: FreezeLockOptions,
 ): Promise<FreezeLocks> {
-  const dir = opts.runDir ?? defaultRunDir();
+  const dir = opts.runDir;
   const timeoutMs = opts.mutexTimeoutMs ?? 5_000;
   const byDevice = new Map<string, FreezeTarget>();
   for (const target of targets) {
@@ -276,9 +269,9 @@ export async function acquireFreezeLocks(
  */
 export async function adoptFreezeLocks(
   token: string,
-  opts: { runDir?: string; mutexTimeoutMs?: number } = {},
+  opts: { runDir: string; mutexTimeoutMs?: number },
 ): Promise<FreezeLocks> {
-  const dir = opts.runDir ?? defaultRunDir();
+  const dir = opts.runDir;
   const timeoutMs = opts.mutexTimeoutMs ?? 5_000;
   const devices = await withMutex(dir, timeoutMs, () => {
     const found: string[] = [];
