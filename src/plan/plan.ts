@@ -7,6 +7,7 @@
  */
 import { type AfterRunPlan, planAfterRun } from "./after_run.ts";
 import {
+  checkAwsSharedFiles,
   checkEndpoint,
   checkMetricsFile,
   checkOutput,
@@ -114,6 +115,8 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const { options, given } = args;
 
   checkSupported(args);
+  const runDir = runDirectory(env); // refuses a relative $ECS_RUN_DIR, before anything is locked
+  checkAwsSharedFiles(env, inputs.home);
   const output = checkOutput(options.output);
   checkVolumeIds(args.volumeIds);
   if (given.has("mysql-password") && !args.fromConfigFile?.has("mysql-password")) {
@@ -302,7 +305,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     afterRun,
     runId,
     metricsFile,
-    runDir: runDirectory(env),
+    runDir,
     searchPath: programSearchPath(env),
   };
 }
