@@ -1,5 +1,5 @@
 /** The commands of hold mode: `--hold` (and its dry run with --noaction) and `--release`. */
-import { BusyError, ExitCode, UsageError } from "../util/errors.ts";
+import { ExitCode, HoldInPlaceError, UsageError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { ParsedArgs } from "../types/options.ts";
 import { buildHoldPlan, buildReleasePlan, type HoldPlan } from "../plan/hold_plan.ts";
@@ -63,7 +63,9 @@ async function holdDryRun(plan: HoldPlan, log: Logger): Promise<string> {
   if (plan.freezeMounts.length > 0) findFreezeProgram({ path: plan.searchPath });
   const status = readHold(statePaths(plan.runDir));
   if (status.kind === "live") {
-    throw new BusyError(`--hold would be refused: ${describeHold(status.record)} is in place`);
+    throw new HoldInPlaceError(
+      `--hold would be refused: ${describeHold(status.record)} is in place`,
+    );
   }
   const lines = [`${PROGRAM}: --noaction --hold: nothing will be locked or frozen`];
   if (plan.database) {

@@ -3,7 +3,7 @@
  * the hold in place (the holder's pid and start time, never trusted once that process is gone),
  * the record of the last release, the holder's socket and its log.
  */
-import { BusyError, PreflightError } from "../util/errors.ts";
+import { BusyError, HoldInPlaceError, PreflightError } from "../util/errors.ts";
 import { ensureRunDir } from "../host/freeze_lock.ts";
 import { writeFileAtomic } from "../util/files.ts";
 import type { BinlogCoordinates } from "../types/side_effects.ts";
@@ -157,7 +157,7 @@ export function describeHold(record: HoldRecord): string {
 
 /**
  * Takes the one place for a hold on this machine: writes the record (exclusively). A record
- * whose holder is gone is cleaned and the place taken; a live one is a BusyError.
+ * whose holder is gone is cleaned and the place taken; a live one is a HoldInPlaceError (exit 16).
  */
 export function claimHold(
   paths: StatePaths,
@@ -187,7 +187,7 @@ export function claimHold(
       }
       const status = readHold(paths);
       if (status.kind === "live") {
-        throw new BusyError(`${describeHold(status.record)} is in place`);
+        throw new HoldInPlaceError(`${describeHold(status.record)} is in place`);
       }
       if (status.kind === "stale") removeStaleHold(paths, status.record);
       else removeQuietly(paths.hold); // not a record of ours

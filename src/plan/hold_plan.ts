@@ -11,6 +11,8 @@ import { programSearchPath, runDirectory } from "./machine.ts";
 export interface HoldPlan {
   /** How long everything may stay held, in milliseconds, counted from the moment it is held. */
   holdMs: number;
+  /** --hold-within in milliseconds: the holder gives up (releasing) unless held by then. */
+  holdWithinMs?: number;
   /** The mount points to freeze, checked, in order. */
   freezeMounts: MountPoint[];
   /** The database to flush and lock (or stop), if any: option files read, not connected. */
@@ -144,6 +146,9 @@ export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
   }
   return {
     holdMs: Math.round(seconds * 1000),
+    ...(options.holdWithin === undefined
+      ? {}
+      : { holdWithinMs: Math.round(options.holdWithin * 1000) }),
     freezeMounts,
     database,
     preFreezeCommand: options.preFreezeCommand,
