@@ -132,6 +132,9 @@ async function command(
       log,
       write: writeStdout,
       writePlan: (text) => writeTo(Deno.stderr, "stderr", text),
+      env: Deno.env.toObject(),
+      cwd: Deno.cwd(),
+      home: Deno.env.get("HOME"),
     });
   }
   // A dry run is not a run: it leaves the monitoring's file alone.
@@ -144,6 +147,7 @@ async function command(
     args,
     env: Deno.env.toObject(),
     home: Deno.env.get("HOME"),
+    cwd: Deno.cwd(),
     log,
   });
   hooks.facts.volumeIds = plan.volumes.map((v) => v.volumeId);

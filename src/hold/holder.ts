@@ -28,7 +28,7 @@ import {
 /** The per-file-system locks (src/host/freeze_lock.ts), held for the whole hold. */
 export type AcquireFreezeLocks = (
   targets: { mountPoint: string; device: string }[],
-  options: { runDir?: string; purpose: string },
+  options: { runDir: string; purpose: string },
 ) => Promise<HeldExclusion>;
 
 /** The side effects of the holder, injected (tests use recording fakes). */
@@ -254,6 +254,7 @@ export async function runHolder(): Promise<number> {
     return await hold(request, {
       freezer: createFreezer({
         log,
+        search: { path: request.plan.searchPath },
         devices: new Map(request.plan.freezeMounts.map((m) => [m.mountPoint, m.majorMinor])),
       }),
       hooks: createHooks({ log, outputFile: paths.log, timeoutMs: request.plan.hookTimeoutMs }),

@@ -85,7 +85,7 @@ async function ask(socket: string): Promise<ReleaseRecord | undefined> {
  *
  * @example
  * ```ts
- * const record = await releaseHold(statePaths(), log);
+ * const record = await releaseHold(statePaths(release.runDir), log);
  * record.timings.freezeWindowMs;
  * ```
  */
