@@ -115,7 +115,7 @@ function isDefaultSocket(host: string, given: boolean): boolean {
 async function fromPasswordFile(
   connection: { host: string; port: number; database: string; user: string },
   inputs: PostgresqlSettingsInputs,
-): Promise<{ password: string; file: string } | undefined> {
+): Promise<{ password: string; file: string } | { ignored: string } | undefined> {
   const { env, home } = inputs;
   const file = env.PGPASSFILE ?? (home ? join(home, ".pgpass") : undefined);
   if (file === undefined) return undefined;
@@ -125,12 +125,16 @@ async function fromPasswordFile(
   } catch {
     return undefined;
   }
-  if (!info.isFile || ((info.mode ?? 0) & 0o077) !== 0) {
-    inputs.debug?.(
-      `PostgreSQL password file ${file} ignored: not a plain file, or group or world ` +
-        "may access it (chmod 0600)",
-    );
-    return undefined;
+  const mode = (info.mode ?? 0) & 0o777;
+  const ignored = !info.isFile
+    ? `${file} was ignored: not a plain file`
+    : (mode & 0o077) !== 0
+    ? `${file} was ignored: mode ${mode.toString(8).padStart(4, "0")} lets group or others ` +
+      `read it; chmod 0600 ${file}`
+    : undefined;
+  if (ignored) {
+    inputs.debug?.(`PostgreSQL password file: ${ignored}`);
+    return { ignored };
   }
   const { default: helper } = await import("pgpass/lib/helper.js");
   const text = readUserFile(file, "PostgreSQL password file");
@@ -205,12 +209,14 @@ export async function resolvePostgresqlSettings(
   ]) ?? [user, "the user name"];
 
   let password = first([svc("password"), [env.PGPASSWORD, "$PGPASSWORD"]]);
+  let passwordIgnored: string | undefined;
   if (!password) {
     const pgHost = host.startsWith("/") && isDefaultSocket(host, hostGiven !== undefined)
       ? "localhost"
       : host;
     const found = await fromPasswordFile({ host: pgHost, port, database, user }, inputs);
-    if (found) password = [found.password, found.file];
+    if (found && "password" in found) password = [found.password, found.file];
+    else if (found) passwordIgnored = found.ignored;
   }
   return {
     host,
@@ -223,7 +229,7 @@ export async function resolvePostgresqlSettings(
       port: portGiven?.[1] ?? "the default",
       user: userSource,
       database: databaseSource,
-      password: password?.[1] ?? "none",
+      password: password?.[1] ?? (passwordIgnored ? `none (${passwordIgnored})` : "none"),
     },
   };
 }
@@ -243,6 +249,6 @@ export function describePostgresqlSettings(plan: PostgresqlSettings): string {
   const s = plan.sources;
   return `PostgreSQL: ${where} (${s.host}) port ${plan.port} (${s.port}), user ${plan.user} ` +
     `(${s.user}), database ${plan.database} (${s.database}), password ${
-      plan.password === undefined ? "none" : `from ${s.password}`
+      plan.password === undefined ? s.password : `from ${s.password}`
     }`;
 }

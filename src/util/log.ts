@@ -3,8 +3,11 @@
 export interface Logger {
   /** Only with --debug: a timestamped step with milliseconds since start. */
   debug(message: string): void;
-  /** A warning; shown unless --quiet. */
-  warn(message: string): void;
+  /**
+   * A warning; shown unless --quiet. `evenWhenQuiet`: a warning about the backup itself (its
+   * files outside the frozen set), which --quiet does not hide: it is not chatter.
+   */
+  warn(message: string, options?: { evenWhenQuiet?: boolean }): void;
   /** An error; always shown. */
   error(message: string): void;
   /** Milliseconds since the logger was made (the program's start). */
@@ -123,8 +126,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       const stamp = new Date().toISOString();
       write(redact(`${stamp} +${elapsed()}ms ${message}`));
     },
-    warn(message) {
-      if (options.quiet) return;
+    warn(message, warning) {
+      if (options.quiet && !warning?.evenWhenQuiet) return;
       write(redact(`${PROGRAM}: warning: ${message}`));
     },
     error(message) {
