@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { FreezeError } from "../src/util/errors.ts";
 import { createFreezer } from "../src/host/freeze.ts";
 import { createLogger, type Logger, silentLogger } from "../src/util/log.ts";
-import { RUN_FLAGS } from "../src/watchdog/permissions.ts";
+import { RUN_FLAGS } from "../src/host/permissions.ts";
 import { isSameProcessAlive, parseProcStat, readProcessStat } from "../src/host/proc.ts";
 import { createWatchdog, watchdogCommand } from "../src/watchdog/client.ts";
 import { CONFIG_ON_STDIN, WATCHDOG_ARG, type WatchdogConfig } from "../src/watchdog/process.ts";

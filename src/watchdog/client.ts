@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { FreezeError } from "../util/errors.ts";
 import type { ArmedWatchdog, Watchdog } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
-import { RUN_FLAGS } from "./permissions.ts";
+import { RUN_FLAGS } from "../host/permissions.ts";
 import { procReadable, readProcessStat } from "../host/proc.ts";
 import { isTimeout, withDeadline, within } from "../util/deadline.ts";
 import { LineReader } from "../util/lines.ts";

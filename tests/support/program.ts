@@ -3,7 +3,7 @@
  * binary is built with (RUN_FLAGS), or the binary named by $ECS_BINARY.
  */
 import { fileURLToPath } from "node:url";
-import { RUN_FLAGS } from "../../src/watchdog/permissions.ts";
+import { RUN_FLAGS } from "../../src/host/permissions.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const MAIN = `${ROOT}src/main.ts`;
