@@ -16,7 +16,10 @@ export type AwsCredentialIdentityProvider = SdkAwsCredentialIdentityProvider;
  *
  * @example
  * ```ts
- * const client = createEc2Client({ region, endpoint, credentials: await sdkCredentials(plan.credentials) });
+ * import { createEc2Client } from "./ec2.ts";
+ * import type { CredentialSource } from "../types/credentials.ts";
+ * const source = {} as CredentialSource;
+ * const client = createEc2Client({ region: "us-east-1", credentials: await sdkCredentials(source) });
  * ```
  */
 export async function sdkCredentials(

@@ -20,6 +20,7 @@ const NEGATIVE_NUMBER = /^-(\d+(\.\d*)?|\.\d+)$/;
  *
  * @example
  * ```ts
+ * import { OPTION_TABLE } from "../types/options.ts";
  * prepareArgs(["--keep", "-1", "--wait"], OPTION_TABLE); // ["--keep=-1", "--wait="]
  * prepareArgs(["--wait", "600"], OPTION_TABLE); // throws UsageError: ... write --wait=600
  * ```

@@ -7,6 +7,7 @@ import { OPTION_TABLE, type OptionSpec } from "../types/options.ts";
  *
  * @example
  * ```ts
+ * import { findOption } from "../types/options.ts";
  * defaultLabel(findOption("snapshot-timeout")!); // "10"
  * defaultLabel(findOption("region")!); // "$AWS_REGION, the profile, then the instance's region"
  * ```
@@ -22,6 +23,7 @@ export function defaultLabel(spec: OptionSpec): string | undefined {
  *
  * @example
  * ```ts
+ * import { findOption } from "../types/options.ts";
  * synopsis(findOption("debug")!); // "-d, --debug"
  * synopsis(findOption("region")!); // "--region REGION"
  * synopsis(findOption("wait")!); // "--wait[=SECONDS]"
