@@ -25,7 +25,7 @@ export interface HoldCommandInputs {
   writePlan?: (text: string) => void;
 }
 
-const ms = (value: number | null) => value === null ? "-" : `${value} ms`;
+const ms = (value: number | null) => value === null ? "none" : `${value} ms`;
 
 /**
  * What `--release` prints: the old tool's binary-log line (when a position was taken while

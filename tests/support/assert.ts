@@ -40,3 +40,20 @@ export async function assertRejects<E extends Error>(
   }
   throw new nodeAssert.AssertionError({ message: `expected ${type.name}, nothing was thrown` });
 }
+
+/** Asserts that `fn` throws an error of `type` whose message includes `text`. */
+export function assertThrows(
+  fn: () => unknown,
+  // deno-lint-ignore no-explicit-any
+  type: abstract new (...args: any[]) => Error,
+  text: string,
+): void {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (error) {
+    thrown = error;
+  }
+  nodeAssert.ok(thrown instanceof type, `expected ${type.name}, got ${String(thrown)}`);
+  nodeAssert.ok(thrown.message.includes(text), `"${thrown.message}" lacks "${text}"`);
+}
