@@ -63,7 +63,8 @@ function plan(argv: string[], config?: string, cwd?: string) {
     args,
     commandLineVolumes: parsed.volumeIds,
     log: silentLogger,
-    cwd,
+    env: {},
+    cwd: cwd ?? Deno.cwd(),
     home: "/nonexistent",
   });
 }

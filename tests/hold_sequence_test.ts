@@ -39,6 +39,8 @@ function request(dir: string, holdMs = 30): HoldRequest {
       hookTimeoutMs: 30_000,
       debug: false,
       quiet: false,
+      runDir: dir,
+      searchPath: "",
     },
     stateDir: dir,
   };

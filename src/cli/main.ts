@@ -10,6 +10,7 @@ import {
 } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { helpText } from "./help.ts";
+import { writeAllSync } from "../util/lines.ts";
 import { absentOrRegularFile } from "../util/files.ts";
 import { parseCommandLine } from "./parse.ts";
 import { buildPlan, type Plan } from "../plan/plan.ts";
@@ -23,10 +24,8 @@ function writeTo(
   name: "stdout" | "stderr",
   text: string,
 ): void {
-  const bytes = new TextEncoder().encode(text);
-  let written = 0;
   try {
-    while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+    writeAllSync(stream, text);
   } catch (error) {
     throw new OutputError(`cannot write to ${name}: ${errorMessage(error)}`, { cause: error });
   }
@@ -132,6 +131,9 @@ async function command(
       log,
       write: writeStdout,
       writePlan: (text) => writeTo(Deno.stderr, "stderr", text),
+      env: Deno.env.toObject(),
+      cwd: Deno.cwd(),
+      home: Deno.env.get("HOME"),
     });
   }
   // A dry run is not a run: it leaves the monitoring's file alone.
@@ -144,6 +146,7 @@ async function command(
     args,
     env: Deno.env.toObject(),
     home: Deno.env.get("HOME"),
+    cwd: Deno.cwd(),
     log,
   });
   hooks.facts.volumeIds = plan.volumes.map((v) => v.volumeId);

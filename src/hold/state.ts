@@ -4,7 +4,7 @@
  * the record of the last release, the holder's socket and its log.
  */
 import { BusyError, HoldInPlaceError, PreflightError } from "../util/errors.ts";
-import { defaultRunDir, ensureRunDir } from "../host/freeze_lock.ts";
+import { ensureRunDir } from "../host/freeze_lock.ts";
 import { writeFileAtomic } from "../util/files.ts";
 import type { BinlogCoordinates } from "../types/side_effects.ts";
 import type { LockTimings } from "../run/locked.ts";
@@ -66,15 +66,15 @@ export interface StatePaths {
 }
 
 /**
- * The state directory and its files: the freeze locks' run directory (`$ECS_RUN_DIR`, else
- * /run/ec2-consistent-snapshot).
+ * The state directory and its files: the freeze locks' run directory, as the plan decided it
+ * (plan/machine.ts: `$ECS_RUN_DIR`, else /run/ec2-consistent-snapshot).
  *
  * @example
  * ```ts
  * statePaths("/run/ec2-consistent-snapshot").socket; // "/run/ec2-consistent-snapshot/hold.sock"
  * ```
  */
-export function statePaths(dir = defaultRunDir()): StatePaths {
+export function statePaths(dir: string): StatePaths {
   return {
     dir,
     hold: `${dir}/hold.json`,

@@ -41,19 +41,22 @@ export async function assertRejects<E extends Error>(
   throw new nodeAssert.AssertionError({ message: `expected ${type.name}, nothing was thrown` });
 }
 
-/** Asserts that `fn` throws an error of `type` whose message includes `text`. */
-export function assertThrows(
+/** Asserts that `fn` throws an instance of `type` whose message contains `includes`. */
+export function assertThrows<E extends Error>(
   fn: () => unknown,
-  // deno-lint-ignore no-explicit-any
-  type: abstract new (...args: any[]) => Error,
-  text: string,
-): void {
-  let thrown: unknown;
+  type: new (...args: never[]) => E,
+  includes?: string,
+): E {
   try {
     fn();
   } catch (error) {
-    thrown = error;
+    if (!(error instanceof type)) throw error;
+    if (includes !== undefined && !error.message.includes(includes)) {
+      throw new Error(
+        `expected a message containing ${JSON.stringify(includes)}: ${error.message}`,
+      );
+    }
+    return error;
   }
-  nodeAssert.ok(thrown instanceof type, `expected ${type.name}, got ${String(thrown)}`);
-  nodeAssert.ok(thrown.message.includes(text), `"${thrown.message}" lacks "${text}"`);
+  throw new Error(`expected ${type.name} to be thrown`);
 }
