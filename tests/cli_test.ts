@@ -20,7 +20,7 @@ Deno.test("--help lists every option with its default", async () => {
     assert(stdout.includes(`--${spec.name}`), `--help lacks --${spec.name}`);
     if ("default" in spec) assert(stdout.includes(`(default: ${spec.default})`));
   }
-  assert(stdout.includes("-h, --help") && stdout.includes("--xfs-filesystem"));
+  assert(stdout.includes("-h, -?, --help") && stdout.includes("--xfs-filesystem"));
 });
 
 Deno.test("--version prints the version", async () => {
@@ -42,8 +42,8 @@ Deno.test("bad input: one clear line, a documented exit code, no network call", 
   });
   const longKey = "k".repeat(129);
   const manyTags = Array.from({ length: 50 }, (_, i) => `k${i}=v`).join(";");
-  // The tool adds two tags of its own (the marker and the run id): 49 are too many.
-  const tags49 = Array.from({ length: 49 }, (_, i) => `k${i}=v`).join(";");
+  // The tool adds three tags of its own (the marker, the run id, held-until): 48 are too many.
+  const tags46 = Array.from({ length: 46 }, (_, i) => `k${i}=v`).join(";");
   const cases: [string, string[], RegExp, number][] = [
     ["unknown option", ["--frobnicate", VOL], /unknown option --frobnicate/, ExitCode.usage],
     ["missing value", [VOL, "--region"], /--region: needs a value/, ExitCode.usage],
@@ -92,7 +92,7 @@ Deno.test("bad input: one clear line, a documented exit code, no network call", 
     ],
     ["aws: tag prefix", ["--tag", "aws:x=1", VOL], /reserved by AWS/, ExitCode.usage],
     ["too many tags", ["--tag", manyTags, VOL], /50 tags; EC2 allows 50/, ExitCode.usage],
-    ["49 tags and the tool's 2", ["--tag", tags49, VOL], /49 tags; .* adds 2/, ExitCode.usage],
+    ["46 tags and the tool's 5", ["--tag", tags46, VOL], /46 tags; .* adds 5/, ExitCode.usage],
     [
       "the run-id tag is the tool's",
       ["--tag", "ec2-consistent-snapshot:run-id=x", VOL],

@@ -18,6 +18,7 @@ import type {
 import type { Logger } from "../util/log.ts";
 import { classifyFailure, guardCreateCall, noResendRequestHandler } from "./create_guard.ts";
 import { RUN_ID_TAG } from "../types/tags.ts";
+import { ec2Clock } from "./ec2_clock.ts";
 
 /** The SDK's EC2 client (an alias, so that the SDK stays inside src/aws/). */
 export type EC2Client = SdkEc2Client;
@@ -42,12 +43,15 @@ export interface Ec2Settings {
  * layer never resends a request by itself (create_guard.ts).
  */
 export function createEc2Client(settings: Omit<Ec2Settings, "log">): EC2Client {
-  return new SdkEc2Client({
+  const client = new SdkEc2Client({
     region: settings.region,
     requestHandler: noResendRequestHandler(),
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
   });
+  // EC2's clock is read from the first answer on (the preflight's DryRun).
+  ec2Clock(client);
+  return client;
 }
 
 function tagSpecifications(request: SnapshotRequest) {
@@ -69,8 +73,11 @@ function createCommand(request: SnapshotRequest, dryRun: boolean): CreateSnapsho
  *
  * @example
  * ```ts
+ * import type { SnapshotRequest } from "../types/tags.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const requests = {} as SnapshotRequest[], log = {} as Logger;
  * const ec2 = createEc2(createEc2Client({ region: "eu-west-1" }), log);
- * await ec2.preflight(requests);
+ * await ec2.preflight(requests, AbortSignal.timeout(10_000));
  * ```
  */
 export function createEc2(client: EC2Client, log: Logger): Ec2 {
@@ -128,7 +135,9 @@ export function createEc2(client: EC2Client, log: Logger): Ec2 {
  *
  * @example
  * ```ts
- * const found = await findRunSnapshots(client, plan.volumes, AbortSignal.timeout(15_000));
+ * import type { SnapshotRequest } from "../types/tags.ts";
+ * const client = {} as EC2Client, requests = {} as SnapshotRequest[];
+ * const found = await findRunSnapshots(client, requests, AbortSignal.timeout(15_000));
  * ```
  */
 export async function findRunSnapshots(

@@ -6,9 +6,9 @@
 import { AppError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
-import { WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS, whileLocked } from "../run/locked.ts";
+import { WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS, whileLocked, windowText } from "../run/locked.ts";
 import type { Database, Freezer, HeldExclusion, Hooks, Watchdog } from "../types/side_effects.ts";
-import { LineReader } from "../util/lines.ts";
+import { LineReader, writeAllSync } from "../util/lines.ts";
 import { delay } from "../util/deadline.ts";
 import { CONFIRM_TIMEOUT_MS, type HeldMessage, HoldLine, type HoldRequest } from "./protocol.ts";
 import { listenForRelease, type ReleaseSocket } from "./release_socket.ts";
@@ -28,7 +28,7 @@ import {
 /** The per-file-system locks (src/host/freeze_lock.ts), held for the whole hold. */
 export type AcquireFreezeLocks = (
   targets: { mountPoint: string; device: string }[],
-  options: { runDir?: string; purpose: string },
+  options: { runDir: string; purpose: string },
 ) => Promise<HeldExclusion>;
 
 /** The side effects of the holder, injected (tests use recording fakes). */
@@ -69,6 +69,8 @@ function pause(ms: number, signal: AbortSignal): Promise<"elapsed" | "aborted"> 
  *
  * @example
  * ```ts
+ * import type { HoldRequest } from "./protocol.ts";
+ * const request = {} as HoldRequest, deps = {} as HolderDeps;
  * const code = await hold(request, deps);
  * ```
  */
@@ -87,6 +89,18 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
 
   let socket: ReleaseSocket | undefined;
   let heldAt = 0;
+  // --hold-within: not everything held in time (a lock that takes its tries, a slow hook) is
+  // given up, everything released, so that an orchestrator that stopped waiting is not left
+  // with a freeze that nobody will release.
+  const giveUp = new AbortController();
+  const giveUpTimer = plan.holdWithinMs === undefined ? undefined : setTimeout(() =>
+    giveUp.abort(
+      new AppError(
+        `--hold-within ${plan.holdWithinMs! / 1000}: not everything was held in time; gave up, ` +
+          "everything was released",
+        ExitCode.timeout,
+      ),
+    ), plan.holdWithinMs);
   const result = await whileLocked(
     {
       freezeMounts: mounts,
@@ -99,6 +113,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     },
     {
       ...deps,
+      signal: AbortSignal.any([deps.signal, giveUp.signal]),
       // The freeze locks, for the whole hold (released last); the watchdog guards them too.
       exclusion: () =>
         deps.acquireFreezeLocks(
@@ -108,6 +123,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     },
     {
       whileHeld: async ({ binlog }): Promise<ReleasedBy> => {
+        clearTimeout(giveUpTimer);
         heldAt = Date.now();
         const deadlineAt = heldAt + plan.holdMs;
         socket = listenForRelease(paths.socket, log);
@@ -142,10 +158,15 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     },
   );
 
+  clearTimeout(giveUpTimer);
   if (result.value === undefined) {
     abandonHold(paths);
-    for (const problem of result.problems.slice(1)) log.error(problem.message);
-    return fail(deps, result.problems[0] ?? new AppError("the hold failed", ExitCode.internal));
+    // Given up in time: a step aborted by it fails with its own words; the time limit is the cause.
+    const first = giveUp.signal.aborted && !deps.signal.aborted
+      ? giveUp.signal.reason as AppError
+      : result.problems[0];
+    for (const problem of result.problems.filter((p) => p !== first)) log.error(problem.message);
+    return fail(deps, first ?? new AppError("the hold failed", ExitCode.internal));
   }
   const release: ReleaseRecord = {
     by: result.value,
@@ -158,7 +179,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
   };
   recordRelease(paths, release);
   await socket?.answer(release);
-  log.debug(`released (${release.by}); freeze window ${release.timings.freezeWindowMs ?? "-"}ms`);
+  log.debug(`released (${release.by}); ${windowText(release.timings)}`);
   for (const problem of result.problems) log.error(problem.message);
   return result.problems[0]?.exitCode ?? ExitCode.ok;
 }
@@ -174,9 +195,7 @@ function fail(deps: HolderDeps, error: unknown): number {
 /** Writes one line on stdout; false when the reader is gone. */
 function tellStdout(line: string): boolean {
   try {
-    const bytes = new TextEncoder().encode(line + "\n");
-    let written = 0;
-    while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+    writeAllSync(Deno.stdout, line + "\n");
     return true;
   } catch {
     return false;
@@ -191,6 +210,7 @@ function tellStdout(line: string): boolean {
  *
  * @example
  * ```ts
+ * import { HOLDER_ARG } from "./protocol.ts";
  * if (Deno.args[0] === HOLDER_ARG) Deno.exit(await runHolder());
  * ```
  */
@@ -211,7 +231,7 @@ export async function runHolder(): Promise<number> {
     quiet: request.plan.quiet,
     write: (line) => {
       try {
-        logFile?.writeSync(new TextEncoder().encode(`${line}\n`));
+        if (logFile) writeAllSync(logFile, `${line}\n`);
       } catch { /* best effort */ }
       if (relaying) tellStdout(`${HoldLine.log} ${line}`);
     },
@@ -235,6 +255,7 @@ export async function runHolder(): Promise<number> {
     return await hold(request, {
       freezer: createFreezer({
         log,
+        search: { path: request.plan.searchPath },
         devices: new Map(request.plan.freezeMounts.map((m) => [m.mountPoint, m.majorMinor])),
       }),
       hooks: createHooks({ log, outputFile: paths.log, timeoutMs: request.plan.hookTimeoutMs }),

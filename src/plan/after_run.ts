@@ -14,13 +14,15 @@ export type RetentionPolicy = RetentionRules;
 
 /** The follow-up steps asked for, checked. */
 export interface AfterRunPlan {
-  /** --wait: seconds to wait for the snapshots (and the copies); undefined: no --wait. */
+  /** --wait as given: seconds to wait for the snapshots (and the copies); undefined: no --wait. */
   waitSeconds?: number;
   /**
-   * How long copies wait for their sources when there is no --wait (the default of --wait):
-   * copies need completed sources.
+   * How long to wait for the snapshots: --wait, else the default of --wait when there are
+   * copies to make (copies need completed sources); undefined: no wait.
    */
-  defaultWaitSeconds: number;
+  snapshotWaitSeconds?: number;
+  /** How long to wait for the copies: only with --wait; undefined: no wait. */
+  copyWaitSeconds?: number;
   /** --copy-to-region, in order. */
   copyRegions: string[];
   /** --copy-kms-key-id. */
@@ -57,6 +59,8 @@ const CALENDAR_OPTION: Record<Period, keyof RetentionOptions> = {
  *
  * @example
  * ```ts
+ * import { defaultOptions } from "../types/options.ts";
+ * const options = defaultOptions();
  * retentionPolicy({ ...options, keep: 7 }); // { keep: 7, calendar: {}, timeZone: "UTC" }
  * retentionPolicy({ ...options, keepDaily: 0 }); // throws UsageError
  * ```
@@ -96,7 +100,9 @@ export function retentionPolicy(options: RetentionOptions): RetentionPolicy | un
  *
  * @example
  * ```ts
- * const after = planAfterRun(options, "us-east-1");
+ * import { defaultOptions } from "../types/options.ts";
+ * const after = planAfterRun({ ...defaultOptions(), wait: 600 }, "us-east-1");
+ * after.snapshotWaitSeconds; // 600
  * ```
  */
 export function planAfterRun(options: Options, sourceRegion: string | undefined): AfterRunPlan {
@@ -119,7 +125,9 @@ export function planAfterRun(options: Options, sourceRegion: string | undefined)
   }
   return {
     waitSeconds: options.wait,
-    defaultWaitSeconds: DEFAULT_WAIT_SECONDS,
+    snapshotWaitSeconds: options.wait ??
+      (options.copyToRegion.length > 0 ? DEFAULT_WAIT_SECONDS : undefined),
+    copyWaitSeconds: options.wait,
     copyRegions: [...options.copyToRegion],
     kmsKeyId: options.copyKmsKeyId,
     retention: retentionPolicy(options),
@@ -131,7 +139,9 @@ export function planAfterRun(options: Options, sourceRegion: string | undefined)
  *
  * @example
  * ```ts
- * if (!nothingAfterRun(plan.afterRun)) await afterRun(plan.afterRun, run, deps);
+ * import type { Plan } from "./plan.ts";
+ * const plan = {} as Plan;
+ * if (!nothingAfterRun(plan.afterRun)) console.log("then: wait, copy, retention");
  * ```
  */
 export function nothingAfterRun(plan: AfterRunPlan): boolean {

@@ -208,7 +208,7 @@ function listCnfFiles(dir: string, from: string): string[] {
  * @example
  * ```ts
  * const file = readOptionFile("/root/.my.cnf");
- * console.log(file.client?.user);
+ * console.log(file.groups.client?.user, file.files);
  * ```
  */
 export function readOptionFile(path: string): { groups: OptionFile; files: string[] } {
@@ -227,8 +227,10 @@ export function clientValues(groups: OptionFile): Record<string, string | true> 
 
 /** Injectable bits of the environment, for tests. */
 export interface MysqlSettingsDeps {
-  /** The home directory; default $HOME. */
+  /** The home directory (for ~/.my.cnf); none: no ~/.my.cnf is read. */
   home?: string;
+  /** The environment: $USER and $LOGNAME name the login when the system cannot. */
+  env?: Record<string, string | undefined>;
   /** Whether a socket exists at path; default: a stat. */
   socketExists?: (path: string) => boolean;
   /** The login name; default the current user's. */
@@ -245,11 +247,11 @@ function defaultSocketExists(path: string): boolean {
   }
 }
 
-function defaultLoginName(): string {
+function defaultLoginName(env: Record<string, string | undefined>): string {
   try {
     return userInfo().username;
   } catch {
-    return Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? "root";
+    return env.USER ?? env.LOGNAME ?? "root";
   }
 }
 
@@ -277,14 +279,15 @@ function stringValue(
  *
  * @example
  * ```ts
- * const settings = resolveMysqlSettings(options);
+ * import { defaultOptions } from "../types/options.ts";
+ * const settings = resolveMysqlSettings({ ...defaultOptions(), mysql: true }, { home: "/root" });
  * ```
  */
 export function resolveMysqlSettings(
   options: Options,
   deps: MysqlSettingsDeps = {},
 ): MysqlSettings {
-  const home = deps.home ?? Deno.env.get("HOME");
+  const home = deps.home;
   let file = options.mysqlDefaultsFile;
   if (file === undefined && home) {
     const candidate = join(home, ".my.cnf");
@@ -312,7 +315,7 @@ export function resolveMysqlSettings(
     throw new UsageError(`--mysql-port: must be between 1 and 65535, got ${port}`);
   }
   const user = options.mysqlUsername ?? stringValue(values, "user", where) ??
-    (deps.loginName ?? defaultLoginName)();
+    (deps.loginName ?? (() => defaultLoginName(deps.env ?? {})))();
   const password = options.mysqlPassword ?? stringValue(values, "password", where);
 
   const server = (deps.serverConfig ?? mysqlServerConfig)();

@@ -1,7 +1,9 @@
 /**
  * Builds the Plan: every input checked and every decision made (volumes, descriptions, tags,
- * credentials, region, endpoint) before anything is locked. No side effects but reading files
- * the user named and, when nothing else names the region, asking the instance metadata.
+ * credentials, region, endpoint, the database, the run directory) before anything is locked.
+ * Nothing is locked, frozen or written: it reads files (the ones the user named, mountinfo,
+ * sysfs) and looks things up (the instance metadata for the region or the instance id, EC2's
+ * DescribeInstances when a mount point's volume must be found).
  */
 import { type AfterRunPlan, planAfterRun } from "./after_run.ts";
 import {
@@ -17,19 +19,26 @@ import {
 import { type Region, regionFromMetadata, regionWithoutNetwork } from "./region.ts";
 import { UsageError } from "../util/errors.ts";
 import type { SnapshotRequest } from "../types/tags.ts";
-import { chooseCredentials } from "./credentials.ts";
+import { chooseCredentials, defaultChain } from "./credentials.ts";
 import type { CredentialSource } from "../types/credentials.ts";
 import { type DiscoveredVolume, discoverVolumes } from "../host/discovery.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";
 import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
-import { defaultRunDir } from "../host/freeze_lock.ts";
 import { checkMultiVolumeRequests } from "../types/multi_volume.ts";
-import { MARKER_TAG, MULTI_VOLUME_MARKER, PROGRAM, RUN_ID_TAG } from "../types/tags.ts";
+import {
+  MARKER_TAG,
+  MULTI_VOLUME_MARKER,
+  PROGRAM,
+  RUN_ID_TAG,
+  VOLUMES_TAG,
+} from "../types/tags.ts";
+import { volumeTags } from "./volume_tags.ts";
 import { type MysqlPlanDeps, planMysql } from "./mysql.ts";
 import { describePostgresqlPlan, planPostgresql } from "./postgresql.ts";
 import type { MysqlPlan, PostgresqlPlan } from "../types/database_plans.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
-import type { ParsedArgs } from "../types/options.ts";
+import { programSearchPath, runDirectory } from "./machine.ts";
+import { optionKey, type ParsedArgs } from "../types/options.ts";
 
 /** Everything decided, nothing done. */
 export interface Plan {
@@ -67,6 +76,10 @@ export interface Plan {
   runId: string;
   /** --metrics-file: where the run's metrics go, checked (its directory exists). */
   metricsFile?: string;
+  /** Where the freeze locks live ($ECS_RUN_DIR, else /run/ec2-consistent-snapshot). */
+  runDir: string;
+  /** Where sync and fsfreeze are looked for before the system directories ($PATH). */
+  searchPath: string;
 }
 
 /** What {@linkcode buildPlan} plans from. */
@@ -77,6 +90,8 @@ export interface PlanInputs {
   env: Record<string, string | undefined>;
   /** The home directory, for ~/.awssecret and ~/.my.cnf; undefined when unknown. */
   home: string | undefined;
+  /** The working directory: relative mount points resolve here. */
+  cwd: string;
   /** Where --debug steps and warnings go. */
   log: Logger;
   /** Root of procfs ("/proc"); tests point it at a fixture tree. */
@@ -98,8 +113,10 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
  *
  * @example
  * ```ts
+ * import { parseCommandLine } from "../cli/parse.ts";
+ * import { createLogger } from "../util/log.ts";
  * const plan = await buildPlan({ args: parseCommandLine(Deno.args), env: Deno.env.toObject(),
- *   home: Deno.env.get("HOME"), log });
+ *   home: Deno.env.get("HOME"), cwd: Deno.cwd(), log: createLogger({}) });
  * ```
  */
 export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
@@ -107,7 +124,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const { options, given } = args;
 
   checkSupported(args);
-  defaultRunDir(); // refuses a relative $ECS_RUN_DIR, before anything is locked
+  const runDir = runDirectory(env); // refuses a relative $ECS_RUN_DIR, before anything is locked
   checkAwsSharedFiles(env, inputs.home);
   const output = checkOutput(options.output);
   checkVolumeIds(args.volumeIds);
@@ -120,7 +137,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const database = options.mysql || options.percona || options.mysqlStop
     ? planMysql(options, {
       ...inputs.mysql,
-      settings: { home: inputs.home, ...inputs.mysql?.settings },
+      settings: { home: inputs.home, env, ...inputs.mysql?.settings },
     })
     : undefined;
   if (database && options.postgresql) {
@@ -144,7 +161,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
       `--signature-version ${options.signatureVersion}: accepted; the SDK signs with SigV4`,
     );
   }
-  const credentials = chooseCredentials({
+  let credentials = chooseCredentials({
     options,
     given,
     fromConfigFile: args.fromConfigFile,
@@ -152,17 +169,24 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     home: inputs.home,
     log,
   });
+  if (credentials.kind === "sdk-default-chain") {
+    // Said in a dry run too: whether this machine has anything for the SDK's chain.
+    const { profileExists } = await import("../aws/shared_config.ts");
+    credentials = defaultChain(env, await profileExists("default"));
+  }
   log.debug(`credentials from ${credentials.describe}`);
 
   const freezeMounts = await resolveMountPoints(options.freezeFilesystem, {
     option: "--freeze-filesystem",
     freeze: true,
     procRoot: inputs.procRoot,
+    cwd: inputs.cwd,
   });
   const discoveryMounts = await resolveMountPoints(options.noFreezeFilesystem, {
     option: "--no-freeze-filesystem",
     freeze: false,
     procRoot: inputs.procRoot,
+    cwd: inputs.cwd,
   });
   for (const mount of discoveryMounts) {
     if (freezeMounts.some((m) => m.mountPoint === mount.mountPoint)) {
@@ -173,10 +197,14 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   }
 
   if (args.volumeIds.length === 0 && freezeMounts.length + discoveryMounts.length === 0) {
+    const swallowed = swallowedVolumeId(args);
     throw new UsageError(
-      "no volume ids or mount points were given: name the EBS volumes (vol-0123456789abcdef0 " +
-        "...), or the mount points to find them from with --freeze-filesystem MOUNT or " +
-        "--no-freeze-filesystem MOUNT (see --help)",
+      "no volume ids or mount points were given: " +
+        (swallowed
+          ? `${swallowed.option} took ${swallowed.value} as its value; give the ${swallowed.option} ` +
+            `value before the volume id (${swallowed.option} TEXT ${swallowed.value})`
+          : "name the EBS volumes (vol-0123456789abcdef0 ...), or the mount points to find them " +
+            "from with --freeze-filesystem MOUNT or --no-freeze-filesystem MOUNT (see --help)"),
     );
   }
   const metricsFile = options.metricsFile === undefined
@@ -247,6 +275,10 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const tags = perVolume("tag", tagsGiven, count, {});
   const names = perVolume<string | undefined>("name", options.name, count, undefined);
   const descriptions = perVolume("description", options.description, count, PROGRAM);
+  const layoutTags = volumeTags(volumeIds, discovered, [...freezeMounts, ...discoveryMounts], {
+    multiVolume: options.multiVolume,
+    warn: (message) => log.warn(message),
+  });
   const volumes = volumeIds.map((volumeId, i): SnapshotRequest => {
     if (names[i] !== undefined && "Name" in tags[i]) {
       throw new UsageError("the Name tag is given both by --name and by --tag");
@@ -255,7 +287,13 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     return {
       volumeId,
       description: descriptions[i],
-      tags: { ...tags[i], ...name, [MARKER_TAG]: volumeId, [RUN_ID_TAG]: runId },
+      tags: {
+        ...tags[i],
+        ...name,
+        [MARKER_TAG]: volumeId,
+        [RUN_ID_TAG]: runId,
+        [VOLUMES_TAG]: layoutTags[i],
+      },
     };
   });
 
@@ -295,5 +333,22 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     afterRun,
     runId,
     metricsFile,
+    runDir,
+    searchPath: programSearchPath(env),
   };
+}
+
+/**
+ * An option whose value is a volume id (`--description vol-0123...` with the description
+ * forgotten): the id the user meant as a volume, and the option that took it.
+ */
+function swallowedVolumeId(args: ParsedArgs): { option: string; value: string } | undefined {
+  for (const name of args.given) {
+    const value = (args.options as unknown as Record<string, unknown>)[optionKey(name)];
+    const found = [value].flat().find((v) =>
+      typeof v === "string" && /^vol-[0-9a-f]{8}([0-9a-f]{9})?$/.test(v)
+    );
+    if (typeof found === "string") return { option: `--${name}`, value: found };
+  }
+  return undefined;
 }

@@ -21,6 +21,7 @@ import type {
   ArmedWatchdog,
   BinlogCoordinates,
   Database,
+  DatabaseFacts,
   DatabaseFile,
   Freezer,
   HeldExclusion,
@@ -104,6 +105,10 @@ export interface LockTimings {
 export interface HeldState {
   /** The binary-log position taken while the database was locked. */
   binlog: BinlogCoordinates | undefined;
+  /** PostgreSQL's WAL position at the freeze. */
+  wal?: WalPosition;
+  /** The database's engine, version and files, for the database tag; none without one. */
+  facts?: DatabaseFacts;
 }
 
 /** The steps that differ between the normal run and hold mode. */
@@ -205,6 +210,7 @@ export async function whileLocked<T>(
   let value: T | undefined;
   let binlog: BinlogCoordinates | undefined;
   let wal: WalPosition | undefined;
+  let facts: DatabaseFacts | undefined;
   let unfrozen: UnfrozenLocation[] = [];
   let firstLockAt: number | undefined;
   let firstFreezeAt: number | undefined;
@@ -235,6 +241,7 @@ export async function whileLocked<T>(
       steps.preflight?.(preflightSignal),
       database?.prepare().then(async () => {
         unfrozen = await checkDatabaseFiles(database);
+        facts = await describeDatabase(database);
       }),
     ]);
     timings.preflightMs = Math.round(now() - started);
@@ -345,7 +352,7 @@ export async function whileLocked<T>(
       }
     }
 
-    value = await steps.whileHeld({ binlog });
+    value = await steps.whileHeld({ binlog, wal, facts });
     checkSignal();
   } catch (error) {
     // A step aborted by a stop signal fails with its own error; the signal is what counts.
@@ -372,17 +379,27 @@ export async function whileLocked<T>(
   for (const failure of failures) {
     problems.push(asAppError(failure.error, (m) => new FreezeError(`${failure.name}: ${m}`)));
   }
-  log.debug(
-    `released; freeze window ${timings.freezeWindowMs ?? "-"}ms, lock window ${
-      timings.lockWindowMs ?? "-"
-    }ms`,
-  );
+  log.debug(`released; ${windowText(timings)}`);
   return { value, binlog, wal, unfrozen, timings, problems: sortProblems(problems) };
 
   /**
    * Asks the server where its files are and warns, once per location, about those on file
    * systems that will not be frozen. A warning, never a failure: old cron lines keep working.
    */
+  async function describeDatabase(db: Database): Promise<DatabaseFacts | undefined> {
+    try {
+      return await db.describe?.();
+    } catch (error) {
+      // The snapshots are as good without it; only a restore drill needs the tag's paths.
+      log.warn(
+        `could not learn the database's version and files for the snapshots' tag: ${
+          (error as Error).message
+        }`,
+      );
+      return undefined;
+    }
+  }
+
   async function checkDatabaseFiles(db: Database): Promise<UnfrozenLocation[]> {
     if (!db.files || spec.freezeMounts.length === 0) return [];
     try {
@@ -413,4 +430,25 @@ export async function whileLocked<T>(
       timings.databaseLockMs = Math.round(now() - databaseLockedAt);
     }
   }
+}
+
+/**
+ * The measured windows in words, for --debug and --release: "freeze window 12 ms, lock window
+ * 15 ms", or "nothing was frozen" / "nothing was locked" where there was no window.
+ *
+ * @example
+ * ```ts
+ * windowText({ freezeWindowMs: null, lockWindowMs: 8 }); // "nothing was frozen, lock window 8 ms"
+ * ```
+ */
+export function windowText(
+  timings: Pick<LockTimings, "freezeWindowMs" | "lockWindowMs">,
+): string {
+  const freeze = timings.freezeWindowMs === null
+    ? "nothing was frozen"
+    : `freeze window ${timings.freezeWindowMs} ms`;
+  const lock = timings.lockWindowMs === null
+    ? "nothing was locked"
+    : `lock window ${timings.lockWindowMs} ms`;
+  return `${freeze}, ${lock}`;
 }

@@ -21,6 +21,7 @@ import {
   whileLocked,
 } from "./locked.ts";
 import type { UnfrozenLocation } from "../host/unfrozen.ts";
+import { withDatabaseTag } from "./database_tag.ts";
 import { consistencyUnknownError, lookUpUnanswered, type RunLookup } from "./unanswered.ts";
 
 export { independent, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "./locked.ts";
@@ -53,6 +54,8 @@ export interface Timings extends LockTimings {
 export interface RunResult {
   /** One outcome per request, in the order of the requests. */
   outcomes: SnapshotOutcome[];
+  /** The requests as sent: the plan's, with the database tag added while held. */
+  requests: readonly SnapshotRequest[];
   /**
    * The lookup after the thaw of snapshots made by calls without an answer; null when every
    * call ended with an answer (a snapshot id or an AWS error).
@@ -77,17 +80,20 @@ export interface RunResult {
  *
  * @example
  * ```ts
+ * import type { SnapshotRequest } from "../types/tags.ts";
+ * const volumes = {} as SnapshotRequest[], deps = {} as RunDeps;
  * const result = await runSequence(
- *   { volumes: plan.volumes, freezeMounts: ["/data"], snapshotTimeoutMs: 10_000 },
- *   { ec2, freezer, hooks, watchdog, log, signal: trap.signal },
+ *   { volumes, freezeMounts: ["/data"], snapshotTimeoutMs: 10_000 },
+ *   deps,
  * );
- * if (result.problems.length > 0) return result.problems[0].exitCode;
+ * if (result.problems.length > 0) Deno.exit(result.problems[0].exitCode);
  * ```
  */
 export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResult> {
   const { ec2, log, signal } = deps;
   const now = deps.now ?? (() => performance.now());
   let createMs: number | null = null;
+  let sent: readonly SnapshotRequest[] = spec.volumes;
   const result = await whileLocked(
     { ...spec, watchdogDeadlineMs: spec.snapshotTimeoutMs + WATCHDOG_MARGIN_MS },
     deps,
@@ -97,12 +103,13 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
         return ec2.preflight(spec.volumes, preflightSignal);
       },
       preflightTimeoutMs: spec.snapshotTimeoutMs,
-      whileHeld: async () => {
+      whileHeld: async (held) => {
+        sent = withDatabaseTag(spec.volumes, held, (message) => log.warn(message));
         log.debug(`CreateSnapshot for ${spec.volumes.length} volume(s)`);
         const timeout = AbortSignal.timeout(spec.snapshotTimeoutMs);
         const createStarted = now();
         const outcomes = await ec2.createSnapshots(
-          spec.volumes,
+          sent,
           AbortSignal.any([timeout, signal]),
         );
         createMs = Math.round(now() - createStarted);
@@ -139,7 +146,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
   const lookup = await lookUpUnanswered(outcomes, {
     ec2,
     log,
-    requests: spec.volumes,
+    requests: sent,
     retryMs: deps.lookupRetryMs,
   });
   for (const found of lookup?.consistencyUnknown ?? []) {
@@ -147,6 +154,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
   }
   return {
     outcomes,
+    requests: sent,
     lookup,
     binlog: result.binlog,
     wal: result.wal,

@@ -3,6 +3,7 @@
  * `--help` (help.ts), the man page (manpage.ts) and the configuration-file reader
  * (config_file.ts) are all made from it; no option name is spelled anywhere else.
  */
+import { MAX_TAGS, OWN_TAGS } from "./tags.ts";
 
 /** How an option takes its value. */
 export type OptionKind =
@@ -23,6 +24,14 @@ export interface OptionSpec {
   readonly help: string;
   /** The one-letter name, without the dash. */
   readonly short?: string;
+  /** Other one-character names (`-?` for help, as the old tool had it). */
+  readonly shortAliases?: readonly string[];
+  /**
+   * The old Perl tool had this option: an abbreviation that was unique among the old tool's
+   * options keeps the meaning it had there, where newer options made it ambiguous (`-r` is
+   * `--region`, as it was, though `--release` and `--retention-tz` came later).
+   */
+  readonly legacy?: boolean;
   /** Other long names that mean the same (the old tool's names). */
   readonly aliases?: readonly string[];
   /** The placeholder shown in help, for options with a value. */
@@ -57,7 +66,15 @@ export interface OptionSpec {
 /** The table. Order is the order of --help. */
 export const OPTION_TABLE = [
   // General
-  { name: "help", short: "h", kind: "flag", group: "General", help: "Print this help and exit." },
+  {
+    name: "help",
+    short: "h",
+    shortAliases: ["?"],
+    legacy: true,
+    kind: "flag",
+    group: "General",
+    help: "Print this help and exit.",
+  },
   {
     name: "version",
     short: "V",
@@ -67,6 +84,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "debug",
+    legacy: true,
     short: "d",
     kind: "flag",
     group: "General",
@@ -74,6 +92,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "quiet",
+    legacy: true,
     short: "q",
     kind: "flag",
     group: "General",
@@ -81,6 +100,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "noaction",
+    legacy: true,
     short: "n",
     kind: "flag",
     group: "General",
@@ -115,6 +135,7 @@ export const OPTION_TABLE = [
   // AWS
   {
     name: "aws-access-key-id",
+    legacy: true,
     kind: "string",
     value: "KEY",
     defaultText: "$AWS_ACCESS_KEY_ID",
@@ -123,6 +144,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "aws-secret-access-key",
+    legacy: true,
     kind: "string",
     value: "SECRET",
     defaultText: "$AWS_SECRET_ACCESS_KEY",
@@ -132,6 +154,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "aws-access-key-id-file",
+    legacy: true,
     kind: "string",
     value: "FILE",
     group: "AWS credentials and endpoint",
@@ -139,6 +162,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "aws-secret-access-key-file",
+    legacy: true,
     kind: "string",
     value: "FILE",
     group: "AWS credentials and endpoint",
@@ -146,6 +170,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "aws-credentials-file",
+    legacy: true,
     kind: "string",
     value: "FILE",
     defaultText: "$AWS_CREDENTIALS, then ~/.awssecret",
@@ -162,12 +187,14 @@ export const OPTION_TABLE = [
   },
   {
     name: "use-iam-role",
+    legacy: true,
     kind: "flag",
     group: "AWS credentials and endpoint",
     help: "Use the instance's IAM role (IMDSv2) and nothing else.",
   },
   {
     name: "region",
+    legacy: true,
     kind: "string",
     value: "REGION",
     defaultText: "$AWS_REGION, $AWS_DEFAULT_REGION, the profile, then the instance's region",
@@ -176,6 +203,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "signature-version",
+    legacy: true,
     kind: "string",
     value: "V",
     defaultText: "4",
@@ -184,6 +212,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "ec2-endpoint",
+    legacy: true,
     kind: "string",
     value: "URL",
     defaultText: "$AWS_ENDPOINT_URL_EC2, else AWS's",
@@ -194,6 +223,7 @@ export const OPTION_TABLE = [
   // Snapshots
   {
     name: "description",
+    legacy: true,
     kind: "list",
     value: "TEXT",
     defaultText: "ec2-consistent-snapshot",
@@ -202,10 +232,13 @@ export const OPTION_TABLE = [
   },
   {
     name: "tag",
+    legacy: true,
     kind: "list",
     value: "K=V;K2=V2",
     group: "Snapshots",
-    help: "Snapshot tags: once for all volumes, or once per volume in order.",
+    help: `Snapshot tags: once for all volumes, or once per volume in order; up to ${
+      MAX_TAGS - OWN_TAGS
+    } (with Name), as the tool sets ${OWN_TAGS} of EC2's ${MAX_TAGS} itself.`,
   },
   {
     name: "name",
@@ -216,6 +249,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "snapshot-timeout",
+    legacy: true,
     kind: "seconds",
     value: "SECONDS",
     default: 10,
@@ -300,6 +334,7 @@ export const OPTION_TABLE = [
   // File systems
   {
     name: "freeze-filesystem",
+    legacy: true,
     kind: "list",
     value: "MOUNT",
     aliases: ["xfs-filesystem"],
@@ -308,6 +343,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "no-freeze-filesystem",
+    legacy: true,
     kind: "list",
     value: "MOUNT",
     group: "File systems",
@@ -315,6 +351,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "pre-freeze-command",
+    legacy: true,
     kind: "string",
     value: "CMD",
     group: "File systems",
@@ -323,6 +360,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "post-thaw-command",
+    legacy: true,
     kind: "string",
     value: "CMD",
     group: "File systems",
@@ -342,12 +380,14 @@ export const OPTION_TABLE = [
   // MySQL
   {
     name: "mysql",
+    legacy: true,
     kind: "flag",
     group: "MySQL and MariaDB",
     help: "Flush and lock a running MySQL or MariaDB while the snapshots are initiated.",
   },
   {
     name: "mysql-defaults-file",
+    legacy: true,
     kind: "string",
     value: "FILE",
     defaultText: "~/.my.cnf",
@@ -356,6 +396,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mysql-host",
+    legacy: true,
     kind: "string",
     value: "HOST",
     defaultText: "localhost",
@@ -372,6 +413,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mysql-socket",
+    legacy: true,
     kind: "string",
     value: "PATH",
     group: "MySQL and MariaDB",
@@ -379,6 +421,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mysql-username",
+    legacy: true,
     kind: "string",
     value: "USER",
     defaultText: "the login name",
@@ -387,6 +430,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mysql-password",
+    legacy: true,
     kind: "string",
     value: "PASSWORD",
     secret: true,
@@ -395,6 +439,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mysql-master-status-file",
+    legacy: true,
     kind: "string",
     value: "FILE",
     group: "MySQL and MariaDB",
@@ -410,6 +455,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mysql-stop",
+    legacy: true,
     kind: "flag",
     group: "MySQL and MariaDB",
     help: "Stop the server instead of locking it, and start it again afterwards.",
@@ -432,12 +478,14 @@ export const OPTION_TABLE = [
   },
   {
     name: "percona",
+    legacy: true,
     kind: "flag",
     group: "MySQL and MariaDB",
     help: "Use Percona backup locks (LOCK TABLES FOR BACKUP); implies --mysql.",
   },
   {
     name: "lock-timeout",
+    legacy: true,
     kind: "seconds",
     value: "SECONDS",
     default: 0.5,
@@ -446,6 +494,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "lock-tries",
+    legacy: true,
     kind: "count",
     value: "N",
     default: 60,
@@ -454,6 +503,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "lock-sleep",
+    legacy: true,
     kind: "seconds",
     value: "SECONDS",
     default: 5,
@@ -476,6 +526,18 @@ export const OPTION_TABLE = [
     help:
       "Lock the database and freeze, keep it held in a detached process and exit; no snapshot. " +
       "Released by --release, or at the deadline.",
+  },
+  {
+    name: "hold-within",
+    kind: "seconds",
+    value: "SECONDS",
+    defaultText: "none: the lock's tries and sleeps bound it",
+    positive: true,
+    commandLineOnly: true,
+    group: "Hold mode (Data Lifecycle Manager and other orchestrators)",
+    help: "With --hold: give up, with everything released (exit 5), unless everything is held " +
+      "within SECONDS of the holder's start, lock tries and sleeps included. For DLM: less than " +
+      "the policy's ExecutionTimeout.",
   },
   {
     name: "release",
@@ -529,12 +591,14 @@ export const OPTION_TABLE = [
   // MongoDB
   {
     name: "mongo",
+    legacy: true,
     kind: "flag",
     group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
     help: "Not supported (refused): fsyncLock a running MongoDB.",
   },
   {
     name: "mongo-host",
+    legacy: true,
     kind: "string",
     value: "HOST",
     defaultText: "localhost",
@@ -543,6 +607,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mongo-port",
+    legacy: true,
     kind: "count",
     value: "PORT",
     defaultText: "27017",
@@ -551,6 +616,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mongo-username",
+    legacy: true,
     kind: "string",
     value: "USER",
     group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
@@ -558,6 +624,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mongo-password",
+    legacy: true,
     kind: "string",
     value: "PASSWORD",
     secret: true,
@@ -566,12 +633,14 @@ export const OPTION_TABLE = [
   },
   {
     name: "mongo-stop",
+    legacy: true,
     kind: "flag",
     group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
     help: "Not supported (refused): stop MongoDB through its init script.",
   },
   {
     name: "mongo-init",
+    legacy: true,
     kind: "string",
     value: "PATH",
     defaultText: "/etc/init.d/mongodb",
@@ -580,6 +649,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mongo-timeout",
+    legacy: true,
     kind: "seconds",
     value: "SECONDS",
     default: 10,
@@ -610,6 +680,7 @@ export type OptionValue<S extends OptionTableEntry> = S["kind"] extends "flag" ?
  *
  * @example
  * ```ts
+ * import { parseCommandLine } from "../cli/parse.ts";
  * const options: Options = parseCommandLine(["--snapshot-timeout", "20", "vol-1"]).options;
  * options.snapshotTimeout; // 20 (a number; 10 when not given)
  * options.description; // [] (a list)

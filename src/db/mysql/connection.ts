@@ -67,6 +67,9 @@ function target(settings: MysqlSettings) {
  *
  * @example
  * ```ts
+ * import type { MysqlPlan } from "../../types/database_plans.ts";
+ * import type { Logger } from "../../util/log.ts";
+ * const plan = {} as MysqlPlan, log = {} as Logger;
  * const conn = await connect(plan.settings, { purpose: "lock", log, timeoutMs: 10_000 });
  * ```
  */
@@ -105,6 +108,7 @@ export async function connect(
  *
  * @example
  * ```ts
+ * const conn = {} as Connection;
  * const [row] = await rows(conn, "SELECT VERSION() AS version");
  * ```
  */
@@ -122,6 +126,8 @@ export async function rows(conn: Connection, sql: string): Promise<RowDataPacket
  *
  * @example
  * ```ts
+ * import type { MysqlPlan } from "../../types/database_plans.ts";
+ * const plan = {} as MysqlPlan;
  * if (!await accepting(plan.settings, 5_000)) throw new Error("no server");
  * ```
  */

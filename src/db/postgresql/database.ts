@@ -3,7 +3,12 @@
 import type { Client, QueryResultRow } from "pg";
 import { DatabaseError, socketErrorText } from "../../util/errors.ts";
 import { within } from "../../util/deadline.ts";
-import type { Database, DatabaseFile, WalPosition } from "../../types/side_effects.ts";
+import type {
+  Database,
+  DatabaseFacts,
+  DatabaseFile,
+  WalPosition,
+} from "../../types/side_effects.ts";
 import type { Logger } from "../../util/log.ts";
 import { trustedPostgresqlSocketDir } from "../../host/socket_trust.ts";
 import type { PostgresqlPlan, PostgresqlSettings } from "../../types/database_plans.ts";
@@ -57,7 +62,10 @@ export interface PostgresqlDatabase extends Database {
  *
  * @example
  * ```ts
- * const db = createPostgresqlDatabase(plan.database, { log }); // a PostgresqlPlan
+ * import type { PostgresqlPlan } from "../../types/database_plans.ts";
+ * import type { Logger } from "../../util/log.ts";
+ * const plan = {} as PostgresqlPlan, log = {} as Logger, signal = {} as AbortSignal;
+ * const db = createPostgresqlDatabase(plan, { log });
  * await db.prepare();
  * await db.lock(signal); // CHECKPOINT
  * const wal = await db.positionAtFreeze!(signal); // { lsn: "0/3000060", timeline: 1, ... }
@@ -250,6 +258,21 @@ class PostgresqlConnection implements PostgresqlDatabase {
       `PostgreSQL: WAL position ${position.lsn}, timeline ${position.timeline} (${position.from})`,
     );
     return position;
+  }
+
+  async describe(): Promise<DatabaseFacts> {
+    const [row] = await this.#rows(
+      "SELECT current_setting('server_version') AS version, " +
+        "CASE WHEN pg_has_role(current_user, 'pg_read_all_settings', 'USAGE') OR " +
+        "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user) " +
+        "THEN current_setting('data_directory') END AS dir",
+    );
+    const version = String(row.version);
+    return {
+      engine: "postgresql",
+      version: /^\d+(\.\d+)*/.exec(version)?.[0] ?? version,
+      ...(row.dir ? { dataDir: String(row.dir) } : {}),
+    };
   }
 
   async files(): Promise<DatabaseFile[]> {
