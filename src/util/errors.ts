@@ -26,8 +26,9 @@ export const ExitCode = {
   /** Another run or hold freezes, or is about to freeze, the same file system; nothing was locked. */
   busy: 11,
   /**
-   * EC2 made a snapshot from a CreateSnapshot call that was aborted or got no answer: it
-   * exists, its consistency is unknown; it is reported by id and kept.
+   * A snapshot exists whose consistency is unknown: EC2 made it from a CreateSnapshot call that
+   * was aborted or got no answer, or it was made while someone else had thawed a file system or
+   * ended the database lock (and, for `--release`, a hold so broken). Reported by id and kept.
    */
   consistencyUnknown: 12,
   /** stdout or stderr was closed or could not be written. */
