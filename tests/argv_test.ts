@@ -1,7 +1,7 @@
 /** The command line's words before node's parser: negative values, and `--wait 600`. */
 import { assert, assertEquals } from "./support/assert.ts";
 import { prepareArgs } from "../src/cli/argv.ts";
-import { OPTION_TABLE, type OptionSpec } from "../src/cli/options.ts";
+import { OPTION_TABLE, type OptionSpec } from "../src/types/options.ts";
 import { UsageError } from "../src/util/errors.ts";
 
 const SPECS = OPTION_TABLE as readonly OptionSpec[];

@@ -2,7 +2,7 @@
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { startStubEndpoint } from "./support/stub_endpoint.ts";
-import { OPTION_TABLE } from "../src/cli/options.ts";
+import { OPTION_TABLE } from "../src/types/options.ts";
 import { ExitCode } from "../src/util/errors.ts";
 
 /** An endpoint that counts requests and answers none usefully: proves "no network call". */

@@ -114,9 +114,12 @@ Deno.test({
       const late = await agent("post-script");
       assertEquals(late.code, 205, late.output);
 
-      const short = await agent("pre-script", { ECS_HOLD_SECONDS: "1" });
+      const short = await agent("pre-script", { ECS_HOLD_SECONDS: "5" });
       assertEquals(short.code, 0, short.output);
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      // The deadline (5 s) releases; bounded generously, the release is what counts.
+      for (let i = 0; i < 600 && await isFrozen(mount.mountPoint); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
       const expired = await agent("post-script");
       assertEquals(expired.code, 203, expired.output);
       assertMatch(expired.output, /released by the deadline/);

@@ -23,14 +23,25 @@ Deno.test("--hold takes an optional value: bare, =N, or a following number only"
   assertEquals(parseCommandLine(["--hold"]).options.hold, 60);
   assertEquals(parseCommandLine(["--hold=90"]).options.hold, 90);
   assertEquals(parseCommandLine(["--hold", "90"]).options.hold, 90);
-  assertEquals(parseCommandLine(["--hold", "2.5"]).options.hold, 2.5);
+  assertEquals(parseCommandLine(["--hold", "7.5"]).options.hold, 7.5);
+  // Below 5 s a hold would be released before an orchestrator could start its snapshots.
+  assertThrows(
+    () => parseCommandLine(["--hold", "0.0004"]),
+    UsageError,
+    "--hold: must be at least 5 seconds",
+  );
+  assertThrows(() => parseCommandLine(["--hold=4.9"]), UsageError, "at least 5 seconds");
   const volume = parseCommandLine(["--hold", "vol-0123abcd"]);
   assertEquals([volume.options.hold, volume.volumeIds], [60, ["vol-0123abcd"]]);
   const option = parseCommandLine(["--hold", "--mysql"]);
   assertEquals([option.options.hold, option.options.mysql], [60, true]);
   assertEquals(parseCommandLine(["--hol"]).options.hold, 60, "abbreviations, as Getopt::Long");
   assertEquals(parseCommandLine([]).options.hold, undefined);
-  assertThrows(() => parseCommandLine(["--hold=601"]), UsageError, "--hold: at most 600 seconds");
+  assertThrows(
+    () => parseCommandLine(["--hold=601"]),
+    UsageError,
+    "--hold: must be at most 600 seconds",
+  );
   assertThrows(() => parseCommandLine(["--hold=-1"]), UsageError, "must not be negative");
   assertEquals(parseCommandLine(["--release"]).options.release, true);
   // --wait keeps its meaning: a number after it is refused (it could be meant as a volume id).
@@ -70,7 +81,7 @@ Deno.test("the hold plan refuses volume ids, snapshot options and an empty hold"
     "--no-freeze-filesystem is not accepted",
   );
   await assertRejects(() => plan(["--hold"]), UsageError, "nothing to hold");
-  await assertRejects(() => plan(["--hold=0", "--mysql"]), UsageError, "more than 0 seconds");
+  await assertRejects(() => plan(["--hold=0", "--mysql"]), UsageError, "at least 5 seconds");
 });
 
 Deno.test("the hold plan: a configuration file's snapshot options and volumes are ignored", async () => {

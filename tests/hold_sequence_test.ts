@@ -11,7 +11,7 @@ import { claimHold, readHold, readRelease, statePaths } from "../src/hold/state.
 import { SignalError } from "../src/run/cleanup.ts";
 import { BusyError, DatabaseError, ExitCode, FreezeError, HookError } from "../src/util/errors.ts";
 import { silentLogger } from "../src/util/log.ts";
-import { defaultOptions } from "../src/cli/options.ts";
+import { defaultOptions } from "../src/types/options.ts";
 import { planMysql } from "../src/plan/mysql.ts";
 
 const mount = (mountPoint: string, minor: number) => ({

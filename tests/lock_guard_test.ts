@@ -7,13 +7,13 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { recorder } from "./support/recording.ts";
 import { runSequence, type RunSpec } from "../src/run/sequence.ts";
 import { SYNC_BOUND_MS, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "../src/run/locked.ts";
-import { DEFAULT_LOCK_BOUND_MS } from "../src/run/interfaces.ts";
+import { DEFAULT_LOCK_BOUND_MS } from "../src/types/side_effects.ts";
 import { ExitCode, FreezeError, NotFrozenError } from "../src/util/errors.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { textReport } from "../src/cli/report.ts";
 import { hold } from "../src/hold/holder.ts";
 import { readRelease, statePaths } from "../src/hold/state.ts";
-import { defaultOptions } from "../src/cli/options.ts";
+import { defaultOptions } from "../src/types/options.ts";
 import { planMysql } from "../src/plan/mysql.ts";
 
 const spec: RunSpec = {

@@ -3,7 +3,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { ExitCode } from "../src/util/errors.ts";
 import { EXIT_CODE_HELP, manPage } from "../src/cli/manpage.ts";
 import { helpText } from "../src/cli/help.ts";
-import { OPTION_TABLE, type OptionSpec } from "../src/cli/options.ts";
+import { OPTION_TABLE, type OptionSpec } from "../src/types/options.ts";
 import { ignoreUnless, requireAvailable } from "./support/real.ts";
 import { commandRequirement, runCommand } from "./support/tools.ts";
 

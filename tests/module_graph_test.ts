@@ -1,6 +1,7 @@
 /**
  * The module graph as deno reports it (`deno info --json`, not regular expressions on source):
- * no import cycle among src/ modules; only src/aws/ imports the AWS SDK and only src/db/ a
+ * no import cycle among src/ modules; folders import only folders below them (FLOORS); only
+ * src/cli/ and src/plan/ read the options; only src/aws/ imports the AWS SDK and only src/db/ a
  * database driver; and start-up stays light: the static graph of src/main.ts and src/cli/main.ts
  * (all that `--help`, `--version` and `--noaction` load) reaches neither. No timings asserted.
  */
@@ -209,6 +210,54 @@ function pathBetween(
   return undefined;
 }
 
+/**
+ * The floors of src/, bottom first: a module imports only from its own folder or a folder on a
+ * lower floor, so no two folders import each other, directly or around a loop. The shared types
+ * (the options, the plans' values, the side-effect interfaces) sit just above util/; the adapters
+ * (host/, aws/, db/) above them; then the plan; then the sequences; the command layer on top.
+ * A new folder gets its floor here.
+ */
+const FLOORS: readonly string[] = [
+  "src/util/",
+  "src/types/",
+  "src/retention/",
+  "src/host/",
+  "src/aws/",
+  "src/db/",
+  "src/plan/",
+  "src/watchdog/",
+  "src/run/",
+  "src/hold/",
+  "src/cli/",
+  "src/main.ts",
+];
+
+/** The floor of a module of src/ (its index in FLOORS), or -1 when its folder has none. */
+function floorOf(module: string): number {
+  return FLOORS.findIndex((floor) => module === floor || module.startsWith(floor));
+}
+
+/** The folder of a module of src/: `src/db/mysql/lock.ts` -> `src/db/`. */
+function folderOf(module: string): string {
+  return FLOORS[floorOf(module)] ?? module.replace(/^(src\/[^/]+\/).*$/, "$1");
+}
+
+/** Imports that go up the floors (or from or to a folder without a floor), one line each. */
+function upwardImports(edges: readonly Edge[]): string[] {
+  return edges.flatMap(({ from, to, kind }) => {
+    if (!from.startsWith("src/") || !to.startsWith("src/")) return [];
+    const [up, down] = [floorOf(from), floorOf(to)];
+    if (up === -1) return [`${from}: its folder has no floor in FLOORS`];
+    if (down === -1) return [`${to}: its folder has no floor in FLOORS`];
+    if (down <= up) return [];
+    return [`${from} imports ${to} (${kind}): ${folderOf(to)} is above ${folderOf(from)}`];
+  });
+}
+
+/** Who may import the options (the option table and the `Options` type): the command and the plan. */
+const OPTIONS_MODULE = "src/types/options.ts";
+const OPTIONS_READERS = ["src/cli/", "src/plan/"];
+
 /** Who may import which packages: the AWS SDK only from src/aws/, each driver from its folder. */
 const OWNERS: readonly { what: string; matches: (pkg: string) => boolean; folder: string }[] = [
   {
@@ -303,6 +352,27 @@ Deno.test("the module graph of src/", async (t) => {
   await t.step("has no import cycle (static, dynamic or type-only)", () => {
     const found = cycles(local, graph.edges).map((cycle) => cycle.join(" -> "));
     assertEquals(found, [], `import cycles:\n  ${found.join("\n  ")}`);
+  });
+
+  await t.step("folders import only folders on a lower floor (no two import each other)", () => {
+    const up = [...new Set(upwardImports(graph.edges))];
+    assertEquals(up, [], up.join("\n"));
+    // The folder graph, drawn from the same edges, has no cycle either.
+    const folderEdges = graph.edges.filter((e) =>
+      e.from.startsWith("src/") && e.to.startsWith("src/")
+    )
+      .map((e) => ({ ...e, from: folderOf(e.from), to: folderOf(e.to) }))
+      .filter((e) => e.from !== e.to);
+    const loops = cycles(new Set(folderEdges.flatMap((e) => [e.from, e.to])), folderEdges);
+    assertEquals(loops, [], loops.map((loop) => loop.join(" -> ")).join("\n"));
+  });
+
+  await t.step("only src/cli/ and src/plan/ read the options", () => {
+    const readers = graph.edges.filter((e) =>
+      e.to === OPTIONS_MODULE && e.from !== OPTIONS_MODULE &&
+      !OPTIONS_READERS.some((folder) => e.from.startsWith(folder))
+    ).map((e) => `${e.from} imports ${OPTIONS_MODULE} (${e.kind})`);
+    assertEquals(readers, [], readers.join("\n"));
   });
 
   await t.step("the plan never imports the sequence (src/plan/ -> src/run/)", () => {

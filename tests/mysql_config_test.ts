@@ -3,12 +3,12 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../src/util/errors.ts";
 import {
-  describeMysqlSettings,
   readOptionFile,
   resolveMysqlSettings,
   SOCKET_PATHS,
-} from "../src/db/mysql/option_files.ts";
-import { defaultOptions, type Options } from "../src/cli/options.ts";
+} from "../src/plan/mysql_option_files.ts";
+import { describeMysqlSettings } from "../src/types/database_plans.ts";
+import { defaultOptions, type Options } from "../src/types/options.ts";
 
 const assertEquals: typeof assert.deepEqual = assert.deepEqual;
 const assertMatch: typeof assert.match = assert.match;

@@ -3,21 +3,21 @@
 import assert from "node:assert/strict";
 import { binlogLine } from "../src/cli/report.ts";
 import { DatabaseError, UsageError } from "../src/util/errors.ts";
-import type { BinlogCoordinates } from "../src/run/interfaces.ts";
+import type { BinlogCoordinates } from "../src/types/side_effects.ts";
 import { createLogger, type Logger } from "../src/util/log.ts";
 import {
   createMysqlDatabase as databaseFromPlan,
   type MysqlDeps,
 } from "../src/db/mysql/database.ts";
 import { type MysqlPlanDeps, planMysql } from "../src/plan/mysql.ts";
-import type { Database } from "../src/run/interfaces.ts";
+import type { Database } from "../src/types/side_effects.ts";
 import {
   formatMasterStatusFile,
   lockModeProblem,
   parseServerInfo,
   serverStatements,
 } from "../src/db/mysql/server.ts";
-import { defaultOptions, type Options } from "../src/cli/options.ts";
+import { defaultOptions, type Options } from "../src/types/options.ts";
 import {
   mariadbRequirement,
   type MariadbServer,

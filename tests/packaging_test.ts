@@ -5,7 +5,7 @@
 import { assert, assertEquals } from "./support/assert.ts";
 import ini from "ini";
 import { parse as parseYaml } from "yaml";
-import { findOption, type Options } from "../src/cli/options.ts";
+import { findOption, type Options } from "../src/types/options.ts";
 import { parseCommandLine } from "../src/cli/parse.ts";
 import { ignoreUnless, requireAvailable } from "./support/real.ts";
 import { commandRequirement, runCommand } from "./support/tools.ts";

@@ -8,7 +8,7 @@ import {
   type PostgresqlOptions,
   type PostgresqlSettingsInputs,
   resolvePostgresqlSettings,
-} from "../src/db/postgresql/settings.ts";
+} from "../src/plan/postgresql_settings.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = Deno.makeTempDirSync({ prefix: "ecs-pgconf-" });

@@ -2,7 +2,7 @@
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { recorder } from "./support/recording.ts";
 import { runSequence, type RunSpec } from "../src/run/sequence.ts";
-import type { Database, DatabaseFile } from "../src/run/interfaces.ts";
+import type { Database, DatabaseFile } from "../src/types/side_effects.ts";
 import { DatabaseError, ExitCode } from "../src/util/errors.ts";
 import { createLogger } from "../src/util/log.ts";
 import { textReport, walLine } from "../src/cli/report.ts";

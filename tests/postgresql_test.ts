@@ -11,11 +11,8 @@ import {
 } from "./support/postgres.ts";
 import { ignoreUnless, requireAvailable } from "./support/real.ts";
 import { createPostgresqlDatabase } from "../src/db/postgresql/database.ts";
-import {
-  type PostgresqlSettings,
-  resolvePostgresqlSettings,
-} from "../src/db/postgresql/settings.ts";
-import type { PostgresqlPlan } from "../src/plan/postgresql.ts";
+import { resolvePostgresqlSettings } from "../src/plan/postgresql_settings.ts";
+import type { PostgresqlPlan, PostgresqlSettings } from "../src/types/database_plans.ts";
 import { createLogger } from "../src/util/log.ts";
 import { DatabaseError } from "../src/util/errors.ts";
 
@@ -105,6 +102,45 @@ Deno.test({
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ec2-consistent-snapshot'",
       );
       assertEquals(sessions.trim(), "0", "disconnected after release");
+    });
+  },
+});
+
+Deno.test({
+  name: "postgresql: a CHECKPOINT cancelled by an administrator is reported as cancelled",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withServer(async (server) => {
+      // A stopped checkpointer: the CHECKPOINT waits for it until someone cancels it.
+      const checkpointer = Number(
+        await server.psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'"),
+      );
+      assert(checkpointer > 0, "the checkpointer's pid");
+      const { log, lines } = logger();
+      const db = createPostgresqlDatabase(planFor(server), { log });
+      Deno.kill(checkpointer, "SIGSTOP");
+      try {
+        await db.prepare();
+        const locking = db.lock(AbortSignal.timeout(120_000));
+        const waiting = "SELECT count(*) FROM pg_stat_activity WHERE query = 'CHECKPOINT' " +
+          "AND application_name = 'ec2-consistent-snapshot'";
+        for (let i = 0; i < 400 && (await server.psql(waiting)).trim() !== "1"; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        await server.psql(
+          "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'CHECKPOINT' " +
+            "AND application_name = 'ec2-consistent-snapshot'",
+        );
+        await locking;
+        const text = lines.join("\n");
+        assertMatch(text, /CHECKPOINT was cancelled after \d+\.\d s by another session/);
+        assert(!/did not finish in 60 s/.test(text), text);
+      } finally {
+        Deno.kill(checkpointer, "SIGCONT");
+        await db.release();
+      }
     });
   },
 });
@@ -237,6 +273,25 @@ Deno.test({
           /password authentication failed for user "snap"/,
         );
         assertEquals(error.message.includes("wrong-Pass"), false);
+        // A ~/.pgpass others may read is ignored, as libpq does, and the error says so.
+        Deno.chmodSync(`${home}/.pgpass`, 0o644);
+        const open = await resolvePostgresqlSettings({
+          options: {
+            postgresqlHost: server.rundir,
+            postgresqlPort: server.port,
+            postgresqlUsername: "snap",
+            postgresqlDbname: "postgres",
+          },
+          env: {},
+          home,
+        });
+        assertEquals(open.password, undefined);
+        const ignored = createPostgresqlDatabase({ ...plan, settings: open }, {
+          log: logger().log,
+        });
+        const said = await assertRejects(() => ignored.prepare(), DatabaseError);
+        assertMatch(said.message, /there is none \(.*\.pgpass was ignored: mode 0644 lets group/);
+        assert(!said.message.includes("none is set"), said.message);
       } finally {
         Deno.removeSync(home, { recursive: true });
       }

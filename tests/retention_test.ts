@@ -14,7 +14,7 @@ import { ignoreUnless } from "./support/real.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { applyRetention } from "../src/aws/retention.ts";
 import { retentionPolicy } from "../src/plan/after_run.ts";
-import { defaultOptions } from "../src/cli/options.ts";
+import { defaultOptions } from "../src/types/options.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { UsageError } from "../src/util/errors.ts";
 

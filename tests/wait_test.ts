@@ -6,7 +6,8 @@ import { CreateSnapshotCommand, type EC2Client } from "@aws-sdk/client-ec2";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { MOTO, startMoto } from "./support/moto.ts";
 import { ignoreUnless } from "./support/real.ts";
-import { lineProgress, type ProgressSink, terminalProgress } from "../src/cli/progress.ts";
+import { lineProgress, terminalProgress } from "../src/cli/progress.ts";
+import type { ProgressSink } from "../src/types/progress.ts";
 import { waitForSnapshots } from "../src/aws/wait.ts";
 
 Deno.test("waiting for snapshots that moto completes", { ignore: ignoreUnless(MOTO) }, async () => {

@@ -7,7 +7,7 @@ import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { AgentOptions } from "node:http";
 import { errorCode, errorMessage } from "../util/errors.ts";
-import type { FailureKind } from "../run/interfaces.ts";
+import type { FailureKind } from "../types/side_effects.ts";
 
 /** A failed call, named. */
 export interface Failure {

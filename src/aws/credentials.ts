@@ -1,9 +1,9 @@
-/** The SDK's credentials for the source the plan chose (plan/credentials.ts); loads the providers on use. */
+/** The SDK's credentials for the source the plan chose (plan/credentials.ts, types/credentials.ts); loads the providers on use. */
 import type {
   AwsCredentialIdentity as SdkAwsCredentialIdentity,
   AwsCredentialIdentityProvider as SdkAwsCredentialIdentityProvider,
 } from "@smithy/types";
-import type { CredentialSource } from "../plan/credentials.ts";
+import type { CredentialSource } from "../types/credentials.ts";
 
 /** Static AWS credentials, as the SDK takes them. */
 export type AwsCredentialIdentity = SdkAwsCredentialIdentity;

@@ -9,10 +9,15 @@ import {
   type EC2ClientConfig as SdkEc2ClientConfig,
 } from "@aws-sdk/client-ec2";
 import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
-import type { Ec2, FoundSnapshot, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
+import type {
+  Ec2,
+  FoundSnapshot,
+  SnapshotOutcome,
+  SnapshotRequest,
+} from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
 import { classifyFailure, guardCreateCall, noResendRequestHandler } from "./create_guard.ts";
-import { RUN_ID_TAG } from "../plan/tags.ts";
+import { RUN_ID_TAG } from "../types/tags.ts";
 
 /** The SDK's EC2 client (an alias, so that the SDK stays inside src/aws/). */
 export type EC2Client = SdkEc2Client;

@@ -5,10 +5,10 @@
 import type { CreateSnapshotsCommandInput } from "@aws-sdk/client-ec2";
 import { type EC2Client, findRunSnapshots } from "./ec2.ts";
 import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
-import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../run/interfaces.ts";
+import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
-import { checkMultiVolumeRequests } from "../plan/multi_volume.ts";
-import { MARKER_TAG, MULTI_VOLUME_MARKER, withoutMarker } from "../plan/tags.ts";
+import { checkMultiVolumeRequests } from "../types/multi_volume.ts";
+import { MARKER_TAG, MULTI_VOLUME_MARKER, withoutMarker } from "../types/tags.ts";
 import { classifyFailure, guardCreateCall } from "./create_guard.ts";
 
 /** Which of the instance's volumes CreateSnapshots must leave out. */

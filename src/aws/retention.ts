@@ -7,9 +7,12 @@ import type { Snapshot as SdkSnapshot } from "@aws-sdk/client-ec2";
 import type { EC2Client } from "./ec2.ts";
 import { errorCode, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
-import { MARKER_TAG, MULTI_VOLUME_MARKER } from "../plan/tags.ts";
-import type { RetentionPolicy } from "../plan/after_run.ts";
-import { decideRetention, type PolicySnapshot } from "../retention/policy.ts";
+import { MARKER_TAG, MULTI_VOLUME_MARKER } from "../types/tags.ts";
+import {
+  decideRetention,
+  type PolicySnapshot,
+  type RetentionRules as RetentionPolicy,
+} from "../retention/policy.ts";
 
 /**
  * Tags that mark a snapshot EC2 made from a call whose answer never came ("consistency

@@ -7,7 +7,7 @@ import { loadSharedConfigFiles } from "@smithy/shared-ini-file-loader";
  *
  * @example
  * ```ts
- * const { profileRegion } = await import("../aws/shared_config.ts");
+ * const { profileRegion } = await import("./shared_config.ts");
  * await profileRegion("default"); // "eu-west-1"
  * ```
  */
@@ -27,7 +27,7 @@ export async function profileRegion(profile: string): Promise<string | undefined
  *
  * @example
  * ```ts
- * const { profileExists } = await import("../aws/shared_config.ts");
+ * const { profileExists } = await import("./shared_config.ts");
  * await profileExists("nosuch"); // false
  * ```
  */

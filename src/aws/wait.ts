@@ -4,7 +4,7 @@
  */
 import { DescribeSnapshotsCommand, waitUntilSnapshotCompleted } from "@aws-sdk/client-ec2";
 import type { EC2Client } from "./ec2.ts";
-import type { ProgressSink } from "../cli/progress.ts";
+import type { ProgressSink } from "../types/progress.ts";
 
 /** A snapshot to wait for, in the region where it lives. */
 export interface WaitTarget {

@@ -4,7 +4,7 @@
  * with the spelling that works.
  */
 import { UsageError } from "../util/errors.ts";
-import type { OptionSpec } from "./options.ts";
+import type { OptionSpec } from "../types/options.ts";
 
 const NUMBER = /^(\d+(\.\d*)?|\.\d+)$/;
 const NEGATIVE_NUMBER = /^-(\d+(\.\d*)?|\.\d+)$/;

@@ -2,7 +2,7 @@
 import ini from "ini";
 import { UsageError } from "../util/errors.ts";
 import { readableByOthers, readUserFile } from "../util/files.ts";
-import { findOption, OPTION_TABLE, type OptionSpec, type ParsedArgs } from "./options.ts";
+import { findOption, OPTION_TABLE, type OptionSpec, type ParsedArgs } from "../types/options.ts";
 import { applyValue } from "./parse.ts";
 
 /** Every long option name and alias. */

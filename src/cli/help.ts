@@ -1,6 +1,6 @@
 /** The `--help` text, and the labels it shares with the man page, made from the option table. */
 import { ExitCode } from "../util/errors.ts";
-import { OPTION_TABLE, type OptionSpec } from "./options.ts";
+import { OPTION_TABLE, type OptionSpec } from "../types/options.ts";
 
 /**
  * The default shown for an option in --help and the man page, if any.

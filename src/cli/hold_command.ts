@@ -1,7 +1,7 @@
 /** The commands of hold mode: `--hold` (and its dry run with --noaction) and `--release`. */
 import { BusyError, ExitCode, UsageError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
-import type { ParsedArgs } from "./options.ts";
+import type { ParsedArgs } from "../types/options.ts";
 import { buildHoldPlan, checkReleaseInput, type HoldPlan } from "../plan/hold_plan.ts";
 import { startHold } from "../hold/client.ts";
 import { releaseHold } from "../hold/release.ts";
@@ -9,7 +9,7 @@ import { describeHold, readHold, type ReleaseRecord, statePaths } from "../hold/
 import { findFreezeProgram } from "../host/freeze.ts";
 import { binlogLine } from "./report.ts";
 import { describeMysqlPlan } from "../plan/mysql.ts";
-import { PROGRAM } from "../plan/tags.ts";
+import { PROGRAM } from "../types/tags.ts";
 
 /** What the hold commands need from `main`. */
 export interface HoldCommandInputs {

@@ -3,6 +3,7 @@ import { withConfigFile } from "./config_file.ts";
 import { AppError, errorMessage, ExitCode, exitCodeOf, OutputError } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { helpText } from "./help.ts";
+import { absentOrRegularFile } from "../util/files.ts";
 import { parseCommandLine } from "./parse.ts";
 import { buildPlan, type Plan } from "../plan/plan.ts";
 import type { RunFacts } from "./run_metrics.ts";
@@ -65,7 +66,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   // A command line too broken to parse still names its metrics file: the failure is reported.
   metricsFile ??= code === ExitCode.usage ? metricsFileInArgv(argv) : undefined;
-  if (metricsFile === undefined) return code;
+  if (metricsFile === undefined || metricsFile === "") return code;
+  // After a failure, a metrics path that is not a regular file (a FIFO, a link, a directory) is
+  // left alone without a second line: the plan names it when the run got that far.
+  if (code !== ExitCode.ok && !absentOrRegularFile(metricsFile)) return code;
   const { writeRunMetrics } = await import("./run_metrics.ts");
   return writeRunMetrics(metricsFile, { code, start, facts, log });
 }

@@ -1,7 +1,7 @@
 /** The roff man page `ec2-consistent-snapshot.1`, made from the same option table as --help. */
 import { ExitCode, type ExitCodeValue } from "../util/errors.ts";
 import { defaultLabel } from "./help.ts";
-import { OPTION_TABLE, type OptionSpec } from "./options.ts";
+import { OPTION_TABLE, type OptionSpec } from "../types/options.ts";
 import { STOP_SIGNALS } from "../run/cleanup.ts";
 
 /** One line per exit code, for the EXIT STATUS section (the compiler demands every code). */

@@ -11,28 +11,34 @@ import {
   type Options,
   type OptionSpec,
   type ParsedArgs,
-} from "./options.ts";
+} from "../types/options.ts";
 
 /** The longest time a timer can wait (setTimeout's 2^31-1 ms), in whole seconds. */
 export const MAX_SECONDS: number = Math.floor((2 ** 31 - 1) / 1000);
 
 function parseNumber(spec: OptionSpec, raw: string): number {
   const text = raw.trim();
+  const unit = spec.unit ?? "seconds";
   const valid = spec.kind === "count" ? /^\d+$/.test(text) : /^\d+(\.\d+)?$|^\.\d+$/.test(text);
   if (!valid) {
-    const what = spec.kind === "count" ? "a whole number" : "a number of seconds";
+    const what = spec.kind === "count" ? "a whole number" : `a number of ${unit}`;
     const problem = /^-/.test(text) ? "must not be negative" : `must be ${what}`;
     throw new UsageError(`--${spec.name}: ${problem}, got '${raw}'`);
   }
   const value = Number(text);
-  if (spec.kind !== "count" && value > MAX_SECONDS) {
-    throw new UsageError(
-      `--${spec.name}: must be at most ${MAX_SECONDS} seconds (about 24 days), got '${raw}'`,
-    );
+  if (spec.kind !== "count") {
+    const max = spec.max ?? MAX_SECONDS;
+    if (value > max) {
+      const about = max === MAX_SECONDS && unit === "seconds" ? " (about 24 days)" : "";
+      throw new UsageError(`--${spec.name}: must be at most ${max} ${unit}${about}, got '${raw}'`);
+    }
+    if (spec.min !== undefined && value < spec.min) {
+      throw new UsageError(`--${spec.name}: must be at least ${spec.min} ${unit}, got '${raw}'`);
+    }
   }
   // Below a millisecond is 0 for a timer, which would fire at once.
   if (spec.positive && value < 0.001) {
-    throw new UsageError(`--${spec.name}: must be more than 0 seconds, got '${raw}'`);
+    throw new UsageError(`--${spec.name}: must be more than 0 ${unit}, got '${raw}'`);
   }
   return value;
 }
@@ -58,11 +64,7 @@ export function convertValue(spec: OptionSpec, raw: string | boolean): unknown {
     case "optional-seconds": {
       if (raw === true || raw === "") return spec.bareValue ?? DEFAULT_WAIT_SECONDS;
       if (raw === false) return undefined;
-      const seconds = parseNumber(spec, raw);
-      if (spec.max !== undefined && seconds > spec.max) {
-        throw new UsageError(`--${spec.name}: at most ${spec.max} seconds, got '${raw}'`);
-      }
-      return seconds;
+      return parseNumber(spec, raw);
     }
     case "seconds":
     case "count":

@@ -1,23 +1,6 @@
 /** Progress of waiting snapshots on stderr: a bar per snapshot on a terminal, plain lines otherwise. */
 import { writeStderr } from "../util/log.ts";
-
-/** What the waiting code reports; implemented for terminals and for logs. */
-export interface ProgressSink {
-  /** A snapshot's progress (0-100) as EC2 last reported it. */
-  update(snapshotId: string, percent: number): void;
-  /** A snapshot's wait ended: completed, error, timeout or stopped. */
-  done(snapshotId: string, state: string, detail?: string): void;
-  /** No more updates; leave the terminal tidy. */
-  close(): void;
-}
-
-/** One line of the display: what is waited for. */
-export interface ProgressItem {
-  /** The snapshot (or copy) waited for. */
-  snapshotId: string;
-  /** E.g. "vol-0123abcd in us-east-1", or "copy of snap-... in eu-west-1". */
-  label: string;
-}
+import type { ProgressItem, ProgressSink } from "../types/progress.ts";
 
 const PROGRAM = "ec2-consistent-snapshot";
 const BAR_WIDTH = 30;

@@ -3,10 +3,10 @@
  * document (--output json); and the dry-run plan.
  */
 import type { AfterRunResult } from "../run/after_run.ts";
-import type { BinlogCoordinates, SnapshotRequest, WalPosition } from "../run/interfaces.ts";
+import type { BinlogCoordinates, SnapshotRequest, WalPosition } from "../types/side_effects.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RunResult } from "../run/sequence.ts";
-import { PROGRAM } from "../plan/tags.ts";
+import { PROGRAM } from "../types/tags.ts";
 import { describeMysqlPlan, mysqlPlanJson } from "../plan/mysql.ts";
 import type { RetentionResult } from "../aws/retention.ts";
 import { describePostgresqlPlan, postgresqlPlanJson } from "../plan/postgresql.ts";

@@ -1,5 +1,5 @@
 /** What the command hands to --metrics-file: the facts of the run, gathered as it goes. */
-import type { SnapshotOutcome } from "../run/interfaces.ts";
+import type { SnapshotOutcome } from "../types/side_effects.ts";
 import type { Timings } from "../run/sequence.ts";
 import type { RetentionResult } from "../aws/retention.ts";
 import { AppError, ExitCode } from "../util/errors.ts";

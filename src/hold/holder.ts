@@ -7,7 +7,7 @@ import { AppError, ConsistencyUnknownError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
 import { sortProblems, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS, whileLocked } from "../run/locked.ts";
-import type { Database, Freezer, HeldExclusion, Hooks, Watchdog } from "../run/interfaces.ts";
+import type { Database, Freezer, HeldExclusion, Hooks, Watchdog } from "../types/side_effects.ts";
 import { LineReader } from "../util/lines.ts";
 import { delay } from "../util/deadline.ts";
 import { CONFIRM_TIMEOUT_MS, type HeldMessage, HoldLine, type HoldRequest } from "./protocol.ts";

@@ -10,7 +10,7 @@
  * line: the {@linkcode ReleaseRecord}, once everything is released.
  */
 import type { HoldPlan } from "../plan/hold_plan.ts";
-import type { BinlogCoordinates } from "../run/interfaces.ts";
+import type { BinlogCoordinates } from "../types/side_effects.ts";
 
 /** The hidden first argument that makes the program the holder (`main.ts` dispatches on it). */
 export const HOLDER_ARG = "__holder";

@@ -6,7 +6,7 @@
 import { BusyError, PreflightError } from "../util/errors.ts";
 import { defaultRunDir, ensureRunDir } from "../host/freeze_lock.ts";
 import { writeFileAtomic } from "../util/files.ts";
-import type { BinlogCoordinates } from "../run/interfaces.ts";
+import type { BinlogCoordinates } from "../types/side_effects.ts";
 import type { LockTimings } from "../run/locked.ts";
 import { isSameProcessAlive, readProcessStat } from "../host/proc.ts";
 

@@ -1,6 +1,6 @@
 /** Flushing, freezing and thawing file systems with sync, fsfreeze and xfs_freeze. */
 import { AlreadyFrozenError, FreezeError, NotFrozenError } from "../util/errors.ts";
-import type { Freezer } from "../run/interfaces.ts";
+import type { Freezer } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
 import { findMount, type MountInfoEntry, readMountInfo } from "./mounts.ts";
 import { ProgramError, type ProgramResult, runProgram } from "./programs.ts";

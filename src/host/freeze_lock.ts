@@ -1,14 +1,24 @@
 /** The per-file-system exclusion lock: one run (or hold) at a time freezes a given file system. */
-import { BusyError, PreflightError } from "../util/errors.ts";
+import { BusyError, PreflightError, UsageError } from "../util/errors.ts";
 import { isSameProcessAlive, procReadable, readProcessStat } from "./proc.ts";
 import { writeFileAtomic } from "../util/files.ts";
 
 /** Where the lock files live unless `$ECS_RUN_DIR` (tests) or `runDir` says otherwise. */
 export const DEFAULT_RUN_DIR = "/run/ec2-consistent-snapshot";
 
-/** The run directory: `$ECS_RUN_DIR` when set, else {@linkcode DEFAULT_RUN_DIR}. */
+/**
+ * The run directory: `$ECS_RUN_DIR` when set, else {@linkcode DEFAULT_RUN_DIR}. A relative
+ * `$ECS_RUN_DIR` is refused (UsageError): state at a path that depends on the current
+ * directory would be missed by a `--release` run from elsewhere.
+ */
 export function defaultRunDir(): string {
-  return Deno.env.get("ECS_RUN_DIR") || DEFAULT_RUN_DIR;
+  const dir = Deno.env.get("ECS_RUN_DIR") || DEFAULT_RUN_DIR;
+  if (!dir.startsWith("/")) {
+    throw new UsageError(
+      `$ECS_RUN_DIR ${dir}: must be an absolute path (the state of runs and holds lives there)`,
+    );
+  }
+  return dir;
 }
 
 /** A file system to lock: the mount point the run freezes and its device ("MAJ:MIN"). */

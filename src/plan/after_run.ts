@@ -7,7 +7,7 @@ import {
   PERIODS,
   type RetentionRules,
 } from "../retention/policy.ts";
-import { DEFAULT_WAIT_SECONDS, type Options } from "../cli/options.ts";
+import { DEFAULT_WAIT_SECONDS, type Options } from "../types/options.ts";
 
 /** What to keep: --keep, --keep-days and the calendar rules, in a zone (a union of rules). */
 export type RetentionPolicy = RetentionRules;

@@ -1,6 +1,7 @@
-/** The checks of single inputs (volume ids, tags, output, endpoint, metrics file) that buildPlan runs first. */
+/** The checks of single inputs (volume ids, tags, output, endpoint, metrics file, AWS files) that buildPlan runs first. */
 import { UsageError } from "../util/errors.ts";
-import type { ParsedArgs } from "../cli/options.ts";
+import { checkUserFile } from "../util/files.ts";
+import type { ParsedArgs } from "../types/options.ts";
 import {
   characters,
   MARKER_TAG,
@@ -9,7 +10,7 @@ import {
   MAX_TAGS,
   OWN_TAGS,
   RUN_ID_TAG,
-} from "./tags.ts";
+} from "../types/tags.ts";
 
 const VOLUME_ID = /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
 
@@ -118,6 +119,7 @@ export function checkEndpoint(value: string | undefined, option: string): string
  * be a directory itself. The file is written (atomically) after the run.
  */
 export function checkMetricsFile(path: string): string {
+  if (path === "") throw new UsageError("--metrics-file: the path is empty");
   const slash = path.lastIndexOf("/");
   const dir = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
   let dirInfo: Deno.FileInfo;
@@ -145,4 +147,19 @@ export function checkMetricsFile(path: string): string {
     );
   }
   return path;
+}
+
+/**
+ * Refuses an AWS shared config or credentials file ($AWS_CONFIG_FILE, ~/.aws/config,
+ * $AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials) that the SDK would hang on or read without
+ * end: a FIFO, a device, a directory, a huge file. Missing files pass.
+ */
+export function checkAwsSharedFiles(env: Record<string, string | undefined>, home?: string): void {
+  const files: [string | undefined, string][] = [
+    [env.AWS_CONFIG_FILE, "$AWS_CONFIG_FILE"],
+    [home && `${home}/.aws/config`, "AWS config file"],
+    [env.AWS_SHARED_CREDENTIALS_FILE, "$AWS_SHARED_CREDENTIALS_FILE"],
+    [home && `${home}/.aws/credentials`, "AWS credentials file"],
+  ];
+  for (const [path, what] of files) if (path) checkUserFile(path, what);
 }

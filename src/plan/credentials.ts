@@ -6,24 +6,8 @@
 import { UsageError } from "../util/errors.ts";
 import { exists, readableByOthers, readUserFile } from "../util/files.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
-import type { Options } from "../cli/options.ts";
-
-/** Static AWS credentials (the shape of the SDK's StaticCredentials, without the SDK). */
-export interface StaticCredentials {
-  /** The access key id, e.g. "AKIAIOSFODNN7EXAMPLE". */
-  accessKeyId: string;
-  /** The secret access key; registered as a secret, never printed. */
-  secretAccessKey: string;
-  /** The session token of temporary credentials. */
-  sessionToken?: string;
-}
-
-/** Where the credentials come from; `describe` is what --debug prints (never the secret). */
-export type CredentialSource =
-  | { kind: "static"; describe: string; identity: StaticCredentials }
-  | { kind: "profile"; describe: string; profile: string }
-  | { kind: "instance-role"; describe: string }
-  | { kind: "sdk-default-chain"; describe: string };
+import type { Options } from "../types/options.ts";
+import type { CredentialSource, StaticCredentials } from "../types/credentials.ts";
 
 /** What {@linkcode chooseCredentials} chooses from. */
 export interface CredentialInputs {

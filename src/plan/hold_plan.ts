@@ -2,8 +2,9 @@
 import { UsageError } from "../util/errors.ts";
 import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
-import { OPTION_TABLE, type Options, type OptionSpec, type ParsedArgs } from "../cli/options.ts";
-import { type MysqlPlan, type MysqlPlanDeps, planMysql } from "./mysql.ts";
+import { OPTION_TABLE, type Options, type OptionSpec, type ParsedArgs } from "../types/options.ts";
+import { type MysqlPlanDeps, planMysql } from "./mysql.ts";
+import type { MysqlPlan } from "../types/database_plans.ts";
 
 /** What a hold holds: decided from the options of a normal run, without the snapshot ones. */
 export interface HoldPlan {

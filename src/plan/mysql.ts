@@ -6,35 +6,62 @@ import { dirname } from "node:path";
 import { UsageError } from "../util/errors.ts";
 import { exists } from "../util/files.ts";
 import { registerSecret } from "../util/log.ts";
-import type { Options } from "../cli/options.ts";
+import type { Options } from "../types/options.ts";
+import { type MysqlSettingsDeps, resolveMysqlSettings } from "./mysql_option_files.ts";
 import {
   describeMysqlSettings,
-  type MysqlSettings,
-  type MysqlSettingsDeps,
-  resolveMysqlSettings,
-} from "../db/mysql/option_files.ts";
-import { type MysqlLockMode, mysqlLockMode } from "../db/mysql/server.ts";
+  type MysqlLockMode,
+  type MysqlPlan,
+  mysqlWhere,
+} from "../types/database_plans.ts";
 
-/** Everything the MySQL part needs, decided; `settings.password` is a registered secret. */
-export interface MysqlPlan {
-  /** The only database kind so far. */
-  kind: "mysql";
-  /** The lock mode (unused with `stop`). */
-  lockMode: MysqlLockMode;
-  /** --mysql-stop: stop the server instead of locking it. */
-  stop: boolean;
-  /** Where and as whom to connect, and which option files were read. */
-  settings: MysqlSettings;
-  /** With `stop`: the commands, given or found (systemd unit or init script). */
-  commands?: { stop: string; start: string };
-  /** --mysql-master-status-file, its directory checked. */
-  statusFile?: string;
-  /** Tries of each lock statement, each bounded by `lockTimeoutMs`, `lockSleepMs` apart. */
-  lockTries: number;
-  /** --lock-timeout, in milliseconds. */
-  lockTimeoutMs: number;
-  /** --lock-sleep, in milliseconds. */
-  lockSleepMs: number;
+const LOCK_MODES: readonly MysqlLockMode[] = ["flush", "percona", "instance", "stage"];
+
+/** The options this module reads. */
+export type MysqlOptions = Pick<
+  Options,
+  | "mysqlDefaultsFile"
+  | "mysqlHost"
+  | "mysqlPort"
+  | "mysqlSocket"
+  | "mysqlUsername"
+  | "mysqlPassword"
+  | "mysqlMasterStatusFile"
+  | "mysqlLockMode"
+  | "mysqlStop"
+  | "mysqlStopCommand"
+  | "mysqlStartCommand"
+  | "percona"
+  | "lockTimeout"
+  | "lockTries"
+  | "lockSleep"
+>;
+
+/**
+ * The lock mode the options ask for; `--percona` means `percona`. Throws UsageError for an
+ * unknown mode or a combination that cannot work.
+ */
+export function mysqlLockMode(options: MysqlOptions): MysqlLockMode {
+  const mode = options.mysqlLockMode as MysqlLockMode;
+  if (!LOCK_MODES.includes(mode)) {
+    throw new UsageError(
+      `--mysql-lock-mode: must be one of ${LOCK_MODES.join(", ")}, got '${options.mysqlLockMode}'`,
+    );
+  }
+  if (options.percona && mode !== "flush" && mode !== "percona") {
+    throw new UsageError(`--percona conflicts with --mysql-lock-mode ${mode}`);
+  }
+  const effective = options.percona ? "percona" : mode;
+  if (
+    options.mysqlMasterStatusFile !== undefined && !options.mysqlStop &&
+    (effective === "percona" || effective === "instance")
+  ) {
+    throw new UsageError(
+      `--mysql-master-status-file: the ${effective} lock mode does not stop commits, so it ` +
+        "gives no accurate binary log position; use --mysql-lock-mode flush or stage",
+    );
+  }
+  return effective;
 }
 
 /** Lookups {@linkcode planMysql} makes; tests replace them. */
@@ -148,20 +175,6 @@ export function planMysql(options: Options, deps: MysqlPlanDeps = {}): MysqlPlan
     lockTimeoutMs: options.lockTimeout * 1000,
     lockSleepMs: options.lockSleep * 1000,
   };
-}
-
-/**
- * Where the server is: "socket PATH" or "HOST:PORT".
- *
- * @example
- * ```ts
- * mysqlWhere(plan.settings); // "socket /run/mysqld/mysqld.sock"
- * ```
- */
-export function mysqlWhere(settings: MysqlSettings): string {
-  return settings.socketPath !== undefined
-    ? `socket ${settings.socketPath}`
-    : `${settings.host}:${settings.port}`;
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { type AfterRunPlan, planAfterRun } from "./after_run.ts";
 import {
+  checkAwsSharedFiles,
   checkEndpoint,
   checkMetricsFile,
   checkOutput,
@@ -15,17 +16,20 @@ import {
 } from "./checks.ts";
 import { type Region, regionFromMetadata, regionWithoutNetwork } from "./region.ts";
 import { UsageError } from "../util/errors.ts";
-import type { SnapshotRequest } from "./tags.ts";
-import { chooseCredentials, type CredentialSource } from "./credentials.ts";
+import type { SnapshotRequest } from "../types/tags.ts";
+import { chooseCredentials } from "./credentials.ts";
+import type { CredentialSource } from "../types/credentials.ts";
 import { type DiscoveredVolume, discoverVolumes } from "../host/discovery.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";
 import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
-import { checkMultiVolumeRequests } from "./multi_volume.ts";
-import { MARKER_TAG, MULTI_VOLUME_MARKER, PROGRAM, RUN_ID_TAG } from "./tags.ts";
-import { type MysqlPlan, type MysqlPlanDeps, planMysql } from "./mysql.ts";
-import { describePostgresqlPlan, planPostgresql, type PostgresqlPlan } from "./postgresql.ts";
+import { defaultRunDir } from "../host/freeze_lock.ts";
+import { checkMultiVolumeRequests } from "../types/multi_volume.ts";
+import { MARKER_TAG, MULTI_VOLUME_MARKER, PROGRAM, RUN_ID_TAG } from "../types/tags.ts";
+import { type MysqlPlanDeps, planMysql } from "./mysql.ts";
+import { describePostgresqlPlan, planPostgresql } from "./postgresql.ts";
+import type { MysqlPlan, PostgresqlPlan } from "../types/database_plans.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
-import type { ParsedArgs } from "../cli/options.ts";
+import type { ParsedArgs } from "../types/options.ts";
 
 /** Everything decided, nothing done. */
 export interface Plan {
@@ -103,6 +107,8 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const { options, given } = args;
 
   checkSupported(args);
+  defaultRunDir(); // refuses a relative $ECS_RUN_DIR, before anything is locked
+  checkAwsSharedFiles(env, inputs.home);
   const output = checkOutput(options.output);
   checkVolumeIds(args.volumeIds);
   if (given.has("mysql-password") && !args.fromConfigFile?.has("mysql-password")) {

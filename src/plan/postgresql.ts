@@ -1,25 +1,15 @@
 /** The PostgreSQL plan: the connection as libpq would make it, and the checkpoint's bound. Decided here; no connection. */
 import { registerSecret } from "../util/log.ts";
-import type { Options } from "../cli/options.ts";
+import type { Options } from "../types/options.ts";
+import type { PostgresqlPlan } from "../types/database_plans.ts";
 import {
   describePostgresqlSettings,
-  type PostgresqlSettings,
   type PostgresqlSettingsInputs,
   resolvePostgresqlSettings,
-} from "../db/postgresql/settings.ts";
+} from "./postgresql_settings.ts";
 
 /** How long the CHECKPOINT may take before it is cancelled (a warning, not a failure). */
 export const CHECKPOINT_TIMEOUT_MS = 60_000;
-
-/** Everything the PostgreSQL part needs, decided; `settings.password` is a registered secret. */
-export interface PostgresqlPlan {
-  /** Tells it from a MySQL plan. */
-  kind: "postgresql";
-  /** Where and as whom to connect, and where each setting came from. */
-  settings: PostgresqlSettings;
-  /** The bound of the CHECKPOINT (the server's statement_timeout). */
-  checkpointTimeoutMs: number;
-}
 
 /**
  * Decides the PostgreSQL part: the connection settings in libpq's order (options, $PGSERVICE,

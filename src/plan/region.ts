@@ -1,7 +1,7 @@
 /** Where the region comes from: the options, the environment, the profile, else the instance metadata. */
 import { PreflightError } from "../util/errors.ts";
 import type { InstanceIdentity } from "../aws/imds.ts";
-import type { Options } from "../cli/options.ts";
+import type { Options } from "../types/options.ts";
 
 /** The region of the volumes, and where it came from. */
 export interface Region {

@@ -13,10 +13,10 @@ import {
   StoppedError,
   WaitError,
 } from "../util/errors.ts";
-import type { SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
+import type { SnapshotOutcome, SnapshotRequest } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
 import type { AfterRunPlan, RetentionPolicy } from "../plan/after_run.ts";
-import type { ProgressItem, ProgressSink } from "../cli/progress.ts";
+import type { ProgressItem, ProgressSink } from "../types/progress.ts";
 import { applyRetention, type RetentionResult } from "../aws/retention.ts";
 import type { WaitOutcome, WaitTarget } from "../aws/wait.ts";
 

@@ -1,6 +1,6 @@
 /** --pre-freeze-command and --post-thaw-command: shell commands run around the freeze. */
 import { HookError } from "../util/errors.ts";
-import type { Hooks } from "./interfaces.ts";
+import type { Hooks } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
 import { ProgramError, type ProgramResult, runProgram, shellCommand } from "../host/programs.ts";
 

@@ -28,7 +28,7 @@ import {
   type Hooks,
   type WalPosition,
   type Watchdog,
-} from "./interfaces.ts";
+} from "../types/side_effects.ts";
 import {
   type UnfrozenLocation,
   unfrozenLocations,
@@ -433,7 +433,8 @@ export async function whileLocked<T>(
       const outside = await (deps.unfrozen ?? unfrozenLocations)(files, spec.freezeMounts, {
         debug: (message) => log.debug(message),
       });
-      for (const location of outside) log.warn(unfrozenWarning(location));
+      // Kept under --quiet: this backup may not restore to the recorded position.
+      for (const location of outside) log.warn(unfrozenWarning(location), { evenWhenQuiet: true });
       return outside;
     } catch (error) {
       log.warn(`could not check where the database keeps its files: ${(error as Error).message}`);

@@ -3,7 +3,7 @@
  * collector, written atomically (a reader sees the old file or the new one, never half of one).
  */
 import { MetricsError } from "../util/errors.ts";
-import { writeFileAtomic } from "../util/files.ts";
+import { readUserFile, writeFileAtomic } from "../util/files.ts";
 
 /** The prefix of every metric name. */
 export const METRIC_PREFIX = "ec2_consistent_snapshot_";
@@ -120,7 +120,8 @@ export function metricsText(run: RunMetrics): string {
 export function previousSuccess(path: string): Date | undefined {
   try {
     if (Deno.lstatSync(path).isSymlink) return undefined;
-    const text = Deno.readTextFileSync(path);
+    // Only a regular file of bounded size: a FIFO put there must not hang the run's end.
+    const text = readUserFile(path, "--metrics-file");
     const match = new RegExp(`^${METRIC_PREFIX}last_success_timestamp_seconds (\\S+)$`, "m")
       .exec(text);
     const value = match ? Number(match[1]) : NaN;

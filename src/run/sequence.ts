@@ -11,7 +11,7 @@ import type {
   SnapshotOutcome,
   SnapshotRequest,
   WalPosition,
-} from "./interfaces.ts";
+} from "../types/side_effects.ts";
 import {
   type LockDeps,
   type LockSpec,

@@ -3,9 +3,14 @@
  * tag are looked up, and any that no call reported is a snapshot of unknown consistency.
  */
 import { ConsistencyUnknownError, errorCode, errorMessage } from "../util/errors.ts";
-import type { Ec2, FoundSnapshot, SnapshotOutcome, SnapshotRequest } from "./interfaces.ts";
+import type {
+  Ec2,
+  FoundSnapshot,
+  SnapshotOutcome,
+  SnapshotRequest,
+} from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
-import { RUN_ID_TAG } from "../plan/tags.ts";
+import { RUN_ID_TAG } from "../types/tags.ts";
 import { deadline, delay } from "../util/deadline.ts";
 
 /** The lookup after the thaw of snapshots made by calls that were aborted or got no answer. */

@@ -1,28 +1,97 @@
 /** Files: read the files the user names (one-line errors, mode checks), and write files atomically, never through a symlink. */
+import fs from "node:fs";
 import { UsageError } from "./errors.ts";
 
-/** Why a file could not be read, in a few words. */
+/** The largest file the user names that is read (a configuration, option or key file). */
+export const MAX_USER_FILE_BYTES = 1024 * 1024;
+
+/** Why a file could not be opened or read, in a few words (Deno's and node:fs's errors). */
 function readFailure(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "no such file";
   if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  switch ((error as { code?: unknown })?.code) {
+    case "ENOENT":
+      return "no such file";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "ELOOP":
+      return "too many symbolic links";
+    case "ENOTDIR":
+      return "a part of the path is not a directory";
+    case "ENXIO":
+      return "a socket or a device without a reader";
+  }
   return error instanceof Error ? error.message : String(error);
 }
 
+/** What a non-regular file is, in a few words. */
+function kindOf(stat: fs.Stats): string {
+  if (stat.isDirectory()) return "a directory";
+  if (stat.isFIFO()) return "a FIFO";
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return "a device";
+  if (stat.isSocket()) return "a socket";
+  return "not a regular file";
+}
+
 /**
- * Reads a text file the user named through `what` (an option, e.g. "--config"); throws a
- * UsageError "WHAT PATH: cannot read: REASON".
+ * Reads a file the user named through `what` (an option, e.g. "--config", or a description
+ * such as "MySQL option file") only if it is a regular file of at most `maxBytes`: a FIFO is
+ * opened without blocking and refused, a device (/dev/zero) or a directory too, and a file that
+ * grows past the bound while read. Throws a UsageError "WHAT PATH: cannot read: REASON", one
+ * line. Symbolic links are followed to the file they name.
  *
  * @example
  * ```ts
  * const text = readUserFile("/etc/ec2-consistent-snapshot.conf", "--config");
  * ```
  */
-export function readUserFile(path: string, what: string): string {
+export function readUserFile(path: string, what: string, maxBytes = MAX_USER_FILE_BYTES): string {
+  const fail = (reason: string, cause?: unknown): never => {
+    throw new UsageError(`${what} ${path}: cannot read: ${reason}`, { cause });
+  };
+  if (path === "") fail("the path is empty");
+  let fd: number;
   try {
-    return Deno.readTextFileSync(path);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (error) {
-    throw new UsageError(`${what} ${path}: cannot read: ${readFailure(error)}`, { cause: error });
+    return fail(readFailure(error), error);
   }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) fail(`${kindOf(stat)}, not a regular file`);
+    if (stat.size > maxBytes) fail(`larger than ${maxBytes} bytes`);
+    const buffer = new Uint8Array(maxBytes + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const n = fs.readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+    }
+    if (length > maxBytes) fail(`larger than ${maxBytes} bytes`);
+    return new TextDecoder().decode(buffer.subarray(0, length));
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    return fail(readFailure(error), error);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Refuses, with the same one line as {@linkcode readUserFile}, a file that exists but that it
+ * would not read (a FIFO, a device, a directory, too large); for files another library reads
+ * later (the AWS SDK's shared config). A missing file passes.
+ *
+ * @example
+ * ```ts
+ * checkUserFile(`${home}/.aws/config`, "AWS config file");
+ * ```
+ */
+export function checkUserFile(path: string, what: string, maxBytes = MAX_USER_FILE_BYTES): void {
+  if (!exists(path)) return;
+  readUserFile(path, what, maxBytes);
 }
 
 /** True when group or others may read the file (a secret in it is not private). */
@@ -41,6 +110,18 @@ export function exists(path: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * True when `path` is absent or a regular file (not a link, FIFO, device or directory): what
+ * {@linkcode writeFileAtomic} would replace.
+ */
+export function absentOrRegularFile(path: string): boolean {
+  try {
+    return Deno.lstatSync(path).isFile;
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound;
   }
 }
 

@@ -3,8 +3,11 @@
 export interface Logger {
   /** Only with --debug: a timestamped step with milliseconds since start. */
   debug(message: string): void;
-  /** A warning; shown unless --quiet. */
-  warn(message: string): void;
+  /**
+   * A warning; shown unless --quiet. `evenWhenQuiet`: a warning about the backup itself (its
+   * files outside the frozen set), which --quiet does not hide: it is not chatter.
+   */
+  warn(message: string, options?: { evenWhenQuiet?: boolean }): void;
   /** An error; always shown. */
   error(message: string): void;
   /** Milliseconds since the logger was made (the program's start). */
@@ -33,10 +36,15 @@ export function registerSecret(secret: string | undefined): void {
   if (secret && secret.length >= 4) secrets.add(secret);
 }
 
+/**
+ * A line as it may be written: every registered secret replaced by `***`, and every control
+ * character escaped (newlines and tabs too: a value with a newline must not make a second
+ * line, nor fake one). The one place where the program's error texts are made printable.
+ */
 function redact(line: string): string {
   let out = line;
   for (const secret of secrets) out = out.split(secret).join("***");
-  return printable(out, { keepNewlines: true });
+  return printable(out);
 }
 
 /**
@@ -118,8 +126,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       const stamp = new Date().toISOString();
       write(redact(`${stamp} +${elapsed()}ms ${message}`));
     },
-    warn(message) {
-      if (options.quiet) return;
+    warn(message, warning) {
+      if (options.quiet && !warning?.evenWhenQuiet) return;
       write(redact(`${PROGRAM}: warning: ${message}`));
     },
     error(message) {

@@ -1,7 +1,7 @@
 /** The freeze dead-man switch: starts and disarms the detached watchdog process. */
 import { fileURLToPath } from "node:url";
 import { FreezeError } from "../util/errors.ts";
-import type { ArmedWatchdog, Watchdog } from "../run/interfaces.ts";
+import type { ArmedWatchdog, Watchdog } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
 import { RUN_FLAGS } from "./permissions.ts";
 import { procReadable, readProcessStat } from "../host/proc.ts";

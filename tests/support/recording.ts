@@ -14,7 +14,7 @@ import type {
   SnapshotOutcome,
   SnapshotRequest,
   Watchdog,
-} from "../../src/run/interfaces.ts";
+} from "../../src/types/side_effects.ts";
 
 /** A step name at which a fault can be injected, e.g. "freeze /b" or "create". */
 export type Step = string;

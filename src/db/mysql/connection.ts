@@ -5,8 +5,7 @@ import type {
 } from "mysql2/promise";
 import { DatabaseError, socketErrorText } from "../../util/errors.ts";
 import type { Logger } from "../../util/log.ts";
-import type { MysqlSettings } from "./option_files.ts";
-import { mysqlWhere } from "../../plan/mysql.ts";
+import { type MysqlSettings, mysqlWhere } from "../../types/database_plans.ts";
 
 /** A connection of mysql2's promise API. */
 export type Connection = Mysql2Connection;

@@ -1,6 +1,6 @@
 /** The MySQL/MariaDB Database: a lock (lock.ts) or a stop and start (stop_start.ts), as the plan says. */
-import type { Database } from "../../run/interfaces.ts";
-import type { MysqlPlan } from "../../plan/mysql.ts";
+import type { Database } from "../../types/side_effects.ts";
+import type { MysqlPlan } from "../../types/database_plans.ts";
 import { MysqlLock, type MysqlLockDeps } from "./lock.ts";
 import { MysqlStopStart, type MysqlStopStartDeps } from "./stop_start.ts";
 

@@ -1,6 +1,6 @@
 /** Where a MySQL or MariaDB server keeps its files: data, redo log, binary and relay logs. */
 import { dirname, isAbsolute, resolve } from "node:path";
-import type { DatabaseFile } from "../../run/interfaces.ts";
+import type { DatabaseFile } from "../../types/side_effects.ts";
 
 /** The server variables that name directories (or, for the logs, a base name in one). */
 export const LOCATION_VARIABLES = [

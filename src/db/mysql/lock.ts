@@ -1,11 +1,10 @@
 /** Holding MySQL/MariaDB by a lock: flush and lock (or a backup lock/stage) with bounded tries, killing only our own waiting statement. */
 import { DatabaseError } from "../../util/errors.ts";
-import type { BinlogCoordinates, Database, DatabaseFile } from "../../run/interfaces.ts";
+import type { BinlogCoordinates, Database, DatabaseFile } from "../../types/side_effects.ts";
 import { LOCATIONS_SQL, mysqlLocations } from "./locations.ts";
 import type { Logger } from "../../util/log.ts";
 import { abortable, deadline, delay, within } from "../../util/deadline.ts";
-import { describeMysqlSettings } from "./option_files.ts";
-import type { MysqlPlan } from "../../plan/mysql.ts";
+import { describeMysqlSettings, type MysqlPlan } from "../../types/database_plans.ts";
 import {
   connect,
   type Connection,

@@ -1,6 +1,6 @@
 /** Binary-log coordinates under the lock (a replica's executed position, else the source's) and the old tool's status file. */
 import { DatabaseError } from "../../util/errors.ts";
-import type { BinlogCoordinates } from "../../run/interfaces.ts";
+import type { BinlogCoordinates } from "../../types/side_effects.ts";
 import type { Logger } from "../../util/log.ts";
 import { writeFileAtomic } from "../../util/files.ts";
 import { type Connection, rows } from "./connection.ts";

@@ -1,62 +1,9 @@
 /**
- * What a MySQL or MariaDB server can do, decided from its version and the options: the lock
- * mode, the statements for coordinates, and the old tool's status file. No connection here.
+ * What a MySQL or MariaDB server can do, decided from its version: whether the planned lock
+ * mode works on it, the statements for coordinates, and the old tool's status file.
  */
-import { UsageError } from "../../util/errors.ts";
-import type { BinlogCoordinates } from "../../run/interfaces.ts";
-import type { Options } from "../../cli/options.ts";
-
-/** How the database is held still while the snapshots are initiated. */
-export type MysqlLockMode = "flush" | "percona" | "instance" | "stage";
-
-const LOCK_MODES: readonly MysqlLockMode[] = ["flush", "percona", "instance", "stage"];
-
-/** The options this module reads. */
-export type MysqlOptions = Pick<
-  Options,
-  | "mysqlDefaultsFile"
-  | "mysqlHost"
-  | "mysqlPort"
-  | "mysqlSocket"
-  | "mysqlUsername"
-  | "mysqlPassword"
-  | "mysqlMasterStatusFile"
-  | "mysqlLockMode"
-  | "mysqlStop"
-  | "mysqlStopCommand"
-  | "mysqlStartCommand"
-  | "percona"
-  | "lockTimeout"
-  | "lockTries"
-  | "lockSleep"
->;
-
-/**
- * The lock mode the options ask for; `--percona` means `percona`. Throws UsageError for an
- * unknown mode or a combination that cannot work.
- */
-export function mysqlLockMode(options: MysqlOptions): MysqlLockMode {
-  const mode = options.mysqlLockMode as MysqlLockMode;
-  if (!LOCK_MODES.includes(mode)) {
-    throw new UsageError(
-      `--mysql-lock-mode: must be one of ${LOCK_MODES.join(", ")}, got '${options.mysqlLockMode}'`,
-    );
-  }
-  if (options.percona && mode !== "flush" && mode !== "percona") {
-    throw new UsageError(`--percona conflicts with --mysql-lock-mode ${mode}`);
-  }
-  const effective = options.percona ? "percona" : mode;
-  if (
-    options.mysqlMasterStatusFile !== undefined && !options.mysqlStop &&
-    (effective === "percona" || effective === "instance")
-  ) {
-    throw new UsageError(
-      `--mysql-master-status-file: the ${effective} lock mode does not stop commits, so it ` +
-        "gives no accurate binary log position; use --mysql-lock-mode flush or stage",
-    );
-  }
-  return effective;
-}
+import type { BinlogCoordinates } from "../../types/side_effects.ts";
+import type { MysqlLockMode } from "../../types/database_plans.ts";
 
 /** What the server is, as far as choosing statements goes. */
 export interface ServerInfo {

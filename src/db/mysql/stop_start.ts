@@ -1,11 +1,10 @@
 /** Holding MySQL/MariaDB by stopping it (--mysql-stop): the stop command, then the start command, each bounded and checked. */
 import { DatabaseError } from "../../util/errors.ts";
-import type { Database } from "../../run/interfaces.ts";
+import type { Database } from "../../types/side_effects.ts";
 import type { Logger } from "../../util/log.ts";
 import { deadline, delay } from "../../util/deadline.ts";
 import { ProgramError, runProgram, shellCommand } from "../../host/programs.ts";
-import { describeMysqlSettings } from "./option_files.ts";
-import { type MysqlPlan, mysqlWhere } from "../../plan/mysql.ts";
+import { describeMysqlSettings, type MysqlPlan, mysqlWhere } from "../../types/database_plans.ts";
 import { accepting } from "./connection.ts";
 
 const POLL_MS = 250;

@@ -3,10 +3,9 @@
 import type { Client, QueryResultRow } from "pg";
 import { DatabaseError, socketErrorText } from "../../util/errors.ts";
 import { within } from "../../util/deadline.ts";
-import type { Database, DatabaseFile, WalPosition } from "../../run/interfaces.ts";
+import type { Database, DatabaseFile, WalPosition } from "../../types/side_effects.ts";
 import type { Logger } from "../../util/log.ts";
-import type { PostgresqlPlan } from "../../plan/postgresql.ts";
-import type { PostgresqlSettings } from "./settings.ts";
+import type { PostgresqlPlan, PostgresqlSettings } from "../../types/database_plans.ts";
 
 /** What createPostgresqlDatabase needs; all but `log` have defaults. */
 export interface PostgresqlDeps {
@@ -102,9 +101,12 @@ class PostgresqlConnection implements PostgresqlDatabase {
       user: plan.user,
       database: plan.database,
       password: plan.password ?? (() => {
+        // A password file ignored for its mode is said as such: the user has one, it was not used.
         throw new Error(
-          "the server asks for a password, and none is set ($PGPASSWORD, ~/.pgpass or " +
-            "the service file)",
+          plan.sources.password.startsWith("none (")
+            ? `the server asks for a password, and there is ${plan.sources.password}`
+            : "the server asks for a password, and none is set ($PGPASSWORD, ~/.pgpass or " +
+              "the service file)",
         );
       }),
       connectionTimeoutMillis: this.#deps.connectTimeoutMs ?? 10_000,
@@ -201,13 +203,23 @@ class PostgresqlConnection implements PostgresqlDatabase {
     await this.#rows(`SET statement_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
     const what = this.#standby ? "CHECKPOINT (a restartpoint on this standby)" : "CHECKPOINT";
     this.#log.debug(`PostgreSQL: ${what}`);
+    const started = performance.now();
     try {
       await this.#rows("CHECKPOINT", { timeoutMs: timeoutMs + CLIENT_MARGIN_MS, signal });
     } catch (error) {
-      if ((error as { cause?: PgError }).cause?.code !== QUERY_CANCELED) throw error;
+      const cause = (error as { cause?: PgError }).cause;
+      if (cause?.code !== QUERY_CANCELED) throw error;
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      // The server's statement_timeout cannot fire before its bound; a cancel earlier (or one
+      // the server calls a user request) came from someone else: pg_cancel_backend, an admin.
+      const byTimeout = performance.now() - started >= timeoutMs &&
+        !/user request/i.test(cause.message ?? "");
       this.#log.warn(
-        `PostgreSQL: CHECKPOINT did not finish in ${timeoutMs / 1000} s; going on ` +
-          "(a restore will replay more WAL)",
+        byTimeout
+          ? `PostgreSQL: CHECKPOINT did not finish in ${timeoutMs / 1000} s; going on ` +
+            "(a restore will replay more WAL)"
+          : `PostgreSQL: CHECKPOINT was cancelled after ${seconds} s by another session ` +
+            "(pg_cancel_backend, an administrator); going on (a restore will replay more WAL)",
       );
     }
     await this.#rows("SET statement_timeout = 0");

@@ -3,27 +3,10 @@
 import ini from "ini";
 import { userInfo } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { UsageError } from "../../util/errors.ts";
-import { readUserFile } from "../../util/files.ts";
-import type { Options } from "../../cli/options.ts";
-
-/** Where and as whom to connect. */
-export interface MysqlSettings {
-  /** Host name; "localhost" means the Unix socket. */
-  host: string;
-  /** TCP port (unused with a socket). */
-  port: number;
-  /** Unix socket path; set exactly when connecting through a socket. */
-  socketPath?: string;
-  /** User name. */
-  user: string;
-  /** Password, if any; registered as a secret, never printed. */
-  password?: string;
-  /** Option files read, in order (for --debug). */
-  files: string[];
-  /** Where the socket path came from (for --debug). */
-  socketSource?: "option" | "file" | "search";
-}
+import { UsageError } from "../util/errors.ts";
+import { readUserFile } from "../util/files.ts";
+import type { Options } from "../types/options.ts";
+import type { MysqlSettings } from "../types/database_plans.ts";
 
 /** The option-file groups a client reads, in order: later groups win. */
 export const CLIENT_GROUPS = ["client", "client-server", "client-mariadb", "mysql"] as const;
@@ -295,14 +278,4 @@ export function resolveMysqlSettings(
     }
   }
   return settings;
-}
-
-/** A one-line description of the settings for --debug, without the password. */
-export function describeMysqlSettings(settings: MysqlSettings): string {
-  const where = settings.socketPath !== undefined
-    ? `socket ${settings.socketPath} (${settings.socketSource})`
-    : `${settings.host}:${settings.port}`;
-  const files = settings.files.length > 0 ? settings.files.join(", ") : "no option file";
-  return `MySQL: ${where} as ${settings.user}, ` +
-    `${settings.password === undefined ? "no password" : "password set"}; ${files}`;
 }

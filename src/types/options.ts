@@ -39,8 +39,12 @@ export interface OptionSpec {
   readonly commandLineOnly?: boolean;
   /** optional-seconds: the value when the option stands alone (`--hold`). */
   readonly bareValue?: number;
-  /** The largest value accepted (seconds). */
+  /** The largest value accepted (in `unit`). */
   readonly max?: number;
+  /** The smallest value accepted (in `unit`), for a value below which the option makes no sense. */
+  readonly min?: number;
+  /** The unit of a number kind's value, as messages name it; default "seconds". */
+  readonly unit?: "seconds" | "days";
   /**
    * optional-seconds: a number in the next word is the value (`--hold 90`). Only for options
    * that take no volume ids beside them, where a number cannot be meant as one.
@@ -267,6 +271,8 @@ export const OPTION_TABLE = [
   {
     name: "keep-days",
     kind: "seconds",
+    unit: "days",
+    max: 36500,
     value: "DAYS",
     group: "Retention (after a successful run; only this tool's snapshots of its volumes)",
     help: "Keep the snapshots started less than DAYS days ago.",
@@ -460,8 +466,9 @@ export const OPTION_TABLE = [
     name: "hold",
     kind: "optional-seconds",
     value: "SECONDS",
-    defaultText: "without SECONDS: 60; at most 600",
+    defaultText: "without SECONDS: 60; at least 5, at most 600",
     bareValue: 60,
+    min: 5,
     max: 600,
     valueAfterSpace: true,
     commandLineOnly: true,

@@ -4,8 +4,8 @@
  * with the real implementations (aws/, host/freeze.ts, db/) for truth.
  */
 
-export type { SnapshotRequest } from "../plan/tags.ts";
-import type { SnapshotRequest } from "../plan/tags.ts";
+export type { SnapshotRequest } from "./tags.ts";
+import type { SnapshotRequest } from "./tags.ts";
 
 /**
  * How a failed snapshot request ended: "error" (EC2 answered with an AWS error code), "unknown"

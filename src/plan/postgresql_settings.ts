@@ -3,31 +3,16 @@
 import ini from "ini";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import { UsageError } from "../../util/errors.ts";
-import { readUserFile } from "../../util/files.ts";
-import type { Options } from "../../cli/options.ts";
+import { UsageError } from "../util/errors.ts";
+import { readUserFile } from "../util/files.ts";
+import type { Options } from "../types/options.ts";
+import type { PostgresqlSettings } from "../types/database_plans.ts";
 
 /** The options this module reads. */
 export type PostgresqlOptions = Pick<
   Options,
   "postgresqlHost" | "postgresqlPort" | "postgresqlUsername" | "postgresqlDbname"
 >;
-
-/** Everything decided about the PostgreSQL connection; nothing connected. */
-export interface PostgresqlSettings {
-  /** A host name, or the directory of the Unix socket (an absolute path). */
-  host: string;
-  /** The TCP port; with a socket, it names the socket file `.s.PGSQL.<port>`. */
-  port: number;
-  /** The role to connect as. */
-  user: string;
-  /** The database to connect to. */
-  database: string;
-  /** Never printed; registered as a secret by the planner. */
-  password?: string;
-  /** Where each setting came from (an option, a variable, a service, a file, a default). */
-  sources: Record<"host" | "port" | "user" | "database" | "password", string>;
-}
 
 /** What {@linkcode resolvePostgresqlSettings} reads besides the options; all have defaults. */
 export interface PostgresqlSettingsInputs {
@@ -130,7 +115,7 @@ function isDefaultSocket(host: string, given: boolean): boolean {
 async function fromPasswordFile(
   connection: { host: string; port: number; database: string; user: string },
   inputs: PostgresqlSettingsInputs,
-): Promise<{ password: string; file: string } | undefined> {
+): Promise<{ password: string; file: string } | { ignored: string } | undefined> {
   const { env, home } = inputs;
   const file = env.PGPASSFILE ?? (home ? join(home, ".pgpass") : undefined);
   if (file === undefined) return undefined;
@@ -140,12 +125,16 @@ async function fromPasswordFile(
   } catch {
     return undefined;
   }
-  if (!info.isFile || ((info.mode ?? 0) & 0o077) !== 0) {
-    inputs.debug?.(
-      `PostgreSQL password file ${file} ignored: not a plain file, or group or world ` +
-        "may access it (chmod 0600)",
-    );
-    return undefined;
+  const mode = (info.mode ?? 0) & 0o777;
+  const ignored = !info.isFile
+    ? `${file} was ignored: not a plain file`
+    : (mode & 0o077) !== 0
+    ? `${file} was ignored: mode ${mode.toString(8).padStart(4, "0")} lets group or others ` +
+      `read it; chmod 0600 ${file}`
+    : undefined;
+  if (ignored) {
+    inputs.debug?.(`PostgreSQL password file: ${ignored}`);
+    return { ignored };
   }
   const { default: helper } = await import("pgpass/lib/helper.js");
   const text = readUserFile(file, "PostgreSQL password file");
@@ -220,12 +209,14 @@ export async function resolvePostgresqlSettings(
   ]) ?? [user, "the user name"];
 
   let password = first([svc("password"), [env.PGPASSWORD, "$PGPASSWORD"]]);
+  let passwordIgnored: string | undefined;
   if (!password) {
     const pgHost = host.startsWith("/") && isDefaultSocket(host, hostGiven !== undefined)
       ? "localhost"
       : host;
     const found = await fromPasswordFile({ host: pgHost, port, database, user }, inputs);
-    if (found) password = [found.password, found.file];
+    if (found && "password" in found) password = [found.password, found.file];
+    else if (found) passwordIgnored = found.ignored;
   }
   return {
     host,
@@ -238,7 +229,7 @@ export async function resolvePostgresqlSettings(
       port: portGiven?.[1] ?? "the default",
       user: userSource,
       database: databaseSource,
-      password: password?.[1] ?? "none",
+      password: password?.[1] ?? (passwordIgnored ? `none (${passwordIgnored})` : "none"),
     },
   };
 }
@@ -258,6 +249,6 @@ export function describePostgresqlSettings(plan: PostgresqlSettings): string {
   const s = plan.sources;
   return `PostgreSQL: ${where} (${s.host}) port ${plan.port} (${s.port}), user ${plan.user} ` +
     `(${s.user}), database ${plan.database} (${s.database}), password ${
-      plan.password === undefined ? "none" : `from ${s.password}`
+      plan.password === undefined ? s.password : `from ${s.password}`
     }`;
 }
