@@ -94,6 +94,7 @@ Deno.test("retention deletes only the older marked snapshots of the run's volume
 function snap(id: string, daysAgo: number, state = "completed"): Snapshot {
   return {
     SnapshotId: id,
+    VolumeId: "vol-0123abcd",
     State: state as Snapshot["State"],
     StartTime: new Date(Date.UTC(2025, 0, 31) - daysAgo * 86_400_000),
     Tags: [{ Key: MARKER, Value: "vol-0123abcd" }],
@@ -163,6 +164,9 @@ Deno.test("retention skips and reports a snapshot in use by an image (recording 
               Tags: [{ Key: MARKER, Value: "multi-volume" }],
             },
             { ...snap("snap-foreign", 11), Tags: [] }, // the filter let it through: still kept
+            // Tagged as of this volume, but EC2 says another: not this volume's, kept.
+            { ...snap("snap-other-volume", 14), VolumeId: "vol-99999999" },
+            { ...snap("snap-failed", 1, "error") }, // never counted, never deleted
           ],
         });
       }
@@ -182,7 +186,7 @@ Deno.test("retention skips and reports a snapshot in use by an image (recording 
   assertEquals(result.deleted.map((d) => d.snapshotId), ["snap-older", "snap-multi"]);
   assertEquals(
     result.decisions.map((d) => [d.snapshotId, d.keep]),
-    [["snap-old", false], ["snap-older", false], ["snap-multi", false]],
+    [["snap-failed", true], ["snap-old", false], ["snap-older", false], ["snap-multi", false]],
     "the new snapshot (not listed yet) takes the one place --keep 1 leaves",
   );
   assertEquals(result.skipped.map((d) => d.snapshotId), ["snap-old"]);

@@ -18,6 +18,7 @@ import type {
 import type { Logger } from "../util/log.ts";
 import { classifyFailure, guardCreateCall, noResendRequestHandler } from "./create_guard.ts";
 import { RUN_ID_TAG } from "../types/tags.ts";
+import { ec2Clock } from "./ec2_clock.ts";
 
 /** The SDK's EC2 client (an alias, so that the SDK stays inside src/aws/). */
 export type EC2Client = SdkEc2Client;
@@ -42,12 +43,15 @@ export interface Ec2Settings {
  * layer never resends a request by itself (create_guard.ts).
  */
 export function createEc2Client(settings: Omit<Ec2Settings, "log">): EC2Client {
-  return new SdkEc2Client({
+  const client = new SdkEc2Client({
     region: settings.region,
     requestHandler: noResendRequestHandler(),
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
   });
+  // EC2's clock is read from the first answer on (the preflight's DryRun).
+  ec2Clock(client);
+  return client;
 }
 
 function tagSpecifications(request: SnapshotRequest) {

@@ -1,26 +1,20 @@
 /**
  * Retention: deletes the snapshots of the run's volumes that carry this tool's marker tag and
  * that the policy (retention/policy.ts) does not keep; never one without the marker, never one of
- * this run. The marker's value is the volume id, or "multi-volume" (then VolumeId names it).
+ * this run. A snapshot is a volume's only when EC2's VolumeId says so (the marker's value, the
+ * volume id or "multi-volume", must agree); ages are measured with EC2's clock.
  */
 import type { Snapshot as SdkSnapshot } from "@aws-sdk/client-ec2";
 import type { EC2Client } from "./ec2.ts";
 import { errorCode, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
-import { MARKER_TAG, MULTI_VOLUME_MARKER } from "../types/tags.ts";
+import { HELD_UNTIL_TAG, MARKER_TAG, MULTI_VOLUME_MARKER } from "../types/tags.ts";
+import { clockDisagreement, ec2Clock } from "./ec2_clock.ts";
 import {
   decideRetention,
   type PolicySnapshot,
   type RetentionRules as RetentionPolicy,
 } from "../retention/policy.ts";
-
-/**
- * Tags that mark a snapshot EC2 made from a call whose answer never came ("consistency
- * unknown"): never deleted by retention, never counted as a backup. None yet: such snapshots
- * carry the same tags as good ones (the run that made them reports them by id and fails); a
- * tag given to them later belongs here.
- */
-const CONSISTENCY_UNKNOWN_TAGS: readonly string[] = [];
 
 /** A snapshot as DescribeSnapshots lists it (the SDK's type). */
 export type Snapshot = SdkSnapshot;
@@ -65,16 +59,26 @@ export interface RetentionResult {
   failed: RetentionItem[];
   /** Every snapshot of the run's volumes that carries the marker, newest first per volume. */
   decisions: RetentionDecisionItem[];
+  /**
+   * Why nothing was deleted whatever the rules say (the local clock disagrees with EC2's);
+   * absent when retention could delete.
+   */
+  refused?: string;
 }
 
 function markerOf(snapshot: Snapshot): string | undefined {
   return snapshot.Tags?.find((tag) => tag.Key === MARKER_TAG)?.Value;
 }
 
-/** Our snapshots of these volumes, by volume: owned by us, marker tag naming the volume. */
+/**
+ * Our snapshots of these volumes, by volume: owned by us, EC2's VolumeId one of the volumes, and
+ * the marker tag agreeing (naming that volume, or "multi-volume"). A marker that names another
+ * volume than EC2 does is no one's: a tag can be copied or set by anyone, VolumeId cannot.
+ */
 async function markedSnapshots(
   client: EC2Client,
   volumeIds: readonly string[],
+  log: Logger,
 ): Promise<Map<string, Snapshot[]>> {
   const byVolume = new Map<string, Snapshot[]>(volumeIds.map((id) => [id, []]));
   // The SDK loads when it is used: planning retention (and --help) starts without it.
@@ -87,19 +91,42 @@ async function markedSnapshots(
     for (const snapshot of page.Snapshots ?? []) {
       // Checked again here: never trust a filter to be the only guard before a delete.
       const marker = markerOf(snapshot);
-      const volumeId = marker === MULTI_VOLUME_MARKER ? snapshot.VolumeId : marker;
-      if (volumeId !== undefined && byVolume.has(volumeId)) byVolume.get(volumeId)!.push(snapshot);
+      const volumeId = snapshot.VolumeId;
+      if (volumeId === undefined || !byVolume.has(volumeId)) continue;
+      if (marker !== volumeId && marker !== MULTI_VOLUME_MARKER) {
+        log.debug(
+          `retention: ${snapshot.SnapshotId} is tagged as of ${marker} but EC2 says it is of ` +
+            `${volumeId}: left alone`,
+        );
+        continue;
+      }
+      byVolume.get(volumeId)!.push(snapshot);
     }
   }
   return byVolume;
 }
 
-/** Why a snapshot may not be deleted or counted whatever the rules say, if it may not. */
+/**
+ * True when EC2 alone says the snapshot may not be consistent: it started after the instant
+ * until which its run guaranteed to hold everything (its held-until tag), or that tag is not a
+ * time. A snapshot without the tag (made by an older version) is judged as before.
+ */
+export function consistencyUnknown(snapshot: Snapshot): boolean {
+  const held = snapshot.Tags?.find((tag) => tag.Key === HELD_UNTIL_TAG)?.Value;
+  if (held === undefined) return false;
+  const heldUntil = Date.parse(held);
+  return Number.isNaN(heldUntil) || snapshot.StartTime === undefined ||
+    snapshot.StartTime.getTime() > heldUntil;
+}
+
+/**
+ * Why a snapshot may not be deleted or counted whatever the rules say, if it may not: only a
+ * completed snapshot of known consistency is a backup; one that is pending, failed (`error`) or
+ * in any other state, or of unknown consistency, never stands in for one, and is left alone.
+ */
 function exemption(snapshot: Snapshot): string | undefined {
-  if (snapshot.State === "pending") return "pending";
-  if (snapshot.Tags?.some((tag) => CONSISTENCY_UNKNOWN_TAGS.includes(tag.Key ?? ""))) {
-    return "consistency unknown";
-  }
+  if (snapshot.State !== "completed") return snapshot.State ?? "state unknown";
+  if (consistencyUnknown(snapshot)) return "consistency unknown";
   return undefined;
 }
 
@@ -117,7 +144,7 @@ export interface RetentionOptions {
   noaction: boolean;
   /** Where --debug steps and warnings go. */
   log: Logger;
-  /** The time the ages are measured from; now by default. */
+  /** The time the ages are measured from; EC2's time (the Date of its answers) by default. */
   now?: Date;
 }
 
@@ -132,7 +159,6 @@ export interface RetentionOptions {
  */
 export async function applyRetention(options: RetentionOptions): Promise<RetentionResult> {
   const { client, policy, log } = options;
-  const now = options.now ?? new Date();
   const own = new Set(options.ownSnapshots.map((s) => s.snapshotId));
   const result: RetentionResult = {
     noaction: options.noaction,
@@ -141,7 +167,20 @@ export async function applyRetention(options: RetentionOptions): Promise<Retenti
     failed: [],
     decisions: [],
   };
-  const byVolume = await markedSnapshots(client, options.volumeIds);
+  // Ages by EC2's clock: a local clock that is wrong by days must not make backups look old.
+  const clock = ec2Clock(client);
+  const byVolume = await markedSnapshots(client, options.volumeIds, log);
+  const ec2Now = clock.now();
+  const now = options.now ?? ec2Now ?? new Date();
+  const wrongClock = options.now
+    ? undefined
+    : ec2Now
+    ? clockDisagreement(clock.skew())
+    : "EC2's answers carry no Date: the local clock cannot be checked";
+  if (wrongClock) {
+    result.refused = wrongClock;
+    log.warn(`retention: ${wrongClock}; nothing is deleted in this run`);
+  }
   const input: PolicySnapshot[] = [];
   for (const [volumeId, snapshots] of byVolume) {
     const listed = new Set(snapshots.map((s) => s.SnapshotId));
@@ -181,9 +220,10 @@ export async function applyRetention(options: RetentionOptions): Promise<Retenti
     if (!decision.keep) expired.push(item);
   }
   if (options.noaction) {
-    result.deleted = expired;
+    result.deleted = wrongClock ? [] : expired;
     return result;
   }
+  if (wrongClock) return result;
   // One at a time: deletes are rare and a slow, orderly prune is kinder to API rate limits.
   const { DeleteSnapshotCommand } = await import("@aws-sdk/client-ec2");
   for (const item of expired) {

@@ -118,6 +118,7 @@ async function snapshotAndFollowUp(
         ec2: multiVolume ?? createEc2(clientFor(region), log),
         freezer: createFreezer({
           log,
+          search: { path: plan.searchPath },
           devices: new Map(plan.freezeMounts.map((m) => [m.mountPoint, m.majorMinor])),
         }),
         hooks: createHooks({ log, timeoutMs: plan.hooks.timeoutMs }),
@@ -127,7 +128,7 @@ async function snapshotAndFollowUp(
           ? () =>
             acquireFreezeLocks(
               plan.freezeMounts.map((m) => ({ mountPoint: m.mountPoint, device: m.majorMinor })),
-              { purpose: "run" },
+              { runDir: plan.runDir, purpose: "run" },
             )
           : undefined,
         database: plan.database?.kind === "mysql"

@@ -4,6 +4,7 @@ import { checkUserFile } from "../util/files.ts";
 import type { ParsedArgs } from "../types/options.ts";
 import {
   characters,
+  HELD_UNTIL_TAG,
   MARKER_TAG,
   MAX_TAG_KEY,
   MAX_TAG_VALUE,
@@ -47,7 +48,7 @@ export function parseTags(text: string): Record<string, string> {
     if (key.toLowerCase().startsWith("aws:")) {
       throw new UsageError(`--tag '${key}': keys starting with 'aws:' are reserved by AWS`);
     }
-    if (key === MARKER_TAG || key === RUN_ID_TAG) {
+    if (key === MARKER_TAG || key === RUN_ID_TAG || key === HELD_UNTIL_TAG) {
       throw new UsageError(`--tag '${key}': this key is set by the tool itself`);
     }
     if (key in tags) throw new UsageError(`--tag '${key}': key given twice`);

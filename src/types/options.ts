@@ -478,6 +478,18 @@ export const OPTION_TABLE = [
       "Released by --release, or at the deadline.",
   },
   {
+    name: "hold-within",
+    kind: "seconds",
+    value: "SECONDS",
+    defaultText: "none: the lock's tries and sleeps bound it",
+    positive: true,
+    commandLineOnly: true,
+    group: "Hold mode (Data Lifecycle Manager and other orchestrators)",
+    help: "With --hold: give up, with everything released (exit 5), unless everything is held " +
+      "within SECONDS of the holder's start, lock tries and sleeps included. For DLM: less than " +
+      "the policy's ExecutionTimeout.",
+  },
+  {
     name: "release",
     kind: "flag",
     commandLineOnly: true,

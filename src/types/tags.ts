@@ -27,8 +27,16 @@ export const MULTI_VOLUME_MARKER = "multi-volume";
  */
 export const RUN_ID_TAG = `${PROGRAM}:run-id`;
 
-/** The tags the tool adds to every snapshot: the marker and the run id. */
-export const OWN_TAGS = 2;
+/**
+ * The tag the create call adds when it is sent: the instant (ISO 8601, UTC, EC2's clock) until
+ * which the run guarantees to hold everything frozen and locked, should the call's answer not
+ * come back. A snapshot whose StartTime is later may have been taken after the thaw: of unknown
+ * consistency, which retention and the restore drill tell from EC2 alone.
+ */
+export const HELD_UNTIL_TAG = `${PROGRAM}:held-until`;
+
+/** The tags the tool adds to every snapshot: the marker, the run id and the held-until time. */
+export const OWN_TAGS = 3;
 
 /** EC2's limit on tags per snapshot (the tool's own tags count against it). */
 export const MAX_TAGS = 50;

@@ -56,6 +56,11 @@ export interface Proxy {
   /** Added round-trip time for every forwarded request, in milliseconds. */
   delayMs: number;
   /**
+   * Rewrites a forwarded answer before the client gets it (its headers in place, its body as
+   * returned): e.g. a DescribeSnapshots listing a snapshot as `error`, or a `Date` that is off.
+   */
+  rewrite: (request: SeenRequest, headers: Headers, body: string) => string;
+  /**
    * Closes a new connection at once, before a byte of it is read (with data waiting, the kernel
    * answers with a TCP reset), when it gives true for the connection's number (1, 2, ...).
    */
@@ -219,7 +224,9 @@ export function startProxy(target: string): Proxy {
       await hang();
       return false;
     }
-    await writeAll(conn, responseBytes(response.status, response.headers, response.body));
+    const headers = new Headers(response.headers);
+    const rewritten = proxy.rewrite(seen, headers, decoder.decode(response.body));
+    await writeAll(conn, responseBytes(response.status, headers, encoder.encode(rewritten)));
     return decision !== "forward-and-close";
   };
 
@@ -261,6 +268,7 @@ export function startProxy(target: string): Proxy {
     seen: [],
     decide: () => "forward",
     delayMs: 0,
+    rewrite: (_request, _headers, body) => body,
     closeOnAccept: () => false,
     async stop() {
       stopped = true;

@@ -1,0 +1,185 @@
+/**
+ * Retention when EC2 answers oddly or the local clock is wrong, through the real program, moto
+ * and the fault proxy; what still exists is asserted through boto3.
+ */
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { ignoreUnless, type Requirement } from "./support/real.ts";
+import { baseEnv, runProgram } from "./support/program.ts";
+import { startProxy } from "./support/proxy.ts";
+import { createSnapshotsAt, listSnapshots } from "./support/boto3.ts";
+
+const MARKER = "ec2-consistent-snapshot:volume";
+const HELD_UNTIL = "ec2-consistent-snapshot:held-until";
+const DAY = 86_400_000;
+
+/** libfaketime's preload (Debian's libfaketime), which moves the clocks of one process. */
+const FAKETIME = (() => {
+  for (const dir of ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"]) {
+    try {
+      const path = `${dir}/faketime/libfaketime.so.1`;
+      Deno.statSync(path);
+      return path;
+    } catch { /* not here */ }
+  }
+  return undefined;
+})();
+const LIBFAKETIME: Requirement = {
+  available: FAKETIME !== undefined,
+  reason: "libfaketime not installed (Debian: libfaketime); run scripts/setup.sh",
+};
+
+/** ISO time `days` before now, as moto_clock.py reads it. */
+function ago(days: number): string {
+  return new Date(Date.now() - days * DAY).toISOString().replace(/\.\d+Z$/, "");
+}
+
+async function withMoto(test: (moto: MotoEndpoint, clockFile: string) => Promise<void>) {
+  const clockFile = await Deno.makeTempFile({ prefix: "ecs-moto-clock-" });
+  const moto = await startMoto({ clockFile });
+  try {
+    await test(moto, clockFile);
+  } finally {
+    await moto.stop();
+    await Deno.remove(clockFile);
+  }
+}
+
+async function existing(moto: MotoEndpoint, volumes: string[]): Promise<Set<string>> {
+  return new Set((await listSnapshots(moto, volumes)).map((s) => s.id));
+}
+
+Deno.test(
+  "retention counts only completed snapshots of known consistency whose VolumeId is the volume",
+  {
+    ignore: ignoreUnless(MOTO),
+  },
+  async () => {
+    await withMoto(async (moto, clockFile) => {
+      const [a, b] = await moto.createVolumes(2);
+      const ours = { [MARKER]: a };
+      const [good0, good1, good2, failed1, failed2] = await createSnapshotsAt(moto, {
+        clockFile,
+        volumeId: a,
+        tags: ours,
+        times: [ago(4), ago(3), ago(2), ago(1), ago(0.5)],
+      });
+      // Of volume b, but its marker names a: a tag is anyone's to set, VolumeId is EC2's.
+      const [foreign] = await createSnapshotsAt(moto, {
+        clockFile,
+        volumeId: b,
+        tags: ours,
+        times: [ago(5)],
+      });
+      // Started after the instant its run guaranteed to hold everything until.
+      const [late] = await createSnapshotsAt(moto, {
+        clockFile,
+        volumeId: a,
+        tags: { ...ours, [HELD_UNTIL]: `${ago(0.3)}.000Z` },
+        times: [ago(0.25)],
+      });
+      const proxy = startProxy(moto.url);
+      // EC2 lists the two newest as failed.
+      proxy.rewrite = (request, _headers, body) =>
+        request.action !== "DescribeSnapshots" ? body : [failed1, failed2].reduce(
+          (text, id) =>
+            text.replace(
+              new RegExp(
+                `(<snapshotId>${id}</snapshotId><volumeId>[^<]*</volumeId><status>)completed<`,
+              ),
+              "$1error<",
+            ),
+          body,
+        );
+      try {
+        const env = baseEnv({ ...moto.env, AWS_ENDPOINT_URL_EC2: proxy.url });
+        const result = await runProgram(["--output", "json", "--keep", "3", a], { env });
+        assertEquals(result.code, 0, result.stderr);
+        const doc = JSON.parse(result.stdout);
+        const made = doc.snapshots[0].snapshotId;
+        assertEquals(doc.retention.deleted.map((d: { snapshotId: string }) => d.snapshotId), [
+          good0,
+        ]);
+        const decisions = new Map<string, { keep: boolean; keptBy: string[] }>(
+          doc.retention.decisions.map((d: { snapshotId: string }) => [d.snapshotId, d]),
+        );
+        assertEquals(decisions.get(failed1)?.keptBy, ["error"]);
+        assertEquals(decisions.get(late)?.keptBy, ["consistency unknown"]);
+        assert(!decisions.has(foreign), "a snapshot of another volume is not decided on");
+        const left = await existing(moto, [a, b]);
+        for (const id of [made, good1, good2, failed1, failed2, foreign, late]) {
+          assert(left.has(id), `${id} still exists`);
+        }
+        assert(!left.has(good0), "the oldest completed one was deleted");
+      } finally {
+        await proxy.stop();
+      }
+    });
+  },
+);
+
+/** Three snapshots of `volume` made by the tool 1, 2 and 40 days ago. */
+async function history(moto: MotoEndpoint, clockFile: string, volume: string) {
+  return await createSnapshotsAt(moto, {
+    clockFile,
+    volumeId: volume,
+    tags: { [MARKER]: volume },
+    times: [ago(40), ago(2), ago(1)],
+  });
+}
+
+Deno.test("retention deletes nothing when EC2's Date disagrees with the local clock by days", {
+  ignore: ignoreUnless(MOTO),
+}, async () => {
+  await withMoto(async (moto, clockFile) => {
+    const [a] = await moto.createVolumes(1);
+    const [old, ...recent] = await history(moto, clockFile, a);
+    const proxy = startProxy(moto.url);
+    // EC2's answers say it is 400 days earlier than the local clock says.
+    proxy.rewrite = (_request, headers, body) => {
+      const date = Date.parse(headers.get("date") ?? "");
+      if (!Number.isNaN(date)) headers.set("date", new Date(date - 400 * DAY).toUTCString());
+      return body;
+    };
+    try {
+      const env = baseEnv({ ...moto.env, AWS_ENDPOINT_URL_EC2: proxy.url });
+      const result = await runProgram(["--keep-days", "30", a], { env });
+      assertEquals(result.code, 0, result.stderr);
+      assertMatch(
+        result.stderr,
+        /^ec2-consistent-snapshot: warning: retention: the local clock is 400 days ahead of EC2's \(the Date of its answers\); nothing is deleted in this run$/m,
+      );
+      const left = await existing(moto, [a]);
+      for (const id of [old, ...recent]) assert(left.has(id), `${id} still exists`);
+    } finally {
+      await proxy.stop();
+    }
+    // The same run with the clocks agreeing deletes the 40-day-old one only.
+    const result = await runProgram(["--keep-days", "30", a], { env: baseEnv(moto.env) });
+    assertEquals(result.code, 0, result.stderr);
+    const left = await existing(moto, [a]);
+    assert(!left.has(old), "the 40-day-old snapshot was deleted");
+    for (const id of recent) assert(left.has(id), `${id} still exists`);
+  });
+});
+
+Deno.test("retention with the machine's clock 400 days ahead (libfaketime) deletes nothing", {
+  ignore: ignoreUnless(MOTO, LIBFAKETIME),
+}, async () => {
+  await withMoto(async (moto, clockFile) => {
+    const [a] = await moto.createVolumes(1);
+    const made = await history(moto, clockFile, a);
+    const env = baseEnv({ ...moto.env, LD_PRELOAD: FAKETIME!, FAKETIME: "+400d" });
+    const result = await runProgram(["--output", "json", "--keep-days", "30", a], { env });
+    assertEquals(result.code, 0, result.stderr);
+    assertMatch(result.stderr, /the local clock is 400 days ahead of EC2's/);
+    const doc = JSON.parse(result.stdout);
+    assertEquals(doc.retention.deleted, []);
+    assertMatch(doc.retention.refused, /400 days ahead/);
+    // Ages were measured with EC2's clock: only the 40-day-old one would have gone.
+    const wouldGo = doc.retention.decisions.filter((d: { keep: boolean }) => !d.keep);
+    assertEquals(wouldGo.map((d: { snapshotId: string }) => d.snapshotId), [made[0]]);
+    const left = await existing(moto, [a]);
+    for (const id of made) assert(left.has(id), `${id} still exists`);
+  });
+});
