@@ -108,6 +108,8 @@ Deno.test("hold: a file system thawed by someone else while held is recorded for
         hookTimeoutMs: 30_000,
         debug: false,
         quiet: false,
+        runDir: dir,
+        searchPath: "",
       },
       stateDir: dir,
     }, {
