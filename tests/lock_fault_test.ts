@@ -151,9 +151,13 @@ Deno.test({
           assertEquals(alive(pid), false, "the holder was ended by its watchdog");
         });
         const held = await holding;
-        assert(held.code !== ExitCode.ok, `--hold must fail: ${held.code}`);
+        assertEquals(held.code, ExitCode.holdEnded, held.stderr);
         assertEquals(held.stderr.trim().split("\n").length, 1, held.stderr);
-        assertEquals((await release(env)).code, ExitCode.notHeld);
+        assertEquals(
+          (await release(env)).code,
+          ExitCode.holdEnded,
+          "the hold ended before --release",
+        );
       } finally {
         await holding.catch(() => {});
         await state.remove();

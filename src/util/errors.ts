@@ -44,7 +44,8 @@ export const ExitCode = {
   holdInPlace: 16,
   /**
    * --release: the hold ended before it (its deadline, or the holder was killed or stopped), so
-   * what was snapshotted meanwhile is not application-consistent.
+   * what was snapshotted meanwhile is not application-consistent; --hold: the holder was killed
+   * (or stopped, and ended by its watchdog) before everything was held.
    */
   holdEnded: 17,
 } as const;
