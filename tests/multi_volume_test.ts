@@ -53,7 +53,12 @@ Deno.test("--multi-volume against moto: one call, the requested volumes, each ma
       // One tag set for all, in the creating call: the marker says multi-volume, and the
       // snapshot's own VolumeId names the volume.
       const { "ec2-consistent-snapshot:run-id": runId, ...tags } = tagsOf(snapshot);
-      assertEquals(tags, { team: "db", [MARKER]: "multi-volume" });
+      // Named by id: the volumes tag holds the count alone.
+      assertEquals(tags, {
+        team: "db",
+        [MARKER]: "multi-volume",
+        "ec2-consistent-snapshot:volumes": "2",
+      });
       assert(runId, "the run's id, as on every snapshot of a run");
     }
     // moto 5 ignores ExcludeDataVolumeIds (its create_snapshots says so) and also snapshots h;

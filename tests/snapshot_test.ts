@@ -47,6 +47,7 @@ Deno.test("snapshots of several volumes, with descriptions per volume and tags f
         team: "db",
         purpose: "backup",
         "ec2-consistent-snapshot:volume": volumeId,
+        "ec2-consistent-snapshot:volumes": "3",
       });
       assertMatch(runId, /^[0-9a-f-]{36}$/, "every snapshot of a run carries the run's id");
       runIds.add(runId);

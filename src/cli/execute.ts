@@ -147,7 +147,7 @@ async function snapshotAndFollowUp(
     const after = result.problems.length === 0 && !nothingAfterRun(plan.afterRun)
       ? await afterRun(
         plan.afterRun,
-        { region, volumes: plan.volumes, outcomes: result.outcomes },
+        { region, volumes: result.requests, outcomes: result.outcomes },
         {
           clientFor,
           log,

@@ -6,7 +6,11 @@ import type { AfterRunResult } from "../run/after_run.ts";
 import type { BinlogCoordinates, SnapshotRequest, WalPosition } from "../types/side_effects.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RunResult } from "../run/sequence.ts";
-import { PROGRAM } from "../types/tags.ts";
+import { DATABASE_TAG, PROGRAM } from "../types/tags.ts";
+
+/** What --noaction shows for the database tag, whose value is known only at the lock. */
+const DATABASE_TAG_PLANNED = "(engine, version, data directory, binary-log basename, and the " +
+  "binary-log file:position and GTID or the WAL LSN and timeline at the lock)";
 import { describeMysqlPlan, mysqlPlanJson } from "../plan/mysql.ts";
 import type { RetentionResult } from "../aws/retention.ts";
 import { describePostgresqlPlan, postgresqlPlanJson } from "../plan/postgresql.ts";
@@ -63,6 +67,7 @@ export function textReport(result: RunResult, quiet: boolean, after?: AfterRunRe
 export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult): string {
   const byVolume = new Map(result.outcomes.map((o) => [o.volumeId, o]));
   const unknown = new Set((result.lookup?.consistencyUnknown ?? []).map((s) => s.snapshotId));
+  const sent = new Map(result.requests.map((r) => [r.volumeId, r.tags]));
   const doc = {
     program: PROGRAM,
     version: VERSION,
@@ -85,7 +90,7 @@ export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult
           .filter((s) => s.volumeId === volume.volumeId)
           .map((s) => s.snapshotId),
         description: volume.description,
-        tags: volume.tags,
+        tags: sent.get(volume.volumeId) ?? volume.tags,
         error: outcome && !outcome.ok
           ? { code: outcome.errorCode, message: outcome.message }
           : outcome
@@ -140,6 +145,7 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
         freeze: plan.freezeMounts.map((m) => m.mountPoint),
         discovered: plan.discovered,
         snapshots: plan.volumes,
+        databaseTag: plan.database ? { key: DATABASE_TAG, value: DATABASE_TAG_PLANNED } : null,
         waitSeconds: after.waitSeconds ?? null,
         copyToRegions: after.copyRegions,
         retention: retention ?? null,
@@ -164,6 +170,7 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
       const tags = Object.entries(v.tags).map(([k, val]) => `${k}=${val}`).join(";");
       return `would snapshot ${v.volumeId} description="${v.description}" tags="${tags}"`;
     }),
+    ...(plan.database ? [`and tag them ${DATABASE_TAG}=${DATABASE_TAG_PLANNED}`] : []),
     ...(after.waitSeconds !== undefined
       ? [`would wait up to ${after.waitSeconds}s for the snapshots to complete`]
       : []),

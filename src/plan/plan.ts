@@ -25,7 +25,14 @@ import { type DiscoveredVolume, discoverVolumes } from "../host/discovery.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";
 import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
 import { checkMultiVolumeRequests } from "../types/multi_volume.ts";
-import { MARKER_TAG, MULTI_VOLUME_MARKER, PROGRAM, RUN_ID_TAG } from "../types/tags.ts";
+import {
+  MARKER_TAG,
+  MULTI_VOLUME_MARKER,
+  PROGRAM,
+  RUN_ID_TAG,
+  VOLUMES_TAG,
+} from "../types/tags.ts";
+import { volumeTags } from "./volume_tags.ts";
 import { type MysqlPlanDeps, planMysql } from "./mysql.ts";
 import { describePostgresqlPlan, planPostgresql } from "./postgresql.ts";
 import type { MysqlPlan, PostgresqlPlan } from "../types/database_plans.ts";
@@ -257,6 +264,10 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   const tags = perVolume("tag", tagsGiven, count, {});
   const names = perVolume<string | undefined>("name", options.name, count, undefined);
   const descriptions = perVolume("description", options.description, count, PROGRAM);
+  const layoutTags = volumeTags(volumeIds, discovered, [...freezeMounts, ...discoveryMounts], {
+    multiVolume: options.multiVolume,
+    warn: (message) => log.warn(message),
+  });
   const volumes = volumeIds.map((volumeId, i): SnapshotRequest => {
     if (names[i] !== undefined && "Name" in tags[i]) {
       throw new UsageError("the Name tag is given both by --name and by --tag");
@@ -265,7 +276,13 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     return {
       volumeId,
       description: descriptions[i],
-      tags: { ...tags[i], ...name, [MARKER_TAG]: volumeId, [RUN_ID_TAG]: runId },
+      tags: {
+        ...tags[i],
+        ...name,
+        [MARKER_TAG]: volumeId,
+        [RUN_ID_TAG]: runId,
+        [VOLUMES_TAG]: layoutTags[i],
+      },
     };
   });
 

@@ -21,6 +21,7 @@ import {
   type ArmedWatchdog,
   type BinlogCoordinates,
   type Database,
+  type DatabaseFacts,
   type DatabaseFile,
   DEFAULT_LOCK_BOUND_MS,
   type Freezer,
@@ -112,6 +113,10 @@ export interface LockTimings {
 export interface HeldState {
   /** The binary-log position taken while the database was locked. */
   binlog: BinlogCoordinates | undefined;
+  /** PostgreSQL's WAL position at the freeze. */
+  wal?: WalPosition;
+  /** The database's engine, version and files, for the database tag; none without one. */
+  facts?: DatabaseFacts;
 }
 
 /** The steps that differ between the normal run and hold mode. */
@@ -222,6 +227,7 @@ export async function whileLocked<T>(
   let value: T | undefined;
   let binlog: BinlogCoordinates | undefined;
   let wal: WalPosition | undefined;
+  let facts: DatabaseFacts | undefined;
   let unfrozen: UnfrozenLocation[] = [];
   let firstLockAt: number | undefined;
   let firstFreezeAt: number | undefined;
@@ -259,6 +265,7 @@ export async function whileLocked<T>(
       steps.preflight?.(preflightSignal),
       database?.prepare().then(async () => {
         unfrozen = await checkDatabaseFiles(database);
+        facts = await describeDatabase(database);
       }),
     ]);
     timings.preflightMs = Math.round(now() - started);
@@ -383,7 +390,7 @@ export async function whileLocked<T>(
       }
     }
 
-    value = await steps.whileHeld({ binlog });
+    value = await steps.whileHeld({ binlog, wal, facts });
     // Before anything is released: is the database lock still ours? (The file systems are
     // asked by their thaws, which find one that someone else thawed.)
     const lost = await database?.stillHeld?.();
@@ -425,6 +432,20 @@ export async function whileLocked<T>(
    * Asks the server where its files are and warns, once per location, about those on file
    * systems that will not be frozen. A warning, never a failure: old cron lines keep working.
    */
+  async function describeDatabase(db: Database): Promise<DatabaseFacts | undefined> {
+    try {
+      return await db.describe?.();
+    } catch (error) {
+      // The snapshots are as good without it; only a restore drill needs the tag's paths.
+      log.warn(
+        `could not learn the database's version and files for the snapshots' tag: ${
+          (error as Error).message
+        }`,
+      );
+      return undefined;
+    }
+  }
+
   async function checkDatabaseFiles(db: Database): Promise<UnfrozenLocation[]> {
     if (!db.files || spec.freezeMounts.length === 0) return [];
     try {

@@ -21,6 +21,7 @@ import {
   whileLocked,
 } from "./locked.ts";
 import type { UnfrozenLocation } from "../host/unfrozen.ts";
+import { withDatabaseTag } from "./database_tag.ts";
 import { consistencyUnknownError, lookUpUnanswered, type RunLookup } from "./unanswered.ts";
 
 export { independent, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "./locked.ts";
@@ -53,6 +54,8 @@ export interface Timings extends LockTimings {
 export interface RunResult {
   /** One outcome per request, in the order of the requests. */
   outcomes: SnapshotOutcome[];
+  /** The requests as sent: the plan's, with the database tag added while held. */
+  requests: readonly SnapshotRequest[];
   /**
    * The snapshots of unknown consistency: those the lookup after the thaw found, made by calls
    * without an answer, and those made while not everything was held (their `why` says what
@@ -89,6 +92,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
   const { ec2, log, signal } = deps;
   const now = deps.now ?? (() => performance.now());
   let createMs: number | null = null;
+  let sent: readonly SnapshotRequest[] = spec.volumes;
   const result = await whileLocked(
     { ...spec, watchdogDeadlineMs: spec.snapshotTimeoutMs + WATCHDOG_MARGIN_MS },
     deps,
@@ -98,12 +102,13 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
         return ec2.preflight(spec.volumes, preflightSignal);
       },
       preflightTimeoutMs: spec.snapshotTimeoutMs,
-      whileHeld: async () => {
+      whileHeld: async (held) => {
+        sent = withDatabaseTag(spec.volumes, held, (message) => log.warn(message));
         log.debug(`CreateSnapshot for ${spec.volumes.length} volume(s)`);
         const timeout = AbortSignal.timeout(spec.snapshotTimeoutMs);
         const createStarted = now();
         const outcomes = await ec2.createSnapshots(
-          spec.volumes,
+          sent,
           AbortSignal.any([timeout, signal]),
         );
         createMs = Math.round(now() - createStarted);
@@ -140,7 +145,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
   let lookup = await lookUpUnanswered(outcomes, {
     ec2,
     log,
-    requests: spec.volumes,
+    requests: sent,
     retryMs: deps.lookupRetryMs,
   });
   // Snapshots made while someone else had thawed a file system (or ended the database lock)
@@ -161,6 +166,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
   }
   return {
     outcomes,
+    requests: sent,
     lookup,
     binlog: result.binlog,
     wal: result.wal,

@@ -3,6 +3,7 @@
  * `--help` (help.ts), the man page (manpage.ts) and the configuration-file reader
  * (config_file.ts) are all made from it; no option name is spelled anywhere else.
  */
+import { MAX_TAGS, OWN_TAGS } from "./tags.ts";
 
 /** How an option takes its value. */
 export type OptionKind =
@@ -205,7 +206,9 @@ export const OPTION_TABLE = [
     kind: "list",
     value: "K=V;K2=V2",
     group: "Snapshots",
-    help: "Snapshot tags: once for all volumes, or once per volume in order.",
+    help: `Snapshot tags: once for all volumes, or once per volume in order; up to ${
+      MAX_TAGS - OWN_TAGS
+    } (with Name), as the tool sets ${OWN_TAGS} of EC2's ${MAX_TAGS} itself.`,
   },
   {
     name: "name",
