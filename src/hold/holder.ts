@@ -6,7 +6,13 @@
 import { AppError, ConsistencyUnknownError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
-import { sortProblems, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS, whileLocked } from "../run/locked.ts";
+import {
+  sortProblems,
+  WATCHDOG_MARGIN_MS,
+  WATCHDOG_PHASE_MS,
+  whileLocked,
+  windowText,
+} from "../run/locked.ts";
 import type { Database, Freezer, HeldExclusion, Hooks, Watchdog } from "../types/side_effects.ts";
 import { LineReader, writeAllSync } from "../util/lines.ts";
 import { delay } from "../util/deadline.ts";
@@ -189,7 +195,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
   };
   recordRelease(paths, release);
   await socket?.answer(release);
-  log.debug(`released (${release.by}); freeze window ${release.timings.freezeWindowMs ?? "-"}ms`);
+  log.debug(`released (${release.by}); ${windowText(release.timings)}`);
   for (const problem of problems) log.error(problem.message);
   return problems[0]?.exitCode ?? ExitCode.ok;
 }
