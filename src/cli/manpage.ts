@@ -38,6 +38,15 @@ export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
   [ExitCode.holdEnded]:
     "--release: the hold had already ended (its deadline, or its holder was killed or stopped); " +
     "a snapshot taken meanwhile is not application-consistent.",
+  [ExitCode.drillRefused]:
+    "--restore-drill refused before creating anything: incomplete, pending or unknown-consistency " +
+    "set, missing tags, permission, server binaries or Availability Zone.",
+  [ExitCode.drillFailed]:
+    "--restore-drill: the restored data failed a check (server start, recorded position, " +
+    "--drill-check-command).",
+  [ExitCode.drillLeftover]:
+    "--restore-drill: a volume it created could not be detached or deleted (named on stderr; " +
+    "the next drill removes it).",
 };
 
 /** What goes into the page besides the option table. */
