@@ -9,7 +9,7 @@ import type { EC2Client } from "./ec2.ts";
 import { consistencyUnknown } from "./retention.ts";
 import { RUN_ID_TAG } from "../types/tags.ts";
 import { DrillError, errorCode, errorMessage, ExitCode } from "../util/errors.ts";
-import type { DrillTarget } from "../plan/drill_plan.ts";
+import type { DrillTarget } from "../types/drill.ts";
 
 /** One snapshot of a run, as the drill needs it. */
 export interface RunSnapshot {

@@ -133,7 +133,11 @@ export async function createDrillVolume(
 }
 
 /** Waits until a new volume is available. */
-export function waitAvailable(ec2: DrillEc2, volumeId: string, signal: AbortSignal) {
+export function waitAvailable(
+  ec2: DrillEc2,
+  volumeId: string,
+  signal: AbortSignal,
+): Promise<void> {
   return waitFor(ec2, volumeId, "available", (v) => v?.State === "available", signal);
 }
 
@@ -175,9 +179,15 @@ export async function removeDrillVolume(
   try {
     const volume = await describeVolume(ec2, volumeId, signal);
     if (!volume) return;
-    if ((volume.Attachments ?? []).some((a) => a.State !== "detached")) {
+    const attachment = (volume.Attachments ?? []).find((a) => a.State !== "detached");
+    if (attachment) {
       await ec2.client.send(
-        new DetachVolumeCommand({ VolumeId: volumeId, Force: true }),
+        new DetachVolumeCommand({
+          VolumeId: volumeId,
+          InstanceId: attachment.InstanceId,
+          Device: attachment.Device,
+          Force: true,
+        }),
         { abortSignal: signal },
       );
       await waitFor(ec2, volumeId, "detached", (v) => v?.State === "available", signal);

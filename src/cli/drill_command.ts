@@ -3,7 +3,7 @@ import { buildDrillPlan, type DrillPlanInputs } from "../plan/drill_plan.ts";
 import { createEc2Client } from "../aws/ec2.ts";
 import { sdkCredentials } from "../aws/credentials.ts";
 import { runDrill } from "../drill/sequence.ts";
-import { drillJsonReport, drillTextReport, writeDrillMetrics } from "../drill/report.ts";
+import { drillJsonReport, drillTextReport, writeDrillMetrics } from "./drill_report.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
 import { AppError, ExitCode } from "../util/errors.ts";
 import { PROGRAM } from "../types/tags.ts";

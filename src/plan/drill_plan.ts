@@ -5,15 +5,11 @@ import { type Region, regionFromMetadata, regionWithoutNetwork } from "./region.
 import { runDirectory } from "./machine.ts";
 import type { CredentialSource } from "../types/credentials.ts";
 import type { ParsedArgs } from "../types/options.ts";
+import type { DrillTarget } from "../types/drill.ts";
+export type { DrillTarget };
 import { readInstanceIdentity } from "../aws/imds.ts";
 import { UsageError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
-
-/** What the drill restores: a run by id, the run of a snapshot, or the newest run of volumes. */
-export type DrillTarget =
-  | { kind: "run"; runId: string }
-  | { kind: "snapshot"; snapshotId: string }
-  | { kind: "latest"; volumeIds: string[] };
 
 /** Everything the drill decided before it asks EC2 anything. */
 export interface DrillPlan {

@@ -45,7 +45,9 @@ export async function findMysqlServer(
 }
 
 /** Where the throwaway server keeps what is its own: socket, pid file, temp dir, error log. */
-export function mysqlWorkFiles(workDir: string) {
+export function mysqlWorkFiles(
+  workDir: string,
+): { socket: string; pidFile: string; errorLog: string } {
   return {
     socket: join(workDir, "mysqld.sock"),
     pidFile: join(workDir, "mysqld.pid"),

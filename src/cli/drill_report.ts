@@ -1,8 +1,8 @@
 /** What the drill prints (a verdict with timings, or JSON) and the metrics it writes. */
-import type { DrillResult } from "./sequence.ts";
+import type { DrillResult } from "../drill/sequence.ts";
 import { METRIC_PREFIX } from "../run/metrics.ts";
 import { PROGRAM } from "../types/tags.ts";
-import { VERSION } from "../cli/version.ts";
+import { VERSION } from "./version.ts";
 import { writeFileAtomic } from "../util/files.ts";
 import { MetricsError } from "../util/errors.ts";
 
