@@ -16,7 +16,7 @@ import { startMoto } from "../tests/support/moto.ts";
 import { startProxy } from "../tests/support/proxy.ts";
 import { MAIN, ROOT } from "../tests/support/program.ts";
 import { mountXfs, type TestMount } from "../tests/support/xfs.ts";
-import { RUN_FLAGS } from "../src/watchdog/permissions.ts";
+import { RUN_FLAGS } from "../src/host/permissions.ts";
 import { findFreezeProgram } from "../src/host/freeze.ts";
 import type { ProbeReport, ProbeStart } from "./bench_probe_worker.ts";
 import type { AppReport } from "./bench_app.ts";

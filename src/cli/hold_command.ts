@@ -31,7 +31,7 @@ export interface HoldCommandInputs {
   home: string | undefined;
 }
 
-const ms = (value: number | null) => value === null ? "-" : `${value} ms`;
+const ms = (value: number | null) => value === null ? "none" : `${value} ms`;
 
 /**
  * What `--release` prints: the old tool's binary-log line (when a position was taken while

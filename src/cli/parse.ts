@@ -97,27 +97,6 @@ export function applyValue(options: Options, spec: OptionSpec, raw: string | boo
   }
 }
 
-const ALL_LONG_NAMES = (OPTION_TABLE as readonly OptionSpec[]).flatMap((s) => [
-  s.name,
-  ...(s.aliases ?? []),
-]);
-
-/**
- * The old tool parsed with Perl's Getopt::Long, which accepts any unique abbreviation of a long
- * option (`--desc` for `--description`); cron lines rely on it, so expand them the same way.
- */
-function expandAbbreviation(arg: string): string {
-  const match = /^--([a-z][a-z0-9-]*)(=.*)?$/s.exec(arg);
-  if (!match || ALL_LONG_NAMES.includes(match[1])) return arg;
-  const candidates = ALL_LONG_NAMES.filter((name) => name.startsWith(match[1]));
-  if (candidates.length > 1) {
-    throw new UsageError(
-      `option --${match[1]} is ambiguous: ${candidates.map((c) => `--${c}`).join(", ")}`,
-    );
-  }
-  return candidates.length === 1 ? `--${candidates[0]}${match[2] ?? ""}` : arg;
-}
-
 function parseErrorMessage(error: { code?: string; message: string }): string {
   const first = error.message.split("\n")[0];
   const name = /'(?:-\w, )?(-{1,2}[^' ]+)/.exec(first)?.[1] ?? "";
@@ -154,8 +133,9 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
       };
     }
   }
-  // `--wait` may stand alone (node's parser has no optional values) and `--keep -1` is a value.
-  const args = prepareArgs(argv.map(expandAbbreviation), specs);
+  // The old tool's spellings (Getopt::Long: `-region`, `-desc`, `-?`, `--keep -1`), and `--wait`
+  // alone (node's parser has no optional values), rewritten into node's.
+  const args = prepareArgs(argv, specs);
 
   let tokens;
   try {

@@ -2,6 +2,7 @@
 import { AppError, ExitCode, HoldEndedError, NotHeldError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { HoldLine } from "./protocol.ts";
+import { writeLine } from "../util/lines.ts";
 import {
   type HoldRecord,
   readHold,
@@ -53,7 +54,7 @@ async function ask(socket: string): Promise<ReleaseRecord | undefined> {
     return undefined; // gone in between: the release record tells what happened
   }
   try {
-    await conn.write(new TextEncoder().encode(HoldLine.release + "\n"));
+    await writeLine(conn, HoldLine.release);
     const decoder = new TextDecoder();
     const buffer = new Uint8Array(65_536);
     let text = "";

@@ -1,5 +1,6 @@
 /** The holder's unix socket: takes `release` requests and answers each, once released, with the record. */
 import { HoldLine } from "./protocol.ts";
+import { writeLine } from "../util/lines.ts";
 import type { ReleaseRecord } from "./state.ts";
 import type { Logger } from "../util/log.ts";
 
@@ -20,12 +21,6 @@ async function readLine(conn: Deno.Conn, maxBytes = 256): Promise<string> {
     text += new TextDecoder().decode(buffer.subarray(0, n));
   }
   return text.split("\n")[0].trim();
-}
-
-async function writeLine(conn: Deno.Conn, text: string): Promise<void> {
-  const bytes = new TextEncoder().encode(text + "\n");
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 
 /**
