@@ -27,6 +27,10 @@ export interface StartHoldOptions {
  *
  * @example
  * ```ts
+ * import type { HoldPlan } from "../plan/hold_plan.ts";
+ * import { statePaths } from "./state.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const plan = {} as HoldPlan, log = {} as Logger;
  * const held = await startHold(plan, { log, paths: statePaths(plan.runDir) });
  * // held.deadlineAt: when the holder releases by itself
  * ```

@@ -69,6 +69,8 @@ function pause(ms: number, signal: AbortSignal): Promise<"elapsed" | "aborted"> 
  *
  * @example
  * ```ts
+ * import type { HoldRequest } from "./protocol.ts";
+ * const request = {} as HoldRequest, deps = {} as HolderDeps;
  * const code = await hold(request, deps);
  * ```
  */
@@ -208,6 +210,7 @@ function tellStdout(line: string): boolean {
  *
  * @example
  * ```ts
+ * import { HOLDER_ARG } from "./protocol.ts";
  * if (Deno.args[0] === HOLDER_ARG) Deno.exit(await runHolder());
  * ```
  */

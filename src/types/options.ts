@@ -711,6 +711,7 @@ export type OptionValue<S extends OptionTableEntry> = S["kind"] extends "flag" ?
  *
  * @example
  * ```ts
+ * import { parseCommandLine } from "../cli/parse.ts";
  * const options: Options = parseCommandLine(["--snapshot-timeout", "20", "vol-1"]).options;
  * options.snapshotTimeout; // 20 (a number; 10 when not given)
  * options.description; // [] (a list)
