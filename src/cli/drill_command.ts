@@ -21,7 +21,16 @@ export interface DrillCommandIo extends DrillPlanInputs {
  *
  * @example
  * ```ts
- * return await drillCommand({ args, env, home, log, write: writeStdout, say });
+ * import { parseCommandLine } from "./parse.ts";
+ * import { createLogger } from "../util/log.ts";
+ * const code = await drillCommand({
+ *   args: parseCommandLine(["--restore-drill", "latest", "vol-0123456789abcdef0"]),
+ *   env: Deno.env.toObject(),
+ *   home: Deno.env.get("HOME"),
+ *   log: createLogger(),
+ *   write: (text) => console.log(text),
+ *   say: (line) => console.error(line),
+ * });
  * ```
  */
 export async function drillCommand(io: DrillCommandIo): Promise<number> {

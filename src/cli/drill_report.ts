@@ -13,6 +13,8 @@ const ms = (value: number | null) => value === null ? "-" : `${value} ms`;
  *
  * @example
  * ```ts
+ * import type { DrillResult } from "../drill/sequence.ts";
+ * const result = {} as DrillResult;
  * drillTextReport(result);
  * // "ec2-consistent-snapshot: restore drill of run 1b4e...: passed (create 2100 ms, ...)\n"
  * ```

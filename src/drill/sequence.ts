@@ -78,7 +78,17 @@ const DEVICE_LETTERS = "fghijklmnop";
  *
  * @example
  * ```ts
- * const result = await runDrill(plan, { ec2, log, say, signal: trap.signal });
+ * import type { DrillPlan } from "../plan/drill_plan.ts";
+ * import { createEc2Client } from "../aws/ec2.ts";
+ * import { createLogger } from "../util/log.ts";
+ * const plan = {} as DrillPlan;
+ * const client = createEc2Client({ region: "us-east-1" });
+ * const result = await runDrill(plan, {
+ *   ec2: { client, instanceId: "i-0123456789abcdef0", timeoutMs: 600_000 },
+ *   log: createLogger(),
+ *   say: (line) => console.error(line),
+ *   signal: new AbortController().signal,
+ * });
  * ```
  */
 export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillResult> {

@@ -35,7 +35,9 @@ const under = (path: string, mount: string) =>
  *
  * @example
  * ```ts
- * const { set, problems } = readSet(runId, await runSnapshots(client, runId, signal));
+ * import type { RunSnapshot } from "../aws/drill_snapshots.ts";
+ * const snapshots = [] as RunSnapshot[];
+ * const { set, problems } = readSet("1b4e28ba-2fa1-11d2-883f-0016d3cca427", snapshots);
  * ```
  */
 export function readSet(

@@ -59,7 +59,9 @@ export function restoreMountOptions(fsType: string): string {
  *
  * @example
  * ```ts
- * const server = startInNamespace(mounts, ["/usr/sbin/mariadbd", "--no-defaults", ...], log);
+ * const mounts = [{ device: "/dev/nvme2n1", mountPoint: "/data", fsType: "xfs", options: "rw,nouuid" }];
+ * const server = startInNamespace(mounts, ["/usr/sbin/mariadbd", "--no-defaults"], "/tmp/x.log");
+ * server.kill("SIGTERM");
  * ```
  */
 export function startInNamespace(

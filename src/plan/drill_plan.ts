@@ -93,7 +93,14 @@ export function drillTarget(value: string, volumeIds: readonly string[]): DrillT
  *
  * @example
  * ```ts
- * const plan = await buildDrillPlan({ args, env: Deno.env.toObject(), home, log });
+ * import { parseCommandLine } from "../cli/parse.ts";
+ * import { createLogger } from "../util/log.ts";
+ * const plan = await buildDrillPlan({
+ *   args: parseCommandLine(["--restore-drill", "snap-0123456789abcdef0"]),
+ *   env: Deno.env.toObject(),
+ *   home: Deno.env.get("HOME"),
+ *   log: createLogger(),
+ * });
  * ```
  */
 export async function buildDrillPlan(inputs: DrillPlanInputs): Promise<DrillPlan> {

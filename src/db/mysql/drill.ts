@@ -89,7 +89,11 @@ export function mysqlServerCommand(
  *
  * @example
  * ```ts
- * mysqlStartFailure("... Found 1 prepared transactions! ...", tag);
+ * mysqlStartFailure("[ERROR] Found 1 prepared transactions! ... binlog", {
+ *   engine: "mariadb",
+ *   version: "10.11.6",
+ *   logBin: "/logs/binlog",
+ * });
  * ```
  */
 export function mysqlStartFailure(errorLog: string, tag: DatabaseTag): string {
