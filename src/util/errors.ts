@@ -29,8 +29,9 @@ export const ExitCode = {
   /** Another run or hold freezes, or is about to freeze, the same file system; nothing was locked. */
   busy: 11,
   /**
-   * EC2 made a snapshot from a CreateSnapshot call that was aborted or got no answer: it
-   * exists, its consistency is unknown; it is reported by id and kept.
+   * A snapshot exists whose consistency is unknown: EC2 made it from a CreateSnapshot call that
+   * was aborted or got no answer, or it was made while someone else had thawed a file system or
+   * ended the database lock (and, for `--release`, a hold so broken). Reported by id and kept.
    */
   consistencyUnknown: 12,
   /** stdout or stderr was closed or could not be written. */
@@ -43,7 +44,8 @@ export const ExitCode = {
   holdInPlace: 16,
   /**
    * --release: the hold ended before it (its deadline, or the holder was killed or stopped), so
-   * what was snapshotted meanwhile is not application-consistent.
+   * what was snapshotted meanwhile is not application-consistent; --hold: the holder was killed
+   * (or stopped, and ended by its watchdog) before everything was held.
    */
   holdEnded: 17,
   /**
