@@ -41,6 +41,15 @@ export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
     "--release: the hold had already ended (its deadline, or its holder was killed or stopped); " +
     "a snapshot taken meanwhile is not application-consistent. --hold: the holder was killed " +
     "(or stopped, and ended by its watchdog) before everything was held.",
+  [ExitCode.drillRefused]:
+    "--restore-drill refused before creating anything: incomplete, pending or unknown-consistency " +
+    "set, missing tags, permission, server binaries or Availability Zone.",
+  [ExitCode.drillFailed]:
+    "--restore-drill: the restored data failed a check (server start, recorded position, " +
+    "--drill-check-command).",
+  [ExitCode.drillLeftover]:
+    "--restore-drill: a volume it created could not be detached or deleted (named on stderr; " +
+    "the next drill removes it).",
 };
 
 /** What goes into the page besides the option table. */

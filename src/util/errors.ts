@@ -48,6 +48,16 @@ export const ExitCode = {
    * (or stopped, and ended by its watchdog) before everything was held.
    */
   holdEnded: 17,
+  /**
+   * --restore-drill refused before it created anything: the set is incomplete, not completed in
+   * time, of unknown consistency or without the tags a restore needs; a permission, the server
+   * binaries or the instance do not fit.
+   */
+  drillRefused: 18,
+  /** --restore-drill: the restored data failed a check (server start, position, user check). */
+  drillFailed: 19,
+  /** --restore-drill: a volume it created could not be detached or deleted (named on stderr). */
+  drillLeftover: 20,
 } as const;
 
 /** One of the exit codes of {@linkcode ExitCode}. */
@@ -238,6 +248,18 @@ export class MetricsError extends AppError {
   /** An error with the one-line `message` the user sees; exit code 15. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.metrics, options);
+  }
+}
+
+/** The restore drill's three outcomes other than success (exit 18, 19, 20). */
+export class DrillError extends AppError {
+  /** An error with the one-line `message` the user sees and one of the drill's exit codes. */
+  constructor(
+    message: string,
+    exitCode: 18 | 19 | 20,
+    options?: ErrorOptions,
+  ) {
+    super(message, exitCode, options);
   }
 }
 
