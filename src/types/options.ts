@@ -451,7 +451,9 @@ export const OPTION_TABLE = [
     value: "MODE",
     default: "flush",
     group: "MySQL and MariaDB",
-    help: "flush (FLUSH TABLES WITH READ LOCK), percona, instance (MySQL 8) or stage (MariaDB).",
+    help: "flush (FLUSH TABLES WITH READ LOCK), percona, instance (MySQL 8), stage (MariaDB), " +
+      "or replica: on a replica, stop the replication SQL thread instead of locking (see the " +
+      "README for when that is consistent).",
   },
   {
     name: "mysql-stop",
