@@ -452,8 +452,7 @@ export const OPTION_TABLE = [
     default: "flush",
     group: "MySQL and MariaDB",
     help: "flush (FLUSH TABLES WITH READ LOCK), percona, instance (MySQL 8), stage (MariaDB), " +
-      "or replica: on a replica, stop the replication SQL thread instead of locking (see the " +
-      "README for when that is consistent).",
+      "or replica (stop a replica's SQL thread instead; see the README).",
   },
   {
     name: "mysql-stop",
