@@ -18,7 +18,10 @@ export type AwsCredentialIdentityProvider = SdkAwsCredentialIdentityProvider;
  *
  * @example
  * ```ts
- * const client = createEc2Client({ region, endpoint, credentials: await sdkCredentials(plan.credentials) });
+ * import { createEc2Client } from "./ec2.ts";
+ * import type { CredentialSource } from "../types/credentials.ts";
+ * const source = {} as CredentialSource;
+ * const client = createEc2Client({ region: "us-east-1", credentials: await sdkCredentials(source) });
  * ```
  */
 export async function sdkCredentials(
@@ -47,7 +50,11 @@ export async function sdkCredentials(
  *
  * @example
  * ```ts
- * await checkCredentials(() => client.config.credentials(), plan.credentials, 10_000);
+ * import { createEc2Client } from "./ec2.ts";
+ * import type { CredentialSource } from "../types/credentials.ts";
+ * const source = {} as CredentialSource;
+ * const client = createEc2Client({ region: "us-east-1", credentials: await sdkCredentials(source) });
+ * await checkCredentials(() => client.config.credentials(), source, 10_000);
  * ```
  */
 export async function checkCredentials(

@@ -25,6 +25,7 @@ function namesOf(spec: OptionSpec): string[] {
  *
  * @example
  * ```ts
+ * import { OPTION_TABLE } from "../types/options.ts";
  * resolveOption("desc", OPTION_TABLE)?.name; // "description"
  * resolveOption("r", OPTION_TABLE)?.name; // "region" (as in the old tool)
  * resolveOption("lock-t", OPTION_TABLE); // throws: --lock-timeout, --lock-tries
@@ -73,6 +74,7 @@ function isFlagBundle(word: string, specs: readonly OptionSpec[]): boolean {
  *
  * @example
  * ```ts
+ * import { OPTION_TABLE } from "../types/options.ts";
  * prepareArgs(["-region", "eu-west-1", "-desc", "-x", "vol-1"], OPTION_TABLE);
  * // ["--region=eu-west-1", "--description=-x", "vol-1"]
  * prepareArgs(["--wait", "600"], OPTION_TABLE); // throws UsageError: ... write --wait=600

@@ -49,8 +49,11 @@ export interface ExecuteIo {
  *
  * @example
  * ```ts
- * const { execute } = await import("./execute.ts");
- * return await execute(plan, { log, write: writeStdout, writePlan: writeStderr });
+ * import type { Plan } from "../plan/plan.ts";
+ * import { createLogger } from "../util/log.ts";
+ * const plan = {} as Plan;
+ * const write = (text: string) => console.log(text);
+ * const code = await execute(plan, { log: createLogger({}), write, writePlan: write });
  * ```
  */
 export async function execute(plan: Plan, io: ExecuteIo): Promise<number> {
@@ -119,6 +122,7 @@ async function snapshotAndFollowUp(
           : undefined,
         // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
         watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hooks.timeoutMs,
+        hookTimeoutMs: plan.hooks.timeoutMs,
       },
       {
         ec2: multiVolume ?? createEc2(clientFor(region), log),

@@ -8,6 +8,7 @@ import { EXAMPLES } from "./examples.ts";
  *
  * @example
  * ```ts
+ * import { findOption } from "../types/options.ts";
  * defaultLabel(findOption("snapshot-timeout")!); // "10"
  * defaultLabel(findOption("region")!); // "$AWS_REGION, the profile, then the instance's region"
  * ```
@@ -23,6 +24,7 @@ export function defaultLabel(spec: OptionSpec): string | undefined {
  *
  * @example
  * ```ts
+ * import { findOption } from "../types/options.ts";
  * synopsis(findOption("debug")!); // "-d, --debug"
  * synopsis(findOption("help")!); // "-h, -?, --help"
  * synopsis(findOption("region")!); // "--region REGION"

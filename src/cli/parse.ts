@@ -49,6 +49,7 @@ function parseNumber(spec: OptionSpec, raw: string): number {
  *
  * @example
  * ```ts
+ * import { findOption } from "../types/options.ts";
  * convertValue(findOption("snapshot-timeout")!, "2.5"); // 2.5
  * convertValue(findOption("wait")!, true); // 3600 (--wait without SECONDS)
  * convertValue(findOption("keep")!, "-1"); // throws UsageError: --keep: must not be negative
@@ -81,6 +82,7 @@ export function convertValue(spec: OptionSpec, raw: string | boolean): unknown {
  *
  * @example
  * ```ts
+ * import { defaultOptions, findOption } from "../types/options.ts";
  * const options = defaultOptions();
  * applyValue(options, findOption("tag")!, "team=db");
  * options.tag; // ["team=db"]

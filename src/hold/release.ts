@@ -86,7 +86,10 @@ async function ask(socket: string): Promise<ReleaseRecord | undefined> {
  *
  * @example
  * ```ts
- * const record = await releaseHold(statePaths(release.runDir), log);
+ * import { statePaths } from "./state.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const log = {} as Logger;
+ * const record = await releaseHold(statePaths("/run/ec2-consistent-snapshot"), log);
  * record.timings.freezeWindowMs;
  * ```
  */

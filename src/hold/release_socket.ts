@@ -29,6 +29,9 @@ async function readLine(conn: Deno.Conn, maxBytes = 256): Promise<string> {
  *
  * @example
  * ```ts
+ * import type { ReleaseRecord } from "./state.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const log = {} as Logger, record = {} as ReleaseRecord;
  * const socket = listenForRelease("/run/ec2-consistent-snapshot/hold.sock", log);
  * await socket.requested;
  * // ... release everything ...

@@ -82,8 +82,10 @@ function fromLegacyFile(path: string, option: string, log: Logger): StaticCreden
  *
  * @example
  * ```ts
+ * import { parseCommandLine } from "../cli/parse.ts";
+ * import { silentLogger } from "../util/log.ts";
  * const { options, given } = parseCommandLine(["--profile", "backup", "vol-0123abcd"]);
- * const source = chooseCredentials({ options, given, env: {}, home: "/root", log });
+ * const source = chooseCredentials({ options, given, env: {}, home: "/root", log: silentLogger });
  * source.describe; // "the profile backup"
  * ```
  */

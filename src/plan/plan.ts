@@ -113,8 +113,10 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
  *
  * @example
  * ```ts
+ * import { parseCommandLine } from "../cli/parse.ts";
+ * import { createLogger } from "../util/log.ts";
  * const plan = await buildPlan({ args: parseCommandLine(Deno.args), env: Deno.env.toObject(),
- *   home: Deno.env.get("HOME"), cwd: Deno.cwd(), log });
+ *   home: Deno.env.get("HOME"), cwd: Deno.cwd(), log: createLogger({}) });
  * ```
  */
 export async function buildPlan(inputs: PlanInputs): Promise<Plan> {

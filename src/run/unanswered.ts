@@ -46,7 +46,10 @@ export interface LookupDeps {
  *
  * @example
  * ```ts
- * const lookup = await lookUpUnanswered(outcomes, { ec2, log, requests: spec.volumes });
+ * import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../types/side_effects.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const outcomes = {} as SnapshotOutcome[], ec2 = {} as Ec2, log = {} as Logger, requests = {} as SnapshotRequest[];
+ * const lookup = await lookUpUnanswered(outcomes, { ec2, log, requests });
  * ```
  */
 export async function lookUpUnanswered(
@@ -95,9 +98,11 @@ export async function lookUpUnanswered(
  * ```
  */
 export function consistencyUnknownError(s: FoundSnapshot): ConsistencyUnknownError {
+  const why = s.why
+    ? `made while not everything was held: ${s.why}`
+    : "from a call that was aborted or got no answer (EC2 may have taken it after the thaw)";
   return new ConsistencyUnknownError(
-    `created, consistency unknown: ${s.snapshotId} of ${s.volumeId}, from a call that was ` +
-      `aborted or got no answer (EC2 may have taken it after the thaw); it is kept. To delete ` +
-      `it: aws ec2 delete-snapshot --snapshot-id ${s.snapshotId}`,
+    `created, consistency unknown: ${s.snapshotId} of ${s.volumeId}, ${why}; it is kept. ` +
+      `To delete it: aws ec2 delete-snapshot --snapshot-id ${s.snapshotId}`,
   );
 }

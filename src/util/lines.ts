@@ -7,6 +7,8 @@ import { abortable } from "./deadline.ts";
  *
  * @example
  * ```ts
+ * import { deadline } from "./deadline.ts";
+ * const child = {} as Deno.ChildProcess;
  * const lines = new LineReader(child.stdout);
  * const first = await lines.next(deadline(5_000)); // rejects with TimeoutError after 5 s
  * for await (const line of lines) console.log(line);

@@ -26,6 +26,7 @@ export interface WatchdogCommandOptions extends Omit<SelfCommandOptions, "args">
  *
  * @example
  * ```ts
+ * const config = { pid: 42, mountPoints: ["/data"], deadlineMs: 15_000, sentAtEpochMs: Date.now() };
  * watchdogCommand({ standalone: true, execPath: "/usr/local/bin/ec2-consistent-snapshot", entry: "", config });
  * // { program: "/usr/local/bin/ec2-consistent-snapshot", args: ["__watchdog", "{...}"] }
  * ```
@@ -121,6 +122,9 @@ async function settle(child: Deno.ChildProcess, timeoutMs: number): Promise<bool
  *
  * @example
  * ```ts
+ * import type { Freezer } from "../types/side_effects.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const freezer = {} as Freezer, log = {} as Logger;
  * const watchdog = createWatchdog({ log });
  * const armed = await watchdog.arm(["/data"], 15_000);
  * await freezer.freeze("/data");

@@ -141,6 +141,7 @@ async function tellSyslog(logger: string | undefined, message: string): Promise<
  *
  * @example
  * ```ts
+ * import { WATCHDOG_ARG } from "./protocol.ts";
  * const search = { path: Deno.env.get("PATH") ?? "" };
  * if (Deno.args[0] === WATCHDOG_ARG) Deno.exit(await runWatchdog(Deno.args.slice(1), search));
  * ```

@@ -44,7 +44,10 @@ async function runShell(command: string, signal: AbortSignal): Promise<CommandRe
  *
  * @example
  * ```ts
- * const db = new MysqlStopStart(plan.database, { log });
+ * import type { MysqlPlan } from "../../types/database_plans.ts";
+ * import type { Logger } from "../../util/log.ts";
+ * const plan = {} as MysqlPlan, log = {} as Logger, signal = {} as AbortSignal;
+ * const db = new MysqlStopStart(plan, { log });
  * await db.prepare();
  * try { await db.lock(signal); } finally { await db.release(); }
  * ```
@@ -64,6 +67,11 @@ export class MysqlStopStart implements Database {
     this.#commands = plan.commands;
     this.#deps = deps;
     this.#log = deps.log;
+  }
+
+  /** The longest lock() takes: the stop command, then the wait for the server to go. */
+  get lockBoundMs(): number {
+    return 2 * (this.#deps.stopTimeoutMs ?? 60_000) + 10_000;
   }
 
   /** Checks that a server runs there; connects no further. */
