@@ -219,7 +219,7 @@ export class MysqlLock implements Database {
           // On the stack before the statement: a stop that timed out may still have stopped it.
           this.#replicaStopped = true;
           const stop = stopSqlThread(this.#statements);
-          await this.#retry(stop, "MySQL stop replication", signal);
+          await this.#retry(stop, "MySQL stop replication", signal, guard);
           const waitMs = Math.max(this.#plan.lockTimeoutMs, 5_000);
           await waitSqlThreadStopped(this.#main!, this.#statements, waitMs, signal, this.#log);
           break;
