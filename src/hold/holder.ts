@@ -3,10 +3,17 @@
  * sequence, keeps everything held (and its database connection open, so the lock) until
  * `--release`, the deadline or a stop signal, then releases and records what it measured.
  */
-import { AppError, ExitCode } from "../util/errors.ts";
+import { mysqlStartProbe } from "../types/database_plans.ts";
+import { AppError, ConsistencyUnknownError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
-import { WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS, whileLocked, windowText } from "../run/locked.ts";
+import {
+  sortProblems,
+  WATCHDOG_MARGIN_MS,
+  WATCHDOG_PHASE_MS,
+  whileLocked,
+  windowText,
+} from "../run/locked.ts";
 import type { Database, Freezer, HeldExclusion, Hooks, Watchdog } from "../types/side_effects.ts";
 import { LineReader, writeAllSync } from "../util/lines.ts";
 import { delay } from "../util/deadline.ts";
@@ -107,9 +114,13 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
       preFreezeCommand: plan.preFreezeCommand,
       postThawCommand: plan.postThawCommand,
       watchdogDeadlineMs: plan.holdMs + WATCHDOG_MARGIN_MS,
-      databaseStartCommand: plan.database?.stop ? plan.database.commands?.start : undefined,
+      databaseStartCommand: plan.database?.stop
+        ? plan.database.commands?.start
+        : plan.database?.replicaStartCommand,
+      databaseStartProbe: plan.database ? mysqlStartProbe(plan.database) : undefined,
       // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
       watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hookTimeoutMs,
+      hookTimeoutMs: plan.hookTimeoutMs,
     },
     {
       ...deps,
@@ -168,6 +179,17 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     for (const problem of result.problems.filter((p) => p !== first)) log.error(problem.message);
     return fail(deps, first ?? new AppError("the hold failed", ExitCode.internal));
   }
+  const problems = [...result.problems];
+  if (result.broken.length > 0) {
+    // Someone thawed or unlocked while held: the orchestrator's snapshot is not consistent.
+    problems.push(
+      new ConsistencyUnknownError(
+        `the hold was broken before its release: ${result.broken.join("; ")}; a snapshot ` +
+          "taken during the hold is of unknown consistency",
+      ),
+    );
+  }
+  sortProblems(problems);
   const release: ReleaseRecord = {
     by: result.value,
     heldAt,
@@ -175,13 +197,20 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     pid: Deno.pid,
     timings: result.timings,
     ...(result.binlog ? { binlog: result.binlog } : {}),
-    problems: result.problems.map((p) => ({ message: p.message, exitCode: p.exitCode })),
+    problems: problems.map((p) => ({ message: p.message, exitCode: p.exitCode })),
   };
-  recordRelease(paths, release);
+  try {
+    recordRelease(paths, release);
+  } catch (error) {
+    // Everything is released all the same; --release still hears it on the socket.
+    const problem = error instanceof AppError ? error : new AppError(String(error), 1);
+    problems.push(problem);
+    release.problems.push({ message: problem.message, exitCode: problem.exitCode });
+  }
   await socket?.answer(release);
   log.debug(`released (${release.by}); ${windowText(release.timings)}`);
-  for (const problem of result.problems) log.error(problem.message);
-  return result.problems[0]?.exitCode ?? ExitCode.ok;
+  for (const problem of problems) log.error(problem.message);
+  return problems[0]?.exitCode ?? ExitCode.ok;
 }
 
 /** Tells the caller why the hold failed; the exit code. */
