@@ -44,11 +44,11 @@ const FULL = [
 ];
 
 function deps(r: ReturnType<typeof recorder>, signal = new AbortController().signal) {
-  return { ...r, log: silentLogger, signal, lookupRetryMs: 0 };
+  return { ...r, log: silentLogger, signal, lookupRetryMs: 0, lookupWindowMs: 0 };
 }
 
 /** After an aborted or unanswered call: the run-id lookup after everything is released. */
-const LOOKUP = ["lookup", "lookup"];
+const LOOKUP = ["lookup"];
 
 Deno.test("the sequence runs in the order of the product spec", async () => {
   const r = recorder({ file: "bin.000001", position: 4, from: "source" });
@@ -313,8 +313,14 @@ Deno.test("--mysql-stop: the watchdog is armed before the stop with the start co
       return Promise.resolve({
         pid: 4242,
         disarm: () => Promise.resolve(void r.log.push("disarm")),
-        update: (change: { mountPoints?: readonly string[] }) =>
-          Promise.resolve(void r.log.push(`update ${change.mountPoints?.join(",")}`)),
+        update: (change: { mountPoints?: readonly string[]; holdMs?: number }) =>
+          Promise.resolve(
+            void r.log.push(
+              change.holdMs !== undefined
+                ? `update hold ${change.holdMs}`
+                : `update ${change.mountPoints?.join(",")}`,
+            ),
+          ),
       });
     },
   };
@@ -339,6 +345,8 @@ Deno.test("--mysql-stop: the watchdog is armed before the stop with the start co
     "update /a,/b",
     "freeze /a",
     "freeze /b",
+    // The minimum hold, told before the create calls are sent (the held-until tag's promise).
+    "update hold 3000",
     "create",
     "thaw /b",
     "thaw /a",

@@ -104,6 +104,11 @@ export interface LockTimings {
 export interface HeldState {
   /** The binary-log position taken while the database was locked. */
   binlog: BinlogCoordinates | undefined;
+  /**
+   * Tells the watchdog to hold everything at least `ms` from now even if this process dies
+   * (a call that may still reach EC2 was sent under that promise). Never throws.
+   */
+  holdAtLeast(ms: number): Promise<void>;
 }
 
 /** The steps that differ between the normal run and hold mode. */
@@ -345,7 +350,14 @@ export async function whileLocked<T>(
       }
     }
 
-    value = await steps.whileHeld({ binlog });
+    value = await steps.whileHeld({
+      binlog,
+      holdAtLeast: async (ms) => {
+        await armed?.update?.({ holdMs: ms }).catch((error) =>
+          log.warn(`could not tell the watchdog to hold ${ms} ms: ${(error as Error).message}`)
+        );
+      },
+    });
     checkSignal();
   } catch (error) {
     // A step aborted by a stop signal fails with its own error; the signal is what counts.

@@ -55,9 +55,17 @@ export interface WatchdogConfig {
  * deadline (from `sentAtEpochMs`), a start command set or cleared. Fields left out keep their
  * value.
  */
-export type WatchdogUpdate = Partial<
-  Pick<WatchdogConfig, "mountPoints" | "deadlineMs" | "sentAtEpochMs" | "startCommand">
->;
+export type WatchdogUpdate =
+  & Partial<
+    Pick<WatchdogConfig, "mountPoints" | "deadlineMs" | "sentAtEpochMs" | "startCommand">
+  >
+  & {
+    /**
+     * Hold everything at least this long from when the line is read, even if the main process
+     * dies: a create call was sent under the promise of its held-until tag.
+     */
+    holdMs?: number;
+  };
 
 /**
  * The lines of the protocol. The watchdog writes `armed` on stdout once it watches, and later
@@ -125,6 +133,7 @@ function validUpdate(update: WatchdogUpdate): boolean {
       update.mountPoints.every((m) => typeof m === "string" && m.startsWith("/")))) &&
     (update.deadlineMs === undefined || typeof update.deadlineMs === "number") &&
     (update.sentAtEpochMs === undefined || typeof update.sentAtEpochMs === "number") &&
+    (update.holdMs === undefined || typeof update.holdMs === "number") &&
     (update.startCommand === undefined || update.startCommand === null ||
       typeof update.startCommand === "string");
 }
@@ -275,7 +284,12 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
     performance.now() + deadlineMs -
     Math.min(Math.max(Date.now() - sentAtEpochMs, 0), deadlineMs);
   let deadline = deadlineFrom(config.deadlineMs, config.sentAtEpochMs);
+  /** Nothing is thawed (or started) before this monotonic instant: the run's minimum hold. */
+  let holdUntil = 0;
   const update = (change: WatchdogUpdate) => {
+    if (change.holdMs !== undefined) {
+      holdUntil = Math.max(holdUntil, performance.now() + Math.min(change.holdMs, 60_000));
+    }
     if (change.mountPoints) mountPoints = [...change.mountPoints];
     if (change.startCommand !== undefined) startCommand = change.startCommand ?? undefined;
     if (change.deadlineMs !== undefined) {
@@ -318,6 +332,12 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
   } else {
     held = [];
     const mounts = mountPoints.join(", ") || "nothing frozen";
+    const hold = holdUntil - performance.now();
+    if (hold > 0) {
+      // A create call may still reach EC2 under its held-until promise: keep it.
+      log(`${reason}: holding ${Math.ceil(hold)} ms more (the run's minimum hold)`);
+      await delay(hold);
+    }
     log(`${reason} (main process ${config.pid}): thawing ${mounts}`);
     // A main process alive past its deadline is stuck (stopped, hung): end it, so that its
     // database session and lock end too. It cannot be killed before it may have thawed, so it
