@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the release into dist/: one self-contained binary per Linux target (deno compile with
-# exactly the permission flags of scripts/run-flags, the version embedded), the man page, and
-# SHA256SUMS over all of them.
+# Builds the release into dist/: one self-contained binary per Linux target (deno compile of the
+# bundle that scripts/bundle.ts makes of src/main.ts, with exactly the flags of scripts/run-flags,
+# the version embedded), the man page, and SHA256SUMS over all of them.
 #
 # Usage: scripts/build.sh [--out DIR] [TARGET ...]
 #   TARGET: x86_64-unknown-linux-gnu and/or aarch64-unknown-linux-gnu (default: both; with
@@ -166,13 +166,15 @@ printf '/** The version, written by scripts/build.sh. */\nexport const VERSION =
 #    the watchdog re-runs this same binary.
 write_manpage
 
-# 2. The version is embedded by compiling a staged copy of the sources whose src/cli/version.ts
-#    says it; the working tree is left untouched.
+# 2. The version is embedded by bundling a staged copy of the sources whose src/cli/version.ts
+#    says it; the working tree is left untouched. The bundle (plain JavaScript: main.js and the
+#    chunks it imports) is what the tests run (tests/support/program.ts), so it is what ships.
+"$DENO" run --allow-all "$root/scripts/bundle.ts" --root "$stage" --out "$work/bundle"
 for target in "${targets[@]}"; do
   binary="$out/$name-$target"
   rm -f "$binary"
-  (cd "$stage" && "$DENO" compile "${run_flags[@]}" --config "$stage/deno.json" \
-    --target "$target" --output "$binary" "$stage/src/main.ts")
+  (cd "$work/bundle" && "$DENO" compile "${run_flags[@]}" --no-config --include "$work/bundle" \
+    --target "$target" --output "$binary" "$work/bundle/main.js")
   if [ "$target" = "$host_target" ]; then
     shown=$("$binary" --version 2>&1 </dev/null || true)
     case "$shown" in

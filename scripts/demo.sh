@@ -8,7 +8,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
 DENO=$(scripts/deno.sh)
-# Fetch the program's npm packages now, so that no download lands inside the measured run.
+# Fetch the program's npm packages and bundle it (as it ships) now, so that no download or
+# build lands inside the measured run.
 "$DENO" cache --quiet src/main.ts scripts/demo.ts
+"$DENO" run --allow-all tests/support/bundle.ts >/dev/null
 # exec: Ctrl-C, SIGTERM and SIGHUP go straight to the driver, which cleans up in `finally`.
 exec "$DENO" run --allow-all scripts/demo.ts "$@"

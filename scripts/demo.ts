@@ -4,7 +4,7 @@ import type { Connection } from "mysql2/promise";
 import { parseArgs } from "node:util";
 import { mariadbAvailable, type MariadbServer, startMariadb } from "../tests/support/mariadb.ts";
 import { type MotoEndpoint, startMoto, TEST_CREDENTIALS } from "../tests/support/moto.ts";
-import { MAIN, programCommand, ROOT } from "../tests/support/program.ts";
+import { programCommand, ROOT } from "../tests/support/program.ts";
 import { isRoot } from "../tests/support/real.ts";
 import { ensureMkfsXfs, mountXfs, type TestMount } from "../tests/support/xfs.ts";
 
@@ -285,9 +285,8 @@ async function main(argv: string[]): Promise<number> {
       volume,
     ];
     const command = programCommand(args);
-    const shown = [command.cmd, ...command.args].map((word) =>
-      word === MAIN ? "src/main.ts" : shellWord(fromRoot(word))
-    );
+    // The program as it ships: the bundle of src/ that scripts/build.sh compiles.
+    const shown = [command.cmd, ...command.args].map((word) => shellWord(fromRoot(word)));
     say();
     say("Running the program as a user would (secrets only in the 0600 files it names):");
     say();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, each only when missing: Deno (pinned, through
-# scripts/deno.sh), moto from PyPI in .tools/venv, and, as root, Debian's mariadb-server,
+# scripts/deno.sh), moto and cfn-lint from PyPI in .tools/venv, and, as root, Debian's mariadb-server,
 # postgresql (15), xfsprogs, util-linux, groff and systemd (for systemd-analyze). Safe to run again.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,6 +12,11 @@ if [ ! -x "$root/.tools/venv/bin/moto_server" ]; then
   say "installing moto (EC2 emulator) into .tools/venv"
   python3 -m venv "$root/.tools/venv"
   "$root/.tools/venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+fi
+if [ ! -x "$root/.tools/venv/bin/cfn-lint" ]; then
+  say "installing cfn-lint (CloudFormation linter, for packaging/dlm-stack.json) into .tools/venv"
+  [ -x "$root/.tools/venv/bin/pip" ] || python3 -m venv "$root/.tools/venv"
+  "$root/.tools/venv/bin/pip" install --quiet --disable-pip-version-check 'cfn-lint>=1,<2'
 fi
 
 missing=()

@@ -8,7 +8,7 @@ import { HOLDER_ARG } from "./hold/protocol.ts";
 if (import.meta.main) {
   if (Deno.args[0] === WATCHDOG_ARG) {
     // Deno.exit: the watchdog's read of its stdin is still pending when it is done.
-    Deno.exit(await runWatchdog(Deno.args.slice(1)));
+    Deno.exit(await runWatchdog(Deno.args.slice(1), { path: Deno.env.get("PATH") ?? "" }));
   }
   if (Deno.args[0] === HOLDER_ARG) {
     const { runHolder } = await import("./hold/holder.ts");

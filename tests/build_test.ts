@@ -4,6 +4,7 @@
  */
 import { assert, assertEquals } from "./support/assert.ts";
 import { runCommand } from "./support/tools.ts";
+import { MAIN } from "./support/program.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const HOST_TARGET = `${Deno.build.arch}-unknown-linux-gnu`;
@@ -119,7 +120,7 @@ Deno.test({
       const expected = await runCommand(Deno.execPath(), [
         "run",
         ...flags,
-        `${ROOT}src/main.ts`,
+        MAIN,
         "--help",
       ]);
       assertEquals(help.code, 0, help.stderr);

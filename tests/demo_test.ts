@@ -4,6 +4,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { MOTO, startMoto, TEST_CREDENTIALS } from "./support/moto.ts";
 import { ROOT } from "./support/program.ts";
 import { ignoreUnless, isRoot, requireAvailable, rootRequirement } from "./support/real.ts";
+import { RUN_FLAGS } from "../src/watchdog/permissions.ts";
 
 /** Ctrl-C is tested on the whole demo: the loop mount, the freeze and MariaDB. */
 const DEMO_AS_ROOT = rootRequirement("the whole demo (loop mount, freeze, MariaDB)");
@@ -92,7 +93,12 @@ Deno.test({
 
     const commandLine = stdout.split("\n").find((line) => line.startsWith("  $ "));
     assert(commandLine, `no command line in:\n${stdout}`);
-    assertMatch(commandLine, / run --allow-all src\/main\.ts --output json /);
+    // The program as it ships: the bundle, with the flags the binary is compiled with.
+    assert(
+      commandLine.includes(` run ${RUN_FLAGS.join(" ")} dist/bundle/`) &&
+        commandLine.includes("/main.js --output json "),
+      commandLine,
+    );
     assertEquals(commandLine.includes(TEST_CREDENTIALS.secretAccessKey), false);
     assertEquals(/password/i.test(commandLine), false, "no password on the command line");
     assertEquals(stdout.includes(TEST_CREDENTIALS.secretAccessKey), false);

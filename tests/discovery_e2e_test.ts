@@ -57,6 +57,7 @@ Deno.test(
           args,
           env,
           home: undefined,
+          cwd: Deno.cwd(),
           log: silentLogger,
           procRoot: proc,
           sysRoot: sys.root,

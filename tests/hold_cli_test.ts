@@ -35,7 +35,9 @@ Deno.test("--hold takes an optional value: bare, =N, or a following number only"
   assertEquals([volume.options.hold, volume.volumeIds], [60, ["vol-0123abcd"]]);
   const option = parseCommandLine(["--hold", "--mysql"]);
   assertEquals([option.options.hold, option.options.mysql], [60, true]);
-  assertEquals(parseCommandLine(["--hol"]).options.hold, 60, "abbreviations, as Getopt::Long");
+  // Abbreviations, as Getopt::Long: an exact name wins, an ambiguous one names the candidates.
+  assertEquals(parseCommandLine(["--hold-w", "8", "--hold"]).options.holdWithin, 8);
+  assertThrows(() => parseCommandLine(["--hol"]), UsageError, "--hold, --hold-within");
   assertEquals(parseCommandLine([]).options.hold, undefined);
   assertThrows(
     () => parseCommandLine(["--hold=601"]),
@@ -61,7 +63,8 @@ function plan(argv: string[], config?: string, cwd?: string) {
     args,
     commandLineVolumes: parsed.volumeIds,
     log: silentLogger,
-    cwd,
+    env: {},
+    cwd: cwd ?? Deno.cwd(),
     home: "/nonexistent",
   });
 }

@@ -9,7 +9,14 @@ import { hold, type HolderDeps } from "../src/hold/holder.ts";
 import type { HoldRequest } from "../src/hold/protocol.ts";
 import { claimHold, readHold, readRelease, statePaths } from "../src/hold/state.ts";
 import { SignalError } from "../src/run/cleanup.ts";
-import { BusyError, DatabaseError, ExitCode, FreezeError, HookError } from "../src/util/errors.ts";
+import {
+  BusyError,
+  DatabaseError,
+  ExitCode,
+  FreezeError,
+  HoldInPlaceError,
+  HookError,
+} from "../src/util/errors.ts";
 import { silentLogger } from "../src/util/log.ts";
 import { defaultOptions } from "../src/types/options.ts";
 import { planMysql } from "../src/plan/mysql.ts";
@@ -32,6 +39,8 @@ function request(dir: string, holdMs = 30): HoldRequest {
       hookTimeoutMs: 30_000,
       debug: false,
       quiet: false,
+      runDir: dir,
+      searchPath: "",
     },
     stateDir: dir,
   };
@@ -171,6 +180,38 @@ Deno.test("hold: busy freeze locks refuse the hold before anything is locked", a
   });
 });
 
+Deno.test("hold: not all held within --hold-within: gives up, releases everything, exit 5", async () => {
+  await inStateDir(async (dir) => {
+    const { r, told, deps } = fixture();
+    // The pre-freeze command outlasts the bound: the hold gives up before it freezes anything.
+    deps.hooks = {
+      run: async (which) => {
+        r.log.push(which);
+        if (which === "pre-freeze") await new Promise((resolve) => setTimeout(resolve, 200));
+      },
+    };
+    const asked = request(dir, 60_000);
+    asked.plan.holdWithinMs = 50;
+    assertEquals(await hold(asked, deps), ExitCode.timeout);
+    assertEquals(r.log, FULL.slice(0, 5).concat("db release", "unlock"));
+    assertEquals(told.length, 1);
+    assertMatch(told[0], /^failed 5 --hold-within 0\.05: not everything was held in time/);
+    assertEquals(readHold(statePaths(dir)).kind, "none");
+    assertEquals(readRelease(statePaths(dir)), undefined, "nothing was held to release");
+  });
+});
+
+Deno.test("hold: held within --hold-within: the bound ends, the hold lasts its time", async () => {
+  await inStateDir(async (dir) => {
+    const { r, deps } = fixture();
+    const asked = request(dir, 300);
+    asked.plan.holdWithinMs = 100;
+    assertEquals(await hold(asked, deps), ExitCode.ok);
+    assertEquals(r.log, FULL);
+    assertEquals(readRelease(statePaths(dir))?.by, "deadline", "not cut short by --hold-within");
+  });
+});
+
 Deno.test("hold: a caller that went away before confirming: released at once", async () => {
   await inStateDir(async (dir) => {
     const { r, deps } = fixture({ confirmed: false });
@@ -207,7 +248,8 @@ Deno.test("the hold record: a live one refuses a second claim, a dead holder's i
     } catch (error) {
       refused = error;
     }
-    assert(refused instanceof BusyError, String(refused));
+    assert(refused instanceof HoldInPlaceError, String(refused));
+    assertEquals(refused.exitCode, ExitCode.holdInPlace);
     assertMatch(refused.message, new RegExp(`a hold by process ${Deno.pid} on /a`));
     // A record left by a process that is gone (its start time does not match): never trusted.
     const stale = JSON.parse(Deno.readTextFileSync(paths.hold));

@@ -99,7 +99,7 @@ realTest(
   },
 );
 
-realTest("the deadline releases alone; a late --release says so and exits 14", async () => {
+realTest("the deadline releases alone; a late --release says so and exits 17", async () => {
   await withStack(async ({ mount, db, env, holdArgs }) => {
     const held = await runThenKillGroup(["--hold=5", ...holdArgs], env);
     assertEquals(held.code, 0, held.stderr);
@@ -110,7 +110,7 @@ realTest("the deadline releases alone; a late --release says so and exits 14", a
     assertEquals(await isFrozen(mount.mountPoint), false, "thawed by the holder at the deadline");
     await db.sql("INSERT INTO app.t (v) VALUES ('after')");
     const late = await release(env);
-    assertEquals(late.code, ExitCode.notHeld, late.stderr);
+    assertEquals(late.code, ExitCode.holdEnded, late.stderr);
     assertMatch(late.stderr, /released by the deadline at \d{4}-\d\d-\d\dT/);
     assertEquals(late.stdout, "");
   });
@@ -129,7 +129,7 @@ realTest(
       const insert = session(db, "INSERT INTO app.t (v) VALUES ('after kill')");
       await insert.done;
       const out = await release(env);
-      assertEquals(out.code, ExitCode.notHeld);
+      assertEquals(out.code, ExitCode.holdEnded);
       assertMatch(out.stderr, /ended without releasing/);
       assertEquals(state.holderPid(), undefined, "the stale record was cleaned");
       // The dead holder's freeze lock and record are taken over: a new hold works.
@@ -141,12 +141,12 @@ realTest(
   },
 );
 
-realTest("a second hold is refused (exit 11) and leaves the first intact", async () => {
+realTest("a second hold is refused (exit 16) and leaves the first intact", async () => {
   await withStack(async ({ mount, env, holdArgs }) => {
     const first = await runThenKillGroup(["--hold", ...holdArgs], env);
     assertEquals(first.code, 0, first.stderr);
     const second = await runThenKillGroup(["--hold", "--freeze-filesystem", mount.mountPoint], env);
-    assertEquals(second.code, ExitCode.busy, second.stderr);
+    assertEquals(second.code, ExitCode.holdInPlace, second.stderr);
     assertMatch(second.stderr, /a hold by process \d+ .* is in place/);
     assertEquals(await isFrozen(mount.mountPoint), true, "the first hold still holds");
     const out = await release(env);

@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { mariadbRequirement, type MariadbServer, startMariadb } from "./support/mariadb.ts";
-import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { MOTO, type MotoEndpoint, startMoto, tagsOf } from "./support/moto.ts";
 import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
 import { type Proxy, startProxy } from "./support/proxy.ts";
 import { ignoreUnless, requireAvailable } from "./support/real.ts";
@@ -125,7 +125,18 @@ Deno.test({
         `ec2-consistent-snapshot: master_log_file="${file}", master_log_pos=${position}`,
       );
       assertMatch(lines[1], /^snap-[0-9a-f]+$/);
-      assertEquals((await moto.snapshotsOf([volume])).length, 1);
+      const snapshots = await moto.snapshotsOf([volume]);
+      assertEquals(snapshots.length, 1);
+      // The snapshot describes itself: the volume set and the database at the lock.
+      const tags = tagsOf(snapshots[0]);
+      assertEquals(tags["ec2-consistent-snapshot:volumes"], "1");
+      assertMatch(
+        tags["ec2-consistent-snapshot:database"],
+        new RegExp(
+          `^mariadb 10\\.[\\d.]+ datadir=${mount.mountPoint}/mysql log-bin=\\S+ ` +
+            `binlog=${file}:${position}( gtid=\\S+)?$`,
+        ),
+      );
       assertEquals(await isFrozen(mount.mountPoint), false);
       let statusFileGone = false;
       try {

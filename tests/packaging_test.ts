@@ -2,7 +2,7 @@
  * Every shipped file in packaging/ and .github/: valid for the program that reads it, the same
  * options everywhere, and IAM policies with exactly the EC2 actions the code calls.
  */
-import { assert, assertEquals } from "./support/assert.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import ini from "ini";
 import { parse as parseYaml } from "yaml";
 import { findOption, type Options } from "../src/types/options.ts";
@@ -387,17 +387,13 @@ Deno.test("the unit, cron, cloud-init and the config file run the same options",
   assert(unit.options.freezeFilesystem.length > 0, "the example freezes something");
 
   // cron: the command after the five time fields and the user, output to syslog.
-  const cronLines = read("cron.example").split("\n").filter((l) =>
-    l.trim() !== "" && !l.startsWith("#") && !/^[A-Z_]+=/.test(l)
-  );
-  assertEquals(cronLines.length, 1);
-  const fields = cronLines[0].split(/\s+/);
-  assertEquals(fields[5], "root");
-  const command = fields.slice(6).join(" ");
-  const pipe = " 2>&1 | logger -t ec2-consistent-snapshot";
-  assert(command.endsWith(pipe), command);
+  const command = cronCommand();
+  const start = "set -o pipefail; ";
+  const pipe = " 2>&1 | logger -t ec2-consistent-snapshot || ";
+  assert(command.startsWith(start) && command.includes(pipe), command);
   assert(!/%/.test(command), "cron turns % into newlines");
-  assertEquals(optionsOf(await shellWords(command.slice(0, -pipe.length))), unit);
+  const tool = command.slice(start.length, command.indexOf(pipe));
+  assertEquals(optionsOf(await shellWords(tool)), unit);
 
   // cloud-init installs exactly the shipped unit and timer.
   const cloud = parseYaml(read("cloud-init.yaml"));
@@ -422,6 +418,64 @@ Deno.test("the unit, cron, cloud-init and the config file run the same options",
     }
   }
   assertEquals(optionsOf(argv), unit);
+});
+
+/** The cron line's command: after the five time fields and the user. */
+function cronCommand(): string {
+  const cronLines = read("cron.example").split("\n").filter((l) =>
+    l.trim() !== "" && !l.startsWith("#") && !/^[A-Z_]+=/.test(l)
+  );
+  assertEquals(cronLines.length, 1);
+  const fields = cronLines[0].split(/\s+/);
+  assertEquals(fields[5], "root");
+  return fields.slice(6).join(" ");
+}
+
+Deno.test("the cron line is quiet on success and loud on failure, in mail and journal", async () => {
+  const settings = read("cron.example").split("\n").filter((l) => /^[A-Z_]+=/.test(l));
+  assert(settings.includes("SHELL=/bin/bash"), "pipefail needs bash");
+  assert(settings.some((l) => l.startsWith("MAILTO=")), "cron mails what the job prints");
+  const dir = Deno.makeTempDirSync({ prefix: "ecs-cron-" });
+  try {
+    // The tool and logger replaced by stand-ins that record what they get.
+    Deno.writeTextFileSync(
+      `${dir}/logger`,
+      `#!/bin/sh\necho "logger $*" >> "${dir}/journal"; cat >> "${dir}/journal"\n`,
+      { mode: 0o755 },
+    );
+    Deno.writeTextFileSync(
+      `${dir}/tool`,
+      `#!/bin/sh\necho snap-0123; echo "a warning" >&2; exit "$TOOL_EXIT"\n`,
+      { mode: 0o755 },
+    );
+    const line = cronCommand().replace(BINARY, `${dir}/tool`);
+    const cron = async (exit: number) => {
+      try {
+        Deno.removeSync(`${dir}/journal`);
+      } catch { /* first run */ }
+      const out = await new Deno.Command("bash", {
+        args: ["-c", line],
+        env: { PATH: `${dir}:/usr/bin:/bin`, TOOL_EXIT: String(exit) },
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+      return {
+        mail: decode(out.stdout) + decode(out.stderr),
+        journal: Deno.readTextFileSync(`${dir}/journal`),
+      };
+    };
+    const good = await cron(0);
+    assertEquals(good.mail, "", "nothing for cron to mail");
+    assertMatch(good.journal, /snap-0123\na warning/);
+    const bad = await cron(4);
+    assertMatch(bad.mail, /failed with exit 4/);
+    assertMatch(bad.journal, /snap-0123\na warning/);
+    assertMatch(bad.journal, /logger -p user\.err -t ec2-consistent-snapshot failed with exit 4/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("cloud-init user data is valid and installs the binary the unit runs", async () => {

@@ -126,6 +126,7 @@ Deno.test("postgresql report: the WAL line in the style of the binary-log line; 
   assertEquals(walLine(WAL), 'ec2-consistent-snapshot: wal_lsn="0/3000060", timeline=1');
   const result = {
     outcomes: [{ volumeId: "vol-1111aaaa", ok: true as const, snapshotId: "snap-1" }],
+    requests: [],
     lookup: null,
     binlog: undefined,
     wal: WAL,

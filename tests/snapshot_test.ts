@@ -42,11 +42,18 @@ Deno.test("snapshots of several volumes, with descriptions per volume and tags f
       assert(snapshot, `line ${i + 1} of stdout is the snapshot of ${volumeId}`);
       assertEquals(snapshot.VolumeId, volumeId);
       assertEquals(snapshot.Description, ["root", "data", "logs"][i]);
-      const { "ec2-consistent-snapshot:run-id": runId, ...tags } = tagsOf(snapshot);
+      const {
+        "ec2-consistent-snapshot:run-id": runId,
+        "ec2-consistent-snapshot:held-until": heldUntil,
+        ...tags
+      } = tagsOf(snapshot);
+      // The instant the run held everything until, in EC2's time: after EC2 started it.
+      assert(Date.parse(heldUntil) >= snapshot.StartTime!.getTime(), heldUntil);
       assertEquals(tags, {
         team: "db",
         purpose: "backup",
         "ec2-consistent-snapshot:volume": volumeId,
+        "ec2-consistent-snapshot:volumes": "3",
       });
       assertMatch(runId, /^[0-9a-f-]{36}$/, "every snapshot of a run carries the run's id");
       runIds.add(runId);

@@ -2,7 +2,11 @@
  * `--multi-volume`: one CreateSnapshots call for the instance, selecting exactly the requested
  * volumes, so all of them are snapshotted at one instant (crash-consistent across volumes).
  */
-import type { CreateSnapshotsCommandInput } from "@aws-sdk/client-ec2";
+import {
+  CreateSnapshotsCommand,
+  type CreateSnapshotsCommandInput,
+  DescribeInstancesCommand,
+} from "@aws-sdk/client-ec2";
 import { type EC2Client, findRunSnapshots, warnIfLate } from "./ec2.ts";
 import { ec2Clock, heldUntilValue } from "./ec2_clock.ts";
 import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
@@ -30,8 +34,6 @@ export async function selectVolumes(
   signal?: AbortSignal,
 ): Promise<Selection> {
   let instance;
-  // The SDK loads when it is used: the plan checks multi-volume requests without it.
-  const { DescribeInstancesCommand } = await import("@aws-sdk/client-ec2");
   try {
     const out = await client.send(
       new DescribeInstancesCommand({ InstanceIds: [instanceId] }),
@@ -113,7 +115,6 @@ export function createMultiVolumeEc2(
         `multi-volume: ${instanceId}, ExcludeBootVolume ${selection.excludeBootVolume}, ` +
           `ExcludeDataVolumeIds [${selection.excludeDataVolumeIds.join(", ")}]`,
       );
-      const { CreateSnapshotsCommand } = await import("@aws-sdk/client-ec2");
       try {
         await client.send(new CreateSnapshotsCommand(createInput(selection, requests, true)), {
           abortSignal: signal,
@@ -135,7 +136,6 @@ export function createMultiVolumeEc2(
     async createSnapshots(requests, signal) {
       if (!selection) throw new Error("multi-volume: createSnapshots before preflight");
       let made;
-      const { CreateSnapshotsCommand } = await import("@aws-sdk/client-ec2");
       try {
         const command = new CreateSnapshotsCommand(createInput(selection, requests, false));
         const out = await client.send(guardCreateCall(command, signal), { abortSignal: signal });

@@ -4,7 +4,11 @@
  * this run. A snapshot is a volume's only when EC2's VolumeId says so (the marker's value, the
  * volume id or "multi-volume", must agree); ages are measured with EC2's clock.
  */
-import type { Snapshot as SdkSnapshot } from "@aws-sdk/client-ec2";
+import {
+  DeleteSnapshotCommand,
+  paginateDescribeSnapshots,
+  type Snapshot as SdkSnapshot,
+} from "@aws-sdk/client-ec2";
 import type { EC2Client } from "./ec2.ts";
 import { errorCode, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
@@ -81,8 +85,6 @@ async function markedSnapshots(
   log: Logger,
 ): Promise<Map<string, Snapshot[]>> {
   const byVolume = new Map<string, Snapshot[]>(volumeIds.map((id) => [id, []]));
-  // The SDK loads when it is used: planning retention (and --help) starts without it.
-  const { paginateDescribeSnapshots } = await import("@aws-sdk/client-ec2");
   const pages = paginateDescribeSnapshots({ client }, {
     OwnerIds: ["self"],
     Filters: [{ Name: `tag:${MARKER_TAG}`, Values: [...volumeIds, MULTI_VOLUME_MARKER] }],
@@ -225,7 +227,6 @@ export async function applyRetention(options: RetentionOptions): Promise<Retenti
   }
   if (wrongClock) return result;
   // One at a time: deletes are rare and a slow, orderly prune is kinder to API rate limits.
-  const { DeleteSnapshotCommand } = await import("@aws-sdk/client-ec2");
   for (const item of expired) {
     try {
       await client.send(new DeleteSnapshotCommand({ SnapshotId: item.snapshotId }));

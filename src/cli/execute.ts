@@ -117,6 +117,7 @@ async function snapshotAndFollowUp(
         ec2: multiVolume ?? createEc2(clientFor(region), log),
         freezer: createFreezer({
           log,
+          search: { path: plan.searchPath },
           devices: new Map(plan.freezeMounts.map((m) => [m.mountPoint, m.majorMinor])),
         }),
         hooks: createHooks({ log, timeoutMs: plan.hooks.timeoutMs }),
@@ -126,7 +127,7 @@ async function snapshotAndFollowUp(
           ? () =>
             acquireFreezeLocks(
               plan.freezeMounts.map((m) => ({ mountPoint: m.mountPoint, device: m.majorMinor })),
-              { purpose: "run" },
+              { runDir: plan.runDir, purpose: "run" },
             )
           : undefined,
         database: plan.database?.kind === "mysql"
@@ -145,7 +146,7 @@ async function snapshotAndFollowUp(
     const after = result.problems.length === 0 && !nothingAfterRun(plan.afterRun)
       ? await afterRun(
         plan.afterRun,
-        { region, volumes: plan.volumes, outcomes: result.outcomes },
+        { region, volumes: result.requests, outcomes: result.outcomes },
         {
           clientFor,
           log,

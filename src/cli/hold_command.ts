@@ -1,8 +1,8 @@
 /** The commands of hold mode: `--hold` (and its dry run with --noaction) and `--release`. */
-import { BusyError, ExitCode, UsageError } from "../util/errors.ts";
+import { ExitCode, HoldInPlaceError, UsageError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { ParsedArgs } from "../types/options.ts";
-import { buildHoldPlan, checkReleaseInput, type HoldPlan } from "../plan/hold_plan.ts";
+import { buildHoldPlan, buildReleasePlan, type HoldPlan } from "../plan/hold_plan.ts";
 import { startHold } from "../hold/client.ts";
 import { releaseHold } from "../hold/release.ts";
 import { describeHold, readHold, type ReleaseRecord, statePaths } from "../hold/state.ts";
@@ -23,6 +23,12 @@ export interface HoldCommandInputs {
   write: (text: string) => void;
   /** Where the dry run's plan goes (stderr in the program); default `write`. */
   writePlan?: (text: string) => void;
+  /** The environment ($ECS_RUN_DIR, $PATH, $USER). */
+  env: Record<string, string | undefined>;
+  /** The working directory (relative paths in the options). */
+  cwd: string;
+  /** The home directory (~/.my.cnf); undefined when unknown. */
+  home: string | undefined;
 }
 
 const ms = (value: number | null) => value === null ? "-" : `${value} ms`;
@@ -54,10 +60,12 @@ export function releaseReport(record: ReleaseRecord): string {
  * nothing held: no locking statement, no freeze.
  */
 async function holdDryRun(plan: HoldPlan, log: Logger): Promise<string> {
-  if (plan.freezeMounts.length > 0) findFreezeProgram();
-  const status = readHold(statePaths());
+  if (plan.freezeMounts.length > 0) findFreezeProgram({ path: plan.searchPath });
+  const status = readHold(statePaths(plan.runDir));
   if (status.kind === "live") {
-    throw new BusyError(`--hold would be refused: ${describeHold(status.record)} is in place`);
+    throw new HoldInPlaceError(
+      `--hold would be refused: ${describeHold(status.record)} is in place`,
+    );
   }
   const lines = [`${PROGRAM}: --noaction --hold: nothing will be locked or frozen`];
   if (plan.database) {
@@ -98,21 +106,28 @@ export async function holdCommand(inputs: HoldCommandInputs): Promise<number> {
   const { options } = args;
   if (options.release) {
     if (options.hold !== undefined) throw new UsageError("--hold and --release: give one of them");
-    checkReleaseInput(args, inputs.commandLine.volumeIds, log);
-    const record = await releaseHold(statePaths(), log);
+    const release = buildReleasePlan(args, inputs.commandLine.volumeIds, log, inputs.env);
+    const record = await releaseHold(statePaths(release.runDir), log);
     if (!options.quiet) {
       write(options.output === "json" ? JSON.stringify(record) + "\n" : releaseReport(record));
     }
     for (const problem of record.problems) log.error(problem.message);
     return record.problems[0]?.exitCode ?? ExitCode.ok;
   }
-  const plan = await buildHoldPlan({ args, commandLineVolumes: inputs.commandLine.volumeIds, log });
+  const plan = await buildHoldPlan({
+    args,
+    commandLineVolumes: inputs.commandLine.volumeIds,
+    log,
+    env: inputs.env,
+    cwd: inputs.cwd,
+    home: inputs.home,
+  });
   if (options.noaction) {
     // As --noaction's plan: on stderr, so that nothing on stdout looks like a result.
     (inputs.writePlan ?? write)(await holdDryRun(plan, log));
     return ExitCode.ok;
   }
-  const held = await startHold(plan, { log, paths: statePaths() });
+  const held = await startHold(plan, { log, paths: statePaths(plan.runDir) });
   log.debug(
     `held by process ${held.pid} until ${new Date(held.deadlineAt).toISOString()}; ` +
       "release with --release",

@@ -1,6 +1,13 @@
 /** The command: argv -> options -> plan -> exit code; the part that calls EC2 is execute.ts, loaded only when needed. */
 import { withConfigFile } from "./config_file.ts";
-import { AppError, errorMessage, ExitCode, exitCodeOf, OutputError } from "../util/errors.ts";
+import {
+  AppError,
+  errorMessage,
+  ExitCode,
+  exitCodeOf,
+  OutputError,
+  UsageError,
+} from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { helpText } from "./help.ts";
 import { absentOrRegularFile } from "../util/files.ts";
@@ -112,6 +119,9 @@ async function command(
   const { options } = args;
   const log = createLogger({ debug: options.debug, quiet: options.quiet });
   hooks.log(log);
+  if (options.holdWithin !== undefined && options.hold === undefined) {
+    throw new UsageError("--hold-within: only with --hold");
+  }
   if (options.hold !== undefined || options.release) {
     // Hold mode makes no snapshot: no metrics of a run are written for it.
     for (const warning of warnings) log.warn(warning);
@@ -122,6 +132,9 @@ async function command(
       log,
       write: writeStdout,
       writePlan: (text) => writeTo(Deno.stderr, "stderr", text),
+      env: Deno.env.toObject(),
+      cwd: Deno.cwd(),
+      home: Deno.env.get("HOME"),
     });
   }
   // A dry run is not a run: it leaves the monitoring's file alone.
@@ -134,6 +147,7 @@ async function command(
     args,
     env: Deno.env.toObject(),
     home: Deno.env.get("HOME"),
+    cwd: Deno.cwd(),
     log,
   });
   hooks.facts.volumeIds = plan.volumes.map((v) => v.volumeId);

@@ -14,7 +14,9 @@ export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
     "A check before locking failed: credentials, region, permission, volume, discovery or " +
     "instance metadata; nothing was locked, frozen or created.",
   [ExitCode.snapshot]: "One or more CreateSnapshot calls failed.",
-  [ExitCode.timeout]: "--snapshot-timeout passed before every snapshot was initiated.",
+  [ExitCode.timeout]:
+    "A time limit passed: --snapshot-timeout before every snapshot was initiated, or " +
+    "--hold-within before everything was held (everything was released).",
   [ExitCode.database]: "The database could not be connected, flushed, locked, stopped or started.",
   [ExitCode.freeze]: "A file system could not be frozen or thawed.",
   [ExitCode.hook]: "--pre-freeze-command or --post-thaw-command failed.",
@@ -27,10 +29,15 @@ export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
     "reported by id (stderr, JSON) as of unknown consistency and kept, not deleted.",
   [ExitCode.output]: "stdout or stderr was closed or could not be written.",
   [ExitCode.notHeld]:
-    "--release: nothing is held, or the deadline of --hold had already released everything.",
+    "--release: nothing is held, and no hold ended before it: no --hold came first.",
   [ExitCode.metrics]:
     "--metrics-file could not be written (after a run that otherwise succeeded; a failed run " +
     "keeps its own code).",
+  [ExitCode.holdInPlace]:
+    "--hold: a hold is already in place (its --release has not come); nothing new was locked.",
+  [ExitCode.holdEnded]:
+    "--release: the hold had already ended (its deadline, or its holder was killed or stopped); " +
+    "a snapshot taken meanwhile is not application-consistent.",
 };
 
 /** What goes into the page besides the option table. */

@@ -6,7 +6,11 @@ import type { AfterRunResult } from "../run/after_run.ts";
 import type { BinlogCoordinates, SnapshotRequest, WalPosition } from "../types/side_effects.ts";
 import type { Plan } from "../plan/plan.ts";
 import type { RunResult } from "../run/sequence.ts";
-import { PROGRAM } from "../types/tags.ts";
+import { DATABASE_TAG, PROGRAM } from "../types/tags.ts";
+
+/** What --noaction shows for the database tag, whose value is known only at the lock. */
+const DATABASE_TAG_PLANNED = "(engine, version, data directory, binary-log basename, and the " +
+  "binary-log file:position and GTID or the WAL LSN and timeline at the lock)";
 import { describeMysqlPlan, mysqlPlanJson } from "../plan/mysql.ts";
 import type { RetentionResult } from "../aws/retention.ts";
 import { describePostgresqlPlan, postgresqlPlanJson } from "../plan/postgresql.ts";
@@ -58,6 +62,7 @@ export function textReport(result: RunResult, quiet: boolean, after?: AfterRunRe
 /** The JSON document of a run; `after` adds waits, copies and retention. */
 export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult): string {
   const byVolume = new Map(result.outcomes.map((o) => [o.volumeId, o]));
+  const sent = new Map(result.requests.map((r) => [r.volumeId, r.tags]));
   const doc = {
     program: PROGRAM,
     version: VERSION,
@@ -75,7 +80,7 @@ export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult
           .filter((s) => s.volumeId === volume.volumeId)
           .map((s) => s.snapshotId),
         description: volume.description,
-        tags: volume.tags,
+        tags: sent.get(volume.volumeId) ?? volume.tags,
         error: outcome && !outcome.ok
           ? { code: outcome.errorCode, message: outcome.message }
           : outcome
@@ -130,6 +135,7 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
         freeze: plan.freezeMounts.map((m) => m.mountPoint),
         discovered: plan.discovered,
         snapshots: plan.volumes,
+        databaseTag: plan.database ? { key: DATABASE_TAG, value: DATABASE_TAG_PLANNED } : null,
         waitSeconds: after.waitSeconds ?? null,
         copyToRegions: after.copyRegions,
         retention: retention ?? null,
@@ -154,6 +160,7 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
       const tags = Object.entries(v.tags).map(([k, val]) => `${k}=${val}`).join(";");
       return `would snapshot ${v.volumeId} description="${v.description}" tags="${tags}"`;
     }),
+    ...(plan.database ? [`and tag them ${DATABASE_TAG}=${DATABASE_TAG_PLANNED}`] : []),
     ...(after.waitSeconds !== undefined
       ? [`would wait up to ${after.waitSeconds}s for the snapshots to complete`]
       : []),

@@ -32,7 +32,7 @@ function writeStderr(line: string): void {
  *
  * @example
  * ```ts
- * const held = await startHold(plan, { log, paths: statePaths() });
+ * const held = await startHold(plan, { log, paths: statePaths(plan.runDir) });
  * // held.deadlineAt: when the holder releases by itself
  * ```
  */

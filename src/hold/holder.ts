@@ -28,7 +28,7 @@ import {
 /** The per-file-system locks (src/host/freeze_lock.ts), held for the whole hold. */
 export type AcquireFreezeLocks = (
   targets: { mountPoint: string; device: string }[],
-  options: { runDir?: string; purpose: string },
+  options: { runDir: string; purpose: string },
 ) => Promise<HeldExclusion>;
 
 /** The side effects of the holder, injected (tests use recording fakes). */
@@ -87,6 +87,18 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
 
   let socket: ReleaseSocket | undefined;
   let heldAt = 0;
+  // --hold-within: not everything held in time (a lock that takes its tries, a slow hook) is
+  // given up, everything released, so that an orchestrator that stopped waiting is not left
+  // with a freeze that nobody will release.
+  const giveUp = new AbortController();
+  const giveUpTimer = plan.holdWithinMs === undefined ? undefined : setTimeout(() =>
+    giveUp.abort(
+      new AppError(
+        `--hold-within ${plan.holdWithinMs! / 1000}: not everything was held in time; gave up, ` +
+          "everything was released",
+        ExitCode.timeout,
+      ),
+    ), plan.holdWithinMs);
   const result = await whileLocked(
     {
       freezeMounts: mounts,
@@ -99,6 +111,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     },
     {
       ...deps,
+      signal: AbortSignal.any([deps.signal, giveUp.signal]),
       // The freeze locks, for the whole hold (released last); the watchdog guards them too.
       exclusion: () =>
         deps.acquireFreezeLocks(
@@ -108,6 +121,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     },
     {
       whileHeld: async ({ binlog }): Promise<ReleasedBy> => {
+        clearTimeout(giveUpTimer);
         heldAt = Date.now();
         const deadlineAt = heldAt + plan.holdMs;
         socket = listenForRelease(paths.socket, log);
@@ -142,10 +156,15 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     },
   );
 
+  clearTimeout(giveUpTimer);
   if (result.value === undefined) {
     abandonHold(paths);
-    for (const problem of result.problems.slice(1)) log.error(problem.message);
-    return fail(deps, result.problems[0] ?? new AppError("the hold failed", ExitCode.internal));
+    // Given up in time: a step aborted by it fails with its own words; the time limit is the cause.
+    const first = giveUp.signal.aborted && !deps.signal.aborted
+      ? giveUp.signal.reason as AppError
+      : result.problems[0];
+    for (const problem of result.problems.filter((p) => p !== first)) log.error(problem.message);
+    return fail(deps, first ?? new AppError("the hold failed", ExitCode.internal));
   }
   const release: ReleaseRecord = {
     by: result.value,
@@ -235,6 +254,7 @@ export async function runHolder(): Promise<number> {
     return await hold(request, {
       freezer: createFreezer({
         log,
+        search: { path: request.plan.searchPath },
         devices: new Map(request.plan.freezeMounts.map((m) => [m.mountPoint, m.majorMinor])),
       }),
       hooks: createHooks({ log, outputFile: paths.log, timeoutMs: request.plan.hookTimeoutMs }),

@@ -1,5 +1,5 @@
 /** `--release`: asks the holder to release, and reads what it measured; or says why nothing is held. */
-import { AppError, ExitCode, NotHeldError } from "../util/errors.ts";
+import { AppError, ExitCode, HoldEndedError, NotHeldError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { HoldLine } from "./protocol.ts";
 import {
@@ -16,22 +16,25 @@ const RELEASE_TIMEOUT_MS = 300_000;
 
 const at = (epochMs: number) => new Date(epochMs).toISOString();
 
-/** Why nothing is held, from the record of the last release (or its absence). */
-function nothingHeld(last: ReleaseRecord | undefined): NotHeldError {
+/**
+ * Why nothing is held, from the record of the last release (or its absence): a hold that ended
+ * before its --release (exit 17), or none to release at all (exit 14).
+ */
+function nothingHeld(last: ReleaseRecord | undefined): AppError {
   if (!last) return new NotHeldError("--release: nothing is held");
   switch (last.by) {
     case "deadline":
-      return new NotHeldError(
+      return new HoldEndedError(
         `--release: nothing is held: released by the deadline at ${at(last.releasedAt)} ` +
           `(held since ${at(last.heldAt)})`,
       );
     case "signal":
-      return new NotHeldError(
+      return new HoldEndedError(
         `--release: nothing is held: the holder was stopped by a signal and released at ` +
           at(last.releasedAt),
       );
     case "caller gone":
-      return new NotHeldError(
+      return new HoldEndedError(
         `--release: nothing is held: the caller of --hold went away before it learnt of the ` +
           `hold, which was released at ${at(last.releasedAt)}`,
       );
@@ -76,12 +79,13 @@ async function ask(socket: string): Promise<ReleaseRecord | undefined> {
 }
 
 /**
- * Releases the hold in place and returns what it measured. Throws NotHeldError (exit 14) when
- * nothing is held (none, a holder that died, or one the deadline released already).
+ * Releases the hold in place and returns what it measured. Throws HoldEndedError (exit 17) when
+ * the hold ended before (its deadline, a holder that died or was stopped), NotHeldError (exit 14)
+ * when there was none to release.
  *
  * @example
  * ```ts
- * const record = await releaseHold(statePaths(), log);
+ * const record = await releaseHold(statePaths(release.runDir), log);
  * record.timings.freezeWindowMs;
  * ```
  */
@@ -90,7 +94,7 @@ export async function releaseHold(paths: StatePaths, log: Logger): Promise<Relea
   if (status.kind === "none") throw nothingHeld(readRelease(paths));
   if (status.kind === "stale") {
     removeStaleHold(paths, status.record);
-    throw new NotHeldError(
+    throw new HoldEndedError(
       `--release: nothing is held: the holder (pid ${status.record.pid}) ended without ` +
         "releasing; its watchdog thawed the file systems, and a database lock ended with its " +
         "connection",

@@ -3,8 +3,8 @@
  * the hold in place (the holder's pid and start time, never trusted once that process is gone),
  * the record of the last release, the holder's socket and its log.
  */
-import { BusyError, PreflightError } from "../util/errors.ts";
-import { defaultRunDir, ensureRunDir } from "../host/freeze_lock.ts";
+import { BusyError, HoldInPlaceError, PreflightError } from "../util/errors.ts";
+import { ensureRunDir } from "../host/freeze_lock.ts";
 import { writeFileAtomic } from "../util/files.ts";
 import type { BinlogCoordinates } from "../types/side_effects.ts";
 import type { LockTimings } from "../run/locked.ts";
@@ -66,15 +66,15 @@ export interface StatePaths {
 }
 
 /**
- * The state directory and its files: the freeze locks' run directory (`$ECS_RUN_DIR`, else
- * /run/ec2-consistent-snapshot).
+ * The state directory and its files: the freeze locks' run directory, as the plan decided it
+ * (plan/machine.ts: `$ECS_RUN_DIR`, else /run/ec2-consistent-snapshot).
  *
  * @example
  * ```ts
  * statePaths("/run/ec2-consistent-snapshot").socket; // "/run/ec2-consistent-snapshot/hold.sock"
  * ```
  */
-export function statePaths(dir = defaultRunDir()): StatePaths {
+export function statePaths(dir: string): StatePaths {
   return {
     dir,
     hold: `${dir}/hold.json`,
@@ -157,7 +157,7 @@ export function describeHold(record: HoldRecord): string {
 
 /**
  * Takes the one place for a hold on this machine: writes the record (exclusively). A record
- * whose holder is gone is cleaned and the place taken; a live one is a BusyError.
+ * whose holder is gone is cleaned and the place taken; a live one is a HoldInPlaceError (exit 16).
  */
 export function claimHold(
   paths: StatePaths,
@@ -187,7 +187,7 @@ export function claimHold(
       }
       const status = readHold(paths);
       if (status.kind === "live") {
-        throw new BusyError(`${describeHold(status.record)} is in place`);
+        throw new HoldInPlaceError(`${describeHold(status.record)} is in place`);
       }
       if (status.kind === "stale") removeStaleHold(paths, status.record);
       else removeQuietly(paths.hold); // not a record of ours

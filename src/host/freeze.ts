@@ -13,7 +13,7 @@ export const SYSTEM_DIRS: readonly string[] = ["/usr/sbin", "/sbin", "/usr/bin",
 
 /** Where to look for a program. */
 export interface FindProgramOptions {
-  /** A PATH-style list; default `$PATH`. Relative entries are ignored. */
+  /** A PATH-style list, as the plan decided it (plan/machine.ts); default none. Relative entries are ignored. */
   path?: string;
   /** Searched after `path`; default {@linkcode SYSTEM_DIRS}. */
   systemDirs?: readonly string[];
@@ -30,7 +30,7 @@ function isExecutableFile(path: string): boolean {
 
 /** The directories searched, in order, without duplicates. */
 export function searchDirs(options: FindProgramOptions = {}): string[] {
-  const path = options.path ?? Deno.env.get("PATH") ?? "";
+  const path = options.path ?? "";
   const dirs = [
     // A relative entry would look in the working directory: never for a program run as root.
     ...path.split(":").filter((dir) => dir.startsWith("/")),
@@ -109,7 +109,7 @@ export interface FreezerOptions {
   log: Logger;
   /** Limit for each sync, freeze and thaw; default 60 s. */
   timeoutMs?: number;
-  /** Where to look for sync, fsfreeze and xfs_freeze; default PATH, then {@linkcode SYSTEM_DIRS}. */
+  /** Where to look for sync, fsfreeze and xfs_freeze; default {@linkcode SYSTEM_DIRS} only. */
   search?: FindProgramOptions;
   /**
    * The device ("MAJ:MIN") the plan checked for each mount point: a freeze refuses a mount

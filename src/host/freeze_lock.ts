@@ -1,25 +1,7 @@
 /** The per-file-system exclusion lock: one run (or hold) at a time freezes a given file system. */
-import { BusyError, PreflightError, UsageError } from "../util/errors.ts";
+import { BusyError, PreflightError } from "../util/errors.ts";
 import { isSameProcessAlive, procReadable, readProcessStat } from "./proc.ts";
 import { writeFileAtomic } from "../util/files.ts";
-
-/** Where the lock files live unless `$ECS_RUN_DIR` (tests) or `runDir` says otherwise. */
-export const DEFAULT_RUN_DIR = "/run/ec2-consistent-snapshot";
-
-/**
- * The run directory: `$ECS_RUN_DIR` when set, else {@linkcode DEFAULT_RUN_DIR}. A relative
- * `$ECS_RUN_DIR` is refused (UsageError): state at a path that depends on the current
- * directory would be missed by a `--release` run from elsewhere.
- */
-export function defaultRunDir(): string {
-  const dir = Deno.env.get("ECS_RUN_DIR") || DEFAULT_RUN_DIR;
-  if (!dir.startsWith("/")) {
-    throw new UsageError(
-      `$ECS_RUN_DIR ${dir}: must be an absolute path (the state of runs and holds lives there)`,
-    );
-  }
-  return dir;
-}
 
 /** A file system to lock: the mount point the run freezes and its device ("MAJ:MIN"). */
 export interface FreezeTarget {
@@ -31,8 +13,8 @@ export interface FreezeTarget {
 
 /** Options of {@linkcode acquireFreezeLocks}. */
 export interface FreezeLockOptions {
-  /** Default {@linkcode defaultRunDir}; created root-only (0700) when missing. */
-  runDir?: string;
+  /** Where the lock files live, as the plan decided (plan/machine.ts); created root-only (0700) when missing. */
+  runDir: string;
   /** What holds the lock, as a noun the messages use: "run" or "hold". */
   purpose: string;
   /** How long to wait for another process that is checking the locks at this moment; 5 s. */
@@ -230,6 +212,7 @@ function makeLocks(
  * @example
  * ```ts
  * const locks = await acquireFreezeLocks([{ mountPoint: "/data", device: "259:1" }], {
+ *   runDir: "/run/ec2-consistent-snapshot",
  *   purpose: "run",
  * });
  * stack.push("freeze lock", () => locks.release());
@@ -239,7 +222,7 @@ export async function acquireFreezeLocks(
   targets: readonly FreezeTarget[],
   opts: FreezeLockOptions,
 ): Promise<FreezeLocks> {
-  const dir = opts.runDir ?? defaultRunDir();
+  const dir = opts.runDir;
   const timeoutMs = opts.mutexTimeoutMs ?? 5_000;
   const byDevice = new Map<string, FreezeTarget>();
   for (const target of targets) {
@@ -286,9 +269,9 @@ export async function acquireFreezeLocks(
  */
 export async function adoptFreezeLocks(
   token: string,
-  opts: { runDir?: string; mutexTimeoutMs?: number } = {},
+  opts: { runDir: string; mutexTimeoutMs?: number },
 ): Promise<FreezeLocks> {
-  const dir = opts.runDir ?? defaultRunDir();
+  const dir = opts.runDir;
   const timeoutMs = opts.mutexTimeoutMs ?? 5_000;
   const devices = await withMutex(dir, timeoutMs, () => {
     const found: string[] = [];

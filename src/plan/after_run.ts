@@ -14,13 +14,15 @@ export type RetentionPolicy = RetentionRules;
 
 /** The follow-up steps asked for, checked. */
 export interface AfterRunPlan {
-  /** --wait: seconds to wait for the snapshots (and the copies); undefined: no --wait. */
+  /** --wait as given: seconds to wait for the snapshots (and the copies); undefined: no --wait. */
   waitSeconds?: number;
   /**
-   * How long copies wait for their sources when there is no --wait (the default of --wait):
-   * copies need completed sources.
+   * How long to wait for the snapshots: --wait, else the default of --wait when there are
+   * copies to make (copies need completed sources); undefined: no wait.
    */
-  defaultWaitSeconds: number;
+  snapshotWaitSeconds?: number;
+  /** How long to wait for the copies: only with --wait; undefined: no wait. */
+  copyWaitSeconds?: number;
   /** --copy-to-region, in order. */
   copyRegions: string[];
   /** --copy-kms-key-id. */
@@ -119,7 +121,9 @@ export function planAfterRun(options: Options, sourceRegion: string | undefined)
   }
   return {
     waitSeconds: options.wait,
-    defaultWaitSeconds: DEFAULT_WAIT_SECONDS,
+    snapshotWaitSeconds: options.wait ??
+      (options.copyToRegion.length > 0 ? DEFAULT_WAIT_SECONDS : undefined),
+    copyWaitSeconds: options.wait,
     copyRegions: [...options.copyToRegion],
     kmsKeyId: options.copyKmsKeyId,
     retention: retentionPolicy(options),

@@ -4,13 +4,11 @@ import { checkUserFile } from "../util/files.ts";
 import type { ParsedArgs } from "../types/options.ts";
 import {
   characters,
-  HELD_UNTIL_TAG,
-  MARKER_TAG,
   MAX_TAG_KEY,
   MAX_TAG_VALUE,
   MAX_TAGS,
+  OWN_TAG_KEYS,
   OWN_TAGS,
-  RUN_ID_TAG,
 } from "../types/tags.ts";
 
 const VOLUME_ID = /^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -48,7 +46,7 @@ export function parseTags(text: string): Record<string, string> {
     if (key.toLowerCase().startsWith("aws:")) {
       throw new UsageError(`--tag '${key}': keys starting with 'aws:' are reserved by AWS`);
     }
-    if (key === MARKER_TAG || key === RUN_ID_TAG || key === HELD_UNTIL_TAG) {
+    if (OWN_TAG_KEYS.includes(key)) {
       throw new UsageError(`--tag '${key}': this key is set by the tool itself`);
     }
     if (key in tags) throw new UsageError(`--tag '${key}': key given twice`);

@@ -5,11 +5,14 @@ import { type Logger, registerSecret } from "../util/log.ts";
 import { OPTION_TABLE, type Options, type OptionSpec, type ParsedArgs } from "../types/options.ts";
 import { type MysqlPlanDeps, planMysql } from "./mysql.ts";
 import type { MysqlPlan } from "../types/database_plans.ts";
+import { programSearchPath, runDirectory } from "./machine.ts";
 
 /** What a hold holds: decided from the options of a normal run, without the snapshot ones. */
 export interface HoldPlan {
   /** How long everything may stay held, in milliseconds, counted from the moment it is held. */
   holdMs: number;
+  /** --hold-within in milliseconds: the holder gives up (releasing) unless held by then. */
+  holdWithinMs?: number;
   /** The mount points to freeze, checked, in order. */
   freezeMounts: MountPoint[];
   /** The database to flush and lock (or stop), if any: option files read, not connected. */
@@ -24,6 +27,16 @@ export interface HoldPlan {
   debug: boolean;
   /** --quiet: only errors. */
   quiet: boolean;
+  /** The state directory and the freeze locks' ($ECS_RUN_DIR, else /run/ec2-consistent-snapshot). */
+  runDir: string;
+  /** Where sync and fsfreeze are looked for before the system directories ($PATH). */
+  searchPath: string;
+}
+
+/** The plan of `--release`: where the hold's state is. */
+export interface ReleasePlan {
+  /** The state directory ($ECS_RUN_DIR, else /run/ec2-consistent-snapshot). */
+  runDir: string;
 }
 
 /** Options that only make sense when snapshots are made: the Snapshots and Retention groups. */
@@ -82,12 +95,14 @@ export interface HoldPlanInputs {
   commandLineVolumes: readonly string[];
   /** Where warnings and --debug steps go. */
   log: Logger;
-  /** Working directory, for relative paths; default Deno.cwd(). */
-  cwd?: string;
+  /** The environment ($ECS_RUN_DIR, $PATH, $USER). */
+  env: Record<string, string | undefined>;
+  /** Working directory, for relative paths. */
+  cwd: string;
   /** Root of procfs ("/proc"); tests point it at a fixture tree. */
   procRoot?: string;
-  /** The home directory (~/.my.cnf); default $HOME. */
-  home?: string;
+  /** The home directory (~/.my.cnf); undefined when unknown. */
+  home: string | undefined;
   /** Lookups of the MySQL plan; tests replace them. */
   mysql?: MysqlPlanDeps;
 }
@@ -99,7 +114,8 @@ export interface HoldPlanInputs {
  *
  * @example
  * ```ts
- * const plan = await buildHoldPlan({ args, commandLineVolumes: parsed.volumeIds, log });
+ * const plan = await buildHoldPlan({ args, commandLineVolumes: parsed.volumeIds, log,
+ *   env: Deno.env.toObject(), cwd: Deno.cwd(), home: Deno.env.get("HOME") });
  * plan.holdMs; // 60000 for a bare --hold
  * ```
  */
@@ -114,21 +130,25 @@ export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
   if (!(seconds > 0)) throw new UsageError(`--hold: must be more than 0 seconds, got ${seconds}`);
   registerSecret(options.mysqlPassword);
   const database = options.mysql || options.percona || options.mysqlStop
-    ? planMysql(absolute(options, inputs.cwd ?? Deno.cwd()), {
+    ? planMysql(absolute(options, inputs.cwd), {
       ...inputs.mysql,
-      settings: { home: inputs.home ?? Deno.env.get("HOME"), ...inputs.mysql?.settings },
+      settings: { home: inputs.home, env: inputs.env, ...inputs.mysql?.settings },
     })
     : undefined;
   const freezeMounts = await resolveMountPoints(options.freezeFilesystem, {
     option: "--freeze-filesystem",
     freeze: true,
     procRoot: inputs.procRoot,
+    cwd: inputs.cwd,
   });
   if (freezeMounts.length === 0 && !database) {
     throw new UsageError("--hold: nothing to hold: give --freeze-filesystem, --mysql or both");
   }
   return {
     holdMs: Math.round(seconds * 1000),
+    ...(options.holdWithin === undefined
+      ? {}
+      : { holdWithinMs: Math.round(options.holdWithin * 1000) }),
     freezeMounts,
     database,
     preFreezeCommand: options.preFreezeCommand,
@@ -136,17 +156,21 @@ export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
     hookTimeoutMs: options.hookTimeout * 1000,
     debug: options.debug,
     quiet: options.quiet,
+    runDir: runDirectory(inputs.env),
+    searchPath: programSearchPath(inputs.env),
   };
 }
 
 /**
- * Checks the input of `--release`: nothing but general options (and a configuration file's
- * settings, ignored).
+ * Checks the input of `--release` (nothing but general options; a configuration file's
+ * settings are ignored) and says where the hold's state is.
  */
-export function checkReleaseInput(
+export function buildReleasePlan(
   args: ParsedArgs,
   commandLineVolumes: readonly string[],
   log: Logger,
-): void {
+  env: Record<string, string | undefined>,
+): ReleasePlan {
   refuseSnapshotInput("--release", args, commandLineVolumes, log);
+  return { runDir: runDirectory(env) };
 }

@@ -177,8 +177,10 @@ export function clientValues(groups: OptionFile): Record<string, string | true> 
 
 /** Injectable bits of the environment, for tests. */
 export interface MysqlSettingsDeps {
-  /** The home directory; default $HOME. */
+  /** The home directory (for ~/.my.cnf); none: no ~/.my.cnf is read. */
   home?: string;
+  /** The environment: $USER and $LOGNAME name the login when the system cannot. */
+  env?: Record<string, string | undefined>;
   /** Whether a socket exists at path; default: a stat. */
   socketExists?: (path: string) => boolean;
   /** The login name; default the current user's. */
@@ -193,11 +195,11 @@ function defaultSocketExists(path: string): boolean {
   }
 }
 
-function defaultLoginName(): string {
+function defaultLoginName(env: Record<string, string | undefined>): string {
   try {
     return userInfo().username;
   } catch {
-    return Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? "root";
+    return env.USER ?? env.LOGNAME ?? "root";
   }
 }
 
@@ -231,7 +233,7 @@ export function resolveMysqlSettings(
   options: Options,
   deps: MysqlSettingsDeps = {},
 ): MysqlSettings {
-  const home = deps.home ?? Deno.env.get("HOME");
+  const home = deps.home;
   let file = options.mysqlDefaultsFile;
   if (file === undefined && home) {
     const candidate = join(home, ".my.cnf");
@@ -259,7 +261,7 @@ export function resolveMysqlSettings(
     throw new UsageError(`--mysql-port: must be between 1 and 65535, got ${port}`);
   }
   const user = options.mysqlUsername ?? stringValue(values, "user", where) ??
-    (deps.loginName ?? defaultLoginName)();
+    (deps.loginName ?? (() => defaultLoginName(deps.env ?? {})))();
   const password = options.mysqlPassword ?? stringValue(values, "password", where);
 
   const settings: MysqlSettings = { host, port, user, password, files };

@@ -61,9 +61,9 @@ function waitProblems(
 }
 
 /**
- * Runs the follow-up steps for the snapshots of a successful run. Never throws; problems are
- * collected. Copies need completed sources, so --copy-to-region waits for the originals even
- * without --wait (up to the default of --wait); the copies are waited for only with --wait.
+ * Runs the follow-up steps for the snapshots of a successful run, as the plan decided them
+ * (how long to wait for the snapshots and for the copies). Never throws; problems are
+ * collected.
  * Retention runs only when everything before it succeeded.
  */
 export async function afterRun(
@@ -90,8 +90,8 @@ export async function afterRun(
     });
   };
 
-  if (plan.waitSeconds !== undefined || plan.copyRegions.length > 0) {
-    const seconds = plan.waitSeconds ?? plan.defaultWaitSeconds;
+  if (plan.snapshotWaitSeconds !== undefined) {
+    const seconds = plan.snapshotWaitSeconds;
     deps.log.debug(`waiting up to ${seconds}s for ${made.length} snapshot(s)`);
     const outcomes = await wait(
       made.map((o) => ({ snapshotId: o.snapshotId, region: run.region })),
@@ -127,12 +127,12 @@ export async function afterRun(
       }
     }
     const copied = result.copies.filter((c) => c.snapshotId !== null);
-    if (plan.waitSeconds !== undefined && copied.length > 0) {
-      deps.log.debug(`waiting up to ${plan.waitSeconds}s for ${copied.length} copies`);
+    if (plan.copyWaitSeconds !== undefined && copied.length > 0) {
+      deps.log.debug(`waiting up to ${plan.copyWaitSeconds}s for ${copied.length} copies`);
       const outcomes = await wait(
         copied.map((c) => ({ snapshotId: c.snapshotId!, region: c.region })),
         copied.map((c) => `copy of ${c.sourceSnapshotId} in ${c.region}`),
-        plan.waitSeconds,
+        plan.copyWaitSeconds,
       );
       result.waits.push(...outcomes);
       result.problems.push(...waitProblems(outcomes, "copy", deps.signal));

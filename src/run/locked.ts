@@ -21,6 +21,7 @@ import type {
   ArmedWatchdog,
   BinlogCoordinates,
   Database,
+  DatabaseFacts,
   DatabaseFile,
   Freezer,
   HeldExclusion,
@@ -104,11 +105,15 @@ export interface LockTimings {
 export interface HeldState {
   /** The binary-log position taken while the database was locked. */
   binlog: BinlogCoordinates | undefined;
+  /** PostgreSQL's WAL position at the freeze. */
+  wal?: WalPosition;
+  /** The database's engine, version and files, for the database tag; none without one. */
+  facts?: DatabaseFacts;
   /**
    * Tells the watchdog to hold everything at least `ms` from now even if this process dies
    * (a call that may still reach EC2 was sent under that promise). Never throws.
    */
-  holdAtLeast(ms: number): Promise<void>;
+  holdAtLeast?(ms: number): Promise<void>;
 }
 
 /** The steps that differ between the normal run and hold mode. */
@@ -210,6 +215,7 @@ export async function whileLocked<T>(
   let value: T | undefined;
   let binlog: BinlogCoordinates | undefined;
   let wal: WalPosition | undefined;
+  let facts: DatabaseFacts | undefined;
   let unfrozen: UnfrozenLocation[] = [];
   let firstLockAt: number | undefined;
   let firstFreezeAt: number | undefined;
@@ -240,6 +246,7 @@ export async function whileLocked<T>(
       steps.preflight?.(preflightSignal),
       database?.prepare().then(async () => {
         unfrozen = await checkDatabaseFiles(database);
+        facts = await describeDatabase(database);
       }),
     ]);
     timings.preflightMs = Math.round(now() - started);
@@ -352,6 +359,8 @@ export async function whileLocked<T>(
 
     value = await steps.whileHeld({
       binlog,
+      wal,
+      facts,
       holdAtLeast: async (ms) => {
         await armed?.update?.({ holdMs: ms }).catch((error) =>
           log.warn(`could not tell the watchdog to hold ${ms} ms: ${(error as Error).message}`)
@@ -395,6 +404,20 @@ export async function whileLocked<T>(
    * Asks the server where its files are and warns, once per location, about those on file
    * systems that will not be frozen. A warning, never a failure: old cron lines keep working.
    */
+  async function describeDatabase(db: Database): Promise<DatabaseFacts | undefined> {
+    try {
+      return await db.describe?.();
+    } catch (error) {
+      // The snapshots are as good without it; only a restore drill needs the tag's paths.
+      log.warn(
+        `could not learn the database's version and files for the snapshots' tag: ${
+          (error as Error).message
+        }`,
+      );
+      return undefined;
+    }
+  }
+
   async function checkDatabaseFiles(db: Database): Promise<UnfrozenLocation[]> {
     if (!db.files || spec.freezeMounts.length === 0) return [];
     try {

@@ -21,6 +21,7 @@ import {
   whileLocked,
 } from "./locked.ts";
 import type { UnfrozenLocation } from "../host/unfrozen.ts";
+import { withDatabaseTag } from "./database_tag.ts";
 import { consistencyUnknownError, lookUpUnanswered, type RunLookup } from "./unanswered.ts";
 import { HELD_UNTIL_TAG } from "../types/tags.ts";
 import { delay } from "../util/deadline.ts";
@@ -93,6 +94,8 @@ export interface Timings extends LockTimings {
 export interface RunResult {
   /** One outcome per request, in the order of the requests. */
   outcomes: SnapshotOutcome[];
+  /** The requests as sent: the plan's, with the database tag added while held. */
+  requests: readonly SnapshotRequest[];
   /**
    * The lookup after the thaw of snapshots made by calls without an answer; null when every
    * call ended with an answer (a snapshot id or an AWS error).
@@ -128,6 +131,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
   const { ec2, log, signal } = deps;
   const now = deps.now ?? (() => performance.now());
   let createMs: number | null = null;
+  let sent: readonly SnapshotRequest[] = spec.volumes;
   const result = await whileLocked(
     {
       ...spec,
@@ -141,13 +145,14 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
         return ec2.preflight(spec.volumes, preflightSignal);
       },
       preflightTimeoutMs: spec.snapshotTimeoutMs,
-      whileHeld: async ({ holdAtLeast }) => {
+      whileHeld: async (held) => {
         // The promise behind the held-until tag (MIN_HOLD_MS): its end is taken before the
         // watchdog hears of it, so that the watchdog's end is never the earlier one.
         const holdEnd = performance.now() + MIN_HOLD_MS;
-        await holdAtLeast(MIN_HOLD_MS);
+        await held.holdAtLeast?.(MIN_HOLD_MS);
         const heldUntil = ec2.heldUntil?.(holdEnd);
-        const requests = heldUntil === undefined ? spec.volumes : spec.volumes.map((v) => ({
+        const tagged = withDatabaseTag(spec.volumes, held, (message) => log.warn(message));
+        sent = heldUntil === undefined ? tagged : tagged.map((v) => ({
           ...v,
           tags: { ...v.tags, [HELD_UNTIL_TAG]: heldUntil },
         }));
@@ -163,7 +168,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
         const stop = abortNotBefore(signal, holdEnd);
         const createStarted = now();
         const outcomes = await ec2.createSnapshots(
-          requests,
+          sent,
           AbortSignal.any([timeout, stop.signal]),
         ).finally(() => stop.dispose());
         createMs = Math.round(now() - createStarted);
@@ -208,7 +213,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
   const lookup = await lookUpUnanswered(outcomes, {
     ec2,
     log,
-    requests: spec.volumes,
+    requests: sent,
     retryMs: deps.lookupRetryMs,
     windowMs: deps.lookupWindowMs,
     stopped,
@@ -218,6 +223,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
   }
   return {
     outcomes,
+    requests: sent,
     lookup,
     binlog: result.binlog,
     wal: result.wal,

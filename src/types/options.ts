@@ -3,6 +3,7 @@
  * `--help` (help.ts), the man page (manpage.ts) and the configuration-file reader
  * (config_file.ts) are all made from it; no option name is spelled anywhere else.
  */
+import { MAX_TAGS, OWN_TAGS } from "./tags.ts";
 
 /** How an option takes its value. */
 export type OptionKind =
@@ -205,7 +206,9 @@ export const OPTION_TABLE = [
     kind: "list",
     value: "K=V;K2=V2",
     group: "Snapshots",
-    help: "Snapshot tags: once for all volumes, or once per volume in order.",
+    help: `Snapshot tags: once for all volumes, or once per volume in order; up to ${
+      MAX_TAGS - OWN_TAGS
+    } (with Name), as the tool sets ${OWN_TAGS} of EC2's ${MAX_TAGS} itself.`,
   },
   {
     name: "name",
@@ -476,6 +479,18 @@ export const OPTION_TABLE = [
     help:
       "Lock the database and freeze, keep it held in a detached process and exit; no snapshot. " +
       "Released by --release, or at the deadline.",
+  },
+  {
+    name: "hold-within",
+    kind: "seconds",
+    value: "SECONDS",
+    defaultText: "none: the lock's tries and sleeps bound it",
+    positive: true,
+    commandLineOnly: true,
+    group: "Hold mode (Data Lifecycle Manager and other orchestrators)",
+    help: "With --hold: give up, with everything released (exit 5), unless everything is held " +
+      "within SECONDS of the holder's start, lock tries and sleeps included. For DLM: less than " +
+      "the policy's ExecutionTimeout.",
   },
   {
     name: "release",

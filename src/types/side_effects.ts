@@ -6,6 +6,8 @@
 
 export type { SnapshotRequest } from "./tags.ts";
 import type { SnapshotRequest } from "./tags.ts";
+export type { DatabaseFacts } from "./restore_tags.ts";
+import type { DatabaseFacts } from "./restore_tags.ts";
 
 /**
  * How a failed snapshot request ended: "error" (EC2 answered with an AWS error code), "unknown"
@@ -109,6 +111,11 @@ export interface Database {
   readonly holdsWrites?: boolean;
   /** Where the server keeps its files; asked after prepare(), before anything is locked. */
   files?(): Promise<DatabaseFile[]>;
+  /**
+   * The engine, version and files a restore needs (the database tag of the snapshots); asked
+   * after prepare(), before anything is locked. Throws DatabaseError.
+   */
+  describe?(): Promise<DatabaseFacts>;
   /**
    * The position just before the first freeze (after the last sync), when the database has
    * one to report there (PostgreSQL's WAL position). Bounded; throws DatabaseError.

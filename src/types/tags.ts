@@ -28,6 +28,7 @@ export const MULTI_VOLUME_MARKER = "multi-volume";
 export const RUN_ID_TAG = `${PROGRAM}:run-id`;
 
 /**
+/**
  * The tag the create call adds when it is sent: the instant (ISO 8601, UTC, EC2's clock) until
  * which the run guarantees to hold everything frozen and locked, should the call's answer not
  * come back. A snapshot whose StartTime is later may have been taken after the thaw: of unknown
@@ -35,8 +36,32 @@ export const RUN_ID_TAG = `${PROGRAM}:run-id`;
  */
 export const HELD_UNTIL_TAG = `${PROGRAM}:held-until`;
 
-/** The tags the tool adds to every snapshot: the marker, the run id and the held-until time. */
-export const OWN_TAGS = 3;
+/**
+ * The tag with the run's volume count and each volume's file-system type and mount point
+ * (restore_tags.ts writes and reads its value).
+ */
+export const VOLUMES_TAG = `${PROGRAM}:volumes`;
+
+/**
+ * The tag with the database engine, version, its files and the position at the lock (set in
+ * the create call only when the run locks a database; restore_tags.ts writes and reads it).
+ */
+export const DATABASE_TAG = `${PROGRAM}:database`;
+
+/** The keys of the tags the tool sets itself; `--tag` may not use them. */
+export const OWN_TAG_KEYS: readonly string[] = [
+  MARKER_TAG,
+  RUN_ID_TAG,
+  HELD_UNTIL_TAG,
+  VOLUMES_TAG,
+  DATABASE_TAG,
+];
+
+/**
+ * The most tags the tool adds to a snapshot: the marker, the run id, the held-until time, the
+ * volumes and the database tag; `--tag` (with `--name`'s Name tag) has the rest of EC2's 50.
+ */
+export const OWN_TAGS: number = OWN_TAG_KEYS.length;
 
 /** EC2's limit on tags per snapshot (the tool's own tags count against it). */
 export const MAX_TAGS = 50;

@@ -11,7 +11,10 @@ export const ExitCode = {
   preflight: 3,
   /** One or more CreateSnapshot calls failed. */
   snapshot: 4,
-  /** --snapshot-timeout passed before every snapshot was initiated. */
+  /**
+   * A time limit passed: --snapshot-timeout before every snapshot was initiated, or --hold-within
+   * before everything was held (then everything was released).
+   */
   timeout: 5,
   /** The database could not be connected, flushed, locked, stopped or started. */
   database: 6,
@@ -32,10 +35,17 @@ export const ExitCode = {
   consistencyUnknown: 12,
   /** stdout or stderr was closed or could not be written. */
   output: 13,
-  /** --release: nothing is held, or the deadline already released it. */
+  /** --release: nothing is held, and no hold ended without a --release (no --hold came first). */
   notHeld: 14,
   /** --metrics-file could not be written (when the run itself succeeded). */
   metrics: 15,
+  /** --hold: a hold is already in place (its --release has not come); nothing new was locked. */
+  holdInPlace: 16,
+  /**
+   * --release: the hold ended before it (its deadline, or the holder was killed or stopped), so
+   * what was snapshotted meanwhile is not application-consistent.
+   */
+  holdEnded: 17,
 } as const;
 
 /** One of the exit codes of {@linkcode ExitCode}. */
@@ -157,11 +167,30 @@ export class BusyError extends AppError {
   }
 }
 
-/** --release found nothing to release: no hold, or the deadline released it already. */
+/** --release found nothing to release, and no hold that ended before it: no --hold came first. */
 export class NotHeldError extends AppError {
   /** An error with the one-line `message` the user sees (`options.cause`: what caused it). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.notHeld, options);
+  }
+}
+
+/** --hold found a hold in place already (exit 16): nothing new was locked. */
+export class HoldInPlaceError extends AppError {
+  /** An error whose one-line `message` names the hold in place. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.holdInPlace, options);
+  }
+}
+
+/**
+ * --release came after the hold had ended (exit 17): its deadline released it, or its holder was
+ * killed or stopped, so a snapshot taken meanwhile is not application-consistent.
+ */
+export class HoldEndedError extends AppError {
+  /** An error whose one-line `message` says how and when the hold ended. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.holdEnded, options);
   }
 }
 

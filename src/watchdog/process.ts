@@ -236,25 +236,30 @@ async function tellSyslog(logger: string | undefined, message: string): Promise<
 /**
  * The watchdog's main function, for `ec2-consistent-snapshot __watchdog CONFIG_JSON` (or `-`
  * for the configuration on the first line of stdin): `args` are the arguments after
- * {@linkcode WATCHDOG_ARG}. Resolves with the exit code; the caller
- * must `Deno.exit()` with it (stdin is still being read).
+ * {@linkcode WATCHDOG_ARG}; `search.path` is where fsfreeze and logger are looked for before the
+ * system directories (the entry passes `$PATH`). Resolves with the exit code; the caller must
+ * `Deno.exit()` with it (stdin is still being read).
  *
  * It runs in its own session (the main process starts it detached) with `/` as working
  * directory, and never opens a file on the mounts it guards.
  *
  * @example
  * ```ts
- * if (Deno.args[0] === WATCHDOG_ARG) Deno.exit(await runWatchdog(Deno.args.slice(1)));
+ * const search = { path: Deno.env.get("PATH") ?? "" };
+ * if (Deno.args[0] === WATCHDOG_ARG) Deno.exit(await runWatchdog(Deno.args.slice(1), search));
  * ```
  */
-export async function runWatchdog(args: readonly string[]): Promise<number> {
+export async function runWatchdog(
+  args: readonly string[],
+  search: { path: string },
+): Promise<number> {
   // A broken pipe is an end of input, like the end itself.
   const input = new LineReader(Deno.stdin.readable);
   let config: WatchdogConfig;
   let program: FreezeProgram;
   try {
     Deno.chdir("/");
-    program = findFreezeProgram();
+    program = findFreezeProgram(search);
     let text = args[0];
     if (text === CONFIG_ON_STDIN) {
       const first = await input.next();
@@ -269,8 +274,8 @@ export async function runWatchdog(args: readonly string[]): Promise<number> {
     say(`${WatchdogLine.failed} ${message}`);
     return 2;
   }
-  const path = searchDirs().join(":");
-  const logger = findProgram("logger");
+  const path = searchDirs(search).join(":");
+  const logger = findProgram("logger", search);
   let mountPoints = [...config.mountPoints];
   let startCommand = config.startCommand ?? undefined;
 

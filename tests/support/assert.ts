@@ -40,3 +40,23 @@ export async function assertRejects<E extends Error>(
   }
   throw new nodeAssert.AssertionError({ message: `expected ${type.name}, nothing was thrown` });
 }
+
+/** Asserts that `fn` throws an instance of `type` whose message contains `includes`. */
+export function assertThrows<E extends Error>(
+  fn: () => unknown,
+  type: new (...args: never[]) => E,
+  includes?: string,
+): E {
+  try {
+    fn();
+  } catch (error) {
+    if (!(error instanceof type)) throw error;
+    if (includes !== undefined && !error.message.includes(includes)) {
+      throw new Error(
+        `expected a message containing ${JSON.stringify(includes)}: ${error.message}`,
+      );
+    }
+    return error;
+  }
+  throw new Error(`expected ${type.name} to be thrown`);
+}

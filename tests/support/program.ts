@@ -1,12 +1,17 @@
 /**
- * Runs the program as a user would: `deno run` with exactly the permission flags the compiled
- * binary is built with (RUN_FLAGS), or the binary named by $ECS_BINARY.
+ * Runs the program as it ships: the bundle that scripts/build.sh compiles (tests/support/bundle.ts
+ * keeps it current), under `deno run` with exactly the flags the binary is compiled with
+ * (RUN_FLAGS), or the binary named by $ECS_BINARY.
  */
 import { fileURLToPath } from "node:url";
 import { RUN_FLAGS } from "../../src/watchdog/permissions.ts";
+import { currentBundle } from "./bundle.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-export const MAIN = `${ROOT}src/main.ts`;
+/** The program's source entry point (what the bundle is made from). */
+export const SOURCE_MAIN = `${ROOT}src/main.ts`;
+/** The entry point the tests run: the bundle's main.js, built from src/ when it changed. */
+export const MAIN = await currentBundle();
 
 /** The command line that starts the program: the binary, or deno run with the flags. */
 export function programCommand(args: readonly string[]): { cmd: string; args: string[] } {

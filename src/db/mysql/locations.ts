@@ -1,6 +1,6 @@
 /** Where a MySQL or MariaDB server keeps its files: data, redo log, binary and relay logs. */
 import { dirname, isAbsolute, resolve } from "node:path";
-import type { DatabaseFile } from "../../types/side_effects.ts";
+import type { DatabaseFacts, DatabaseFile } from "../../types/side_effects.ts";
 
 /** The server variables that name directories (or, for the logs, a base name in one). */
 export const LOCATION_VARIABLES = [
@@ -47,4 +47,34 @@ export function mysqlLocations(rows: readonly Record<string, unknown>[]): Databa
     files.push({ what: `MySQL ${name}`, path: resolve(path) });
   }
   return files;
+}
+
+/**
+ * The facts of the database tag from rows of {@linkcode LOCATIONS_SQL} with `version` added:
+ * MariaDB or MySQL, the version's digits, datadir and log_bin_basename (absolute).
+ *
+ * @example
+ * ```ts
+ * mysqlFacts([{ Variable_name: "version", Value: "10.11.6-MariaDB-0+deb12u1" },
+ *   { Variable_name: "datadir", Value: "/var/lib/mysql/" }]);
+ * // { engine: "mariadb", version: "10.11.6", dataDir: "/var/lib/mysql" }
+ * ```
+ */
+export function mysqlFacts(rows: readonly Record<string, unknown>[]): DatabaseFacts {
+  const value = (name: string) => {
+    const row = rows.find((r) => String(r.Variable_name ?? "").toLowerCase() === name);
+    const text = row?.Value === null || row?.Value === undefined ? "" : String(row.Value).trim();
+    return text === "" ? undefined : text;
+  };
+  const version = value("version") ?? "";
+  const datadir = value("datadir");
+  const logBin = value("log_bin_basename");
+  return {
+    engine: /mariadb/i.test(version) ? "mariadb" : "mysql",
+    version: /^\d+(\.\d+)*/.exec(version)?.[0] ?? version,
+    ...(datadir ? { dataDir: resolve(datadir) } : {}),
+    ...(logBin && (isAbsolute(logBin) || datadir)
+      ? { logBin: resolve(datadir ?? "/", logBin) }
+      : {}),
+  };
 }

@@ -1,7 +1,12 @@
 /** Holding MySQL/MariaDB by a lock: flush and lock (or a backup lock/stage) with bounded tries, killing only our own waiting statement. */
 import { DatabaseError } from "../../util/errors.ts";
-import type { BinlogCoordinates, Database, DatabaseFile } from "../../types/side_effects.ts";
-import { LOCATIONS_SQL, mysqlLocations } from "./locations.ts";
+import type {
+  BinlogCoordinates,
+  Database,
+  DatabaseFacts,
+  DatabaseFile,
+} from "../../types/side_effects.ts";
+import { LOCATIONS_SQL, mysqlFacts, mysqlLocations } from "./locations.ts";
 import type { Logger } from "../../util/log.ts";
 import { abortable, deadline, delay, within } from "../../util/deadline.ts";
 import { describeMysqlSettings, type MysqlPlan } from "../../types/database_plans.ts";
@@ -113,6 +118,12 @@ export class MysqlLock implements Database {
   async files(): Promise<DatabaseFile[]> {
     if (!this.#main) return [];
     return mysqlLocations(await rows(this.#main, LOCATIONS_SQL));
+  }
+
+  /** The engine, version, datadir and log_bin_basename, for the snapshots' database tag. */
+  async describe(): Promise<DatabaseFacts> {
+    if (!this.#main) throw new DatabaseError("MySQL: describe() before prepare()");
+    return mysqlFacts(await rows(this.#main, `${LOCATIONS_SQL} OR Variable_name = 'version'`));
   }
 
   /** Flushes and locks; the coordinates when the mode stops commits and the binary log is on. */

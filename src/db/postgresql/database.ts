@@ -3,7 +3,12 @@
 import type { Client, QueryResultRow } from "pg";
 import { DatabaseError, socketErrorText } from "../../util/errors.ts";
 import { within } from "../../util/deadline.ts";
-import type { Database, DatabaseFile, WalPosition } from "../../types/side_effects.ts";
+import type {
+  Database,
+  DatabaseFacts,
+  DatabaseFile,
+  WalPosition,
+} from "../../types/side_effects.ts";
 import type { Logger } from "../../util/log.ts";
 import type { PostgresqlPlan, PostgresqlSettings } from "../../types/database_plans.ts";
 
@@ -244,6 +249,21 @@ class PostgresqlConnection implements PostgresqlDatabase {
       `PostgreSQL: WAL position ${position.lsn}, timeline ${position.timeline} (${position.from})`,
     );
     return position;
+  }
+
+  async describe(): Promise<DatabaseFacts> {
+    const [row] = await this.#rows(
+      "SELECT current_setting('server_version') AS version, " +
+        "CASE WHEN pg_has_role(current_user, 'pg_read_all_settings', 'USAGE') OR " +
+        "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user) " +
+        "THEN current_setting('data_directory') END AS dir",
+    );
+    const version = String(row.version);
+    return {
+      engine: "postgresql",
+      version: /^\d+(\.\d+)*/.exec(version)?.[0] ?? version,
+      ...(row.dir ? { dataDir: String(row.dir) } : {}),
+    };
   }
 
   async files(): Promise<DatabaseFile[]> {
