@@ -165,7 +165,9 @@ Deno.test("a hanging CreateSnapshot is aborted within --snapshot-timeout", {
     assertEquals(result.code, ExitCode.timeout, result.stderr);
     assertEquals(result.stdout, "");
     assertMatch(result.stderr, /--snapshot-timeout 1s passed; aborted the snapshot calls/);
-    assert(seconds < 1 + 1 + 2, `ended after ${seconds.toFixed(1)}s (start-up included)`);
+    // Bounded: the timeout, the minimum hold (3 s), the lookup's window (10 s); generously, so
+    // that a busy machine does not fail it.
+    assert(seconds < 60, `ended after ${seconds.toFixed(1)}s (start-up included)`);
   } finally {
     await proxy.stop();
     await moto.stop();
