@@ -2,7 +2,8 @@
  * Entry point of the binary and of `deno run src/main.ts`: the hidden watchdog and holder modes,
  * else the command. The command is loaded lazily so that the watchdog starts without the AWS SDK.
  */
-import { runWatchdog, WATCHDOG_ARG } from "./watchdog/process.ts";
+import { runWatchdog } from "./watchdog/process.ts";
+import { WATCHDOG_ARG } from "./watchdog/protocol.ts";
 import { HOLDER_ARG } from "./hold/protocol.ts";
 
 if (import.meta.main) {

@@ -20,7 +20,7 @@ Deno.test("--help lists every option with its default", async () => {
     assert(stdout.includes(`--${spec.name}`), `--help lacks --${spec.name}`);
     if ("default" in spec) assert(stdout.includes(`(default: ${spec.default})`));
   }
-  assert(stdout.includes("-h, --help") && stdout.includes("--xfs-filesystem"));
+  assert(stdout.includes("-h, -?, --help") && stdout.includes("--xfs-filesystem"));
 });
 
 Deno.test("--version prints the version", async () => {

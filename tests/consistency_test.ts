@@ -39,7 +39,7 @@ Deno.test("frozen while CreateSnapshot is in flight, thawed after, snapshot made
     const report = JSON.parse(new TextDecoder().decode(out.stdout));
     assert(report.timings.freezeWindowMs > 0, "the freeze window is measured");
     assert(report.timings.lockWindowMs >= report.timings.freezeWindowMs);
-    assertMatch(stderr, /freeze window \d+ms/);
+    assertMatch(stderr, /freeze window \d+ ms/);
     assertEquals((await moto.snapshotsOf([volume])).length, 1);
   });
 });

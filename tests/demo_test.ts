@@ -4,7 +4,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { MOTO, startMoto, TEST_CREDENTIALS } from "./support/moto.ts";
 import { ROOT } from "./support/program.ts";
 import { ignoreUnless, isRoot, requireAvailable, rootRequirement } from "./support/real.ts";
-import { RUN_FLAGS } from "../src/watchdog/permissions.ts";
+import { RUN_FLAGS } from "../src/host/permissions.ts";
 
 /** Ctrl-C is tested on the whole demo: the loop mount, the freeze and MariaDB. */
 const DEMO_AS_ROOT = rootRequirement("the whole demo (loop mount, freeze, MariaDB)");

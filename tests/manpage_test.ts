@@ -3,6 +3,8 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { ExitCode } from "../src/util/errors.ts";
 import { EXIT_CODE_HELP, manPage } from "../src/cli/manpage.ts";
 import { helpText } from "../src/cli/help.ts";
+import { EXAMPLES } from "../src/cli/examples.ts";
+import { parseCommandLine } from "../src/cli/parse.ts";
 import { OPTION_TABLE, type OptionSpec } from "../src/types/options.ts";
 import { ignoreUnless, requireAvailable } from "./support/real.ts";
 import { commandRequirement, runCommand } from "./support/tools.ts";
@@ -17,14 +19,19 @@ function plain(text: string): string {
   return text.replace(/[\u2010\u2011\u2212]/g, "-");
 }
 
-async function render(page: string): Promise<{ text: string; warnings: string }> {
+/** `-h, -?`: an option's one-character names as --help and the page list them. */
+function shorts(spec: OptionSpec): string {
+  return [spec.short, ...(spec.shortAliases ?? [])].map((c) => `-${c}`).join(", ");
+}
+
+async function render(page: string, width = 200): Promise<{ text: string; warnings: string }> {
   requireAvailable(GROFF);
   const file = await Deno.makeTempFile({ suffix: ".1" });
   try {
     await Deno.writeTextFile(file, page);
     const result = await runCommand(
       GROFF.path!,
-      ["-man", "-Tutf8", "-ww", "-rLL=200n", "-P-cbou", file],
+      ["-man", "-Tutf8", "-ww", `-rLL=${width}n`, "-P-cbou", file],
       {
         env: { LC_ALL: "C.UTF-8" },
       },
@@ -55,7 +62,7 @@ Deno.test("every option's names appear in --help and in the man page source", ()
       assert(page.includes(`\\-\\-${name.replaceAll("-", "\\-")}\\fR`), `man page lacks --${name}`);
     }
     if (spec.short) {
-      assert(help.includes(`-${spec.short}, --${spec.name}`), `--help lacks -${spec.short}`);
+      assert(help.includes(`${shorts(spec)}, --${spec.name}`), `--help lacks -${spec.short}`);
       assert(page.includes(`\\fB\\-${spec.short}\\fR`), `man page lacks -${spec.short}`);
     }
     // Wrapped to 80 columns: compared with the line breaks as spaces.
@@ -80,7 +87,7 @@ Deno.test("the man page renders without warnings and shows every option and exit
     for (const name of [spec.name, ...(spec.aliases ?? [])]) {
       assert(new RegExp(`--${name}\\b`).test(text), `rendered page lacks --${name}`);
     }
-    if (spec.short) assert(text.includes(`-${spec.short}, --${spec.name}`));
+    if (spec.short) assert(text.includes(`${shorts(spec)}, --${spec.name}`));
     // The help text itself, modulo line breaks and hyphenation.
     const words = spec.help.split(/\s+/).slice(0, 3).join(" ");
     assert(squashed.includes(words), `rendered page lacks the help of --${spec.name}`);
@@ -121,5 +128,52 @@ Deno.test("scripts/manpage.ts writes the page with the version and SOURCE_DATE_E
     assert(page.includes('"2023-11-14" "ec2\\-consistent\\-snapshot 9.8.7"'), page.slice(0, 300));
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The words of an example's command, as a shell splits them (single quotes only). */
+function exampleArgv(command: string): string[] {
+  const words = [...command.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]);
+  return words.slice(words.indexOf("ec2-consistent-snapshot") + 1);
+}
+
+Deno.test("the examples parse, and --help and the man page show every one", async () => {
+  assert(EXAMPLES.length >= 5);
+  const help = helpText("1.2.3");
+  const flat = (text: string) => text.replace(/ \\\n\s*/g, " ").replace(/\s+/g, " ");
+  for (const { command } of EXAMPLES) {
+    parseCommandLine(exampleArgv(command)); // throws on an option that does not exist
+    assert(flat(help).includes(command), `--help lacks: ${command}`);
+  }
+  for (const want of ["--postgresql", "--hold", "--keep-daily", "--multi-volume", "root "]) {
+    assert(EXAMPLES.some((e) => e.command.includes(want)), `no example with ${want}`);
+  }
+  for (const line of help.split("\n")) assert(line.length <= 80, `--help line over 80: ${line}`);
+  if (GROFF.available) {
+    const text = (await render(manPage({ version: "1.2.3" }))).text;
+    const examples = text.slice(text.indexOf("EXAMPLES"), text.indexOf("CONFIGURATION FILE"));
+    for (const { command } of EXAMPLES) {
+      assert(flat(examples).includes(command), `the man page lacks: ${command}`);
+    }
+  }
+});
+
+Deno.test("the man page's description names PostgreSQL, and MongoDB no more", () => {
+  const page = manPage({ version: "1" });
+  const description = page.slice(page.indexOf(".SH DESCRIPTION"), page.indexOf(".SH OPTIONS"));
+  assert(description.includes("PostgreSQL"));
+  assert(!description.includes("MongoDB"), "MongoDB is not supported");
+});
+
+Deno.test("the footer keeps the version and the date apart, even for a long version", {
+  ignore: ignoreUnless(GROFF),
+}, async () => {
+  for (const version of ["1.2.3", "0.9.0-12-g1234abc-dirty"]) {
+    const { text } = await render(manPage({ version, date: "2024-01-02" }), 80);
+    const footer = text.trimEnd().split("\n").at(-1)!;
+    assert(
+      new RegExp(`${version.replaceAll(".", "\\.")}\\s{2,}2024-01-02\\s{2,}EC2-`).test(footer),
+      footer,
+    );
   }
 });

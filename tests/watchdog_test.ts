@@ -3,10 +3,10 @@ import assert from "node:assert/strict";
 import { FreezeError } from "../src/util/errors.ts";
 import { createFreezer } from "../src/host/freeze.ts";
 import { createLogger, type Logger, silentLogger } from "../src/util/log.ts";
-import { RUN_FLAGS } from "../src/watchdog/permissions.ts";
+import { RUN_FLAGS } from "../src/host/permissions.ts";
 import { isSameProcessAlive, parseProcStat, readProcessStat } from "../src/host/proc.ts";
 import { createWatchdog, watchdogCommand } from "../src/watchdog/client.ts";
-import { CONFIG_ON_STDIN, WATCHDOG_ARG, type WatchdogConfig } from "../src/watchdog/process.ts";
+import { CONFIG_ON_STDIN, WATCHDOG_ARG, type WatchdogConfig } from "../src/watchdog/protocol.ts";
 import { isFrozen, startWriteProbe, withXfsMount, xfsRequirement } from "./support/xfs.ts";
 import { ignoreUnless } from "./support/real.ts";
 

@@ -52,6 +52,10 @@ export interface CopyOptions {
  *
  * @example
  * ```ts
+ * import type { EC2Client } from "./ec2.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const sources = {} as CopySource[], log = {} as Logger;
+ * const clientFor = {} as (region: string) => EC2Client;
  * const copies = await copySnapshots(sources, { sourceRegion: "us-east-1",
  *   regions: ["eu-west-1"], clientFor, log });
  * ```

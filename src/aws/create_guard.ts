@@ -40,6 +40,7 @@ export function awsErrorCode(error: unknown): string | undefined {
  *
  * @example
  * ```ts
+ * const signal = new AbortController().signal;
  * classifyFailure(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }), signal);
  * // { kind: "unknown", code: "ECONNRESET", message: "socket hang up" }
  * ```
@@ -96,6 +97,9 @@ interface Guardable {
  *
  * @example
  * ```ts
+ * import { CreateSnapshotCommand, type CreateSnapshotCommandInput } from "@aws-sdk/client-ec2";
+ * import type { EC2Client } from "./ec2.ts";
+ * const client = {} as EC2Client, input = {} as CreateSnapshotCommandInput, signal = {} as AbortSignal;
  * await client.send(guardCreateCall(new CreateSnapshotCommand(input), signal), { abortSignal: signal });
  * ```
  */

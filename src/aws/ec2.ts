@@ -73,8 +73,11 @@ function createCommand(request: SnapshotRequest, dryRun: boolean): CreateSnapsho
  *
  * @example
  * ```ts
+ * import type { SnapshotRequest } from "../types/tags.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const requests = {} as SnapshotRequest[], log = {} as Logger;
  * const ec2 = createEc2(createEc2Client({ region: "eu-west-1" }), log);
- * await ec2.preflight(requests);
+ * await ec2.preflight(requests, AbortSignal.timeout(10_000));
  * ```
  */
 export function createEc2(client: EC2Client, log: Logger): Ec2 {
@@ -156,7 +159,9 @@ export function warnIfLate(
  *
  * @example
  * ```ts
- * const found = await findRunSnapshots(client, plan.volumes, AbortSignal.timeout(15_000));
+ * import type { SnapshotRequest } from "../types/tags.ts";
+ * const client = {} as EC2Client, requests = {} as SnapshotRequest[];
+ * const found = await findRunSnapshots(client, requests, AbortSignal.timeout(15_000));
  * ```
  */
 export async function findRunSnapshots(

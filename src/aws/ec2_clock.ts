@@ -62,6 +62,9 @@ const clocks = new WeakMap<ClockedClient, Ec2Clock>();
  *
  * @example
  * ```ts
+ * import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
+ * import type { EC2Client } from "./ec2.ts";
+ * const client = {} as EC2Client;
  * const clock = ec2Clock(client);
  * await client.send(new DescribeSnapshotsCommand({ OwnerIds: ["self"] }));
  * clock.now(); // EC2's time, from that answer's Date header
@@ -123,6 +126,9 @@ function dateHeader(headers: Record<string, string | undefined> | undefined): nu
  *
  * @example
  * ```ts
+ * import type { EC2Client } from "./ec2.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const client = {} as EC2Client, log = {} as Logger;
  * const wrong = clockDisagreement(ec2Clock(client).skew());
  * if (wrong) log.warn(`retention: ${wrong}; nothing deleted`);
  * ```

@@ -10,6 +10,8 @@ import type { BlockDeviceMapping } from "../host/discovery.ts";
  *
  * @example
  * ```ts
+ * import type { EC2Client } from "./ec2.ts";
+ * const client = {} as EC2Client;
  * const mappings = await describeBlockDeviceMappings(client, "i-0123456789abcdef0");
  * // [{ deviceName: "/dev/xvda", volumeId: "vol-..." }, { deviceName: "/dev/sdf", ... }]
  * ```

@@ -98,6 +98,9 @@ function createInput(
  *
  * @example
  * ```ts
+ * import type { Logger } from "../util/log.ts";
+ * import type { EC2Client } from "./ec2.ts";
+ * const client = {} as EC2Client, log = {} as Logger;
  * const ec2 = createMultiVolumeEc2(client, { instanceId: "i-0123456789abcdef0", log });
  * ```
  */

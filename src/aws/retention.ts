@@ -155,8 +155,13 @@ export interface RetentionOptions {
  *
  * @example
  * ```ts
- * const result = await applyRetention({ client, policy: { keep: 7 }, volumeIds,
- *   ownSnapshots, noaction: false, log });
+ * import type { Logger } from "../util/log.ts";
+ * import type { EC2Client } from "./ec2.ts";
+ * const client = {} as EC2Client, log = {} as Logger;
+ * const volumeIds = ["vol-0123456789abcdef0"];
+ * const ownSnapshots = [{ snapshotId: "snap-0123456789abcdef0", volumeId: volumeIds[0] }];
+ * const result = await applyRetention({ client, policy: { keep: 7, calendar: {}, timeZone: "UTC" },
+ *   volumeIds, ownSnapshots, noaction: false, log });
  * ```
  */
 export async function applyRetention(options: RetentionOptions): Promise<RetentionResult> {

@@ -133,6 +133,8 @@ async function showProgress(
  *
  * @example
  * ```ts
+ * import type { EC2Client } from "./ec2.ts";
+ * const client = {} as EC2Client;
  * const outcomes = await waitForSnapshots([{ snapshotId: "snap-0123", region: "us-east-1" }], {
  *   clientFor: () => client, timeoutSeconds: 3600 });
  * ```

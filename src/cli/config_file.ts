@@ -275,6 +275,7 @@ export function mergeConfig(args: ParsedArgs, file: ConfigFile): ParsedArgs {
  *
  * @example
  * ```ts
+ * import { parseCommandLine } from "./parse.ts";
  * const { args, warnings } = withConfigFile(parseCommandLine(Deno.args));
  * ```
  */

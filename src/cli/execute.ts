@@ -22,7 +22,7 @@ import { type Logger, stderrWriteFailure } from "../util/log.ts";
 import type { Plan } from "../plan/plan.ts";
 import { createEc2, createEc2Client, type EC2Client } from "../aws/ec2.ts";
 import { createMultiVolumeEc2 } from "../aws/multi_volume.ts";
-import { sdkCredentials } from "../aws/credentials.ts";
+import { checkCredentials, sdkCredentials } from "../aws/credentials.ts";
 import { stderrProgress } from "./progress.ts";
 import { jsonReport, planReport, textReport } from "./report.ts";
 import { runSequence, WATCHDOG_PHASE_MS } from "../run/sequence.ts";
@@ -49,8 +49,11 @@ export interface ExecuteIo {
  *
  * @example
  * ```ts
- * const { execute } = await import("./execute.ts");
- * return await execute(plan, { log, write: writeStdout, writePlan: writeStderr });
+ * import type { Plan } from "../plan/plan.ts";
+ * import { createLogger } from "../util/log.ts";
+ * const plan = {} as Plan;
+ * const write = (text: string) => console.log(text);
+ * const code = await execute(plan, { log: createLogger({}), write, writePlan: write });
  * ```
  */
 export async function execute(plan: Plan, io: ExecuteIo): Promise<number> {
@@ -81,6 +84,12 @@ export async function execute(plan: Plan, io: ExecuteIo): Promise<number> {
       io.writePlan(planReport(plan, retention));
       return ExitCode.ok;
     }
+    // Before anything is locked: no credentials is one line, not an SDK error about a volume.
+    await checkCredentials(
+      () => clientFor(region).config.credentials(),
+      plan.credentials,
+      plan.snapshotTimeoutMs,
+    );
     return await snapshotAndFollowUp(plan, clientFor, io);
   } finally {
     for (const client of clients.values()) client.destroy();

@@ -1,12 +1,14 @@
 /** The `--help` text, and the labels it shares with the man page, made from the option table. */
 import { ExitCode } from "../util/errors.ts";
 import { OPTION_TABLE, type OptionSpec } from "../types/options.ts";
+import { EXAMPLES } from "./examples.ts";
 
 /**
  * The default shown for an option in --help and the man page, if any.
  *
  * @example
  * ```ts
+ * import { findOption } from "../types/options.ts";
  * defaultLabel(findOption("snapshot-timeout")!); // "10"
  * defaultLabel(findOption("region")!); // "$AWS_REGION, the profile, then the instance's region"
  * ```
@@ -22,7 +24,9 @@ export function defaultLabel(spec: OptionSpec): string | undefined {
  *
  * @example
  * ```ts
+ * import { findOption } from "../types/options.ts";
  * synopsis(findOption("debug")!); // "-d, --debug"
+ * synopsis(findOption("help")!); // "-h, -?, --help"
  * synopsis(findOption("region")!); // "--region REGION"
  * synopsis(findOption("wait")!); // "--wait[=SECONDS]"
  * ```
@@ -30,6 +34,7 @@ export function defaultLabel(spec: OptionSpec): string | undefined {
 export function synopsis(spec: OptionSpec): string {
   const names = [
     ...(spec.short ? [`-${spec.short}`] : []),
+    ...(spec.shortAliases ?? []).map((a) => `-${a}`),
     `--${spec.name}`,
     ...(spec.aliases ?? []).map((a) => `--${a}`),
   ].join(", ");
@@ -54,6 +59,17 @@ export function wrap(text: string, width: number, indent: string): string[] {
   return lines;
 }
 
+/**
+ * A command in lines of at most 80 columns, indented, broken between words with a shell's
+ * line continuation (` \`), so that it can be pasted as it is.
+ */
+function wrapCommand(command: string): string[] {
+  // An option and its value stay on one line.
+  const glued = command.replace(/(\s--?[a-z][a-z0-9-]*) (?!-)/g, "$1\u0000");
+  const lines = wrap(glued, HELP_WIDTH - 2, "      ").map((l) => l.replaceAll("\u0000", " "));
+  return lines.map((line, i) => i < lines.length - 1 ? `${line} \\` : line);
+}
+
 /** The width --help fits in. */
 export const HELP_WIDTH = 80;
 
@@ -70,7 +86,9 @@ export function helpText(version: string): string {
         "VOLUME_ID, the volumes are found from the mount points given with " +
         "--freeze-filesystem and --no-freeze-filesystem. An option's value follows it " +
         "(--region eu-west-1) or an equals sign (--region=eu-west-1); --wait takes one only " +
-        "after '=' (--wait=600).",
+        "after '=' (--wait=600). As with the old tool (Perl's Getopt::Long), a long option may " +
+        "be written with one dash (-region) and shortened to any unique prefix (--desc, -desc); " +
+        "-- ends the options.",
       HELP_WIDTH,
       "",
     ),
@@ -85,6 +103,10 @@ export function helpText(version: string): string {
     const text = spec.help + (spec.kind === "list" ? " Repeatable." : "") +
       (label ? ` (default: ${label})` : "");
     lines.push(...wrap(synopsis(spec), HELP_WIDTH, "  "), ...wrap(text, HELP_WIDTH, "      "));
+  }
+  lines.push("", "Examples:");
+  for (const { what, command } of EXAMPLES) {
+    lines.push(...wrap(what, HELP_WIDTH, "  "), ...wrapCommand(command));
   }
   const codes = Object.entries(ExitCode).map(([name, code]) => `${code} ${name}`);
   lines.push(

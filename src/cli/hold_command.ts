@@ -31,7 +31,7 @@ export interface HoldCommandInputs {
   home: string | undefined;
 }
 
-const ms = (value: number | null) => value === null ? "-" : `${value} ms`;
+const ms = (value: number | null) => value === null ? "none" : `${value} ms`;
 
 /**
  * What `--release` prints: the old tool's binary-log line (when a position was taken while
@@ -39,6 +39,8 @@ const ms = (value: number | null) => value === null ? "-" : `${value} ms`;
  *
  * @example
  * ```ts
+ * import type { ReleaseRecord } from "../hold/state.ts";
+ * const record = {} as ReleaseRecord;
  * releaseReport(record);
  * // 'ec2-consistent-snapshot: released; held 12.0 s, freeze window 12034 ms, ...\n'
  * ```
@@ -98,7 +100,9 @@ async function holdDryRun(plan: HoldPlan, log: Logger): Promise<string> {
  *
  * @example
  * ```ts
- * if (options.hold !== undefined || options.release) return await holdCommand(inputs);
+ * const inputs = {} as HoldCommandInputs;
+ * const { options } = inputs.args;
+ * if (options.hold !== undefined || options.release) Deno.exit(await holdCommand(inputs));
  * ```
  */
 export async function holdCommand(inputs: HoldCommandInputs): Promise<number> {

@@ -10,6 +10,7 @@ import {
 } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { helpText } from "./help.ts";
+import { writeAllSync } from "../util/lines.ts";
 import { absentOrRegularFile } from "../util/files.ts";
 import { parseCommandLine } from "./parse.ts";
 import { buildPlan, type Plan } from "../plan/plan.ts";
@@ -23,10 +24,8 @@ function writeTo(
   name: "stdout" | "stderr",
   text: string,
 ): void {
-  const bytes = new TextEncoder().encode(text);
-  let written = 0;
   try {
-    while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+    writeAllSync(stream, text);
   } catch (error) {
     throw new OutputError(`cannot write to ${name}: ${errorMessage(error)}`, { cause: error });
   }

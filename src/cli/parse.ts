@@ -49,6 +49,7 @@ function parseNumber(spec: OptionSpec, raw: string): number {
  *
  * @example
  * ```ts
+ * import { findOption } from "../types/options.ts";
  * convertValue(findOption("snapshot-timeout")!, "2.5"); // 2.5
  * convertValue(findOption("wait")!, true); // 3600 (--wait without SECONDS)
  * convertValue(findOption("keep")!, "-1"); // throws UsageError: --keep: must not be negative
@@ -81,6 +82,7 @@ export function convertValue(spec: OptionSpec, raw: string | boolean): unknown {
  *
  * @example
  * ```ts
+ * import { defaultOptions, findOption } from "../types/options.ts";
  * const options = defaultOptions();
  * applyValue(options, findOption("tag")!, "team=db");
  * options.tag; // ["team=db"]
@@ -95,27 +97,6 @@ export function applyValue(options: Options, spec: OptionSpec, raw: string | boo
   } else {
     target[key] = convertValue(spec, raw);
   }
-}
-
-const ALL_LONG_NAMES = (OPTION_TABLE as readonly OptionSpec[]).flatMap((s) => [
-  s.name,
-  ...(s.aliases ?? []),
-]);
-
-/**
- * The old tool parsed with Perl's Getopt::Long, which accepts any unique abbreviation of a long
- * option (`--desc` for `--description`); cron lines rely on it, so expand them the same way.
- */
-function expandAbbreviation(arg: string): string {
-  const match = /^--([a-z][a-z0-9-]*)(=.*)?$/s.exec(arg);
-  if (!match || ALL_LONG_NAMES.includes(match[1])) return arg;
-  const candidates = ALL_LONG_NAMES.filter((name) => name.startsWith(match[1]));
-  if (candidates.length > 1) {
-    throw new UsageError(
-      `option --${match[1]} is ambiguous: ${candidates.map((c) => `--${c}`).join(", ")}`,
-    );
-  }
-  return candidates.length === 1 ? `--${candidates[0]}${match[2] ?? ""}` : arg;
 }
 
 function parseErrorMessage(error: { code?: string; message: string }): string {
@@ -154,8 +135,9 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
       };
     }
   }
-  // `--wait` may stand alone (node's parser has no optional values) and `--keep -1` is a value.
-  const args = prepareArgs(argv.map(expandAbbreviation), specs);
+  // The old tool's spellings (Getopt::Long: `-region`, `-desc`, `-?`, `--keep -1`), and `--wait`
+  // alone (node's parser has no optional values), rewritten into node's.
+  const args = prepareArgs(argv, specs);
 
   let tokens;
   try {

@@ -24,7 +24,9 @@ export interface RunFacts {
  *
  * @example
  * ```ts
- * return writeRunMetrics(path, { code, start, facts, log });
+ * import { createLogger } from "../util/log.ts";
+ * const code = writeRunMetrics("/var/lib/node_exporter/textfile/ecs.prom", {
+ *   code: 0, start: new Date(), facts: {}, log: createLogger({}) });
  * ```
  */
 export function writeRunMetrics(

@@ -1,8 +1,9 @@
 /** `--hold`: starts the detached holder, relays what it says, and returns once everything is held. */
 import { AppError, ExitCode } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
-import { selfCommand } from "../watchdog/client.ts";
-import { LineReader } from "../util/lines.ts";
+import { spawnSelf } from "../host/self.ts";
+import { encodeLine, LineReader } from "../util/lines.ts";
+import { writeStderr } from "../util/log.ts";
 import type { HoldPlan } from "../plan/hold_plan.ts";
 import { type HeldMessage, HOLDER_ARG, HoldLine, type HoldRequest } from "./protocol.ts";
 import { ensureStateDir, type StatePaths } from "./state.ts";
@@ -19,12 +20,6 @@ export interface StartHoldOptions {
   entry?: string | URL;
 }
 
-function writeStderr(line: string): void {
-  try {
-    Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
-  } catch { /* stderr closed */ }
-}
-
 /**
  * Starts the holder in its own session (so that the end of the caller's process group does
  * not reach it) with `/` as working directory, sends it the plan, and resolves once it confirms
@@ -32,37 +27,27 @@ function writeStderr(line: string): void {
  *
  * @example
  * ```ts
+ * import type { HoldPlan } from "../plan/hold_plan.ts";
+ * import { statePaths } from "./state.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const plan = {} as HoldPlan, log = {} as Logger;
  * const held = await startHold(plan, { log, paths: statePaths(plan.runDir) });
  * // held.deadlineAt: when the holder releases by itself
  * ```
  */
 export async function startHold(plan: HoldPlan, options: StartHoldOptions): Promise<HeldMessage> {
   const { log, paths } = options;
-  const relay = options.relay ?? writeStderr;
+  const relay = options.relay ?? ((line: string) => writeStderr(line + "\n"));
   ensureStateDir(paths);
-  const { program, args } = selfCommand({
-    standalone: Deno.build.standalone,
-    execPath: Deno.execPath(),
-    entry: options.entry ?? Deno.mainModule,
-    args: [HOLDER_ARG],
-  });
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(program, {
-      args,
-      cwd: "/",
-      detached: true,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "null",
-      env: { DENO_NO_UPDATE_CHECK: "1" },
-    }).spawn();
+    child = spawnSelf({ args: [HOLDER_ARG], entry: options.entry, stderr: "null" });
   } catch (error) {
     throw new AppError(`cannot start the holder: ${(error as Error).message}`, ExitCode.internal);
   }
   const request: HoldRequest = { plan, stateDir: paths.dir };
   const writer = child.stdin.getWriter();
-  const send = (line: string) => writer.write(new TextEncoder().encode(line + "\n"));
+  const send = (line: string) => writer.write(encodeLine(line));
   await send(JSON.stringify(request));
   log.debug(`holder ${child.pid} started`);
   const lines = new LineReader(child.stdout);

@@ -6,9 +6,9 @@
 import { AppError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
-import { WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS, whileLocked } from "../run/locked.ts";
+import { WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS, whileLocked, windowText } from "../run/locked.ts";
 import type { Database, Freezer, HeldExclusion, Hooks, Watchdog } from "../types/side_effects.ts";
-import { LineReader } from "../util/lines.ts";
+import { LineReader, writeAllSync } from "../util/lines.ts";
 import { delay } from "../util/deadline.ts";
 import { CONFIRM_TIMEOUT_MS, type HeldMessage, HoldLine, type HoldRequest } from "./protocol.ts";
 import { listenForRelease, type ReleaseSocket } from "./release_socket.ts";
@@ -69,6 +69,8 @@ function pause(ms: number, signal: AbortSignal): Promise<"elapsed" | "aborted"> 
  *
  * @example
  * ```ts
+ * import type { HoldRequest } from "./protocol.ts";
+ * const request = {} as HoldRequest, deps = {} as HolderDeps;
  * const code = await hold(request, deps);
  * ```
  */
@@ -177,7 +179,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
   };
   recordRelease(paths, release);
   await socket?.answer(release);
-  log.debug(`released (${release.by}); freeze window ${release.timings.freezeWindowMs ?? "-"}ms`);
+  log.debug(`released (${release.by}); ${windowText(release.timings)}`);
   for (const problem of result.problems) log.error(problem.message);
   return result.problems[0]?.exitCode ?? ExitCode.ok;
 }
@@ -193,9 +195,7 @@ function fail(deps: HolderDeps, error: unknown): number {
 /** Writes one line on stdout; false when the reader is gone. */
 function tellStdout(line: string): boolean {
   try {
-    const bytes = new TextEncoder().encode(line + "\n");
-    let written = 0;
-    while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+    writeAllSync(Deno.stdout, line + "\n");
     return true;
   } catch {
     return false;
@@ -210,6 +210,7 @@ function tellStdout(line: string): boolean {
  *
  * @example
  * ```ts
+ * import { HOLDER_ARG } from "./protocol.ts";
  * if (Deno.args[0] === HOLDER_ARG) Deno.exit(await runHolder());
  * ```
  */
@@ -230,7 +231,7 @@ export async function runHolder(): Promise<number> {
     quiet: request.plan.quiet,
     write: (line) => {
       try {
-        logFile?.writeSync(new TextEncoder().encode(`${line}\n`));
+        if (logFile) writeAllSync(logFile, `${line}\n`);
       } catch { /* best effort */ }
       if (relaying) tellStdout(`${HoldLine.log} ${line}`);
     },

@@ -2,6 +2,7 @@
 import { AppError, ExitCode, HoldEndedError, NotHeldError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { HoldLine } from "./protocol.ts";
+import { writeLine } from "../util/lines.ts";
 import {
   type HoldRecord,
   readHold,
@@ -53,7 +54,7 @@ async function ask(socket: string): Promise<ReleaseRecord | undefined> {
     return undefined; // gone in between: the release record tells what happened
   }
   try {
-    await conn.write(new TextEncoder().encode(HoldLine.release + "\n"));
+    await writeLine(conn, HoldLine.release);
     const decoder = new TextDecoder();
     const buffer = new Uint8Array(65_536);
     let text = "";
@@ -85,7 +86,10 @@ async function ask(socket: string): Promise<ReleaseRecord | undefined> {
  *
  * @example
  * ```ts
- * const record = await releaseHold(statePaths(release.runDir), log);
+ * import { statePaths } from "./state.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const log = {} as Logger;
+ * const record = await releaseHold(statePaths("/run/ec2-consistent-snapshot"), log);
  * record.timings.freezeWindowMs;
  * ```
  */

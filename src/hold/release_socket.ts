@@ -1,5 +1,6 @@
 /** The holder's unix socket: takes `release` requests and answers each, once released, with the record. */
 import { HoldLine } from "./protocol.ts";
+import { writeLine } from "../util/lines.ts";
 import type { ReleaseRecord } from "./state.ts";
 import type { Logger } from "../util/log.ts";
 
@@ -22,18 +23,15 @@ async function readLine(conn: Deno.Conn, maxBytes = 256): Promise<string> {
   return text.split("\n")[0].trim();
 }
 
-async function writeLine(conn: Deno.Conn, text: string): Promise<void> {
-  const bytes = new TextEncoder().encode(text + "\n");
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
-}
-
 /**
  * Listens on `path` (a stale socket file there is replaced; the directory is the holder's own,
  * 0700, so only root reaches it).
  *
  * @example
  * ```ts
+ * import type { ReleaseRecord } from "./state.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const log = {} as Logger, record = {} as ReleaseRecord;
  * const socket = listenForRelease("/run/ec2-consistent-snapshot/hold.sock", log);
  * await socket.requested;
  * // ... release everything ...

@@ -130,7 +130,8 @@ function childPath(search: FindProgramOptions): string {
  *
  * @example
  * ```ts
- * const freezer = createFreezer({ log: silentLogger });
+ * import { silentLogger } from "../util/log.ts";
+ * const freezer = createFreezer({ log: silentLogger, search: { path: "/usr/bin:/bin" } });
  * await freezer.sync();
  * await freezer.freeze("/data");
  * try {

@@ -215,7 +215,7 @@ function makeLocks(
  *   runDir: "/run/ec2-consistent-snapshot",
  *   purpose: "run",
  * });
- * stack.push("freeze lock", () => locks.release());
+ * await locks.release();
  * ```
  */
 export async function acquireFreezeLocks(

@@ -14,7 +14,7 @@ export interface ProcessStat {
  *
  * @example
  * ```ts
- * parseProcStat("42 (my (odd) cmd) S 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0").startTime; // 777
+ * parseProcStat("42 (my (odd) cmd) S 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0")?.startTime; // 777
  * ```
  */
 export function parseProcStat(text: string): ProcessStat | undefined {

@@ -59,6 +59,8 @@ const CALENDAR_OPTION: Record<Period, keyof RetentionOptions> = {
  *
  * @example
  * ```ts
+ * import { defaultOptions } from "../types/options.ts";
+ * const options = defaultOptions();
  * retentionPolicy({ ...options, keep: 7 }); // { keep: 7, calendar: {}, timeZone: "UTC" }
  * retentionPolicy({ ...options, keepDaily: 0 }); // throws UsageError
  * ```
@@ -98,7 +100,9 @@ export function retentionPolicy(options: RetentionOptions): RetentionPolicy | un
  *
  * @example
  * ```ts
- * const after = planAfterRun(options, "us-east-1");
+ * import { defaultOptions } from "../types/options.ts";
+ * const after = planAfterRun({ ...defaultOptions(), wait: 600 }, "us-east-1");
+ * after.snapshotWaitSeconds; // 600
  * ```
  */
 export function planAfterRun(options: Options, sourceRegion: string | undefined): AfterRunPlan {
@@ -135,7 +139,9 @@ export function planAfterRun(options: Options, sourceRegion: string | undefined)
  *
  * @example
  * ```ts
- * if (!nothingAfterRun(plan.afterRun)) await afterRun(plan.afterRun, run, deps);
+ * import type { Plan } from "./plan.ts";
+ * const plan = {} as Plan;
+ * if (!nothingAfterRun(plan.afterRun)) console.log("then: wait, copy, retention");
  * ```
  */
 export function nothingAfterRun(plan: AfterRunPlan): boolean {

@@ -82,8 +82,10 @@ function fromLegacyFile(path: string, option: string, log: Logger): StaticCreden
  *
  * @example
  * ```ts
+ * import { parseCommandLine } from "../cli/parse.ts";
+ * import { silentLogger } from "../util/log.ts";
  * const { options, given } = parseCommandLine(["--profile", "backup", "vol-0123abcd"]);
- * const source = chooseCredentials({ options, given, env: {}, home: "/root", log });
+ * const source = chooseCredentials({ options, given, env: {}, home: "/root", log: silentLogger });
  * source.describe; // "the profile backup"
  * ```
  */
@@ -203,5 +205,39 @@ function resolve(explicit: string | undefined, input: CredentialInputs): Credent
       identity: fromLegacyFile(awssecret, "~/.awssecret", log),
     };
   }
-  return { kind: "sdk-default-chain", describe: "the AWS SDK's default credential chain" };
+  return defaultChain(env, false);
+}
+
+/**
+ * The SDK's default chain, described by what this machine has for it (`defaultProfile`: the
+ * shared files have a `default` profile), so that a dry run says whether credentials were
+ * found; and the line a run ends with when there are none.
+ *
+ * @example
+ * ```ts
+ * defaultChain({}, false).describe;
+ * // "the AWS SDK's default credential chain: nothing in the environment or ~/.aws; ..."
+ * ```
+ */
+export function defaultChain(
+  env: Record<string, string | undefined>,
+  defaultProfile: boolean,
+): CredentialSource & { kind: "sdk-default-chain" } {
+  const found = env.AWS_WEB_IDENTITY_TOKEN_FILE
+    ? "found: web identity ($AWS_WEB_IDENTITY_TOKEN_FILE)"
+    : env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI
+    ? "found: container credentials ($AWS_CONTAINER_CREDENTIALS_*)"
+    : defaultProfile
+    ? "found: the default profile of ~/.aws/credentials or ~/.aws/config"
+    : "nothing in the environment or ~/.aws; only the instance's IAM role (IMDSv2) is left, " +
+      "asked at run time";
+  return {
+    kind: "sdk-default-chain",
+    describe: `the AWS SDK's default credential chain: ${found}`,
+    whenMissing: "no AWS credentials found: looked at the --aws-* options, " +
+      "$AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY, $AWS_CREDENTIALS, $AWS_PROFILE, " +
+      "~/.awssecret, ~/.aws/credentials and ~/.aws/config, web identity, container credentials " +
+      "and the instance's IAM role; give them with --profile NAME, --aws-credentials-file FILE, " +
+      "the two environment variables, or an IAM role attached to the instance",
+  };
 }

@@ -114,7 +114,10 @@ export interface HoldPlanInputs {
  *
  * @example
  * ```ts
- * const plan = await buildHoldPlan({ args, commandLineVolumes: parsed.volumeIds, log,
+ * import { parseCommandLine } from "../cli/parse.ts";
+ * import { silentLogger } from "../util/log.ts";
+ * const args = parseCommandLine(["--hold", "--freeze-filesystem", "/data"]);
+ * const plan = await buildHoldPlan({ args, commandLineVolumes: args.volumeIds, log: silentLogger,
  *   env: Deno.env.toObject(), cwd: Deno.cwd(), home: Deno.env.get("HOME") });
  * plan.holdMs; // 60000 for a bare --hold
  * ```

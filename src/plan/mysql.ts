@@ -143,7 +143,8 @@ function checkStatusFileDirectory(file: string | undefined): void {
  *
  * @example
  * ```ts
- * const mysql = planMysql(options); // options.mysql was given
+ * import { defaultOptions } from "../types/options.ts";
+ * const mysql = planMysql({ ...defaultOptions(), mysql: true }, { settings: { home: "/root" } });
  * console.log(describeMysqlPlan(mysql));
  * ```
  */
@@ -182,6 +183,8 @@ export function planMysql(options: Options, deps: MysqlPlanDeps = {}): MysqlPlan
  *
  * @example
  * ```ts
+ * import type { MysqlPlan } from "../types/database_plans.ts";
+ * const plan = {} as MysqlPlan;
  * describeMysqlPlan(plan); // ["would flush and lock MySQL/MariaDB, lock mode flush ...", ...]
  * ```
  */
@@ -211,6 +214,8 @@ export function describeMysqlPlan(plan: MysqlPlan): string[] {
  *
  * @example
  * ```ts
+ * import type { MysqlPlan } from "../types/database_plans.ts";
+ * const plan = {} as MysqlPlan;
  * JSON.stringify(mysqlPlanJson(plan));
  * ```
  */

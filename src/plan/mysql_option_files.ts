@@ -158,7 +158,7 @@ function listCnfFiles(dir: string, from: string): string[] {
  * @example
  * ```ts
  * const file = readOptionFile("/root/.my.cnf");
- * console.log(file.client?.user);
+ * console.log(file.groups.client?.user, file.files);
  * ```
  */
 export function readOptionFile(path: string): { groups: OptionFile; files: string[] } {
@@ -226,7 +226,8 @@ function stringValue(
  *
  * @example
  * ```ts
- * const settings = resolveMysqlSettings(options);
+ * import { defaultOptions } from "../types/options.ts";
+ * const settings = resolveMysqlSettings({ ...defaultOptions(), mysql: true }, { home: "/root" });
  * ```
  */
 export function resolveMysqlSettings(

@@ -19,7 +19,7 @@ import {
 import { type Region, regionFromMetadata, regionWithoutNetwork } from "./region.ts";
 import { UsageError } from "../util/errors.ts";
 import type { SnapshotRequest } from "../types/tags.ts";
-import { chooseCredentials } from "./credentials.ts";
+import { chooseCredentials, defaultChain } from "./credentials.ts";
 import type { CredentialSource } from "../types/credentials.ts";
 import { type DiscoveredVolume, discoverVolumes } from "../host/discovery.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";
@@ -38,7 +38,7 @@ import { describePostgresqlPlan, planPostgresql } from "./postgresql.ts";
 import type { MysqlPlan, PostgresqlPlan } from "../types/database_plans.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
 import { programSearchPath, runDirectory } from "./machine.ts";
-import type { ParsedArgs } from "../types/options.ts";
+import { optionKey, type ParsedArgs } from "../types/options.ts";
 
 /** Everything decided, nothing done. */
 export interface Plan {
@@ -113,8 +113,10 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
  *
  * @example
  * ```ts
+ * import { parseCommandLine } from "../cli/parse.ts";
+ * import { createLogger } from "../util/log.ts";
  * const plan = await buildPlan({ args: parseCommandLine(Deno.args), env: Deno.env.toObject(),
- *   home: Deno.env.get("HOME"), cwd: Deno.cwd(), log });
+ *   home: Deno.env.get("HOME"), cwd: Deno.cwd(), log: createLogger({}) });
  * ```
  */
 export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
@@ -159,7 +161,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
       `--signature-version ${options.signatureVersion}: accepted; the SDK signs with SigV4`,
     );
   }
-  const credentials = chooseCredentials({
+  let credentials = chooseCredentials({
     options,
     given,
     fromConfigFile: args.fromConfigFile,
@@ -167,6 +169,11 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     home: inputs.home,
     log,
   });
+  if (credentials.kind === "sdk-default-chain") {
+    // Said in a dry run too: whether this machine has anything for the SDK's chain.
+    const { profileExists } = await import("../aws/shared_config.ts");
+    credentials = defaultChain(env, await profileExists("default"));
+  }
   log.debug(`credentials from ${credentials.describe}`);
 
   const freezeMounts = await resolveMountPoints(options.freezeFilesystem, {
@@ -190,10 +197,14 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   }
 
   if (args.volumeIds.length === 0 && freezeMounts.length + discoveryMounts.length === 0) {
+    const swallowed = swallowedVolumeId(args);
     throw new UsageError(
-      "no volume ids or mount points were given: name the EBS volumes (vol-0123456789abcdef0 " +
-        "...), or the mount points to find them from with --freeze-filesystem MOUNT or " +
-        "--no-freeze-filesystem MOUNT (see --help)",
+      "no volume ids or mount points were given: " +
+        (swallowed
+          ? `${swallowed.option} took ${swallowed.value} as its value; give the ${swallowed.option} ` +
+            `value before the volume id (${swallowed.option} TEXT ${swallowed.value})`
+          : "name the EBS volumes (vol-0123456789abcdef0 ...), or the mount points to find them " +
+            "from with --freeze-filesystem MOUNT or --no-freeze-filesystem MOUNT (see --help)"),
     );
   }
   const metricsFile = options.metricsFile === undefined
@@ -325,4 +336,19 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     runDir,
     searchPath: programSearchPath(env),
   };
+}
+
+/**
+ * An option whose value is a volume id (`--description vol-0123...` with the description
+ * forgotten): the id the user meant as a volume, and the option that took it.
+ */
+function swallowedVolumeId(args: ParsedArgs): { option: string; value: string } | undefined {
+  for (const name of args.given) {
+    const value = (args.options as unknown as Record<string, unknown>)[optionKey(name)];
+    const found = [value].flat().find((v) =>
+      typeof v === "string" && /^vol-[0-9a-f]{8}([0-9a-f]{9})?$/.test(v)
+    );
+    if (typeof found === "string") return { option: `--${name}`, value: found };
+  }
+  return undefined;
 }

@@ -18,7 +18,9 @@ export const CHECKPOINT_TIMEOUT_MS = 60_000;
  *
  * @example
  * ```ts
- * const pg = await planPostgresql(options, { env: Deno.env.toObject(), home });
+ * import { defaultOptions } from "../types/options.ts";
+ * const options = { ...defaultOptions(), postgresql: true };
+ * const pg = await planPostgresql(options, { env: Deno.env.toObject(), home: "/root" });
  * console.log(describePostgresqlPlan(pg).join("\n"));
  * ```
  */
@@ -36,6 +38,8 @@ export async function planPostgresql(
  *
  * @example
  * ```ts
+ * import type { PostgresqlPlan } from "../types/database_plans.ts";
+ * const plan = {} as PostgresqlPlan;
  * describePostgresqlPlan(plan); // ["would CHECKPOINT PostgreSQL ...", "PostgreSQL: socket ..."]
  * ```
  */
@@ -52,6 +56,8 @@ export function describePostgresqlPlan(plan: PostgresqlPlan): string[] {
  *
  * @example
  * ```ts
+ * import type { PostgresqlPlan } from "../types/database_plans.ts";
+ * const plan = {} as PostgresqlPlan;
  * JSON.stringify(postgresqlPlanJson(plan));
  * ```
  */

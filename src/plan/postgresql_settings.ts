@@ -157,7 +157,9 @@ async function fromPasswordFile(
  *
  * @example
  * ```ts
- * const plan = await resolvePostgresqlSettings({ options, env: Deno.env.toObject(), home });
+ * import { defaultOptions } from "../types/options.ts";
+ * const options = defaultOptions();
+ * const plan = await resolvePostgresqlSettings({ options, env: Deno.env.toObject(), home: "/root" });
  * // { host: "/var/run/postgresql", port: 5432, user: "snap", database: "snap", ... }
  * ```
  */
@@ -240,6 +242,8 @@ export async function resolvePostgresqlSettings(
  *
  * @example
  * ```ts
+ * import type { PostgresqlSettings } from "../types/database_plans.ts";
+ * const plan = {} as PostgresqlSettings;
  * describePostgresqlSettings(plan);
  * // "PostgreSQL: socket /var/run/postgresql port 5432, user snap (the login name), ..."
  * ```

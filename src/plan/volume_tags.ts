@@ -12,6 +12,10 @@ import { characters, MAX_TAG_VALUE, VOLUMES_TAG } from "../types/tags.ts";
  *
  * @example
  * ```ts
+ * import type { DiscoveredVolume } from "../host/discovery.ts";
+ * import type { MountPoint } from "../host/mounts.ts";
+ * const discovered = {} as DiscoveredVolume[], mounts = {} as MountPoint[];
+ * const warn = (message: string) => console.warn(message);
  * volumeTags(["vol-0123456789abcdef0"], discovered, mounts, { multiVolume: false, warn });
  * // ["1 xfs:/var/lib/mysql"]
  * ```

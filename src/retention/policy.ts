@@ -217,6 +217,7 @@ function decideVolume(
  *
  * @example
  * ```ts
+ * const snapshots = {} as PolicySnapshot[];
  * const decisions = decideRetention(snapshots, {
  *   keep: 2, calendar: { daily: 7, weekly: 4 }, timeZone: "UTC",
  * }, new Date());

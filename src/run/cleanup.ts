@@ -28,6 +28,8 @@ export interface CleanupStackOptions {
  *
  * @example
  * ```ts
+ * import type { Freezer } from "../types/side_effects.ts";
+ * const freezer = {} as Freezer;
  * const stack = new CleanupStack();
  * stack.push("thaw /data", () => freezer.thaw("/data"));
  * const failures = await stack.unwind();
@@ -140,6 +142,9 @@ export class SignalError extends Error {
  *
  * @example
  * ```ts
+ * import { runSequence, type RunDeps, type RunSpec } from "./sequence.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const spec = {} as RunSpec, deps = {} as RunDeps, log = {} as Logger;
  * const trap = trapStopSignals((name) => log.warn(`${name} again: still releasing`));
  * try {
  *   await runSequence(spec, { ...deps, signal: trap.signal });

@@ -11,7 +11,10 @@ import type { SnapshotRequest } from "../types/side_effects.ts";
  *
  * @example
  * ```ts
- * const tagged = withDatabaseTag(spec.volumes, state, (m) => log.warn(m));
+ * import type { HeldState } from "./locked.ts";
+ * import type { SnapshotRequest } from "../types/tags.ts";
+ * const volumes = {} as SnapshotRequest[], state = {} as HeldState;
+ * const tagged = withDatabaseTag(volumes, state, (m) => console.warn(m));
  * ```
  */
 export function withDatabaseTag(

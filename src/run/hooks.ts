@@ -27,6 +27,7 @@ export interface HooksOptions {
  *
  * @example
  * ```ts
+ * import { silentLogger } from "../util/log.ts";
  * const hooks = createHooks({ log: silentLogger });
  * await hooks.run("pre-freeze", "systemctl stop my-app-writer");
  * ```

@@ -393,11 +393,7 @@ export async function whileLocked<T>(
   for (const failure of failures) {
     problems.push(asAppError(failure.error, (m) => new FreezeError(`${failure.name}: ${m}`)));
   }
-  log.debug(
-    `released; freeze window ${timings.freezeWindowMs ?? "-"}ms, lock window ${
-      timings.lockWindowMs ?? "-"
-    }ms`,
-  );
+  log.debug(`released; ${windowText(timings)}`);
   return { value, binlog, wal, unfrozen, timings, problems: sortProblems(problems) };
 
   /**
@@ -448,4 +444,25 @@ export async function whileLocked<T>(
       timings.databaseLockMs = Math.round(now() - databaseLockedAt);
     }
   }
+}
+
+/**
+ * The measured windows in words, for --debug and --release: "freeze window 12 ms, lock window
+ * 15 ms", or "nothing was frozen" / "nothing was locked" where there was no window.
+ *
+ * @example
+ * ```ts
+ * windowText({ freezeWindowMs: null, lockWindowMs: 8 }); // "nothing was frozen, lock window 8 ms"
+ * ```
+ */
+export function windowText(
+  timings: Pick<LockTimings, "freezeWindowMs" | "lockWindowMs">,
+): string {
+  const freeze = timings.freezeWindowMs === null
+    ? "nothing was frozen"
+    : `freeze window ${timings.freezeWindowMs} ms`;
+  const lock = timings.lockWindowMs === null
+    ? "nothing was locked"
+    : `lock window ${timings.lockWindowMs} ms`;
+  return `${freeze}, ${lock}`;
 }

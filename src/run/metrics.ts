@@ -48,6 +48,7 @@ const seconds = (date: Date) => date.getTime() / 1000;
  *
  * @example
  * ```ts
+ * const start = new Date(Date.now() - 2_000), end = new Date();
  * const text = metricsText({ exitCode: 0, start, end, created: [{ volumeId: "vol-1", count: 1 }] });
  * // ec2_consistent_snapshot_last_run_success 1 ...
  * ```
@@ -138,6 +139,7 @@ export function previousSuccess(path: string): Date | undefined {
  *
  * @example
  * ```ts
+ * const run = {} as RunMetrics;
  * writeMetricsFile("/var/lib/node_exporter/textfile/ec2_consistent_snapshot.prom", run);
  * ```
  */

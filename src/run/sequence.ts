@@ -120,11 +120,13 @@ export interface RunResult {
  *
  * @example
  * ```ts
+ * import type { SnapshotRequest } from "../types/tags.ts";
+ * const volumes = {} as SnapshotRequest[], deps = {} as RunDeps;
  * const result = await runSequence(
- *   { volumes: plan.volumes, freezeMounts: ["/data"], snapshotTimeoutMs: 10_000 },
- *   { ec2, freezer, hooks, watchdog, log, signal: trap.signal },
+ *   { volumes, freezeMounts: ["/data"], snapshotTimeoutMs: 10_000 },
+ *   deps,
  * );
- * if (result.problems.length > 0) return result.problems[0].exitCode;
+ * if (result.problems.length > 0) Deno.exit(result.problems[0].exitCode);
  * ```
  */
 export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResult> {

@@ -57,7 +57,10 @@ export interface LookupDeps {
  *
  * @example
  * ```ts
- * const lookup = await lookUpUnanswered(outcomes, { ec2, log, requests: spec.volumes });
+ * import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../types/side_effects.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const outcomes = {} as SnapshotOutcome[], ec2 = {} as Ec2, log = {} as Logger, requests = {} as SnapshotRequest[];
+ * const lookup = await lookUpUnanswered(outcomes, { ec2, log, requests });
  * ```
  */
 export async function lookUpUnanswered(

@@ -15,4 +15,9 @@ export type CredentialSource =
   | { kind: "static"; describe: string; identity: StaticCredentials }
   | { kind: "profile"; describe: string; profile: string }
   | { kind: "instance-role"; describe: string }
-  | { kind: "sdk-default-chain"; describe: string };
+  | {
+    kind: "sdk-default-chain";
+    describe: string;
+    /** The one line that says where the tool looked, and how to give credentials. */
+    whenMissing: string;
+  };

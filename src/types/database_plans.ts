@@ -48,6 +48,7 @@ export interface MysqlPlan {
  *
  * @example
  * ```ts
+ * const plan = {} as MysqlPlan;
  * mysqlWhere(plan.settings); // "socket /run/mysqld/mysqld.sock"
  * ```
  */

@@ -14,7 +14,8 @@ function sameTags(a: Record<string, string>, b: Record<string, string>): boolean
  *
  * @example
  * ```ts
- * checkMultiVolumeRequests(plan.volumes); // throws UsageError on two descriptions
+ * const request = (description: string) => ({ volumeId: "vol-1", description, tags: {} });
+ * checkMultiVolumeRequests([request("a"), request("b")]); // throws UsageError: two descriptions
  * ```
  */
 export function checkMultiVolumeRequests(requests: readonly SnapshotRequest[]): void {

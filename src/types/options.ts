@@ -24,6 +24,14 @@ export interface OptionSpec {
   readonly help: string;
   /** The one-letter name, without the dash. */
   readonly short?: string;
+  /** Other one-character names (`-?` for help, as the old tool had it). */
+  readonly shortAliases?: readonly string[];
+  /**
+   * The old Perl tool had this option: an abbreviation that was unique among the old tool's
+   * options keeps the meaning it had there, where newer options made it ambiguous (`-r` is
+   * `--region`, as it was, though `--release` and `--retention-tz` came later).
+   */
+  readonly legacy?: boolean;
   /** Other long names that mean the same (the old tool's names). */
   readonly aliases?: readonly string[];
   /** The placeholder shown in help, for options with a value. */
@@ -58,7 +66,15 @@ export interface OptionSpec {
 /** The table. Order is the order of --help. */
 export const OPTION_TABLE = [
   // General
-  { name: "help", short: "h", kind: "flag", group: "General", help: "Print this help and exit." },
+  {
+    name: "help",
+    short: "h",
+    shortAliases: ["?"],
+    legacy: true,
+    kind: "flag",
+    group: "General",
+    help: "Print this help and exit.",
+  },
   {
     name: "version",
     short: "V",
@@ -68,6 +84,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "debug",
+    legacy: true,
     short: "d",
     kind: "flag",
     group: "General",
@@ -75,6 +92,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "quiet",
+    legacy: true,
     short: "q",
     kind: "flag",
     group: "General",
@@ -82,6 +100,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "noaction",
+    legacy: true,
     short: "n",
     kind: "flag",
     group: "General",
@@ -116,6 +135,7 @@ export const OPTION_TABLE = [
   // AWS
   {
     name: "aws-access-key-id",
+    legacy: true,
     kind: "string",
     value: "KEY",
     defaultText: "$AWS_ACCESS_KEY_ID",
@@ -124,6 +144,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "aws-secret-access-key",
+    legacy: true,
     kind: "string",
     value: "SECRET",
     defaultText: "$AWS_SECRET_ACCESS_KEY",
@@ -133,6 +154,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "aws-access-key-id-file",
+    legacy: true,
     kind: "string",
     value: "FILE",
     group: "AWS credentials and endpoint",
@@ -140,6 +162,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "aws-secret-access-key-file",
+    legacy: true,
     kind: "string",
     value: "FILE",
     group: "AWS credentials and endpoint",
@@ -147,6 +170,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "aws-credentials-file",
+    legacy: true,
     kind: "string",
     value: "FILE",
     defaultText: "$AWS_CREDENTIALS, then ~/.awssecret",
@@ -163,12 +187,14 @@ export const OPTION_TABLE = [
   },
   {
     name: "use-iam-role",
+    legacy: true,
     kind: "flag",
     group: "AWS credentials and endpoint",
     help: "Use the instance's IAM role (IMDSv2) and nothing else.",
   },
   {
     name: "region",
+    legacy: true,
     kind: "string",
     value: "REGION",
     defaultText: "$AWS_REGION, $AWS_DEFAULT_REGION, the profile, then the instance's region",
@@ -177,6 +203,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "signature-version",
+    legacy: true,
     kind: "string",
     value: "V",
     defaultText: "4",
@@ -185,6 +212,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "ec2-endpoint",
+    legacy: true,
     kind: "string",
     value: "URL",
     defaultText: "$AWS_ENDPOINT_URL_EC2, else AWS's",
@@ -195,6 +223,7 @@ export const OPTION_TABLE = [
   // Snapshots
   {
     name: "description",
+    legacy: true,
     kind: "list",
     value: "TEXT",
     defaultText: "ec2-consistent-snapshot",
@@ -203,6 +232,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "tag",
+    legacy: true,
     kind: "list",
     value: "K=V;K2=V2",
     group: "Snapshots",
@@ -219,6 +249,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "snapshot-timeout",
+    legacy: true,
     kind: "seconds",
     value: "SECONDS",
     default: 10,
@@ -303,6 +334,7 @@ export const OPTION_TABLE = [
   // File systems
   {
     name: "freeze-filesystem",
+    legacy: true,
     kind: "list",
     value: "MOUNT",
     aliases: ["xfs-filesystem"],
@@ -311,6 +343,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "no-freeze-filesystem",
+    legacy: true,
     kind: "list",
     value: "MOUNT",
     group: "File systems",
@@ -318,6 +351,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "pre-freeze-command",
+    legacy: true,
     kind: "string",
     value: "CMD",
     group: "File systems",
@@ -326,6 +360,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "post-thaw-command",
+    legacy: true,
     kind: "string",
     value: "CMD",
     group: "File systems",
@@ -345,12 +380,14 @@ export const OPTION_TABLE = [
   // MySQL
   {
     name: "mysql",
+    legacy: true,
     kind: "flag",
     group: "MySQL and MariaDB",
     help: "Flush and lock a running MySQL or MariaDB while the snapshots are initiated.",
   },
   {
     name: "mysql-defaults-file",
+    legacy: true,
     kind: "string",
     value: "FILE",
     defaultText: "~/.my.cnf",
@@ -359,6 +396,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mysql-host",
+    legacy: true,
     kind: "string",
     value: "HOST",
     defaultText: "localhost",
@@ -375,6 +413,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mysql-socket",
+    legacy: true,
     kind: "string",
     value: "PATH",
     group: "MySQL and MariaDB",
@@ -382,6 +421,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mysql-username",
+    legacy: true,
     kind: "string",
     value: "USER",
     defaultText: "the login name",
@@ -390,6 +430,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mysql-password",
+    legacy: true,
     kind: "string",
     value: "PASSWORD",
     secret: true,
@@ -398,6 +439,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mysql-master-status-file",
+    legacy: true,
     kind: "string",
     value: "FILE",
     group: "MySQL and MariaDB",
@@ -413,6 +455,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mysql-stop",
+    legacy: true,
     kind: "flag",
     group: "MySQL and MariaDB",
     help: "Stop the server instead of locking it, and start it again afterwards.",
@@ -435,12 +478,14 @@ export const OPTION_TABLE = [
   },
   {
     name: "percona",
+    legacy: true,
     kind: "flag",
     group: "MySQL and MariaDB",
     help: "Use Percona backup locks (LOCK TABLES FOR BACKUP); implies --mysql.",
   },
   {
     name: "lock-timeout",
+    legacy: true,
     kind: "seconds",
     value: "SECONDS",
     default: 0.5,
@@ -449,6 +494,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "lock-tries",
+    legacy: true,
     kind: "count",
     value: "N",
     default: 60,
@@ -457,6 +503,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "lock-sleep",
+    legacy: true,
     kind: "seconds",
     value: "SECONDS",
     default: 5,
@@ -544,12 +591,14 @@ export const OPTION_TABLE = [
   // MongoDB
   {
     name: "mongo",
+    legacy: true,
     kind: "flag",
     group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
     help: "Not supported (refused): fsyncLock a running MongoDB.",
   },
   {
     name: "mongo-host",
+    legacy: true,
     kind: "string",
     value: "HOST",
     defaultText: "localhost",
@@ -558,6 +607,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mongo-port",
+    legacy: true,
     kind: "count",
     value: "PORT",
     defaultText: "27017",
@@ -566,6 +616,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mongo-username",
+    legacy: true,
     kind: "string",
     value: "USER",
     group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
@@ -573,6 +624,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mongo-password",
+    legacy: true,
     kind: "string",
     value: "PASSWORD",
     secret: true,
@@ -581,12 +633,14 @@ export const OPTION_TABLE = [
   },
   {
     name: "mongo-stop",
+    legacy: true,
     kind: "flag",
     group: "MongoDB (not supported: freeze the file system of its data and journal instead)",
     help: "Not supported (refused): stop MongoDB through its init script.",
   },
   {
     name: "mongo-init",
+    legacy: true,
     kind: "string",
     value: "PATH",
     defaultText: "/etc/init.d/mongodb",
@@ -595,6 +649,7 @@ export const OPTION_TABLE = [
   },
   {
     name: "mongo-timeout",
+    legacy: true,
     kind: "seconds",
     value: "SECONDS",
     default: 10,
@@ -625,6 +680,7 @@ export type OptionValue<S extends OptionTableEntry> = S["kind"] extends "flag" ?
  *
  * @example
  * ```ts
+ * import { parseCommandLine } from "../cli/parse.ts";
  * const options: Options = parseCommandLine(["--snapshot-timeout", "20", "vol-1"]).options;
  * options.snapshotTimeout; // 20 (a number; 10 when not given)
  * options.description; // [] (a list)

@@ -104,6 +104,7 @@ export function parseVolumesTag(value: string): VolumesTag | undefined {
  *
  * @example
  * ```ts
+ * const tag = {} as DatabaseTag;
  * databaseTagValue(tag).value;
  * // "mariadb 10.11.6 datadir=/var/lib/mysql log-bin=/logs/binlog binlog=binlog.000003:1234"
  * ```

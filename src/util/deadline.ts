@@ -6,8 +6,9 @@
  *
  * @example
  * ```ts
+ * const stopSignal = {} as AbortSignal;
  * const bounded = deadline(5_000, stopSignal);
- * await fetch(url, { signal: bounded });
+ * await fetch("http://169.254.169.254/latest/api/token", { signal: bounded });
  * ```
  */
 export function deadline(ms: number, signal?: AbortSignal): AbortSignal {
@@ -21,6 +22,7 @@ export function deadline(ms: number, signal?: AbortSignal): AbortSignal {
  *
  * @example
  * ```ts
+ * const reader = {} as ReadableStreamDefaultReader<Uint8Array>;
  * const line = await abortable(reader.read(), deadline(1_000)); // rejects: TimeoutError
  * ```
  */
@@ -42,6 +44,7 @@ export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<
  *
  * @example
  * ```ts
+ * const signal = {} as AbortSignal;
  * await delay(250, { signal }); // throws signal.reason if stopped meanwhile
  * ```
  */
@@ -66,6 +69,7 @@ export function delay(ms: number, options: { signal?: AbortSignal } = {}): Promi
  *
  * @example
  * ```ts
+ * const work = {} as Promise<void>;
  * try { await abortable(work, deadline(1_000)); } catch (e) { if (!isTimeout(e)) throw e; }
  * ```
  */
@@ -81,6 +85,8 @@ export function isTimeout(error: unknown): boolean {
  *
  * @example
  * ```ts
+ * import type { LineReader } from "./lines.ts";
+ * const lines = {} as LineReader;
  * const line = await withDeadline(2_000, (bounded) => lines.next(bounded));
  * ```
  */
@@ -107,6 +113,7 @@ export async function withDeadline<T>(
  *
  * @example
  * ```ts
+ * const connection = {} as { end(): Promise<void>; destroy(): void };
  * const closed = await within(connection.end().then(() => true), 2_000);
  * if (!closed) connection.destroy();
  * ```

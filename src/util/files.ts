@@ -86,7 +86,7 @@ export function readUserFile(path: string, what: string, maxBytes = MAX_USER_FIL
  *
  * @example
  * ```ts
- * checkUserFile(`${home}/.aws/config`, "AWS config file");
+ * checkUserFile("/root/.aws/config", "AWS config file");
  * ```
  */
 export function checkUserFile(path: string, what: string, maxBytes = MAX_USER_FILE_BYTES): void {

@@ -1,5 +1,7 @@
 /** The logger: timestamped debug steps with elapsed milliseconds, warnings and errors, on stderr. */
+import { writeAllSync } from "./lines.ts";
 
+/** What every part logs through: debug steps, warnings and errors, each one line on stderr. */
 export interface Logger {
   /** Only with --debug: a timestamped step with milliseconds since start. */
   debug(message: string): void;
@@ -87,9 +89,7 @@ export function stderrWriteFailure(): string | undefined {
 export function writeStderr(text: string): void {
   if (stderrFailure) return;
   try {
-    const bytes = new TextEncoder().encode(text);
-    let written = 0;
-    while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+    writeAllSync(Deno.stderr, text);
   } catch (error) {
     stderrFailure = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   }

@@ -1,28 +1,21 @@
 /** The freeze dead-man switch: starts and disarms the detached watchdog process. */
-import { fileURLToPath } from "node:url";
 import { FreezeError } from "../util/errors.ts";
 import type { ArmedWatchdog, Watchdog } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
-import { RUN_FLAGS } from "./permissions.ts";
 import { procReadable, readProcessStat } from "../host/proc.ts";
 import { isTimeout, withDeadline, within } from "../util/deadline.ts";
-import { LineReader } from "../util/lines.ts";
+import { encodeLine, LineReader } from "../util/lines.ts";
+import { selfCommand, type SelfCommandOptions, spawnSelf } from "../host/self.ts";
 import {
   CONFIG_ON_STDIN,
   WATCHDOG_ARG,
   type WatchdogConfig,
   WatchdogLine,
   type WatchdogUpdate,
-} from "./process.ts";
+} from "./protocol.ts";
 
-/** How to start the watchdog: the same program, with the hidden first argument. */
-export interface WatchdogCommandOptions {
-  /** True in a `deno compile` binary (`Deno.build.standalone`). */
-  standalone: boolean;
-  /** `Deno.execPath()`: the binary itself when standalone, else the deno executable. */
-  execPath: string;
-  /** The program's entry module (path or file: URL), used under `deno run`. */
-  entry: string | URL;
+/** How to start the watchdog: the same program (host/self.ts), with the hidden first argument. */
+export interface WatchdogCommandOptions extends Omit<SelfCommandOptions, "args"> {
   /** The configuration, or "stdin": it is sent later as the first line of stdin. */
   config: WatchdogConfig | "stdin";
 }
@@ -33,6 +26,7 @@ export interface WatchdogCommandOptions {
  *
  * @example
  * ```ts
+ * const config = { pid: 42, mountPoints: ["/data"], deadlineMs: 15_000, sentAtEpochMs: Date.now() };
  * watchdogCommand({ standalone: true, execPath: "/usr/local/bin/ec2-consistent-snapshot", entry: "", config });
  * // { program: "/usr/local/bin/ec2-consistent-snapshot", args: ["__watchdog", "{...}"] }
  * ```
@@ -43,31 +37,6 @@ export function watchdogCommand(options: WatchdogCommandOptions): {
 } {
   const config = options.config === "stdin" ? CONFIG_ON_STDIN : JSON.stringify(options.config);
   return selfCommand({ ...options, args: [WATCHDOG_ARG, config] });
-}
-
-/**
- * The program and arguments that run this program again with `args` (a hidden mode: the
- * watchdog, the holder of hold mode): the binary itself, or deno with the binary's flags.
- *
- * @example
- * ```ts
- * selfCommand({ standalone: false, execPath: Deno.execPath(), entry: Deno.mainModule, args: ["__holder"] });
- * // { program: ".../deno", args: ["run", "--allow-all", "--no-code-cache", ".../main.ts", "__holder"] }
- * ```
- */
-export function selfCommand(
-  options: Omit<WatchdogCommandOptions, "config"> & {
-    args: readonly string[];
-  },
-): { program: string; args: string[] } {
-  if (options.standalone) return { program: options.execPath, args: [...options.args] };
-  const entry = String(options.entry);
-  const path = entry.startsWith("file:") ? fileURLToPath(entry) : entry;
-  // No code cache: deno writes nothing (on any file system) once the watchdog runs.
-  return {
-    program: options.execPath,
-    args: ["run", ...RUN_FLAGS, "--no-code-cache", path, ...options.args],
-  };
 }
 
 /** Options of {@linkcode createWatchdog}. */
@@ -154,6 +123,9 @@ async function settle(child: Deno.ChildProcess, timeoutMs: number): Promise<bool
  *
  * @example
  * ```ts
+ * import type { Freezer } from "../types/side_effects.ts";
+ * import type { Logger } from "../util/log.ts";
+ * const freezer = {} as Freezer, log = {} as Logger;
  * const watchdog = createWatchdog({ log });
  * const armed = await watchdog.arm(["/data"], 15_000);
  * await freezer.freeze("/data");
@@ -170,22 +142,13 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
   let prepared: Deno.ChildProcess | undefined;
 
   function spawn(config: WatchdogConfig | "stdin"): Deno.ChildProcess {
-    const { program, args } = watchdogCommand({
-      standalone: Deno.build.standalone,
-      execPath: Deno.execPath(),
-      entry: options.entry ?? Deno.mainModule,
-      config,
-    });
+    const text = config === "stdin" ? CONFIG_ON_STDIN : JSON.stringify(config);
     try {
-      return new Deno.Command(program, {
-        args,
-        cwd: "/",
-        detached: true,
-        stdin: "piped",
-        stdout: "piped",
+      return spawnSelf({
+        args: [WATCHDOG_ARG, text],
+        entry: options.entry,
         stderr: options.stderr ?? "inherit",
-        env: { DENO_NO_UPDATE_CHECK: "1" },
-      }).spawn();
+      });
     } catch (error) {
       throw new FreezeError(`cannot start the watchdog: ${(error as Error).message}`, {
         cause: error,
@@ -211,7 +174,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
     if (!candidate) return undefined;
     try {
       const writer = candidate.stdin.getWriter();
-      await writer.write(new TextEncoder().encode(JSON.stringify(config) + "\n"));
+      await writer.write(encodeLine(JSON.stringify(config)));
       writer.releaseLock();
       return candidate;
     } catch {
@@ -281,7 +244,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
       };
       const writer = child.stdin.getWriter();
       try {
-        await writer.write(new TextEncoder().encode(JSON.stringify(line) + "\n"));
+        await writer.write(encodeLine(JSON.stringify(line)));
       } catch (error) {
         throw new FreezeError(`the watchdog ${child.pid} is gone: ${(error as Error).message}`, {
           cause: error,
@@ -297,7 +260,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
       disarmed = true;
       const writer = child.stdin.getWriter();
       try {
-        await writer.write(new TextEncoder().encode(WatchdogLine.disarm + "\n"));
+        await writer.write(encodeLine(WatchdogLine.disarm));
         await writer.close();
       } catch { /* the watchdog is gone: what it said tells why */ }
       const said: string[] = [];

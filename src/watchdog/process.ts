@@ -6,80 +6,16 @@
 import { findFreezeProgram, findProgram, type FreezeProgram, searchDirs } from "../host/freeze.ts";
 import { runProgram, shellCommand } from "../host/programs.ts";
 import { delay } from "../util/deadline.ts";
-import { LineReader } from "../util/lines.ts";
 import { isSameProcessAlive, procReadable } from "../host/proc.ts";
-
-/** The hidden first argument that makes the program a watchdog (`main.ts` dispatches on it). */
-export const WATCHDOG_ARG = "__watchdog";
-
-/**
- * In place of the configuration: it comes later, as the first line of stdin. The main process
- * starts the watchdog this way before anything is locked, and arms it at the freeze with one
- * line, so that a process start-up is not spent while the database is locked.
- */
-export const CONFIG_ON_STDIN = "-";
-
-/** What the main process tells the watchdog, as one JSON argument after {@linkcode WATCHDOG_ARG}. */
-export interface WatchdogConfig {
-  /** The main process. */
-  pid: number;
-  /**
-   * Its start time (/proc/PID/stat field 22), so that a new process reusing the pid is not
-   * taken for it. Without it (or without access to /proc) the watchdog relies on the end of
-   * its stdin alone, which cannot be fooled by pid reuse.
-   */
-  startTime?: number;
-  /** The mounts to thaw; thawed in reverse order. */
-  mountPoints: string[];
-  /** The hard deadline: milliseconds after `sentAtEpochMs`. */
-  deadlineMs: number;
-  /** When the main process started the watchdog (`Date.now()`): its start-up counts too. */
-  sentAtEpochMs: number;
-  /** How often to check the main process and the deadline; default 50 ms. */
-  pollMs?: number;
-  /**
-   * A shell command (`sh -c`) run after the thaw when the watchdog fires: starts again a
-   * database that `--mysql-stop` stopped. Absent (or null) when nothing is stopped.
-   */
-  startCommand?: string | null;
-  /**
-   * At the deadline, a main process that is still alive (stopped, hung) is killed with SIGKILL
-   * before the thaw, so that its database session and lock die with it. Default false (tests
-   * arm a watchdog for their own process).
-   */
-  killAtDeadline?: boolean;
-}
-
-/**
- * A later line on the watchdog's stdin (JSON, after the configuration): new mounts, a new
- * deadline (from `sentAtEpochMs`), a start command set or cleared. Fields left out keep their
- * value.
- */
-export type WatchdogUpdate =
-  & Partial<
-    Pick<WatchdogConfig, "mountPoints" | "deadlineMs" | "sentAtEpochMs" | "startCommand">
-  >
-  & {
-    /**
-     * Hold everything at least this long from when the line is read, even if the main process
-     * dies: a create call was sent under the promise of its held-until tag.
-     */
-    holdMs?: number;
-  };
-
-/**
- * The lines of the protocol. The watchdog writes `armed` on stdout once it watches, and later
- * either `disarmed` or `fired REASON`, or `failed REASON` when it cannot start. The main
- * process writes `disarm` on the watchdog's stdin; an end of stdin without it means the main
- * process ended without thawing.
- */
-export const WatchdogLine = {
-  armed: "armed",
-  disarm: "disarm",
-  disarmed: "disarmed",
-  fired: "fired",
-  failed: "failed",
-} as const;
+import { LineReader, writeAllSync } from "../util/lines.ts";
+import {
+  CONFIG_ON_STDIN,
+  parseWatchdogConfig,
+  parseWatchdogUpdate,
+  type WatchdogConfig,
+  WatchdogLine,
+  type WatchdogUpdate,
+} from "./protocol.ts";
 
 const THAW_TRIES = 5;
 const THAW_TIMEOUT_MS = 10_000;
@@ -90,7 +26,7 @@ const KILL_WAIT_MS = 10_000;
 
 function say(line: string): void {
   try {
-    Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+    writeAllSync(Deno.stdout, line + "\n");
   } catch { /* the main process is gone: nobody to tell */ }
 }
 
@@ -107,48 +43,8 @@ function log(message: string): void {
 
 function writeLog(line: string): void {
   try {
-    Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+    writeAllSync(Deno.stderr, line + "\n");
   } catch { /* stderr closed */ }
-}
-
-/** Parses and checks the JSON argument; throws with a message naming what is wrong. */
-export function parseWatchdogConfig(text: string | undefined): WatchdogConfig {
-  const config = JSON.parse(text ?? "null") as WatchdogConfig;
-  const ok = typeof config === "object" && config !== null &&
-    Number.isSafeInteger(config.pid) && config.pid > 0 &&
-    (config.startTime === undefined || Number.isSafeInteger(config.startTime)) &&
-    validUpdate(config) && Array.isArray(config.mountPoints) &&
-    typeof config.deadlineMs === "number" && typeof config.sentAtEpochMs === "number" &&
-    (config.mountPoints.length > 0 || typeof config.startCommand === "string" ||
-      config.killAtDeadline === true) &&
-    (config.killAtDeadline === undefined || typeof config.killAtDeadline === "boolean") &&
-    (config.pollMs === undefined || (typeof config.pollMs === "number" && config.pollMs > 0));
-  if (!ok) throw new Error(`bad watchdog configuration: ${text}`);
-  return config;
-}
-
-function validUpdate(update: WatchdogUpdate): boolean {
-  return (update.mountPoints === undefined ||
-    (Array.isArray(update.mountPoints) &&
-      update.mountPoints.every((m) => typeof m === "string" && m.startsWith("/")))) &&
-    (update.deadlineMs === undefined || typeof update.deadlineMs === "number") &&
-    (update.sentAtEpochMs === undefined || typeof update.sentAtEpochMs === "number") &&
-    (update.holdMs === undefined || typeof update.holdMs === "number") &&
-    (update.startCommand === undefined || update.startCommand === null ||
-      typeof update.startCommand === "string");
-}
-
-/** Parses a later line of stdin as an update; undefined when it is not one. */
-export function parseWatchdogUpdate(line: string): WatchdogUpdate | undefined {
-  try {
-    const update = JSON.parse(line) as WatchdogUpdate;
-    return typeof update === "object" && update !== null && !Array.isArray(update) &&
-        validUpdate(update)
-      ? update
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 type Reason = "disarm" | "main process ended" | "main process gone" | "deadline passed";
@@ -236,7 +132,7 @@ async function tellSyslog(logger: string | undefined, message: string): Promise<
 /**
  * The watchdog's main function, for `ec2-consistent-snapshot __watchdog CONFIG_JSON` (or `-`
  * for the configuration on the first line of stdin): `args` are the arguments after
- * {@linkcode WATCHDOG_ARG}; `search.path` is where fsfreeze and logger are looked for before the
+ * `__watchdog` (WATCHDOG_ARG in watchdog/protocol.ts); `search.path` is where fsfreeze and logger are looked for before the
  * system directories (the entry passes `$PATH`). Resolves with the exit code; the caller must
  * `Deno.exit()` with it (stdin is still being read).
  *
@@ -245,6 +141,7 @@ async function tellSyslog(logger: string | undefined, message: string): Promise<
  *
  * @example
  * ```ts
+ * import { WATCHDOG_ARG } from "./protocol.ts";
  * const search = { path: Deno.env.get("PATH") ?? "" };
  * if (Deno.args[0] === WATCHDOG_ARG) Deno.exit(await runWatchdog(Deno.args.slice(1), search));
  * ```

@@ -4,7 +4,7 @@
  * (RUN_FLAGS), or the binary named by $ECS_BINARY.
  */
 import { fileURLToPath } from "node:url";
-import { RUN_FLAGS } from "../../src/watchdog/permissions.ts";
+import { RUN_FLAGS } from "../../src/host/permissions.ts";
 import { currentBundle } from "./bundle.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));

@@ -55,6 +55,9 @@ function target(settings: MysqlSettings) {
  *
  * @example
  * ```ts
+ * import type { MysqlPlan } from "../../types/database_plans.ts";
+ * import type { Logger } from "../../util/log.ts";
+ * const plan = {} as MysqlPlan, log = {} as Logger;
  * const conn = await connect(plan.settings, { purpose: "lock", log, timeoutMs: 10_000 });
  * ```
  */
@@ -92,6 +95,7 @@ export async function connect(
  *
  * @example
  * ```ts
+ * const conn = {} as Connection;
  * const [row] = await rows(conn, "SELECT VERSION() AS version");
  * ```
  */
@@ -109,6 +113,8 @@ export async function rows(conn: Connection, sql: string): Promise<RowDataPacket
  *
  * @example
  * ```ts
+ * import type { MysqlPlan } from "../../types/database_plans.ts";
+ * const plan = {} as MysqlPlan;
  * if (!await accepting(plan.settings, 5_000)) throw new Error("no server");
  * ```
  */

@@ -13,7 +13,10 @@ export type MysqlDeps = MysqlLockDeps & MysqlStopStartDeps;
  *
  * @example
  * ```ts
- * const db = createMysqlDatabase(plan.database, { log });
+ * import type { MysqlPlan } from "../../types/database_plans.ts";
+ * import type { Logger } from "../../util/log.ts";
+ * const plan = {} as MysqlPlan, log = {} as Logger, signal = {} as AbortSignal;
+ * const db = createMysqlDatabase(plan, { log });
  * await db.prepare();
  * const coordinates = await db.lock(signal);
  * try { // snapshot

@@ -45,7 +45,10 @@ export interface MysqlLockDeps {
  *
  * @example
  * ```ts
- * const db = new MysqlLock(plan.database, { log });
+ * import type { MysqlPlan } from "../../types/database_plans.ts";
+ * import type { Logger } from "../../util/log.ts";
+ * const plan = {} as MysqlPlan, log = {} as Logger, signal = {} as AbortSignal;
+ * const db = new MysqlLock(plan, { log });
  * await db.prepare();
  * try { await db.lock(signal); } finally { await db.release(); }
  * ```

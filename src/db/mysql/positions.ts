@@ -22,6 +22,11 @@ export interface Position {
  *
  * @example
  * ```ts
+ * import type { Connection } from "./connection.ts";
+ * import { parseServerInfo, serverStatements } from "./server.ts";
+ * import type { Logger } from "../../util/log.ts";
+ * const conn = {} as Connection, log = {} as Logger;
+ * const info = parseServerInfo("10.11.6-MariaDB");
  * const position = await readPosition(conn, serverStatements(info), log);
  * ```
  */
@@ -70,6 +75,8 @@ export async function readPosition(
  *
  * @example
  * ```ts
+ * import type { Logger } from "../../util/log.ts";
+ * const position = {} as Position, log = {} as Logger;
  * writeStatusFile("/var/backups/master-status", position, log);
  * ```
  */
@@ -104,7 +111,9 @@ export function writeStatusFile(
  *
  * @example
  * ```ts
- * const problem = await removeStatusFile(file, log);
+ * import type { Logger } from "../../util/log.ts";
+ * const log = {} as Logger;
+ * const problem = await removeStatusFile("/var/backups/master-status", log);
  * ```
  */
 export async function removeStatusFile(file: string, log: Logger): Promise<string | undefined> {

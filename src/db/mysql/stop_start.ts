@@ -44,7 +44,10 @@ async function runShell(command: string, signal: AbortSignal): Promise<CommandRe
  *
  * @example
  * ```ts
- * const db = new MysqlStopStart(plan.database, { log });
+ * import type { MysqlPlan } from "../../types/database_plans.ts";
+ * import type { Logger } from "../../util/log.ts";
+ * const plan = {} as MysqlPlan, log = {} as Logger, signal = {} as AbortSignal;
+ * const db = new MysqlStopStart(plan, { log });
  * await db.prepare();
  * try { await db.lock(signal); } finally { await db.release(); }
  * ```

@@ -61,7 +61,10 @@ export interface PostgresqlDatabase extends Database {
  *
  * @example
  * ```ts
- * const db = createPostgresqlDatabase(plan.database, { log }); // a PostgresqlPlan
+ * import type { PostgresqlPlan } from "../../types/database_plans.ts";
+ * import type { Logger } from "../../util/log.ts";
+ * const plan = {} as PostgresqlPlan, log = {} as Logger, signal = {} as AbortSignal;
+ * const db = createPostgresqlDatabase(plan, { log });
  * await db.prepare();
  * await db.lock(signal); // CHECKPOINT
  * const wal = await db.positionAtFreeze!(signal); // { lsn: "0/3000060", timeline: 1, ... }
