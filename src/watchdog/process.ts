@@ -19,6 +19,8 @@ import {
 
 const THAW_TRIES = 5;
 const THAW_TIMEOUT_MS = 10_000;
+/** How long the lines a dead main process left in the pipe are read before acting. */
+const DRAIN_MS = 200;
 /** Bound of the start command (a database start may replay its logs). */
 const START_TIMEOUT_MS = 300_000;
 /** How long to wait for a killed main process to be gone (its database session closed). */
@@ -224,8 +226,14 @@ export async function runWatchdog(
         else if (performance.now() >= deadline) resolve("deadline passed");
       }, config.pollMs ?? 50);
     });
-    reason = await Promise.race([watchInput(input, update), watched]);
+    const lines = watchInput(input, update);
+    reason = await Promise.race([lines, watched]);
     clearInterval(timer);
+    if (reason === "main process gone") {
+      // Lines it wrote before it died may still wait in the pipe (a minimum hold among them):
+      // its end of the pipe is closed, so they are read at once, up to the end.
+      await Promise.race([lines, delay(DRAIN_MS)]);
+    }
   }
 
   let code = 0;
