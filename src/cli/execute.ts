@@ -116,8 +116,9 @@ async function snapshotAndFollowUp(
         snapshotTimeoutMs: plan.snapshotTimeoutMs,
         preFreezeCommand: plan.hooks.preFreeze,
         postThawCommand: plan.hooks.postThaw,
-        databaseStartCommand: plan.database?.kind === "mysql" && plan.database.stop
-          ? plan.database.commands?.start
+        // What the watchdog runs if the tool dies: start a stopped server, or its replication.
+        databaseStartCommand: plan.database?.kind === "mysql"
+          ? (plan.database.stop ? plan.database.commands?.start : plan.database.replicaStartCommand)
           : undefined,
         // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
         watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hooks.timeoutMs,

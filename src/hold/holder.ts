@@ -113,7 +113,9 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
       preFreezeCommand: plan.preFreezeCommand,
       postThawCommand: plan.postThawCommand,
       watchdogDeadlineMs: plan.holdMs + WATCHDOG_MARGIN_MS,
-      databaseStartCommand: plan.database?.stop ? plan.database.commands?.start : undefined,
+      databaseStartCommand: plan.database?.stop
+        ? plan.database.commands?.start
+        : plan.database?.replicaStartCommand,
       // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
       watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hookTimeoutMs,
       hookTimeoutMs: plan.hookTimeoutMs,
