@@ -3,6 +3,7 @@
  * sequence, keeps everything held (and its database connection open, so the lock) until
  * `--release`, the deadline or a stop signal, then releases and records what it measured.
  */
+import { mysqlStartProbe } from "../types/database_plans.ts";
 import { AppError, ConsistencyUnknownError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
@@ -116,6 +117,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
       databaseStartCommand: plan.database?.stop
         ? plan.database.commands?.start
         : plan.database?.replicaStartCommand,
+      databaseStartProbe: plan.database ? mysqlStartProbe(plan.database) : undefined,
       // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
       watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hookTimeoutMs,
       hookTimeoutMs: plan.hookTimeoutMs,
