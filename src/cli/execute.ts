@@ -2,6 +2,7 @@
  * The command's part that talks to EC2, loaded only after the plan: SDK clients, the real side
  * effects, the sequence, the follow-up steps and the report. Reads the plan, never the options.
  */
+import { mysqlStartProbe } from "../types/database_plans.ts";
 import { afterRun, previewRetention } from "../run/after_run.ts";
 import { nothingAfterRun } from "../plan/after_run.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
@@ -116,8 +117,12 @@ async function snapshotAndFollowUp(
         snapshotTimeoutMs: plan.snapshotTimeoutMs,
         preFreezeCommand: plan.hooks.preFreeze,
         postThawCommand: plan.hooks.postThaw,
-        databaseStartCommand: plan.database?.kind === "mysql" && plan.database.stop
-          ? plan.database.commands?.start
+        // What the watchdog runs if the tool dies: start a stopped server, or its replication.
+        databaseStartCommand: plan.database?.kind === "mysql"
+          ? (plan.database.stop ? plan.database.commands?.start : plan.database.replicaStartCommand)
+          : undefined,
+        databaseStartProbe: plan.database?.kind === "mysql"
+          ? mysqlStartProbe(plan.database)
           : undefined,
         // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
         watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hooks.timeoutMs,

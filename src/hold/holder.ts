@@ -3,6 +3,7 @@
  * sequence, keeps everything held (and its database connection open, so the lock) until
  * `--release`, the deadline or a stop signal, then releases and records what it measured.
  */
+import { mysqlStartProbe } from "../types/database_plans.ts";
 import { AppError, ConsistencyUnknownError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
@@ -113,7 +114,10 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
       preFreezeCommand: plan.preFreezeCommand,
       postThawCommand: plan.postThawCommand,
       watchdogDeadlineMs: plan.holdMs + WATCHDOG_MARGIN_MS,
-      databaseStartCommand: plan.database?.stop ? plan.database.commands?.start : undefined,
+      databaseStartCommand: plan.database?.stop
+        ? plan.database.commands?.start
+        : plan.database?.replicaStartCommand,
+      databaseStartProbe: plan.database ? mysqlStartProbe(plan.database) : undefined,
       // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
       watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hookTimeoutMs,
       hookTimeoutMs: plan.hookTimeoutMs,
@@ -195,7 +199,14 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     ...(result.binlog ? { binlog: result.binlog } : {}),
     problems: problems.map((p) => ({ message: p.message, exitCode: p.exitCode })),
   };
-  recordRelease(paths, release);
+  try {
+    recordRelease(paths, release);
+  } catch (error) {
+    // Everything is released all the same; --release still hears it on the socket.
+    const problem = error instanceof AppError ? error : new AppError(String(error), 1);
+    problems.push(problem);
+    release.problems.push({ message: problem.message, exitCode: problem.exitCode });
+  }
   await socket?.answer(release);
   log.debug(`released (${release.by}); ${windowText(release.timings)}`);
   for (const problem of problems) log.error(problem.message);

@@ -37,7 +37,7 @@ import { type MysqlPlanDeps, planMysql } from "./mysql.ts";
 import { describePostgresqlPlan, planPostgresql } from "./postgresql.ts";
 import type { MysqlPlan, PostgresqlPlan } from "../types/database_plans.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
-import { programSearchPath, runDirectory } from "./machine.ts";
+import { checkCanFreeze, programSearchPath, runDirectory } from "./machine.ts";
 import { optionKey, type ParsedArgs } from "../types/options.ts";
 
 /** Everything decided, nothing done. */
@@ -100,6 +100,8 @@ export interface PlanInputs {
   sysRoot?: string;
   /** The MySQL plan's lookups (socket search, systemd units); tests replace them. */
   mysql?: MysqlPlanDeps;
+  /** Whether this process may freeze (root, CAP_SYS_ADMIN); host/proc.ts canFreeze by default. */
+  canFreeze?: () => boolean;
 }
 
 /** Runs `fn` once, on first use. */
@@ -188,6 +190,8 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     procRoot: inputs.procRoot,
     cwd: inputs.cwd,
   });
+  // Before anything is locked: without the right to freeze, the freeze would fail under the lock.
+  checkCanFreeze(freezeMounts.map((m) => m.mountPoint), inputs.canFreeze);
   for (const mount of discoveryMounts) {
     if (freezeMounts.some((m) => m.mountPoint === mount.mountPoint)) {
       throw new UsageError(

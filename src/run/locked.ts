@@ -27,6 +27,7 @@ import {
   type Freezer,
   type HeldExclusion,
   type Hooks,
+  type StartProbe,
   type WalPosition,
   type Watchdog,
 } from "../types/side_effects.ts";
@@ -54,6 +55,8 @@ export interface LockSpec {
    * before the stop and runs it if this process dies (or is stuck) before it started it.
    */
   databaseStartCommand?: string;
+  /** With it: the watchdog runs it only when this server does not answer throughout. */
+  databaseStartProbe?: StartProbe;
   /**
    * Bound of the watchdog after the thaw (post-thaw command and database release); default
    * {@linkcode WATCHDOG_PHASE_MS}.
@@ -239,7 +242,10 @@ export async function whileLocked<T>(
   // A database lock (or stop) holds writes: the watchdog guards it from the moment it is
   // requested, so that a process stopped or stuck past a step's bound is ended, and its
   // session and lock with it (a stopped server is started again).
-  const guardsDatabase = database !== undefined && database.holdsWrites !== false;
+  // So does a database whose release the watchdog must do if this process dies (a stopped
+  // replica's replication, which holds no writes but must be started again).
+  const guardsDatabase = database !== undefined &&
+    (database.holdsWrites !== false || startCommand !== undefined);
   const broken: string[] = [];
   /** Mounts this run froze (its freeze succeeded): a thaw that finds one thawed is a break. */
   const frozenByUs = new Set<string>();
@@ -471,7 +477,10 @@ export async function whileLocked<T>(
 
   /** Arms the watchdog (once for the run: the final disarm is on the stack already). */
   async function armWatchdog(mountPoints: readonly string[], deadlineMs: number): Promise<void> {
-    const started = await watchdog.arm(mountPoints, deadlineMs, { startCommand });
+    const started = await watchdog.arm(mountPoints, deadlineMs, {
+      startCommand,
+      ...(startCommand && spec.databaseStartProbe ? { startProbe: spec.databaseStartProbe } : {}),
+    });
     armed = { ...started, disarm: once(() => started.disarm()) };
     if (started.pid !== undefined) await exclusion?.guard?.(started.pid);
   }

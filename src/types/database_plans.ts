@@ -1,7 +1,9 @@
 /** The database plans (MySQL/MariaDB, PostgreSQL) that plan/ decides and db/ carries out: values only, no connection. */
 
+import type { StartProbe } from "./side_effects.ts";
+
 /** How the database is held still while the snapshots are initiated. */
-export type MysqlLockMode = "flush" | "percona" | "instance" | "stage";
+export type MysqlLockMode = "flush" | "percona" | "instance" | "stage" | "replica";
 
 /** Where and as whom to connect. */
 export interface MysqlSettings {
@@ -18,7 +20,9 @@ export interface MysqlSettings {
   /** Option files read, in order (for --debug). */
   files: string[];
   /** Where the socket path came from (for --debug). */
-  socketSource?: "option" | "file" | "search";
+  socketSource?: "option" | "file" | "server configuration" | "search";
+  /** The OS users that run the server and may own its socket (besides root); default ["mysql"]. */
+  serverUsers?: string[];
 }
 
 /** Everything the MySQL part needs, decided; `settings.password` is a registered secret. */
@@ -31,8 +35,16 @@ export interface MysqlPlan {
   stop: boolean;
   /** Where and as whom to connect, and which option files were read. */
   settings: MysqlSettings;
-  /** With `stop`: the commands, given or found (systemd unit or init script). */
+  /**
+   * With `stop`: the commands, given or found (systemd unit or init script). With the `replica`
+   * lock mode: `start` restarts the replication SQL thread (the watchdog runs it if the tool dies).
+   */
   commands?: { stop: string; start: string };
+  /**
+   * The `replica` lock mode: the shell command that starts the replication SQL thread again,
+   * run by the watchdog if the tool dies while replication is stopped.
+   */
+  replicaStartCommand?: string;
   /** --mysql-master-status-file, its directory checked. */
   statusFile?: string;
   /** Tries of each lock statement, each bounded by `lockTimeoutMs`, `lockSleepMs` apart. */
@@ -56,6 +68,26 @@ export function mysqlWhere(settings: MysqlSettings): string {
   return settings.socketPath !== undefined
     ? `socket ${settings.socketPath}`
     : `${settings.host}:${settings.port}`;
+}
+
+/**
+ * With --mysql-stop: what the watchdog checks before it runs the start command: the server's
+ * address, and how long it must answer throughout to count as never stopped (as long as a stop
+ * command and its confirmation may take). Undefined without --mysql-stop.
+ *
+ * @example
+ * ```ts
+ * const plan = {} as MysqlPlan;
+ * mysqlStartProbe(plan)?.address; // { socketPath: "/run/mysqld/mysqld.sock" }
+ * ```
+ */
+export function mysqlStartProbe(plan: MysqlPlan): StartProbe | undefined {
+  if (!plan.stop) return undefined;
+  const { socketPath, host, port } = plan.settings;
+  return {
+    address: socketPath !== undefined ? { socketPath } : { host, port },
+    waitMs: 75_000,
+  };
 }
 
 /** A one-line description of the settings for --debug, without the password. */
@@ -82,6 +114,8 @@ export interface PostgresqlSettings {
   password?: string;
   /** Where each setting came from (an option, a variable, a service, a file, a default). */
   sources: Record<"host" | "port" | "user" | "database" | "password", string>;
+  /** The OS users that run the server and may own its socket (besides root); default ["postgres"]. */
+  serverUsers?: string[];
 }
 
 /** Everything the PostgreSQL part needs, decided; `settings.password` is a registered secret. */
