@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmark as a new user would: installs what it needs (scripts/setup.sh), then runs
-# scripts/bench.ts with the pinned deno. As root. Arguments go to bench.ts, for example:
+# scripts/bench.ts with the pinned deno. As root. Arguments go to bench.ts (see its usage), e.g.:
 #   sudo bash scripts/bench.sh --runs 5 --rtt-ms 50
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -1,31 +1,39 @@
 /**
  * The benchmark: builds the realistic stack on one machine (moto behind a proxy that adds a
- * round trip, one XFS loop mount per volume, and once MySQL support is there a MariaDB with its
- * data on a loop mount and an application inserting rows), runs the program as users do
- * (`deno run` with the build's permission flags) and prints what users feel: freeze and lock
- * windows, the application's longest stall, wall time and peak memory, from the program's own
- * `--output json` and from outside (write probes, the application, GNU time). Then start-up
- * time and memory of `--version`, `--help`, `--noaction` and a full run.
+ * round trip, one XFS loop mount per volume, and a MariaDB with its data on a loop mount and an
+ * application inserting rows), runs the program as it ships (the bundle under `deno run` with the
+ * build's flags) and prints what users feel: freeze and lock windows, the application's longest
+ * stall, wall time and peak memory, from the program's own `--output json` and from outside
+ * (write probes, the application, GNU time). Then start-up time and memory of `--version`,
+ * `--help`, `--noaction` and a full run.
+ *
+ * Side by side: `--compare "COMMAND"` runs another tool too (for example the old Perl
+ * ec2-consistent-snapshot: `--compare "perl /path/to/ec2-consistent-snapshot"`), in turn with
+ * this program (one run of each, then the next), on the same endpoint, mounts and database, with
+ * the same command line less this program's own options (`--output json`, `--debug`) and without
+ * the cases it may not have (`--version`, `--help`, `--mysql-lock-mode stage`). Its windows are
+ * seen from outside only (write probes, the application); ~/.awssecret holds moto's keys for it.
  *
  * Usage (as root): deno run --allow-all scripts/bench.ts [--runs 5] [--rtt-ms 50]
  *   [--volumes 1,4,8] [--startup-runs 10] [--skip-startup] [--skip-snapshot] [--skip-fs]
- *   [--probe-pause-ms 1] [--json FILE] [--debug-log FILE]
+ *   [--skip-mysql] [--probe-pause-ms 1] [--compare COMMAND] [--compare-name NAME] [--json FILE]
+ *   [--debug-log FILE]
  */
 import { parseArgs } from "node:util";
-import { startMoto } from "../tests/support/moto.ts";
+import { startMoto, TEST_CREDENTIALS } from "../tests/support/moto.ts";
 import { startProxy } from "../tests/support/proxy.ts";
 import { MAIN, ROOT } from "../tests/support/program.ts";
 import { mountXfs, type TestMount } from "../tests/support/xfs.ts";
 import { RUN_FLAGS } from "../src/host/permissions.ts";
 import { findFreezeProgram } from "../src/host/freeze.ts";
-import type { ProbeReport, ProbeStart } from "./bench_probe_worker.ts";
+import type { ProbeReport } from "./bench_probe_worker.ts";
 import type { AppReport } from "./bench_app.ts";
-import { formatFigure, median, parseMaxRssKb, parseStatusKb, worst } from "./bench_stats.ts";
+import { loadAverage, startApp, startProbes, type Timed, timed } from "./bench_measure.ts";
+import { pair, table, worst } from "./bench_stats.ts";
 
-const TIME = "/usr/bin/time";
-
-/** One run of the program, as measured. Milliseconds unless said otherwise. */
+/** One run of a tool, as measured. Milliseconds unless said otherwise. */
 interface Sample {
+  /** The program's own report (--output json); null for the compared tool. */
   freezeWindowMs: number | null;
   lockWindowMs: number | null;
   databaseLockMs: number | null;
@@ -36,85 +44,40 @@ interface Sample {
   /** Longest time between two inserts of the application (outside view). */
   appStallMs: number | null;
   wallMs: number;
-  /** Peak RSS of the largest single process of the tool (GNU time). */
+  /** Peak RSS of the largest single process of the tool (GNU time: VmHWM). */
   rssKb: number | null;
   /** Peak of the summed PSS of the tool and all its children (the watchdog), sampled. */
   treeRssKb: number | null;
+}
+
+/** A command the benchmark runs: this program, or the one given with --compare. */
+interface Tool {
+  name: string;
+  /** The command line for these arguments. */
+  command(args: readonly string[]): string[];
+  /** This program: it reports its own timings (--output json) and a failure stops the bench. */
+  ours: boolean;
 }
 
 interface Case {
   /** The floor: fsfreeze alone freezing the same mounts in order and thawing them, no program. */
   floorMs: number[];
   name: string;
+  tool: string;
   volumes: number;
   lockMode: string | null;
   samples: Sample[];
+  /** Runs of the compared tool that exited non-zero (left out of the figures). */
+  failures: number;
 }
 
 interface StartupCase {
   name: string;
+  tool: string;
   wallMs: number[];
   rssKb: (number | null)[];
   treeRssKb: (number | null)[];
-}
-
-/** The 1-minute load average: the figures mean little on a busy machine. */
-function loadAverage(): string {
-  try {
-    return Deno.readTextFileSync("/proc/loadavg").split(" ")[0];
-  } catch {
-    return "?";
-  }
-}
-
-/** The process and its descendants, from /proc/PID/task/TID/children. */
-function processTree(root: number): number[] {
-  const pids: number[] = [];
-  const visit = (pid: number) => {
-    pids.push(pid);
-    let tasks: Deno.DirEntry[] = [];
-    try {
-      tasks = [...Deno.readDirSync(`/proc/${pid}/task`)];
-    } catch {
-      return; // gone
-    }
-    for (const task of tasks) {
-      let children = "";
-      try {
-        children = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`);
-      } catch {
-        continue;
-      }
-      for (const child of children.trim().split(/\s+/)) if (child) visit(Number(child));
-    }
-  };
-  visit(root);
-  return pids;
-}
-
-/**
- * Samples the memory of a process tree every few milliseconds; `stop` gives the peak. Summed
- * as PSS (shared pages such as deno's own code divided among the processes that map them), so
- * the deno binary mapped by the program and by its watchdog is not counted twice.
- */
-function sampleTreeRss(root: number, everyMs = 20) {
-  let peak = 0;
-  const sample = () => {
-    let sum = 0;
-    for (const pid of new Set(processTree(root))) {
-      try {
-        sum += parseStatusKb(Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`), "Pss") ?? 0;
-      } catch { /* gone */ }
-    }
-    peak = Math.max(peak, sum);
-  };
-  const timer = setInterval(sample, everyMs);
-  return {
-    stop(): number | null {
-      clearInterval(timer);
-      return peak > 0 ? peak : null;
-    },
-  };
+  failures: number;
 }
 
 function usage(message: string): never {
@@ -128,128 +91,49 @@ function positiveInt(text: string, option: string): number {
   return value;
 }
 
-/** Runs a command through GNU time; returns its output, wall time and peak RSS. */
-async function timed(
-  args: readonly string[],
-  env: Record<string, string>,
-): Promise<{
-  code: number;
-  stdout: string;
-  stderr: string;
-  wallMs: number;
-  rssKb: number | null;
-  treeRssKb: number | null;
-}> {
-  const rssFile = await Deno.makeTempFile({ prefix: "ecs-bench-rss-" });
-  try {
-    const started = performance.now();
-    const child = new Deno.Command(TIME, {
-      args: ["-f", "%M", "-o", rssFile, Deno.execPath(), "run", ...RUN_FLAGS, MAIN, ...args],
-      env,
-      clearEnv: true,
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    // The tree under GNU time, without GNU time itself (its own RSS is a few hundred kB).
-    const tree = sampleTreeRss(child.pid);
-    const out = await child.output();
-    const wallMs = performance.now() - started;
-    const treeRssKb = tree.stop();
-    const decoder = new TextDecoder();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-      wallMs,
-      rssKb: parseMaxRssKb(await Deno.readTextFile(rssFile)),
-      treeRssKb,
-    };
-  } finally {
-    await Deno.remove(rssFile).catch(() => {});
-  }
-}
+/** This program as it ships: the bundle, under deno run with the build's flags. */
+const THIS_PROGRAM: Tool = {
+  name: "this program",
+  command: (args) => [Deno.execPath(), "run", ...RUN_FLAGS, MAIN, ...args],
+  ours: true,
+};
 
-/** Write probes on the given mounts, each in a Worker of its own. */
-function startProbes(mounts: readonly string[], pauseMs: number) {
-  const stop = new Int32Array(new SharedArrayBuffer(4));
-  const reports = mounts.map((mount) => {
-    const worker = new Worker(new URL("./bench_probe_worker.ts", import.meta.url), {
-      type: "module",
-    });
-    const report = new Promise<ProbeReport>((resolve, reject) => {
-      worker.onmessage = (event: MessageEvent<ProbeReport>) => resolve(event.data);
-      worker.onerror = (event) => {
-        event.preventDefault();
-        reject(new Error(`write probe on ${mount}: ${event.message}`));
-      };
-    });
-    const start: ProbeStart = { path: `${mount}/.bench-probe`, stop, pauseMs };
-    worker.postMessage(start);
-    return report.finally(() => worker.terminate());
-  });
+/** The tool of --compare: its words, then the arguments less this program's own options. */
+function comparedTool(commandLine: string, name: string | undefined): Tool {
+  const words = commandLine.trim().split(/\s+/).filter((w) => w !== "");
+  if (words.length === 0) usage("--compare wants a command");
   return {
-    /** Stops the probes (each finishes its current write first) and returns their reports. */
-    async stop(): Promise<ProbeReport[]> {
-      Atomics.store(stop, 0, 1);
-      return await Promise.all(reports);
-    },
+    name: name ?? words.at(-1)!.split("/").at(-1)!,
+    command: (args) => [...words, ...withoutOwnOptions(args)],
+    ours: false,
   };
 }
 
-/** The application inserting rows, a process of its own. */
-async function startApp(socket: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", new URL("./bench_app.ts", import.meta.url).pathname, socket],
-    cwd: ROOT,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("ready\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the application did not start");
-    text += value;
+/** The arguments without --output json and --debug, which only this program has. */
+function withoutOwnOptions(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--output") i++;
+    else if (args[i] !== "--debug") out.push(args[i]);
   }
-  text = text.slice(text.indexOf("ready\n") + 6);
-  return {
-    async stop(): Promise<AppReport> {
-      await child.stdin.close();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += value;
-      }
-      await child.status;
-      return JSON.parse(text.trim().split("\n").at(-1)!) as AppReport;
-    },
-  };
+  return out;
 }
 
-/** The database part of the stack, when the MySQL support is in the tree. */
+/** A failed run of the compared tool: its last line of standard error, once per case. */
+function reportFailure(tool: Tool, what: string, result: Timed): void {
+  const last = result.stderr.trim().split("\n").at(-1) ?? "";
+  console.error(`bench: ${tool.name}, ${what}: exit ${result.code}: ${last}`);
+}
+
+/** The database part of the stack. */
 interface DatabaseStack {
   socket: string;
   lockModes: string[];
   stop(): Promise<void>;
 }
 
-async function startDatabase(mount: TestMount): Promise<DatabaseStack | string> {
-  const here = (path: string) => {
-    try {
-      Deno.statSync(`${ROOT}${path}`);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (!here("src/db/mysql/database.ts") || !here("tests/support/mariadb.ts")) {
-    return "database: not yet available (the MySQL support is not merged)";
-  }
-  const support = `${ROOT}tests/support/mariadb.ts`;
-  const { startMariadb } = await import(support);
+async function startDatabase(mount: TestMount): Promise<DatabaseStack> {
+  const { startMariadb } = await import("../tests/support/mariadb.ts");
   const server = await startMariadb({ datadir: `${mount.mountPoint}/mariadb` });
   const version = String(await server.sql("SELECT VERSION()"));
   // BACKUP STAGE exists from MariaDB 10.4.
@@ -258,8 +142,11 @@ async function startDatabase(mount: TestMount): Promise<DatabaseStack | string> 
   return { socket: server.socket, lockModes, stop: () => server.stop() };
 }
 
+/** One case (volumes, lock mode): `runs` runs of each tool, in turn. */
 async function runCase(
   spec: {
+    name: string;
+    tools: Tool[];
     volumes: string[];
     mounts: TestMount[];
     lockMode: string | null;
@@ -268,11 +155,11 @@ async function runCase(
     env: Record<string, string>;
     endpoint: string;
     pauseMs: number;
+    floorMs: number[];
     /** Runs the program with --debug and appends its standard error here. */
     debugLog?: string;
   },
-): Promise<Sample[]> {
-  const samples: Sample[] = [];
+): Promise<Case[]> {
   const mountPoints = spec.mounts.map((m) => m.mountPoint);
   const args = [
     ...(spec.debugLog ? ["--debug"] : []),
@@ -289,45 +176,62 @@ async function runCase(
     ...(spec.lockMode && spec.lockMode !== "flush" ? ["--mysql-lock-mode", spec.lockMode] : []),
     ...spec.volumes,
   ];
+  const tools = spec.tools.filter((t) =>
+    t.ours || spec.lockMode === null || spec.lockMode === "flush"
+  );
+  const cases = tools.map((tool): Case => ({
+    floorMs: tool.ours ? spec.floorMs : [],
+    name: spec.name,
+    tool: tool.name,
+    volumes: spec.volumes.length,
+    lockMode: spec.lockMode,
+    samples: [],
+    failures: 0,
+  }));
   for (let run = 0; run < spec.runs; run++) {
-    const app = spec.lockMode && spec.db ? await startApp(spec.db.socket) : null;
-    const probes = startProbes(mountPoints, spec.pauseMs);
-    // Let the probes and the application reach their steady pace.
-    await new Promise((r) => setTimeout(r, 300));
-    let result;
-    let reports: ProbeReport[];
-    let appReport: AppReport | undefined;
-    try {
-      result = await timed(args, spec.env);
-    } finally {
-      // The program has exited: everything it froze is thawed (or the watchdog did it).
-      reports = await probes.stop();
-      appReport = await app?.stop();
-    }
-    if (spec.debugLog) {
-      await Deno.writeTextFile(spec.debugLog, `--- ${args.join(" ")}\n${result.stderr}`, {
-        append: true,
+    for (const [index, tool] of tools.entries()) {
+      const app = spec.lockMode && spec.db ? await startApp(spec.db.socket, ROOT) : null;
+      const probes = startProbes(mountPoints, spec.pauseMs);
+      // Let the probes and the application reach their steady pace.
+      await new Promise((r) => setTimeout(r, 300));
+      let result;
+      let reports: ProbeReport[];
+      let appReport: AppReport | undefined;
+      try {
+        result = await timed(tool.command(args), spec.env, ROOT);
+      } finally {
+        // The tool has exited: everything it froze is thawed (or the watchdog did it).
+        reports = await probes.stop();
+        appReport = await app?.stop();
+      }
+      if (spec.debugLog && tool.ours) {
+        await Deno.writeTextFile(spec.debugLog, `--- ${args.join(" ")}\n${result.stderr}`, {
+          append: true,
+        });
+      }
+      if (result.code !== 0) {
+        if (tool.ours) {
+          throw new Error(`the program failed (exit ${result.code}):\n${result.stderr}`);
+        }
+        if (cases[index].failures++ === 0) reportFailure(tool, spec.name, result);
+        continue;
+      }
+      const t = tool.ours ? JSON.parse(result.stdout).timings : {};
+      cases[index].samples.push({
+        freezeWindowMs: t.freezeWindowMs ?? null,
+        lockWindowMs: t.lockWindowMs ?? null,
+        databaseLockMs: t.databaseLockMs ?? null,
+        createMs: t.createMs ?? null,
+        preflightMs: t.preflightMs ?? null,
+        probeBlockedMs: worst(reports.map((r) => r.longestMs)),
+        appStallMs: appReport ? appReport.longestStallMs : null,
+        wallMs: result.wallMs,
+        rssKb: result.rssKb,
+        treeRssKb: result.treeRssKb,
       });
     }
-    if (result.code !== 0) {
-      throw new Error(`the program failed (exit ${result.code}):\n${result.stderr}`);
-    }
-    const doc = JSON.parse(result.stdout);
-    const t = doc.timings;
-    samples.push({
-      freezeWindowMs: t.freezeWindowMs,
-      lockWindowMs: t.lockWindowMs,
-      databaseLockMs: t.databaseLockMs ?? null,
-      createMs: t.createMs,
-      preflightMs: t.preflightMs,
-      probeBlockedMs: worst(reports.map((r) => r.longestMs)),
-      appStallMs: appReport ? appReport.longestStallMs : null,
-      wallMs: result.wallMs,
-      rssKb: result.rssKb,
-      treeRssKb: result.treeRssKb,
-    });
   }
-  return samples;
+  return cases;
 }
 
 /**
@@ -366,17 +270,26 @@ async function freezeFloor(mounts: readonly string[], runs: number, pauseMs: num
   return samples;
 }
 
+/** Start-up cases; the compared tool runs the two it shares (--noaction, a full run), in turn. */
 async function startup(
+  tools: Tool[],
   runs: number,
   env: Record<string, string>,
   endpoint: string,
   volume: string,
   mount: string,
 ): Promise<StartupCase[]> {
-  const cases: [string, string[]][] = [
-    ["--version", ["--version"]],
-    ["--help", ["--help"]],
-    ["--noaction", ["--noaction", "--region", "us-east-1", "--freeze-filesystem", mount, volume]],
+  const cases: [string, string[], boolean][] = [
+    ["--version", ["--version"], false],
+    ["--help", ["--help"], false],
+    ["--noaction", [
+      "--noaction",
+      "--region",
+      "us-east-1",
+      "--freeze-filesystem",
+      mount,
+      volume,
+    ], true],
     ["full run (1 volume)", [
       "--region",
       "us-east-1",
@@ -385,35 +298,41 @@ async function startup(
       "--freeze-filesystem",
       mount,
       volume,
-    ]],
+    ], true],
   ];
   const results: StartupCase[] = [];
-  for (const [name, args] of cases) {
-    const result: StartupCase = { name, wallMs: [], rssKb: [], treeRssKb: [] };
+  for (const [name, args, shared] of cases) {
+    const those = tools.filter((t) => t.ours || shared);
+    const byTool = those.map((tool): StartupCase => ({
+      name,
+      tool: tool.name,
+      wallMs: [],
+      rssKb: [],
+      treeRssKb: [],
+      failures: 0,
+    }));
     for (let i = 0; i < runs; i++) {
-      const out = await timed(args, env);
-      if (out.code !== 0) throw new Error(`${name}: exit ${out.code}: ${out.stderr}`);
-      result.wallMs.push(out.wallMs);
-      result.rssKb.push(out.rssKb);
-      result.treeRssKb.push(out.treeRssKb);
+      for (const [index, tool] of those.entries()) {
+        const out = await timed(tool.command(args), env, ROOT);
+        if (out.code !== 0) {
+          if (tool.ours) throw new Error(`${name}: exit ${out.code}: ${out.stderr}`);
+          if (byTool[index].failures++ === 0) reportFailure(tool, name, out);
+          continue;
+        }
+        byTool[index].wallMs.push(out.wallMs);
+        byTool[index].rssKb.push(out.rssKb);
+        byTool[index].treeRssKb.push(out.treeRssKb);
+      }
     }
-    results.push(result);
+    results.push(...byTool);
   }
   return results;
 }
 
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
-  return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)]
-    .join("\n");
-}
-
-function pair(values: (number | null)[], unit: "ms" | "MB"): string {
-  const scale = (v: number | null) => v === null ? null : unit === "MB" ? v / 1024 : v;
-  const m = scale(median(values));
-  const w = scale(worst(values));
-  return m === null ? "-" : `${formatFigure(m, unit)} / ${formatFigure(w, unit)}`;
+/** The row's name: the case, and the tool when there are two, and failed runs if any. */
+function rowName(name: string, tool: string, failures: number, compared: boolean): string {
+  const failed = failures > 0 ? ` (${failures} failed)` : "";
+  return compared ? `${name}: ${tool}${failed}` : `${name}${failed}`;
 }
 
 async function main(): Promise<void> {
@@ -427,6 +346,9 @@ async function main(): Promise<void> {
       "skip-startup": { type: "boolean", default: false },
       "skip-snapshot": { type: "boolean", default: false },
       "skip-fs": { type: "boolean", default: false },
+      "skip-mysql": { type: "boolean", default: false },
+      compare: { type: "string" },
+      "compare-name": { type: "string" },
       json: { type: "string" },
       "debug-log": { type: "string" },
     },
@@ -438,6 +360,11 @@ async function main(): Promise<void> {
   const volumeCounts = values.volumes.split(",").map((v) => positiveInt(v, "--volumes"));
   if (Deno.uid() !== 0) usage("run as root: it makes loop mounts and freezes them");
   const maxVolumes = Math.max(...volumeCounts);
+  const tools = [THIS_PROGRAM];
+  if (values.compare !== undefined) {
+    tools.push(comparedTool(values.compare, values["compare-name"]));
+  }
+  const compared = tools.length > 1;
 
   const loadBefore = loadAverage();
   const moto = await startMoto();
@@ -445,14 +372,20 @@ async function main(): Promise<void> {
   const proxy = startProxy(moto.url);
   proxy.delayMs = rttMs;
   const mounts: TestMount[] = [];
-  let db: DatabaseStack | string = "database: not yet available";
+  let db: DatabaseStack | null = null;
   const cases: Case[] = [];
   let startupCases: StartupCase[] = [];
   const home = await Deno.makeTempDir({ prefix: "ecs-bench-home-" });
   try {
     const volumes = await moto.createVolumes(maxVolumes);
-    // One more mount than volumes: the database's, frozen together with the first volume's.
+    // The database's data lives on the first volume's mount, frozen together with it.
     for (let i = 0; i < maxVolumes; i++) mounts.push(await mountXfs());
+    // The old tool's way to the keys (this program takes them from the environment first).
+    await Deno.writeTextFile(
+      `${home}/.awssecret`,
+      `${TEST_CREDENTIALS.accessKeyId}\n${TEST_CREDENTIALS.secretAccessKey}\n`,
+      { mode: 0o600 },
+    );
     const env: Record<string, string> = {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
       HOME: home,
@@ -461,72 +394,71 @@ async function main(): Promise<void> {
       ...moto.env,
       AWS_ENDPOINT_URL_EC2: proxy.url,
     };
-    // Warm deno's module cache so that the first measured run is not a compile.
-    await timed(["--help"], env);
+    const common = { tools, env, endpoint: proxy.url, pauseMs, debugLog: values["debug-log"] };
+    // Warm deno's code cache and the page cache, so that the first measured run is no compile.
+    await timed(THIS_PROGRAM.command(["--help"]), env, ROOT);
     await runCase({
+      ...common,
+      debugLog: undefined,
+      name: "warm-up",
       volumes: volumes.slice(0, 1),
       mounts: mounts.slice(0, 1),
       lockMode: null,
       db: null,
       runs: 1,
-      env,
-      endpoint: proxy.url,
-      pauseMs,
+      floorMs: [],
     });
 
     if (!values["skip-snapshot"]) {
       for (const n of values["skip-fs"] ? [] : volumeCounts) {
         console.error(`bench: ${n} volume(s), file systems only, ${runs} runs`);
-        cases.push({
-          floorMs: await freezeFloor(mounts.slice(0, n).map((m) => m.mountPoint), runs, pauseMs),
-          name: `${n} vol, fs only`,
-          volumes: n,
-          lockMode: null,
-          samples: await runCase({
+        cases.push(
+          ...await runCase({
+            ...common,
+            name: `${n} vol, fs only`,
             volumes: volumes.slice(0, n),
             mounts: mounts.slice(0, n),
             lockMode: null,
             db: null,
             runs,
-            env,
-            endpoint: proxy.url,
-            pauseMs,
-            debugLog: values["debug-log"],
+            floorMs: await freezeFloor(mounts.slice(0, n).map((m) => m.mountPoint), runs, pauseMs),
           }),
-        });
+        );
       }
-      db = await startDatabase(mounts[0]);
-      if (typeof db !== "string") {
+      if (!values["skip-mysql"]) {
+        db = await startDatabase(mounts[0]);
         for (const lockMode of db.lockModes) {
           for (const n of volumeCounts) {
             console.error(`bench: ${n} volume(s), MariaDB lock mode ${lockMode}, ${runs} runs`);
-            cases.push({
-              floorMs: [],
-              name: `${n} vol, mysql ${lockMode}`,
-              volumes: n,
-              lockMode,
-              samples: await runCase({
+            cases.push(
+              ...await runCase({
+                ...common,
+                name: `${n} vol, mysql ${lockMode}`,
                 volumes: volumes.slice(0, n),
                 mounts: mounts.slice(0, n),
                 lockMode,
                 db,
                 runs,
-                env,
-                endpoint: proxy.url,
-                pauseMs,
-                debugLog: values["debug-log"],
+                floorMs: [],
               }),
-            });
+            );
           }
         }
       }
     }
     if (!values["skip-startup"]) {
       console.error(`bench: start-up, ${startupRuns} runs each`);
-      startupCases = await startup(startupRuns, env, proxy.url, volumes[0], mounts[0].mountPoint);
+      startupCases = await startup(
+        tools,
+        startupRuns,
+        env,
+        proxy.url,
+        volumes[0],
+        mounts[0].mountPoint,
+      );
     }
   } finally {
-    if (typeof db !== "string") await db.stop().catch((e) => console.error(`bench: ${e}`));
+    if (db) await db.stop().catch((e) => console.error(`bench: ${e}`));
     for (const mount of mounts) await mount.unmount().catch((e) => console.error(`bench: ${e}`));
     await proxy.stop();
     await moto.stop();
@@ -536,7 +468,8 @@ async function main(): Promise<void> {
   console.log(
     `ec2-consistent-snapshot benchmark: rtt ${rttMs} ms, ${runs} runs per case, ` +
       `deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores, load average ` +
-      `${loadBefore} before / ${loadAverage()} after; median / worst\n`,
+      `${loadBefore} before / ${loadAverage()} after; median / worst` +
+      (compared ? `; side by side with: ${values.compare}` : "") + "\n",
   );
   if (cases.length > 0) {
     console.log(table(
@@ -553,26 +486,25 @@ async function main(): Promise<void> {
         "peak PSS with watchdog",
       ],
       cases.map((c) => [
-        c.name,
+        rowName(c.name, c.tool, c.failures, compared),
         pair(c.samples.map((s) => s.freezeWindowMs), "ms"),
         pair(c.samples.map((s) => s.probeBlockedMs), "ms"),
         pair(c.samples.map((s) => s.lockWindowMs), "ms"),
         c.lockMode ? pair(c.samples.map((s) => s.appStallMs), "ms") : "-",
         pair(c.samples.map((s) => s.createMs), "ms"),
-        pair(c.floorMs, "ms"),
+        c.floorMs.length > 0 ? pair(c.floorMs, "ms") : "-",
         pair(c.samples.map((s) => s.wallMs), "ms"),
         pair(c.samples.map((s) => s.rssKb), "MB"),
         pair(c.samples.map((s) => s.treeRssKb), "MB"),
       ]),
     ));
-    if (typeof db === "string") console.log(`\n${db}`);
   }
   if (startupCases.length > 0) {
     console.log(
       "\n" + table(
-        ["command (deno run)", "wall", "peak RSS", "peak PSS with children"],
+        ["command", "wall", "peak RSS", "peak PSS with children"],
         startupCases.map((s) => [
-          s.name,
+          rowName(s.name, s.tool, s.failures, compared),
           pair(s.wallMs, "ms"),
           pair(s.rssKb, "MB"),
           pair(s.treeRssKb, "MB"),
@@ -583,7 +515,12 @@ async function main(): Promise<void> {
   if (values.json) {
     await Deno.writeTextFile(
       values.json,
-      JSON.stringify({ rttMs, runs, cases, startup: startupCases }, null, 2) + "\n",
+      JSON.stringify(
+        { rttMs, runs, compare: values.compare ?? null, cases, startup: startupCases },
+        null,
+        2,
+      ) +
+        "\n",
     );
   }
 }

@@ -69,3 +69,33 @@ export function formatFigure(value: number | null, unit: "ms" | "MB" | "s"): str
   if (unit === "s") return `${value.toFixed(2)} s`;
   return `${Math.round(value)} ${unit}`;
 }
+
+/**
+ * A Markdown table, columns padded to their widest cell.
+ *
+ * @example
+ * ```ts
+ * table(["a", "b"], [["1", "22"]]); // "| a | b  |\n|---|----|\n| 1 | 22 |"
+ * ```
+ */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)]
+    .join("\n");
+}
+
+/**
+ * "median / worst" of the values (kilobytes shown as MB), or "-" when there are none.
+ *
+ * @example
+ * ```ts
+ * pair([1024, 3072, 2048], "MB"); // "2 MB / 3 MB"
+ * ```
+ */
+export function pair(values: readonly (number | null)[], unit: "ms" | "MB"): string {
+  const scale = (v: number | null) => v === null ? null : unit === "MB" ? v / 1024 : v;
+  const m = scale(median(values));
+  const w = scale(worst(values));
+  return m === null ? "-" : `${formatFigure(m, unit)} / ${formatFigure(w, unit)}`;
+}

@@ -145,6 +145,16 @@ const REQUIRE_SHIM = "let __ecsRequire;\n" +
   "  return __ecsRequire(id);\n" +
   "}";
 
+/**
+ * `import("./chunk-X.js")` written so that `deno run` does not load it before it is needed:
+ * deno reads and parses every literal import() target at start-up (all of the bundle, the MySQL
+ * driver's megabytes too: about 5 MB more at the peak). scripts/build.sh --include's the bundle's
+ * folder, so the compiled binary has every chunk all the same.
+ */
+export function unprefetched(code: string): string {
+  return code.replace(/\bimport\("(\.\/chunk-[\w-]+\.js)"\)/g, 'import(String("$1"))');
+}
+
 /** Bundles `root`'s src/main.ts into `out` (main.js and chunks); returns esbuild's metafile. */
 export async function bundle(
   root: string,
@@ -176,9 +186,14 @@ export async function bundle(
       legalComments: "none",
       banner: { js: REQUIRE_SHIM },
       metafile: true,
+      write: false,
       logLevel: "warning",
       plugins: [denoResolution(root, importMap(root), nodeModules), schemaKeys],
     });
+    await Deno.mkdir(out, { recursive: true });
+    for (const file of result.outputFiles) {
+      await Deno.writeTextFile(file.path, unprefetched(file.text));
+    }
     return result.metafile;
   } finally {
     await esbuild.stop();

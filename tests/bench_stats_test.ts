@@ -3,9 +3,11 @@ import { assertEquals } from "./support/assert.ts";
 import {
   formatFigure,
   median,
+  pair,
   parseMaxRssKb,
   parseStatusKb,
   parseVmHwmKb,
+  table,
   worst,
 } from "../scripts/bench_stats.ts";
 
@@ -40,4 +42,11 @@ Deno.test("formatFigure", () => {
   assertEquals(formatFigure(12.6, "ms"), "13 ms");
   assertEquals(formatFigure(null, "MB"), "-");
   assertEquals(formatFigure(0.25, "s"), "0.25 s");
+});
+
+Deno.test("table and pair: padded Markdown, median / worst in MB or ms", () => {
+  assertEquals(table(["a", "b"], [["1", "22"]]), "| a | b  |\n|---|----|\n| 1 | 22 |");
+  assertEquals(pair([1024, 3072, 2048], "MB"), "2 MB / 3 MB");
+  assertEquals(pair([10, null, 30], "ms"), "20 ms / 30 ms");
+  assertEquals(pair([null], "ms"), "-");
 });

@@ -46,23 +46,30 @@ function request(dir: string, holdMs = 30): HoldRequest {
   };
 }
 
+// The watchdog guards the database lock from its request: armed with nothing to thaw before
+// it, given the mounts at the freeze, none after the thaws, disarmed after the database.
 const FULL = [
   "locks",
   "db prepare",
   "sync",
+  "arm ",
   "db lock",
   "pre-freeze",
   "sync",
-  "arm /a,/b",
+  "update /a,/b",
   "freeze /a",
   "freeze /b",
   "thaw /b",
   "thaw /a",
-  "disarm",
+  "update ",
   "post-thaw",
   "db release",
+  "disarm",
   "unlock",
 ];
+
+/** FULL up to (not including) `step`. */
+const upTo = (step: string) => FULL.slice(0, FULL.indexOf(step));
 
 interface Fixture {
   r: ReturnType<typeof recorder>;
@@ -128,14 +135,24 @@ Deno.test("the holder runs the first half, holds until the deadline, then releas
 /** What must have happened after a fault at `step`, and the exit code. */
 const FAULTS: [string, string[], number][] = [
   ["db prepare", FULL.slice(0, 2).concat("db release", "unlock"), ExitCode.database],
-  ["sync", FULL.slice(0, 3).concat("db release", "unlock"), ExitCode.freeze],
-  ["db lock", FULL.slice(0, 4).concat("db release", "unlock"), ExitCode.database],
-  ["pre-freeze", FULL.slice(0, 5).concat("db release", "unlock"), ExitCode.hook],
-  ["arm /a,/b", FULL.slice(0, 7).concat("post-thaw", "db release", "unlock"), ExitCode.freeze],
+  ["sync", upTo("arm ").concat("db release", "unlock"), ExitCode.freeze],
+  ["arm ", upTo("db lock").concat("db release", "unlock"), ExitCode.freeze],
+  ["db lock", upTo("pre-freeze").concat("db release", "disarm", "unlock"), ExitCode.database],
+  [
+    "pre-freeze",
+    upTo("pre-freeze").concat("pre-freeze", "db release", "disarm", "unlock"),
+    ExitCode.hook,
+  ],
+  [
+    "update /a,/b",
+    upTo("freeze /a").concat("post-thaw", "db release", "disarm", "unlock"),
+    ExitCode.freeze,
+  ],
   ["freeze /a", FULL, ExitCode.freeze],
   ["freeze /b", FULL, ExitCode.freeze],
   ["thaw /b", FULL, ExitCode.freeze],
   ["thaw /a", FULL, ExitCode.freeze],
+  ["update ", FULL, ExitCode.freeze],
   ["disarm", FULL, ExitCode.freeze],
   ["post-thaw", FULL, ExitCode.hook],
   ["db release", FULL, ExitCode.database],
@@ -193,7 +210,7 @@ Deno.test("hold: not all held within --hold-within: gives up, releases everythin
     const asked = request(dir, 60_000);
     asked.plan.holdWithinMs = 50;
     assertEquals(await hold(asked, deps), ExitCode.timeout);
-    assertEquals(r.log, FULL.slice(0, 5).concat("db release", "unlock"));
+    assertEquals(r.log, upTo("pre-freeze").concat("pre-freeze", "db release", "disarm", "unlock"));
     assertEquals(told.length, 1);
     assertMatch(told[0], /^failed 5 --hold-within 0\.05: not everything was held in time/);
     assertEquals(readHold(statePaths(dir)).kind, "none");

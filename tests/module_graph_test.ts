@@ -228,6 +228,7 @@ const FLOORS: readonly string[] = [
   "src/watchdog/",
   "src/run/",
   "src/hold/",
+  "src/drill/",
   "src/cli/",
   "src/main.ts",
 ];

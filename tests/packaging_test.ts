@@ -110,7 +110,8 @@ Deno.test("tags and deletions are limited to the tool's own snapshots", () => {
         // Only while creating a snapshot (or its copy): never re-tag an existing resource.
         const createAction = [statement.Condition?.StringEquals?.["ec2:CreateAction"]].flat();
         assert(
-          createAction.length > 0 && createAction.every((a) => /^(Create|Copy)Snapshots?$/.test(a)),
+          createAction.length > 0 &&
+            createAction.every((a) => /^((Create|Copy)Snapshots?|CreateVolume)$/.test(a)),
           file,
         );
       }

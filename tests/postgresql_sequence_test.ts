@@ -82,8 +82,9 @@ Deno.test("postgresql sequence: files in preflight, checkpoint, position after t
     "freeze /a",
     "create",
     "thaw /a",
-    "disarm",
+    "update ",
     "db release",
+    "disarm",
   ]);
   assertEquals(result.problems, []);
   assertEquals(result.wal, WAL);

@@ -25,23 +25,30 @@ const spec: RunSpec = {
   postThawCommand: "true",
 };
 
+// The watchdog is armed (with nothing to thaw) before the database lock is requested, given
+// the mounts at the freeze, none after the thaws, and disarmed once the database is released.
 const FULL = [
   "preflight vol-1111aaaa,vol-2222bbbb",
   "db prepare",
   "sync",
+  "arm ",
   "db lock",
   "pre-freeze",
   "sync",
-  "arm /a,/b",
+  "update /a,/b",
   "freeze /a",
   "freeze /b",
   "create",
   "thaw /b",
   "thaw /a",
-  "disarm",
+  "update ",
   "post-thaw",
   "db release",
+  "disarm",
 ];
+
+/** FULL up to (not including) `step`. */
+const upTo = (step: string) => FULL.slice(0, FULL.indexOf(step));
 
 function deps(r: ReturnType<typeof recorder>, signal = new AbortController().signal) {
   return { ...r, log: silentLogger, signal, lookupRetryMs: 0 };
@@ -69,15 +76,17 @@ const FAULTS: [string, string[], number][] = [
     ExitCode.preflight,
   ],
   ["db prepare", FULL.slice(0, 2).concat("db release"), ExitCode.database],
-  ["sync", FULL.slice(0, 3).concat("db release"), ExitCode.freeze],
-  ["db lock", FULL.slice(0, 4).concat("db release"), ExitCode.database],
-  ["pre-freeze", FULL.slice(0, 5).concat("db release"), ExitCode.hook],
-  ["arm /a,/b", FULL.slice(0, 7).concat("post-thaw", "db release"), ExitCode.freeze],
+  ["sync", upTo("arm ").concat("db release"), ExitCode.freeze],
+  ["arm ", upTo("db lock").concat("db release"), ExitCode.freeze],
+  ["db lock", upTo("pre-freeze").concat("db release", "disarm"), ExitCode.database],
+  ["pre-freeze", upTo("update /a,/b").slice(0, -1).concat("db release", "disarm"), ExitCode.hook],
+  ["update /a,/b", upTo("freeze /a").concat("post-thaw", "db release", "disarm"), ExitCode.freeze],
   // Independent mounts freeze at once: both freezes were started, both thaws are attempted.
-  ["freeze /a", FULL.slice(0, 9).concat(FULL.slice(10)), ExitCode.freeze],
-  ["freeze /b", FULL.slice(0, 9).concat(FULL.slice(10)), ExitCode.freeze],
+  ["freeze /a", upTo("create").concat(FULL.slice(FULL.indexOf("create") + 1)), ExitCode.freeze],
+  ["freeze /b", upTo("create").concat(FULL.slice(FULL.indexOf("create") + 1)), ExitCode.freeze],
   ["thaw /b", FULL, ExitCode.freeze],
   ["thaw /a", FULL, ExitCode.freeze],
+  ["update ", FULL, ExitCode.freeze],
   ["disarm", FULL, ExitCode.freeze],
   ["post-thaw", FULL, ExitCode.hook],
   ["db release", FULL, ExitCode.database],
@@ -146,7 +155,7 @@ Deno.test("a stop signal during the freeze of the second mount still thaws both"
   controller.abort(new SignalError("SIGINT"));
   release();
   const result = await running;
-  assertEquals(r.log, FULL.slice(0, 9).concat(FULL.slice(10)));
+  assertEquals(r.log, upTo("create").concat(FULL.slice(FULL.indexOf("create") + 1)));
   assertEquals(result.problems[0].exitCode, 128 + 2);
 });
 
@@ -159,7 +168,7 @@ Deno.test("nested mounts freeze one after another, in the order given", async ()
   assertEquals(r.log.at(-1), "freeze /a", "/a/b waits until /a is frozen");
   release();
   await running;
-  assertEquals(r.log.slice(7, 12), ["freeze /a", "freeze /a/b", "create", "thaw /a/b", "thaw /a"]);
+  assertEquals(r.log.slice(8, 13), ["freeze /a", "freeze /a/b", "create", "thaw /a/b", "thaw /a"]);
 });
 
 Deno.test("independent() tells nested mount points apart from siblings", () => {
@@ -314,7 +323,9 @@ Deno.test("--mysql-stop: the watchdog is armed before the stop with the start co
         pid: 4242,
         disarm: () => Promise.resolve(void r.log.push("disarm")),
         update: (change: { mountPoints?: readonly string[] }) =>
-          Promise.resolve(void r.log.push(`update ${change.mountPoints?.join(",")}`)),
+          Promise.resolve(
+            void (change.mountPoints && r.log.push(`update ${change.mountPoints.join(",")}`)),
+          ),
       });
     },
   };
@@ -360,12 +371,14 @@ Deno.test("a mount found frozen already is taken from the watchdog too: it never
       return Promise.resolve({
         disarm: () => Promise.resolve(void r.log.push("disarm")),
         update: (change: { mountPoints?: readonly string[] }) =>
-          Promise.resolve(void updates.push(change.mountPoints?.join(",") ?? "")),
+          Promise.resolve(
+            void (change.mountPoints && updates.push(change.mountPoints.join(","))),
+          ),
       });
     },
   };
   const result = await runSequence(spec, { ...deps(r), watchdog });
-  assertEquals(updates, ["/a", ""], "first only /a, then nothing once thawed");
+  assertEquals(updates, ["/a,/b", "/a", ""], "at the freeze, then only /a, then nothing");
   assert(!r.log.includes("thaw /b"));
   assertEquals(result.problems[0].exitCode, ExitCode.freeze);
 });

@@ -5,73 +5,20 @@
  * its session and lock die, and the mount is thawed.
  */
 import { assert, assertEquals } from "./support/assert.ts";
-import { mariadbRequirement, type MariadbServer, startMariadb } from "./support/mariadb.ts";
-import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
-import { baseEnv, spawnProgram } from "./support/program.ts";
-import { type Proxy, type SeenRequest, startProxy } from "./support/proxy.ts";
+import { mariadbRequirement } from "./support/mariadb.ts";
+import { MOTO } from "./support/moto.ts";
+import { spawnProgram } from "./support/program.ts";
+import type { Proxy, SeenRequest } from "./support/proxy.ts";
 import { ignoreUnless, requireAvailable } from "./support/real.ts";
-import { isFrozen, type TestMount, withXfsMount, xfsRequirement } from "./support/xfs.ts";
+import { isFrozen, xfsRequirement } from "./support/xfs.ts";
+import { answers, type MysqlStack, withMysqlStack } from "./support/mysql_stack.ts";
 
 const MARIADB = await mariadbRequirement();
 const XFS = await xfsRequirement();
 
-const PASSWORD = "wd-Secret-4c1e";
-
-interface Stack {
-  moto: MotoEndpoint;
-  proxy: Proxy;
-  volume: string;
-  mount: TestMount;
-  db: MariadbServer;
-  env: Record<string, string>;
-  mysqlArgs: string[];
-}
-
-async function withStack(fn: (s: Stack) => Promise<void>): Promise<void> {
+async function withStack(fn: (s: MysqlStack) => Promise<void>): Promise<void> {
   requireAvailable(MARIADB);
-  await withXfsMount(async (mount) => {
-    const moto = await startMoto();
-    const proxy = startProxy(moto.url);
-    const dir = Deno.makeTempDirSync({ prefix: "ecs-wd-mysql-" });
-    const env = baseEnv({
-      ...moto.env,
-      AWS_ENDPOINT_URL_EC2: proxy.url,
-      ECS_RUN_DIR: `${dir}/run`,
-    });
-    let db: MariadbServer | undefined;
-    try {
-      db = await startMariadb({ datadir: `${mount.mountPoint}/mysql` });
-      await db.sql(
-        `CREATE USER 'snap'@'localhost' IDENTIFIED BY '${PASSWORD}';
-         GRANT RELOAD, BINLOG MONITOR, SLAVE MONITOR ON *.* TO 'snap'@'localhost';
-         CREATE DATABASE app;
-         CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB;
-         INSERT INTO app.t (v) VALUES ('before');`,
-      );
-      const defaults = `${dir}/my.cnf`;
-      Deno.writeTextFileSync(
-        defaults,
-        `[client]\nuser = snap\npassword = "${PASSWORD}"\nsocket = ${db.socket}\n`,
-        { mode: 0o600 },
-      );
-      const [volume] = await moto.createVolumes(1);
-      await fn({
-        moto,
-        proxy,
-        volume,
-        mount,
-        db,
-        env,
-        mysqlArgs: ["--mysql", "--mysql-defaults-file", defaults],
-      });
-    } finally {
-      await db?.stop();
-      Deno.removeSync(dir, { recursive: true });
-      Deno.removeSync(env.HOME, { recursive: true });
-      await proxy.stop();
-      await moto.stop();
-    }
-  });
+  await withMysqlStack(fn);
 }
 
 /** Holds CreateSnapshot calls until `drop()`; `seen` resolves when the first arrives. */
@@ -83,16 +30,6 @@ function holdCreate(proxy: Proxy) {
   proxy.decide = (r: SeenRequest) =>
     r.action === "CreateSnapshot" && !r.dryRun ? (arrived(), released) : "forward";
   return { seen, drop: () => settle(false) };
-}
-
-/** True when the server answers within `timeoutMs`. */
-async function answers(db: MariadbServer, timeoutMs: number): Promise<boolean> {
-  try {
-    await db.waitReady(timeoutMs);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test({

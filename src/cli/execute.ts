@@ -121,6 +121,7 @@ async function snapshotAndFollowUp(
           : undefined,
         // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
         watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hooks.timeoutMs,
+        hookTimeoutMs: plan.hooks.timeoutMs,
       },
       {
         ec2: multiVolume ?? createEc2(clientFor(region), log),

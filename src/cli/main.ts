@@ -121,6 +121,21 @@ async function command(
   if (options.holdWithin !== undefined && options.hold === undefined) {
     throw new UsageError("--hold-within: only with --hold");
   }
+  if (options.restoreDrill !== undefined) {
+    // The drill writes metrics of its own (last_drill_*), not those of a run.
+    for (const warning of warnings) log.warn(warning);
+    const { drillCommand } = await import("./drill_command.ts");
+    return await drillCommand({
+      args,
+      env: Deno.env.toObject(),
+      home: Deno.env.get("HOME"),
+      log,
+      write: writeStdout,
+      say: (line) => {
+        if (!options.quiet) writeTo(Deno.stderr, "stderr", `${line}\n`);
+      },
+    });
+  }
   if (options.hold !== undefined || options.release) {
     // Hold mode makes no snapshot: no metrics of a run are written for it.
     for (const warning of warnings) log.warn(warning);

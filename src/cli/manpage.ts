@@ -26,8 +26,9 @@ export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
   [ExitCode.busy]:
     "Another run or hold freezes, or is about to freeze, the same file system; nothing was locked.",
   [ExitCode.consistencyUnknown]:
-    "EC2 made a snapshot from a CreateSnapshot call that was aborted or got no answer: it is " +
-    "reported by id (stderr, JSON) as of unknown consistency and kept, not deleted.",
+    "A snapshot of unknown consistency: EC2 made it from a CreateSnapshot call that was aborted " +
+    "or got no answer, or it was made while someone else had thawed a file system or ended the " +
+    "database lock (--release: such a hold). Reported by id (stderr, JSON) and kept, not deleted.",
   [ExitCode.output]: "stdout or stderr was closed or could not be written.",
   [ExitCode.notHeld]:
     "--release: nothing is held, and no hold ended before it: no --hold came first.",
@@ -38,7 +39,17 @@ export const EXIT_CODE_HELP: Readonly<Record<ExitCodeValue, string>> = {
     "--hold: a hold is already in place (its --release has not come); nothing new was locked.",
   [ExitCode.holdEnded]:
     "--release: the hold had already ended (its deadline, or its holder was killed or stopped); " +
-    "a snapshot taken meanwhile is not application-consistent.",
+    "a snapshot taken meanwhile is not application-consistent. --hold: the holder was killed " +
+    "(or stopped, and ended by its watchdog) before everything was held.",
+  [ExitCode.drillRefused]:
+    "--restore-drill refused before creating anything: incomplete, pending or unknown-consistency " +
+    "set, missing tags, permission, server binaries or Availability Zone.",
+  [ExitCode.drillFailed]:
+    "--restore-drill: the restored data failed a check (server start, recorded position, " +
+    "--drill-check-command).",
+  [ExitCode.drillLeftover]:
+    "--restore-drill: a volume it created could not be detached or deleted (named on stderr; " +
+    "the next drill removes it).",
 };
 
 /** What goes into the page besides the option table. */

@@ -54,7 +54,11 @@ export function textReport(result: RunResult, quiet: boolean, after?: AfterRunRe
   const lines: string[] = [];
   if (result.binlog) lines.push(binlogLine(result.binlog));
   if (result.wal) lines.push(walLine(result.wal));
-  for (const outcome of result.outcomes) if (outcome.ok) lines.push(outcome.snapshotId);
+  // A snapshot of unknown consistency is not a result: it is named on stderr (exit 12).
+  const unknown = new Set((result.lookup?.consistencyUnknown ?? []).map((s) => s.snapshotId));
+  for (const outcome of result.outcomes) {
+    if (outcome.ok && !unknown.has(outcome.snapshotId)) lines.push(outcome.snapshotId);
+  }
   for (const copy of after?.copies ?? []) if (copy.snapshotId) lines.push(copy.snapshotId);
   return lines.map((line) => line + "\n").join("");
 }
@@ -62,6 +66,7 @@ export function textReport(result: RunResult, quiet: boolean, after?: AfterRunRe
 /** The JSON document of a run; `after` adds waits, copies and retention. */
 export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult): string {
   const byVolume = new Map(result.outcomes.map((o) => [o.volumeId, o]));
+  const unknown = new Set((result.lookup?.consistencyUnknown ?? []).map((s) => s.snapshotId));
   const sent = new Map(result.requests.map((r) => [r.volumeId, r.tags]));
   const doc = {
     program: PROGRAM,
@@ -74,8 +79,13 @@ export function jsonReport(plan: Plan, result: RunResult, after?: AfterRunResult
       return {
         volumeId: volume.volumeId,
         snapshotId: outcome?.ok ? outcome.snapshotId : null,
-        // "created", or how the call failed: "error", "unknown" (no answer), "aborted".
-        outcome: outcome ? (outcome.ok ? "created" : outcome.kind) : "notAttempted",
+        // "created"; "consistencyUnknown" when made while not everything was held; or how
+        // the call failed: "error", "unknown" (no answer), "aborted".
+        outcome: outcome
+          ? (outcome.ok
+            ? (unknown.has(outcome.snapshotId) ? "consistencyUnknown" : "created")
+            : outcome.kind)
+          : "notAttempted",
         consistencyUnknown: (result.lookup?.consistencyUnknown ?? [])
           .filter((s) => s.volumeId === volume.volumeId)
           .map((s) => s.snapshotId),

@@ -1,9 +1,10 @@
 /** `--hold`: starts the detached holder, relays what it says, and returns once everything is held. */
-import { AppError, ExitCode } from "../util/errors.ts";
+import { AppError, ExitCode, HoldEndedError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { spawnSelf } from "../host/self.ts";
 import { encodeLine, LineReader } from "../util/lines.ts";
 import { writeStderr } from "../util/log.ts";
+import { within } from "../util/deadline.ts";
 import type { HoldPlan } from "../plan/hold_plan.ts";
 import { type HeldMessage, HOLDER_ARG, HoldLine, type HoldRequest } from "./protocol.ts";
 import { ensureStateDir, type StatePaths } from "./state.ts";
@@ -18,6 +19,27 @@ export interface StartHoldOptions {
   relay?: (line: string) => void;
   /** Entry module for `deno run`; default `Deno.mainModule` (ignored in a compiled binary). */
   entry?: string | URL;
+}
+
+/**
+ * Why the holder's output ended before it said `held` or `failed`: killed (SIGKILL: by its
+ * watchdog when stopped or stuck past a step's bound, or by someone else), exit 17; a holder
+ * that exited by itself without a word is a bug, exit 1.
+ */
+async function endedWithoutHolding(child: Deno.ChildProcess, paths: StatePaths): Promise<AppError> {
+  const status = await within(child.status, 5_000);
+  if (status?.signal) {
+    return new HoldEndedError(
+      `--hold: the holder (pid ${child.pid}) was killed by ${status.signal} before everything ` +
+        "was held (stopped or stuck past a step's bound, its watchdog ends it; or someone " +
+        `killed it); what it took is released by its watchdog; see ${paths.log}`,
+    );
+  }
+  return new AppError(
+    `--hold: the holder (pid ${child.pid}) ended without holding ` +
+      `(exit ${status?.code ?? "unknown"}); see ${paths.log}`,
+    ExitCode.internal,
+  );
 }
 
 /**
@@ -48,19 +70,15 @@ export async function startHold(plan: HoldPlan, options: StartHoldOptions): Prom
   const request: HoldRequest = { plan, stateDir: paths.dir };
   const writer = child.stdin.getWriter();
   const send = (line: string) => writer.write(encodeLine(line));
-  await send(JSON.stringify(request));
+  // A holder gone at once (its output ends) is told apart below.
+  await send(JSON.stringify(request)).catch(() => {});
   log.debug(`holder ${child.pid} started`);
   const lines = new LineReader(child.stdout);
   try {
     while (true) {
       // No time limit of our own: the lock's tries and timeouts bound the holder's work.
       const line = await lines.next();
-      if (line === undefined) {
-        throw new AppError(
-          `the holder (pid ${child.pid}) ended without holding; see ${paths.log}`,
-          ExitCode.internal,
-        );
-      }
+      if (line === undefined) throw await endedWithoutHolding(child, paths);
       const space = line.indexOf(" ");
       const word = space < 0 ? line : line.slice(0, space);
       const rest = space < 0 ? "" : line.slice(space + 1);

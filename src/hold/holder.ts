@@ -3,10 +3,16 @@
  * sequence, keeps everything held (and its database connection open, so the lock) until
  * `--release`, the deadline or a stop signal, then releases and records what it measured.
  */
-import { AppError, ExitCode } from "../util/errors.ts";
+import { AppError, ConsistencyUnknownError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
-import { WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS, whileLocked, windowText } from "../run/locked.ts";
+import {
+  sortProblems,
+  WATCHDOG_MARGIN_MS,
+  WATCHDOG_PHASE_MS,
+  whileLocked,
+  windowText,
+} from "../run/locked.ts";
 import type { Database, Freezer, HeldExclusion, Hooks, Watchdog } from "../types/side_effects.ts";
 import { LineReader, writeAllSync } from "../util/lines.ts";
 import { delay } from "../util/deadline.ts";
@@ -110,6 +116,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
       databaseStartCommand: plan.database?.stop ? plan.database.commands?.start : undefined,
       // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
       watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hookTimeoutMs,
+      hookTimeoutMs: plan.hookTimeoutMs,
     },
     {
       ...deps,
@@ -168,6 +175,17 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     for (const problem of result.problems.filter((p) => p !== first)) log.error(problem.message);
     return fail(deps, first ?? new AppError("the hold failed", ExitCode.internal));
   }
+  const problems = [...result.problems];
+  if (result.broken.length > 0) {
+    // Someone thawed or unlocked while held: the orchestrator's snapshot is not consistent.
+    problems.push(
+      new ConsistencyUnknownError(
+        `the hold was broken before its release: ${result.broken.join("; ")}; a snapshot ` +
+          "taken during the hold is of unknown consistency",
+      ),
+    );
+  }
+  sortProblems(problems);
   const release: ReleaseRecord = {
     by: result.value,
     heldAt,
@@ -175,13 +193,13 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     pid: Deno.pid,
     timings: result.timings,
     ...(result.binlog ? { binlog: result.binlog } : {}),
-    problems: result.problems.map((p) => ({ message: p.message, exitCode: p.exitCode })),
+    problems: problems.map((p) => ({ message: p.message, exitCode: p.exitCode })),
   };
   recordRelease(paths, release);
   await socket?.answer(release);
   log.debug(`released (${release.by}); ${windowText(release.timings)}`);
-  for (const problem of result.problems) log.error(problem.message);
-  return result.problems[0]?.exitCode ?? ExitCode.ok;
+  for (const problem of problems) log.error(problem.message);
+  return problems[0]?.exitCode ?? ExitCode.ok;
 }
 
 /** Tells the caller why the hold failed; the exit code. */

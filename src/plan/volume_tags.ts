@@ -16,7 +16,13 @@ import { characters, MAX_TAG_VALUE, VOLUMES_TAG } from "../types/tags.ts";
  * import type { MountPoint } from "../host/mounts.ts";
  * const discovered = {} as DiscoveredVolume[], mounts = {} as MountPoint[];
  * const warn = (message: string) => console.warn(message);
- * volumeTags(["vol-0123456789abcdef0"], discovered, mounts, { multiVolume: false, warn });
+ * const volumeId = "vol-0123456789abcdef0";
+ * volumeTags(
+ *   [volumeId],
+ *   [{ volumeId, mountPoint: "/var/lib/mysql", device: "/dev/nvme1n1" }],
+ *   [{ mountPoint: "/var/lib/mysql", majorMinor: "259:1", fsType: "xfs", source: "/dev/nvme1n1" }],
+ *   { multiVolume: false, warn: console.warn },
+ * );
  * // ["1 xfs:/var/lib/mysql"]
  * ```
  */

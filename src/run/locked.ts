@@ -17,17 +17,18 @@ import {
   SnapshotTimeoutError,
   StoppedError,
 } from "../util/errors.ts";
-import type {
-  ArmedWatchdog,
-  BinlogCoordinates,
-  Database,
-  DatabaseFacts,
-  DatabaseFile,
-  Freezer,
-  HeldExclusion,
-  Hooks,
-  WalPosition,
-  Watchdog,
+import {
+  type ArmedWatchdog,
+  type BinlogCoordinates,
+  type Database,
+  type DatabaseFacts,
+  type DatabaseFile,
+  DEFAULT_LOCK_BOUND_MS,
+  type Freezer,
+  type HeldExclusion,
+  type Hooks,
+  type WalPosition,
+  type Watchdog,
 } from "../types/side_effects.ts";
 import {
   type UnfrozenLocation,
@@ -54,10 +55,17 @@ export interface LockSpec {
    */
   databaseStartCommand?: string;
   /**
-   * Bound of the watchdog outside the freeze (database stop, and after the thaw: post-thaw
-   * command and database release); default {@linkcode WATCHDOG_PHASE_MS}.
+   * Bound of the watchdog after the thaw (post-thaw command and database release); default
+   * {@linkcode WATCHDOG_PHASE_MS}.
    */
   watchdogPhaseMs?: number;
+  /**
+   * Bound of the pre-freeze command (--hook-timeout); default 30 s. While it runs under the
+   * database lock, the watchdog ends this process when stuck past it (plus its margin).
+   */
+  hookTimeoutMs?: number;
+  /** Bound of the sync under the database lock; default {@linkcode SYNC_BOUND_MS}. */
+  syncTimeoutMs?: number;
 }
 
 /** The side effects, injected. */
@@ -135,13 +143,22 @@ export interface LockedResult<T> {
   timings: LockTimings;
   /** Every problem, most serious first; empty on success. */
   problems: AppError[];
+  /**
+   * What was found released by someone else before this run released it (a file system no
+   * longer frozen at the thaw, the database lock gone), each in words: what the step while
+   * held did (a snapshot) was done without everything held. Empty when all held throughout.
+   */
+  broken: string[];
 }
 
 /** Extra time the watchdog gives the normal thaw before it thaws by itself. */
 export const WATCHDOG_MARGIN_MS = 5_000;
 
-/** Default bound of the watchdog before the freeze and after the thaw (see LockSpec). */
+/** Default bound of the watchdog after the thaw (see LockSpec). */
 export const WATCHDOG_PHASE_MS = 15 * 60_000;
+
+/** Default bound of a sync (the freezer's own time limit). */
+export const SYNC_BOUND_MS = 60_000;
 
 /** The function, called once; later calls do nothing. */
 function once(fn: () => Promise<void>): () => Promise<void> {
@@ -219,6 +236,13 @@ export async function whileLocked<T>(
   let exclusion: HeldExclusion | undefined;
   const phaseMs = spec.watchdogPhaseMs ?? WATCHDOG_PHASE_MS;
   const startCommand = database ? spec.databaseStartCommand : undefined;
+  // A database lock (or stop) holds writes: the watchdog guards it from the moment it is
+  // requested, so that a process stopped or stuck past a step's bound is ended, and its
+  // session and lock with it (a stopped server is started again).
+  const guardsDatabase = database !== undefined && database.holdsWrites !== false;
+  const broken: string[] = [];
+  /** Mounts this run froze (its freeze succeeded): a thaw that finds one thawed is a break. */
+  const frozenByUs = new Set<string>();
 
   try {
     const started = now();
@@ -228,7 +252,7 @@ export async function whileLocked<T>(
       stack.push("freeze lock release", () => held.release());
       exclusion = held;
     }
-    if (spec.freezeMounts.length > 0 || startCommand) {
+    if (spec.freezeMounts.length > 0 || guardsDatabase) {
       watchdog.prepare?.();
       // Last of all: the watchdog guards until the database runs again (--mysql-stop).
       stack.push("watchdog disarm", () => armed?.disarm());
@@ -254,15 +278,15 @@ export async function whileLocked<T>(
       await freezer.sync();
       checkSignal();
     }
-    if (startCommand) {
-      // The stop outlives a SIGKILL of this process: the watchdog starts the database again.
-      // Without mounts to freeze, its bound also covers the step while held.
-      await armWatchdog([], phaseMs + spec.watchdogDeadlineMs);
+    if (guardsDatabase) {
+      // Armed before the lock is requested (a waiting FLUSH ... WITH READ LOCK blocks writes
+      // too); with --mysql-stop it starts the database again should this process die.
+      await armWatchdog([], (database!.lockBoundMs ?? DEFAULT_LOCK_BOUND_MS) + WATCHDOG_MARGIN_MS);
       checkSignal();
     }
     if (database) {
       log.debug("database: flush and lock");
-      binlog = await database.lock(signal);
+      binlog = await database.lock(signal, guardStep);
       if (database.holdsWrites !== false) {
         databaseLockedAt = now();
         firstLockAt = databaseLockedAt;
@@ -273,6 +297,7 @@ export async function whileLocked<T>(
 
     if (spec.preFreezeCommand) {
       log.debug("pre-freeze command");
+      await guardStep(spec.hookTimeoutMs ?? 30_000);
       await hooks.run("pre-freeze", spec.preFreezeCommand);
       checkSignal();
     }
@@ -284,6 +309,7 @@ export async function whileLocked<T>(
     // As the old tool did, always: flushed blocks make even an unfrozen file system's snapshot
     // closer to consistent, and leave less for the freeze to flush.
     log.debug("sync");
+    await guardStep(spec.syncTimeoutMs ?? SYNC_BOUND_MS);
     await freezer.sync();
     checkSignal();
 
@@ -293,10 +319,11 @@ export async function whileLocked<T>(
       checkSignal();
     }
 
-    if (spec.freezeMounts.length > 0) {
+    if (spec.freezeMounts.length > 0 || armed) {
+      // From here the bound is the step while held (the snapshots, or the hold).
       const deadlineMs = spec.watchdogDeadlineMs;
       if (armed?.update) await armed.update({ mountPoints: spec.freezeMounts, deadlineMs });
-      else await armWatchdog(spec.freezeMounts, deadlineMs);
+      else if (!armed) await armWatchdog(spec.freezeMounts, deadlineMs);
       const guard = armed!;
       // After the thaws it no longer thaws (what it would thaw is no longer ours), but still
       // guards the post-thaw command and the database release, under a longer bound.
@@ -305,12 +332,15 @@ export async function whileLocked<T>(
         () =>
           guard.update ? guard.update({ mountPoints: [], deadlineMs: phaseMs }) : guard.disarm(),
       );
+    }
+    if (spec.freezeMounts.length > 0) {
+      const guard = armed!;
       firstFreezeAt = now();
       firstLockAt ??= firstFreezeAt;
       /** Mounts whose freeze found them frozen already: someone else's, never thawed by us. */
       const notOurs = new Set<string>();
       const freeze = (mount: string) =>
-        freezer.freeze(mount).catch(async (error) => {
+        freezer.freeze(mount).then(() => void frozenByUs.add(mount), async (error) => {
           if (error instanceof AlreadyFrozenError) {
             notOurs.add(mount);
             // Nor may the watchdog thaw it, should this process die now.
@@ -330,6 +360,14 @@ export async function whileLocked<T>(
             await freezer.thaw(mount);
           } catch (error) {
             if (!(error instanceof NotFrozenError)) throw error;
+            // Frozen by this run, thawed by someone else (an administrator, another agent, the
+            // watchdog at its deadline) while held: what was made meanwhile is not vouched for.
+            if (frozenByUs.has(mount)) {
+              broken.push(
+                `${mount} was no longer frozen when this run thawed it (thawed by ` +
+                  "someone else, or by the watchdog at its deadline)",
+              );
+            }
           }
           timings.freezeWindowMs = Math.round(now() - firstFreezeAt!);
         });
@@ -353,6 +391,10 @@ export async function whileLocked<T>(
     }
 
     value = await steps.whileHeld({ binlog, wal, facts });
+    // Before anything is released: is the database lock still ours? (The file systems are
+    // asked by their thaws, which find one that someone else thawed.)
+    const lost = await database?.stillHeld?.();
+    if (lost) broken.push(lost);
     checkSignal();
   } catch (error) {
     // A step aborted by a stop signal fails with its own error; the signal is what counts.
@@ -380,7 +422,7 @@ export async function whileLocked<T>(
     problems.push(asAppError(failure.error, (m) => new FreezeError(`${failure.name}: ${m}`)));
   }
   log.debug(`released; ${windowText(timings)}`);
-  return { value, binlog, wal, unfrozen, timings, problems: sortProblems(problems) };
+  return { value, binlog, wal, unfrozen, timings, problems: sortProblems(problems), broken };
 
   /**
    * Asks the server where its files are and warns, once per location, about those on file
@@ -414,6 +456,16 @@ export async function whileLocked<T>(
     } catch (error) {
       log.warn(`could not check where the database keeps its files: ${(error as Error).message}`);
       return [];
+    }
+  }
+
+  /**
+   * While the database is locked before the freeze: the watchdog's deadline becomes the next
+   * step's bound (plus the margin), so a process stopped or stuck in it is ended at its bound.
+   */
+  async function guardStep(boundMs: number): Promise<void> {
+    if (guardsDatabase && armed?.update) {
+      await armed.update({ deadlineMs: boundMs + WATCHDOG_MARGIN_MS });
     }
   }
 

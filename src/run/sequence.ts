@@ -57,8 +57,9 @@ export interface RunResult {
   /** The requests as sent: the plan's, with the database tag added while held. */
   requests: readonly SnapshotRequest[];
   /**
-   * The lookup after the thaw of snapshots made by calls without an answer; null when every
-   * call ended with an answer (a snapshot id or an AWS error).
+   * The snapshots of unknown consistency: those the lookup after the thaw found, made by calls
+   * without an answer, and those made while not everything was held (their `why` says what
+   * was released); null when every call ended with an answer and everything held.
    */
   lookup: RunLookup | null;
   /** The binary-log coordinates taken while locked; undefined without a database. */
@@ -143,12 +144,25 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
       ),
     );
   }
-  const lookup = await lookUpUnanswered(outcomes, {
+  let lookup = await lookUpUnanswered(outcomes, {
     ec2,
     log,
     requests: sent,
     retryMs: deps.lookupRetryMs,
   });
+  // Snapshots made while someone else had thawed a file system (or ended the database lock)
+  // are never reported as good.
+  const made = outcomes.flatMap((o) => o.ok ? [o] : []);
+  if (result.broken.length > 0 && made.length > 0) {
+    const why = result.broken.join("; ");
+    lookup = {
+      consistencyUnknown: [
+        ...made.map((o) => ({ snapshotId: o.snapshotId, volumeId: o.volumeId, why })),
+        ...lookup?.consistencyUnknown ?? [],
+      ],
+      error: lookup?.error ?? null,
+    };
+  }
   for (const found of lookup?.consistencyUnknown ?? []) {
     problems.push(consistencyUnknownError(found));
   }

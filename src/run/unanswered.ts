@@ -98,9 +98,11 @@ export async function lookUpUnanswered(
  * ```
  */
 export function consistencyUnknownError(s: FoundSnapshot): ConsistencyUnknownError {
+  const why = s.why
+    ? `made while not everything was held: ${s.why}`
+    : "from a call that was aborted or got no answer (EC2 may have taken it after the thaw)";
   return new ConsistencyUnknownError(
-    `created, consistency unknown: ${s.snapshotId} of ${s.volumeId}, from a call that was ` +
-      `aborted or got no answer (EC2 may have taken it after the thaw); it is kept. To delete ` +
-      `it: aws ec2 delete-snapshot --snapshot-id ${s.snapshotId}`,
+    `created, consistency unknown: ${s.snapshotId} of ${s.volumeId}, ${why}; it is kept. ` +
+      `To delete it: aws ec2 delete-snapshot --snapshot-id ${s.snapshotId}`,
   );
 }

@@ -548,6 +548,37 @@ export const OPTION_TABLE = [
       "print the freeze and lock windows.",
   },
 
+  // Restore drill
+  {
+    name: "restore-drill",
+    kind: "string",
+    value: "RUN_ID|SNAPSHOT_ID|latest",
+    commandLineOnly: true,
+    group: "Restore drill",
+    help: "Restore a run's snapshots to new volumes on this instance, start a throwaway database " +
+      "on them in a private mount namespace, check it reached the recorded position, then " +
+      "delete everything. A run id, a snapshot id (its run), or latest (the newest complete run " +
+      "of the volume ids given).",
+  },
+  {
+    name: "drill-check-command",
+    kind: "string",
+    value: "COMMAND",
+    group: "Restore drill",
+    help: "Your own check of the restored database, run with sh -c; $MYSQL_UNIX_PORT (MySQL) or " +
+      "$PGHOST and $PGPORT (PostgreSQL) name the throwaway server. Non-zero fails the drill.",
+  },
+  {
+    name: "drill-timeout",
+    kind: "seconds",
+    value: "SECONDS",
+    default: 1800,
+    positive: true,
+    group: "Restore drill",
+    help: "Bound of each wait of the drill (snapshots completing, volumes available and " +
+      "attached, crash recovery, your check); everything is removed after it.",
+  },
+
   // PostgreSQL
   {
     name: "postgresql",

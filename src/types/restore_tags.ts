@@ -105,7 +105,13 @@ export function parseVolumesTag(value: string): VolumesTag | undefined {
  * @example
  * ```ts
  * const tag = {} as DatabaseTag;
- * databaseTagValue(tag).value;
+ * databaseTagValue({
+ *   engine: "mariadb",
+ *   version: "10.11.6",
+ *   dataDir: "/var/lib/mysql",
+ *   logBin: "/logs/binlog",
+ *   binlog: { file: "binlog.000003", position: 1234 },
+ * }).value;
  * // "mariadb 10.11.6 datadir=/var/lib/mysql log-bin=/logs/binlog binlog=binlog.000003:1234"
  * ```
  */

@@ -27,6 +27,12 @@ export interface FoundSnapshot {
   snapshotId: string;
   /** The volume EC2 says it is of. */
   volumeId: string;
+  /**
+   * Why its consistency is unknown, when not for a call without an answer: what was released
+   * by someone else while it was made (a file system thawed, the database lock's connection
+   * killed).
+   */
+  why?: string;
 }
 
 /** EC2, as the sequence needs it. Implemented with the AWS SDK in ec2.ts. */
@@ -96,6 +102,9 @@ export interface DatabaseFile {
   path: string;
 }
 
+/** The watchdog's bound of a database lock() that does not say its own (lockBoundMs). */
+export const DEFAULT_LOCK_BOUND_MS = 10 * 60_000;
+
 /** A database to flush and lock (or stop, or checkpoint): db/mysql/ and db/postgresql/. */
 export interface Database {
   /**
@@ -121,10 +130,26 @@ export interface Database {
    */
   prepare(): Promise<void>;
   /**
+   * The longest lock() may take (its tries, time limits and pauses, the stop and its
+   * confirmation): the watchdog's bound while it runs. Absent: {@linkcode DEFAULT_LOCK_BOUND_MS}.
+   */
+  readonly lockBoundMs?: number;
+  /**
    * Flushes and locks (or stops) the database with bounded tries; returns the binary-log
    * coordinates when there are any. Aborting `signal` kills our own waiting statement.
+   * `guard` is awaited before each step of it (a try, a pause, what follows the grant) with
+   * that step's bound: the watchdog ends this process when it is stuck past it.
    */
-  lock(signal: AbortSignal): Promise<BinlogCoordinates | undefined>;
+  lock(
+    signal: AbortSignal,
+    guard?: (boundMs: number) => Promise<void>,
+  ): Promise<BinlogCoordinates | undefined>;
+  /**
+   * Optional: asked after the step while held, before anything is released: undefined when
+   * the lock (or the stop) still holds, else why it no longer does (the lock's connection was
+   * killed, the server runs again). Bounded; never throws.
+   */
+  stillHeld?(): Promise<string | undefined>;
   /** Releases the lock (or starts the server again) and disconnects. Safe to call twice. */
   release(): Promise<void>;
 }

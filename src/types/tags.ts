@@ -48,6 +48,13 @@ export const VOLUMES_TAG = `${PROGRAM}:volumes`;
  */
 export const DATABASE_TAG = `${PROGRAM}:database`;
 
+/**
+ * The tag of every volume a restore drill creates; its value is the instance it is restored
+ * on. The next drill on that instance deletes what a killed one left; the drill's IAM policy
+ * allows attach, detach and delete only of volumes with it.
+ */
+export const DRILL_TAG = `${PROGRAM}:drill`;
+
 /** The keys of the tags the tool sets itself; `--tag` may not use them. */
 export const OWN_TAG_KEYS: readonly string[] = [
   MARKER_TAG,

@@ -29,8 +29,9 @@ export const ExitCode = {
   /** Another run or hold freezes, or is about to freeze, the same file system; nothing was locked. */
   busy: 11,
   /**
-   * EC2 made a snapshot from a CreateSnapshot call that was aborted or got no answer: it
-   * exists, its consistency is unknown; it is reported by id and kept.
+   * A snapshot exists whose consistency is unknown: EC2 made it from a CreateSnapshot call that
+   * was aborted or got no answer, or it was made while someone else had thawed a file system or
+   * ended the database lock (and, for `--release`, a hold so broken). Reported by id and kept.
    */
   consistencyUnknown: 12,
   /** stdout or stderr was closed or could not be written. */
@@ -43,9 +44,20 @@ export const ExitCode = {
   holdInPlace: 16,
   /**
    * --release: the hold ended before it (its deadline, or the holder was killed or stopped), so
-   * what was snapshotted meanwhile is not application-consistent.
+   * what was snapshotted meanwhile is not application-consistent; --hold: the holder was killed
+   * (or stopped, and ended by its watchdog) before everything was held.
    */
   holdEnded: 17,
+  /**
+   * --restore-drill refused before it created anything: the set is incomplete, not completed in
+   * time, of unknown consistency or without the tags a restore needs; a permission, the server
+   * binaries or the instance do not fit.
+   */
+  drillRefused: 18,
+  /** --restore-drill: the restored data failed a check (server start, position, user check). */
+  drillFailed: 19,
+  /** --restore-drill: a volume it created could not be detached or deleted (named on stderr). */
+  drillLeftover: 20,
 } as const;
 
 /** One of the exit codes of {@linkcode ExitCode}. */
@@ -236,6 +248,18 @@ export class MetricsError extends AppError {
   /** An error with the one-line `message` the user sees; exit code 15. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.metrics, options);
+  }
+}
+
+/** The restore drill's three outcomes other than success (exit 18, 19, 20). */
+export class DrillError extends AppError {
+  /** An error with the one-line `message` the user sees and one of the drill's exit codes. */
+  constructor(
+    message: string,
+    exitCode: 18 | 19 | 20,
+    options?: ErrorOptions,
+  ) {
+    super(message, exitCode, options);
   }
 }
 

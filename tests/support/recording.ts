@@ -30,6 +30,8 @@ export interface Recorder {
    * lookup that cannot be done).
    */
   found: FoundSnapshot[];
+  /** The watchdog's deadlines, in the order given (at arming, then each update). */
+  bounds: number[];
   ec2: Ec2;
   freezer: Freezer;
   hooks: Hooks;
@@ -98,19 +100,29 @@ export function recorder(binlog?: BinlogCoordinates): Recorder {
     thaw: (mount) => step(`thaw ${mount}`),
   };
   const hooks: Hooks = { run: (which) => step(which) };
+  const bounds: number[] = [];
   const watchdog: Watchdog = {
-    async arm(mounts): Promise<ArmedWatchdog> {
+    async arm(mounts, deadlineMs): Promise<ArmedWatchdog> {
       await step(`arm ${mounts.join(",")}`);
-      return { disarm: () => step("disarm") };
+      bounds.push(deadlineMs);
+      return {
+        disarm: () => step("disarm"),
+        // A new deadline alone is a bound, not a step; new mounts are a step.
+        async update(change) {
+          if (change.deadlineMs !== undefined) bounds.push(change.deadlineMs);
+          if (change.mountPoints) await step(`update ${change.mountPoints.join(",")}`);
+        },
+      };
     },
   };
   const database: Database = {
     prepare: () => step("db prepare"),
-    async lock() {
+    async lock(_signal, guard) {
       await step("db lock");
+      await guard?.(1_000);
       return binlog;
     },
     release: () => step("db release"),
   };
-  return { log, faults, holds, found, ec2, freezer, hooks, watchdog, database };
+  return { log, faults, holds, found, bounds, ec2, freezer, hooks, watchdog, database };
 }

@@ -139,6 +139,18 @@ export class SysfsFixture {
   remove(): void {
     Deno.removeSync(this.root, { recursive: true });
   }
+
+  /** Unplugs a device added before (a detached volume): its `block/` and `dev/block/` links. */
+  unplug(name: string, majorMinor: string): void {
+    for (
+      const link of [join(this.root, "block", name), join(this.root, "dev", "block", majorMinor)]
+    ) {
+      try {
+        Deno.removeSync(link);
+      } catch { /* not there */ }
+    }
+    this.#devices.delete(name);
+  }
 }
 
 /** One mount of a fake mountinfo. */

@@ -28,6 +28,14 @@ import {
 
 const KILL_WAIT_MS = 5_000;
 const CLOSE_WAIT_MS = 2_000;
+/** Bound of what follows the grant under the lock: the position, the status file. */
+const AFTER_GRANT_MS = 30_000;
+/** Bound of the check, before the thaw, that the lock's connection still answers. */
+const STILL_HELD_MS = 3_000;
+
+/** Told each step's bound before the step, for the watchdog (see Database.lock). */
+export type Guard = (boundMs: number) => Promise<void>;
+const unguarded: Guard = () => Promise.resolve();
 
 type Settled = { ok: true } | { ok: false; error: unknown };
 
@@ -117,6 +125,32 @@ export class MysqlLock implements Database {
     this.#killer = await this.#connect("kill");
   }
 
+  /** The longest lock() takes: every try of its (at most two) statements, kills and pauses. */
+  get lockBoundMs(): number {
+    const { lockTries, lockTimeoutMs, lockSleepMs } = this.#plan;
+    return 2 * lockTries * (lockTimeoutMs + KILL_WAIT_MS + lockSleepMs) + AFTER_GRANT_MS;
+  }
+
+  /**
+   * Whether the lock still holds: its connection answers (a lock of ours ends only with its
+   * session, or by our own unlock). Undefined when it does; else why not.
+   */
+  async stillHeld(): Promise<string | undefined> {
+    const main = this.#main;
+    if (!main || !(this.#lockSent || this.#stageStarted)) return undefined;
+    const answer = await within(
+      main.query("SELECT 1").then(
+        () => ({ held: true as const }),
+        (error: unknown) => ({ held: false as const, why: sqlErrorText(error) }),
+      ),
+      STILL_HELD_MS,
+    );
+    if (answer?.held) return undefined;
+    const why = answer ? answer.why : `no answer within ${STILL_HELD_MS / 1000} s`;
+    return `the database lock's connection (id ${this.#threadId}) no longer answers (${why}): ` +
+      "it was killed or dropped while held, so writes may have gone on";
+  }
+
   /** Where the server keeps data, redo log, binary and relay logs (no privilege needed). */
   async files(): Promise<DatabaseFile[]> {
     if (!this.#main) return [];
@@ -130,36 +164,51 @@ export class MysqlLock implements Database {
   }
 
   /** Flushes and locks; the coordinates when the mode stops commits and the binary log is on. */
-  async lock(signal: AbortSignal): Promise<BinlogCoordinates | undefined> {
+  async lock(
+    signal: AbortSignal,
+    guard: Guard = unguarded,
+  ): Promise<BinlogCoordinates | undefined> {
     if (!this.#main || !this.#statements) throw new DatabaseError("MySQL: lock() before prepare()");
     const mode = this.#plan.lockMode;
     try {
       await this.#setLogBinOff();
       switch (mode) {
         case "flush":
-          await this.#retry("FLUSH LOCAL TABLES", "MySQL flush", signal);
+          await this.#retry("FLUSH LOCAL TABLES", "MySQL flush", signal, guard);
           this.#lockSent = true;
-          await this.#retry("FLUSH LOCAL TABLES WITH READ LOCK", "MySQL flush & lock", signal);
+          await this.#retry(
+            "FLUSH LOCAL TABLES WITH READ LOCK",
+            "MySQL flush & lock",
+            signal,
+            guard,
+          );
           break;
         case "percona":
           this.#lockSent = true;
-          await this.#retry("LOCK TABLES FOR BACKUP", "Percona backup lock", signal);
+          await this.#retry("LOCK TABLES FOR BACKUP", "Percona backup lock", signal, guard);
           break;
         case "instance":
           this.#lockSent = true;
-          await this.#retry("LOCK INSTANCE FOR BACKUP", "MySQL instance backup lock", signal);
+          await this.#retry(
+            "LOCK INSTANCE FOR BACKUP",
+            "MySQL instance backup lock",
+            signal,
+            guard,
+          );
           break;
         case "stage":
           this.#stageStarted = true;
-          await this.#retry("BACKUP STAGE START", "MariaDB backup stage start", signal);
+          await this.#retry("BACKUP STAGE START", "MariaDB backup stage start", signal, guard);
           await this.#retry(
             "BACKUP STAGE BLOCK_COMMIT",
             "MariaDB backup stage block_commit",
             signal,
+            guard,
           );
           break;
       }
       this.#log.debug(`MySQL: locked (${mode})`);
+      await guard(AFTER_GRANT_MS);
       // Backup locks that let commits through give no position matching the data.
       if (mode === "percona" || mode === "instance") return undefined;
       const position = await readPosition(this.#main!, this.#statements, this.#log);
@@ -195,15 +244,18 @@ export class MysqlLock implements Database {
     }
   }
 
-  async #retry(sql: string, what: string, signal: AbortSignal): Promise<void> {
+  async #retry(sql: string, what: string, signal: AbortSignal, guard: Guard): Promise<void> {
     const { lockTries: tries, lockTimeoutMs, lockSleepMs } = this.#plan;
     for (let attempt = 1; attempt <= tries; attempt++) {
       if (signal.aborted) throw new DatabaseError(`${what}: interrupted`);
       this.#log.debug(`${what} (try ${attempt} of ${tries}): ${sql}`);
+      // A waiting lock statement blocks writes too: the watchdog bounds each try.
+      await guard(lockTimeoutMs + 2 * KILL_WAIT_MS);
       if (await this.#bounded(sql, what, lockTimeoutMs, signal)) return;
       this.#log.warn(`MySQL timeout at ${lockTimeoutMs / 1000} sec`);
       if (attempt < tries) {
         this.#log.debug(`Trying again in ${lockSleepMs / 1000} seconds`);
+        await guard(lockSleepMs);
         // A stop signal ends the pause; the check at the top of the loop reports it.
         await delay(lockSleepMs, { signal }).catch(() => {});
       }

@@ -69,6 +69,11 @@ export class MysqlStopStart implements Database {
     this.#log = deps.log;
   }
 
+  /** The longest lock() takes: the stop command, then the wait for the server to go. */
+  get lockBoundMs(): number {
+    return 2 * (this.#deps.stopTimeoutMs ?? 60_000) + 10_000;
+  }
+
   /** Checks that a server runs there; connects no further. */
   async prepare(): Promise<void> {
     this.#log.debug(describeMysqlSettings(this.#plan.settings));

@@ -1,0 +1,315 @@
+/**
+ * The drill's sequence: the checks before creating anything, then volumes from the snapshots,
+ * attached and found as discovery does, mounted in a private namespace under a throwaway
+ * server; the position checks and the user's; then everything removed, on every path.
+ */
+import { join } from "node:path";
+import { checkBeforeCreating } from "./before.ts";
+import {
+  attachDrillVolume,
+  createDrillVolume,
+  type DrillEc2,
+  drillLeftovers,
+  removeDrillVolume,
+  waitAvailable,
+} from "../aws/drill_volumes.ts";
+import { waitForDevice } from "../host/attached_device.ts";
+import { type NamespaceMount, restoreMountOptions, startInNamespace } from "../host/namespace.ts";
+import {
+  checkMysqlPosition,
+  type DrillCheck,
+  mysqlServerCommand,
+  mysqlStartFailure,
+  mysqlWorkFiles,
+} from "../db/mysql/drill.ts";
+import { accepting } from "../db/mysql/connection.ts";
+import type { DrillPlan } from "../plan/drill_plan.ts";
+import { CleanupStack, SignalError, STOP_SIGNALS } from "../run/cleanup.ts";
+import { type AppError, DrillError, errorMessage, ExitCode, StoppedError } from "../util/errors.ts";
+import { delay } from "../util/deadline.ts";
+import type { Logger } from "../util/log.ts";
+
+/** How long each part took, in milliseconds; null when it did not happen. */
+export interface DrillTimings {
+  /** Creating the volumes until all were available. */
+  createMs: number | null;
+  /** Attaching them until every device was found. */
+  attachMs: number | null;
+  /** The server's start and crash recovery, until it answered. */
+  recoveryMs: number | null;
+  /** --drill-check-command. */
+  checkMs: number | null;
+  /** Stopping, unmounting, detaching and deleting. */
+  cleanupMs: number | null;
+  /** The whole drill. */
+  totalMs: number;
+}
+
+/** What the drill found. */
+export interface DrillResult {
+  /** The run restored, when it was found. */
+  runId?: string;
+  /** One line per check, in order. */
+  checks: DrillCheck[];
+  /** The volumes created (all removed unless a problem says otherwise). */
+  volumes: { snapshotId: string; volumeId: string; device?: string }[];
+  /** The timings. */
+  timings: DrillTimings;
+  /** Every problem, the one that decides the exit code first; empty on success. */
+  problems: AppError[];
+}
+
+/** The drill's side effects and sinks. */
+export interface DrillDeps {
+  /** EC2. */
+  ec2: DrillEc2;
+  /** Debug lines and warnings. */
+  log: Logger;
+  /** One line per step and check, on stderr. */
+  say: (line: string) => void;
+  /** Aborted by a stop signal. */
+  signal: AbortSignal;
+}
+
+const DEVICE_LETTERS = "fghijklmnop";
+
+/**
+ * Runs the drill; never throws. Everything created is removed before it returns.
+ *
+ * @example
+ * ```ts
+ * import type { DrillPlan } from "../plan/drill_plan.ts";
+ * import { createEc2Client } from "../aws/ec2.ts";
+ * import { createLogger } from "../util/log.ts";
+ * const plan = {} as DrillPlan;
+ * const client = createEc2Client({ region: "us-east-1" });
+ * const result = await runDrill(plan, {
+ *   ec2: { client, instanceId: "i-0123456789abcdef0", timeoutMs: 600_000 },
+ *   log: createLogger(),
+ *   say: (line) => console.error(line),
+ *   signal: new AbortController().signal,
+ * });
+ * ```
+ */
+export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillResult> {
+  const { ec2, log, say, signal } = deps;
+  const started = performance.now();
+  const checks: DrillCheck[] = [];
+  const check = (c: DrillCheck) => {
+    checks.push(c);
+    say(`${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}`);
+  };
+  const timings: DrillTimings = {
+    createMs: null,
+    attachMs: null,
+    recoveryMs: null,
+    checkMs: null,
+    cleanupMs: null,
+    totalMs: 0,
+  };
+  const volumes: DrillResult["volumes"] = [];
+  const problems: AppError[] = [];
+  const stack = new CleanupStack({
+    onRelease: (name) => log.debug(`release: ${name}`),
+    onFailure: (name, error) => log.debug(`${name} failed: ${errorMessage(error)}`),
+  });
+  let runId: string | undefined;
+  // Cleanup is bounded, and not cut short by the stop signal that started it.
+  const cleanupSignal = () => AbortSignal.timeout(Math.max(plan.timeoutMs, 60_000));
+  try {
+    for (const leftover of await drillLeftovers(ec2, signal)) {
+      say(`removing ${leftover}, left by a drill that was killed`);
+      await removeDrillVolume(ec2, leftover, signal);
+    }
+    const recorded: DrillCheck[] = [];
+    const ready = await checkBeforeCreating(plan, ec2, { say, checks: recorded, signal })
+      .finally(() => recorded.forEach(check));
+    runId = ready.set.runId;
+    const { set } = ready;
+    if (plan.noaction) {
+      say(`--noaction: would restore ${set.members.length} volume(s) in ${ready.zone}`);
+      return finish();
+    }
+
+    let t = performance.now();
+    for (const member of set.members) {
+      const { snapshotId } = member.snapshot;
+      const volumeId = await createDrillVolume(
+        ec2,
+        { snapshotId, zone: ready.zone, runId },
+        signal,
+      );
+      volumes.push({ snapshotId, volumeId });
+      stack.push(`remove ${volumeId}`, () => removeDrillVolume(ec2, volumeId, cleanupSignal()));
+      say(`created ${volumeId} from ${snapshotId}`);
+    }
+    for (const v of volumes) await waitAvailable(ec2, v.volumeId, signal);
+    timings.createMs = Math.round(performance.now() - t);
+
+    t = performance.now();
+    const free = [...DEVICE_LETTERS].map((l) => `/dev/sd${l}`).filter((d) =>
+      !ready.devicesInUse.some((used) => used.replace("/dev/xvd", "/dev/sd") === d)
+    );
+    for (const [i, v] of volumes.entries()) {
+      await attachDrillVolume(ec2, v.volumeId, free[i], signal);
+      const device = await waitForDevice(v.volumeId, free[i], {
+        sysRoot: plan.sysRoot,
+        devRoot: plan.devRoot,
+        timeoutMs: plan.timeoutMs,
+        signal,
+      });
+      if (!device) {
+        throw new DrillError(
+          `${v.volumeId} is attached at ${free[i]} but no device shows it in ${plan.sysRoot}/block`,
+          ExitCode.drillFailed,
+        );
+      }
+      v.device = device;
+      say(`attached ${v.volumeId} as ${device}`);
+    }
+    timings.attachMs = Math.round(performance.now() - t);
+
+    const workDir = await Deno.makeTempDir({ prefix: "ecs-drill-" });
+    stack.push(`remove ${workDir}`, () => Deno.remove(workDir, { recursive: true }));
+    const mounts: NamespaceMount[] = set.members.map((m, i) => ({
+      device: volumes[i].device!,
+      mountPoint: m.layout.mountPoint,
+      fsType: m.layout.fsType,
+      options: restoreMountOptions(m.layout.fsType),
+    }));
+    t = performance.now();
+    const files = mysqlWorkFiles(workDir);
+    const server = startInNamespace(
+      mounts,
+      mysqlServerCommand(ready.serverPath, set.database, workDir),
+      join(workDir, "namespace.log"),
+    );
+    let ended = false;
+    server.status.finally(() => ended = true);
+    stack.push("stop the throwaway server", async () => {
+      if (ended) return;
+      server.kill("SIGTERM");
+      const bound = delay(120_000).then(() => server.kill("SIGKILL"));
+      await Promise.race([server.status, bound]);
+      await server.status;
+    });
+    const until = Date.now() + plan.timeoutMs;
+    while (
+      !(await accepting({
+        host: "localhost",
+        port: 0,
+        socketPath: files.socket,
+        user: "root",
+        files: [],
+      }, 2_000))
+    ) {
+      if (ended || Date.now() > until) {
+        const text = await readTail(files.errorLog) ||
+          await readTail(join(workDir, "namespace.log"));
+        const cause = ended
+          ? mysqlStartFailure(text, set.database)
+          : `no answer within --drill-timeout ${
+            plan.timeoutMs / 1000
+          }s (crash recovery still going?)`;
+        check({
+          name: "start",
+          ok: false,
+          detail: `${set.database.engine} did not start on the restored files: ${cause}`,
+        });
+        throw new DrillError(
+          `${set.database.engine} did not start on the restored files: ${cause}`,
+          ExitCode.drillFailed,
+        );
+      }
+      await delay(500, { signal });
+    }
+    timings.recoveryMs = Math.round(performance.now() - t);
+    check({ name: "start", ok: true, detail: `started and recovered in ${timings.recoveryMs} ms` });
+
+    const positionChecks = await checkMysqlPosition(files.socket, set.database, log);
+    positionChecks.forEach(check);
+    const failed = positionChecks.find((c) => !c.ok);
+    if (failed) {
+      throw new DrillError(
+        `restore drill failed: ${failed.name}: ${failed.detail}`,
+        ExitCode.drillFailed,
+      );
+    }
+
+    if (plan.checkCommand) {
+      t = performance.now();
+      const code = await userCheck(
+        plan.checkCommand,
+        { MYSQL_UNIX_PORT: files.socket },
+        plan.timeoutMs,
+        signal,
+      );
+      timings.checkMs = Math.round(performance.now() - t);
+      const ok = code === 0;
+      check({
+        name: "your check",
+        ok,
+        detail: ok ? "exit 0" : `${plan.checkCommand}: exit ${code}`,
+      });
+      if (!ok) {
+        throw new DrillError(
+          `restore drill failed: --drill-check-command exited ${code}`,
+          ExitCode.drillFailed,
+        );
+      }
+    }
+  } catch (error) {
+    const stop = signal.aborted && signal.reason instanceof SignalError ? signal.reason : error;
+    problems.push(
+      stop instanceof SignalError
+        ? new StoppedError(stop.signalName, STOP_SIGNALS[stop.signalName])
+        : error instanceof DrillError
+        ? error
+        : new DrillError(errorMessage(error), ExitCode.drillFailed, { cause: error }),
+    );
+  }
+  return finish();
+
+  async function finish(): Promise<DrillResult> {
+    const t = performance.now();
+    const failures = await stack.unwind();
+    if (volumes.length > 0 || failures.length > 0) {
+      timings.cleanupMs = Math.round(performance.now() - t);
+    }
+    for (const failure of failures) {
+      problems.push(
+        failure.error instanceof DrillError ? failure.error : new DrillError(
+          `${failure.name} failed: ${errorMessage(failure.error)}`,
+          ExitCode.drillLeftover,
+        ),
+      );
+    }
+    timings.totalMs = Math.round(performance.now() - started);
+    return { runId, checks, volumes, timings, problems };
+  }
+}
+
+async function readTail(path: string): Promise<string> {
+  try {
+    return (await Deno.readTextFile(path)).split("\n").slice(-40).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+async function userCheck(
+  command: string,
+  env: Record<string, string>,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<number> {
+  const child = new Deno.Command("/bin/sh", {
+    args: ["-c", 'exec 1>&2; eval "$1"', "sh", command],
+    env,
+    cwd: "/",
+    stdin: "null",
+    signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+  }).spawn();
+  const status = await child.status;
+  return status.code;
+}

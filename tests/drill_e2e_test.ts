@@ -1,0 +1,256 @@
+/**
+ * The restore drill end to end, on real restored data: MariaDB with its data and its binary log
+ * on two XFS loop mounts, snapshotted by the program against moto while EBS's point-in-time
+ * meaning is emulated (tests/support/ebs.ts); then the drill restores them through the same
+ * sysfs discovery the program uses on EC2, in a private mount namespace, and checks them.
+ */
+import { DescribeVolumesCommand } from "@aws-sdk/client-ec2";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { mariadbRequirement, type MariadbServer, startMariadb } from "./support/mariadb.ts";
+import { instanceWithVolumes, MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { startProxy } from "./support/proxy.ts";
+import { ignoreUnless, requireAvailable } from "./support/real.ts";
+import { makeProc } from "./support/sysfs_fixture.ts";
+import { EbsEmulator, majorMinorOf } from "./support/ebs.ts";
+import { mountXfs, type TestMount, xfsRequirement } from "./support/xfs.ts";
+import { parseCommandLine } from "../src/cli/parse.ts";
+import { buildPlan } from "../src/plan/plan.ts";
+import { createEc2, createEc2Client } from "../src/aws/ec2.ts";
+import { createFreezer } from "../src/host/freeze.ts";
+import { createHooks } from "../src/run/hooks.ts";
+import { createWatchdog } from "../src/watchdog/client.ts";
+import { createMysqlDatabase } from "../src/db/mysql/database.ts";
+import { runSequence } from "../src/run/sequence.ts";
+import { drillCommand } from "../src/cli/drill_command.ts";
+import { createLogger, silentLogger } from "../src/util/log.ts";
+import { ExitCode } from "../src/util/errors.ts";
+import { DRILL_TAG } from "../src/types/tags.ts";
+
+const MARIADB = await mariadbRequirement();
+const XFS = await xfsRequirement();
+const ENTRY = new URL("./support/watchdog_entry.ts", import.meta.url);
+
+interface Lab {
+  moto: MotoEndpoint;
+  ebs: EbsEmulator;
+  env: Record<string, string | undefined>;
+  instanceId: string;
+  data: TestMount;
+  binlog: TestMount;
+  db: MariadbServer;
+  /** Live volume id by mount. */
+  volumes: { data: string; binlog: string };
+  /** The fixture /proc the snapshot run is planned with. */
+  proc: string;
+  defaults: string;
+}
+
+async function loopOf(mountPoint: string): Promise<string> {
+  const out = await new Deno.Command("findmnt", { args: ["-no", "SOURCE", mountPoint] }).output();
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+async function withLab(fn: (lab: Lab) => Promise<void>): Promise<void> {
+  requireAvailable(MARIADB, XFS, MOTO);
+  const moto = await startMoto();
+  const proxy = startProxy(moto.url);
+  const ebs = new EbsEmulator(moto);
+  proxy.decide = ebs.decide;
+  const data = await mountXfs();
+  const binlog = await mountXfs();
+  let db: MariadbServer | undefined;
+  let proc: string | undefined;
+  const dir = Deno.makeTempDirSync({ prefix: "ecs-drill-e2e-" });
+  try {
+    const instance = await instanceWithVolumes(moto, ["/dev/sdf", "/dev/sdg"]);
+    const volumes = {
+      data: instance.volumes.get("/dev/sdf")!,
+      binlog: instance.volumes.get("/dev/sdg")!,
+    };
+    ebs.live(volumes.data, `${data.dir}/fs.img`);
+    ebs.live(volumes.binlog, `${binlog.dir}/fs.img`);
+    // The live volumes as a Nitro instance shows them: NVMe disks with the volume id as serial.
+    const dataMm = await majorMinorOf(await loopOf(data.mountPoint));
+    const binlogMm = await majorMinorOf(await loopOf(binlog.mountPoint));
+    ebs.sys.nvme("nvme1n1", dataMm, { serial: volumes.data.replace("vol-", "vol") });
+    ebs.sys.nvme("nvme2n1", binlogMm, { serial: volumes.binlog.replace("vol-", "vol") });
+    proc = makeProc([
+      { mountPoint: "/", majorMinor: "259:0", source: "/dev/nvme0n1p1", fsType: "ext4" },
+      { mountPoint: data.mountPoint, majorMinor: dataMm, source: "/dev/nvme1n1", fsType: "xfs" },
+      {
+        mountPoint: binlog.mountPoint,
+        majorMinor: binlogMm,
+        source: "/dev/nvme2n1",
+        fsType: "xfs",
+      },
+    ]);
+    db = await startMariadb({
+      datadir: `${data.mountPoint}/mysql`,
+      logBin: false,
+      extraArgs: [`--log-bin=${binlog.mountPoint}/binlog`],
+    });
+    await db.sql(
+      `CREATE DATABASE app;
+       CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB;
+       INSERT INTO app.t (v) VALUES ('before');`,
+    );
+    const defaults = `${dir}/my.cnf`;
+    Deno.writeTextFileSync(defaults, `[client]\nuser = root\nsocket = ${db.socket}\n`, {
+      mode: 0o600,
+    });
+    const env = {
+      ...moto.env,
+      AWS_ENDPOINT_URL_EC2: proxy.url,
+      ECS_RUN_DIR: dir,
+      HOME: dir,
+    };
+    await fn({
+      moto,
+      ebs,
+      env,
+      instanceId: instance.instanceId,
+      data,
+      binlog,
+      db,
+      volumes,
+      proc,
+      defaults,
+    });
+  } finally {
+    await db?.stop();
+    await ebs.remove();
+    await binlog.unmount();
+    await data.unmount();
+    if (proc) Deno.removeSync(proc, { recursive: true });
+    Deno.removeSync(dir, { recursive: true });
+    await proxy.stop();
+    await moto.stop();
+  }
+}
+
+/** A run of the program (in this process, with the fixture /proc and /sys): its run id. */
+async function snapshotRun(lab: Lab, mounts: TestMount[]): Promise<string> {
+  const args = parseCommandLine([
+    "--mysql",
+    "--mysql-defaults-file",
+    lab.defaults,
+    ...mounts.flatMap((m) => ["--freeze-filesystem", m.mountPoint]),
+  ]);
+  const plan = await buildPlan({
+    args,
+    env: lab.env,
+    home: lab.env.HOME,
+    cwd: "/",
+    log: silentLogger,
+    procRoot: lab.proc,
+    sysRoot: lab.ebs.sys.root,
+  });
+  const client = createEc2Client({
+    region: "us-east-1",
+    endpoint: lab.env.AWS_ENDPOINT_URL_EC2,
+    credentials: {
+      accessKeyId: lab.moto.env.AWS_ACCESS_KEY_ID,
+      secretAccessKey: lab.moto.env.AWS_SECRET_ACCESS_KEY,
+    },
+  });
+  try {
+    const result = await runSequence(
+      {
+        volumes: plan.volumes,
+        freezeMounts: plan.freezeMounts.map((m) => m.mountPoint),
+        snapshotTimeoutMs: 30_000,
+      },
+      {
+        ec2: createEc2(client, silentLogger),
+        freezer: createFreezer({ log: silentLogger }),
+        hooks: createHooks({ log: silentLogger }),
+        watchdog: createWatchdog({ log: silentLogger, entry: ENTRY, stderr: "null" }),
+        database: plan.database?.kind === "mysql"
+          ? createMysqlDatabase(plan.database, { log: silentLogger })
+          : undefined,
+        log: silentLogger,
+        signal: new AbortController().signal,
+      },
+    );
+    assertEquals(result.problems.map((p) => p.message), []);
+    return plan.runId;
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Runs the drill in this process; its exit code, stdout and stderr lines. */
+async function drill(lab: Lab, argv: string[]) {
+  let stdout = "";
+  const stderr: string[] = [];
+  const code = await drillCommand({
+    args: parseCommandLine([...argv, "--instance-id", lab.instanceId, "--drill-timeout", "120"]),
+    env: lab.env,
+    home: lab.env.HOME,
+    log: createLogger({ write: (line) => stderr.push(line) }),
+    write: (text) => stdout += text,
+    say: (line) => stderr.push(line),
+    sysRoot: lab.ebs.sys.root,
+    devRoot: lab.ebs.devRoot,
+  });
+  return { code, stdout, stderr: stderr.join("\n") };
+}
+
+/** The drill's volumes still in moto. */
+async function drillVolumes(lab: Lab): Promise<string[]> {
+  const out = await lab.moto.client().send(
+    new DescribeVolumesCommand({ Filters: [{ Name: "tag-key", Values: [DRILL_TAG] }] }),
+  );
+  return (out.Volumes ?? []).map((v) => `${v.VolumeId} ${v.State}`);
+}
+
+Deno.test({
+  name: "drill: MariaDB data and binary log on two volumes restore to the recorded position",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withLab(async (lab) => {
+      const runId = await snapshotRun(lab, [lab.data, lab.binlog]);
+      // Writes after the snapshot: not in the restored data.
+      await lab.db.sql("INSERT INTO app.t (v) VALUES ('after')");
+      const out = await drill(lab, [
+        "--restore-drill",
+        runId,
+        "--drill-check-command",
+        `mariadb --no-defaults -uroot -N -e 'SELECT COUNT(*) FROM app.t' | grep -qx 1`,
+      ]);
+      assertEquals(out.code, ExitCode.ok, out.stderr);
+      assertMatch(out.stdout, new RegExp(`restore drill of run ${runId}: passed`));
+      assertMatch(out.stderr, /ok {3}binary log: ends at the recorded binlog\.\d+:\d+/);
+      assertMatch(out.stderr, /ok {3}your check: exit 0/);
+      // Nothing left: no drill volume in EC2, no loop device, the live mounts untouched.
+      assertEquals(await drillVolumes(lab), []);
+      assertEquals(lab.ebs.attachedLoops(), []);
+      assertEquals(await lab.db.sql("SELECT COUNT(*) FROM app.t"), "2\n");
+    });
+  },
+});
+
+Deno.test({
+  name: "drill: a set without the binary-log volume is refused, naming it, and nothing is made",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withLab(async (lab) => {
+      const runId = await snapshotRun(lab, [lab.data]);
+      const out = await drill(lab, ["--restore-drill", runId]);
+      assertEquals(out.code, ExitCode.drillRefused, out.stderr);
+      assertMatch(
+        out.stderr,
+        new RegExp(
+          `the binary log ${lab.binlog.mountPoint}/binlog is on none of the set's volumes .*` +
+            "was not in the snapshot set",
+        ),
+      );
+      assert(out.stdout.includes("FAILED"));
+      assertEquals(await drillVolumes(lab), []);
+    });
+  },
+});
