@@ -165,8 +165,9 @@ Deno.test(
         // Deadline: --snapshot-timeout (2 s) plus the margin (5 s) from arming.
         const status = await first.status;
         assertEquals(status.signal, "SIGKILL", "ended by its watchdog");
-        assert(performance.now() - stoppedAt < 9_000);
-        assertEquals(await isFrozen(mount.mountPoint, 2_000), false, "thawed by the watchdog");
+        // The deadline is 7 s away; generously bounded (a busy machine), far below "never".
+        assert(performance.now() - stoppedAt < 7_000 + 20_000);
+        assertEquals(await isFrozen(mount.mountPoint, 30_000), false, "thawed by the watchdog");
       } finally {
         hold.drop();
         await first.output().catch(() => {});
@@ -197,7 +198,7 @@ Deno.test(
         await hold.seen;
         first.kill("SIGKILL");
         await first.output();
-        assertEquals(await isFrozen(mount.mountPoint, 3_000), false, "thawed by the watchdog");
+        assertEquals(await isFrozen(mount.mountPoint, 30_000), false, "thawed by the watchdog");
       } finally {
         hold.drop();
       }

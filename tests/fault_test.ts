@@ -259,7 +259,7 @@ Deno.test("stderr closed with --debug: the release goes on, thawed, ids on stdou
     const started = performance.now();
     const out = await child.output();
     // The watchdog's deadline is 65 s away: the thaw was the program's own.
-    assert(performance.now() - started < 10_000);
+    assert(performance.now() - started < 45_000);
     assertEquals(await isFrozen(s.mount.mountPoint), false);
     assertEquals(out.code, ExitCode.output);
     const made = await s.moto.snapshotsOf([s.volume]);

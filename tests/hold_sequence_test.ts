@@ -238,7 +238,7 @@ Deno.test("hold: a caller that went away before confirming: released at once", a
     const { r, deps } = fixture({ confirmed: false });
     const started = performance.now();
     assertEquals(await hold(request(dir, 60_000), deps), ExitCode.ok);
-    assert(performance.now() - started < 5_000, "not held until the deadline");
+    assert(performance.now() - started < 30_000, "not held until the deadline (60 s)");
     assertEquals(r.log, FULL);
     assertEquals(readRelease(statePaths(dir))?.by, "caller gone");
   });

@@ -125,7 +125,7 @@ realTest(
       const pid = state.holderPid();
       assert(pid !== undefined, "the hold record names the holder");
       Deno.kill(pid, "SIGKILL");
-      assertEquals(await isFrozen(mount.mountPoint, 5_000), false, "the watchdog thawed");
+      assertEquals(await isFrozen(mount.mountPoint, 30_000), false, "the watchdog thawed");
       const insert = session(db, "INSERT INTO app.t (v) VALUES ('after kill')");
       await insert.done;
       const out = await release(env);
@@ -225,7 +225,7 @@ realTest(
       const again = await runThenKillGroup(["--hold", ...args], env);
       assertEquals(again.code, 0, again.stderr);
       Deno.kill(state.holderPid()!, "SIGKILL");
-      assertEquals(await isFrozen(mount.mountPoint, 5_000), false, "the watchdog thawed");
+      assertEquals(await isFrozen(mount.mountPoint, 30_000), false, "the watchdog thawed");
       await db.waitReady(60_000);
     });
   },

@@ -42,7 +42,7 @@ Deno.test("a hook past its time limit is killed with what it started: a HookErro
         error instanceof HookError &&
         /^--pre-freeze-command did not finish within 0.5 s; killed/.test(error.message),
     );
-    assert.ok(performance.now() - started < 5_000);
+    assert.ok(performance.now() - started < 20_000, "killed, not waited for (30 s)");
     const pid = Number(await Deno.readTextFile(`${dir}/pid`));
     let gone = false;
     for (let i = 0; i < 40 && !gone; i++) {

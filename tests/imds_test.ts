@@ -98,7 +98,7 @@ Deno.test("readInstanceIdentity: an endpoint that hangs fails within the timeout
       PreflightError,
     );
     const took = performance.now() - start;
-    assert(took < 1500, `took ${took} ms`);
+    assert(took < 10_000, `took ${took} ms (the endpoint never answers)`);
     assertEquals(
       error.message,
       `instance metadata (IMDSv2) at ${server.url} did not answer: PUT /latest/api/token: ` +

@@ -36,7 +36,13 @@ function options(overrides: Partial<Options> = {}): Options {
   return { ...defaultOptions(), mysql: true, ...overrides };
 }
 
-const noSockets = { socketExists: () => false, loginName: () => "login", home: "/nonexistent" };
+const noSockets = {
+  socketExists: () => false,
+  loginName: () => "login",
+  home: "/nonexistent",
+  // Not this machine's /etc/mysql: nothing named there.
+  serverConfig: () => ({ user: "mysql" }),
+};
 
 Deno.test("option file: client and mysql groups, quotes, keys without value, comments", () => {
   withDir((dir) => {

@@ -183,7 +183,7 @@ Deno.test({
       assertEquals(await isFrozen(mount.mountPoint), false);
       const started = performance.now();
       await db.sql("INSERT INTO app.t (v) VALUES ('after')");
-      assert(performance.now() - started < 2_000, "writes are not blocked afterwards");
+      assert(performance.now() - started < 20_000, "writes are not blocked afterwards");
       assertEquals(long.finished(), false, "the other session's query was not killed");
       await long.done;
       assertEquals(await db.sql("SELECT v FROM app.t WHERE id = 1"), "slept\n");

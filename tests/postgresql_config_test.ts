@@ -36,6 +36,7 @@ function inputs(
     home: dir,
     loginName: "login",
     exists: () => false,
+    serverSocketDirs: () => [], // not this machine's /etc/postgresql
     ...overrides,
   };
 }
@@ -57,10 +58,23 @@ Deno.test("postgresql settings: the default socket is the first directory that h
     const plan = await resolvePostgresqlSettings(
       inputs(dir, {
         env: { PGPORT: "5433" },
-        exists: (path) => path === "/tmp/.s.PGSQL.5433",
+        exists: (path) => path === "/run/postgresql/.s.PGSQL.5433",
       }),
     );
-    assertEquals([plan.host, plan.port], ["/tmp", 5433]);
+    assertEquals([plan.host, plan.port], ["/run/postgresql", 5433]);
+    // Upstream's /tmp is never searched: another user could listen there.
+    const tmp = await resolvePostgresqlSettings(
+      inputs(dir, { env: { PGPORT: "5433" }, exists: (path) => path.startsWith("/tmp/") }),
+    );
+    assertEquals(tmp.host, "/var/run/postgresql");
+    // The server's own configuration comes first.
+    const configured = await resolvePostgresqlSettings(
+      inputs(dir, {
+        serverSocketDirs: (port) => port === 5432 ? ["/srv/pg"] : [],
+        exists: (path) => path.startsWith("/srv/pg/") || path.startsWith("/run/postgresql/"),
+      }),
+    );
+    assertEquals(configured.host, "/srv/pg");
   });
 });
 

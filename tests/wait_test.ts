@@ -84,7 +84,7 @@ Deno.test("the time limit ends the wait with state timeout (fake)", async () => 
   });
   assertEquals(outcome.state, "timeout");
   assertMatch(outcome.message!, /--wait 1s/);
-  assert(performance.now() - started < 3000);
+  assert(performance.now() - started < 20_000, "the fake stays pending forever");
   assert(sink.events.includes("snap-0123 40%"), "progress shown from the display poll");
   assertEquals(sink.events.at(-1), "close");
 });

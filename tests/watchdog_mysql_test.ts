@@ -60,7 +60,7 @@ Deno.test({
       } finally {
         hold.drop();
       }
-      assertEquals(await isFrozen(mount.mountPoint, 3_000), false, "thawed by the watchdog");
+      assertEquals(await isFrozen(mount.mountPoint, 30_000), false, "thawed by the watchdog");
       assert(await answers(db, 60_000), "the watchdog started the server again");
       await db.sql("INSERT INTO app.t (v) VALUES ('after')");
       assertEquals(await db.sql("SELECT v FROM app.t ORDER BY id"), "before\nafter\n");
@@ -98,8 +98,9 @@ Deno.test({
         // The deadline: --snapshot-timeout (2 s) plus the watchdog's margin (5 s) from arming.
         const status = await child.status;
         assertEquals(status.signal, "SIGKILL", "ended by its watchdog");
-        assert(performance.now() - stoppedAt < 10_000, "at the deadline, not later");
-        assertEquals(await isFrozen(mount.mountPoint, 2_000), false, "thawed");
+        // The deadline is 7 s after arming; generously bounded for a busy machine.
+        assert(performance.now() - stoppedAt < 7_000 + 20_000, "at the deadline, not much later");
+        assertEquals(await isFrozen(mount.mountPoint, 30_000), false, "thawed");
         await writer;
         // The lock died with the killed session: another session can take it and write.
         await db.sql("FLUSH TABLES WITH READ LOCK; UNLOCK TABLES;");

@@ -181,7 +181,14 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     ...(result.binlog ? { binlog: result.binlog } : {}),
     problems: problems.map((p) => ({ message: p.message, exitCode: p.exitCode })),
   };
-  recordRelease(paths, release);
+  try {
+    recordRelease(paths, release);
+  } catch (error) {
+    // Everything is released all the same; --release still hears it on the socket.
+    const problem = error instanceof AppError ? error : new AppError(String(error), 1);
+    problems.push(problem);
+    release.problems.push({ message: problem.message, exitCode: problem.exitCode });
+  }
   await socket?.answer(release);
   log.debug(`released (${release.by}); ${windowText(release.timings)}`);
   for (const problem of problems) log.error(problem.message);

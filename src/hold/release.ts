@@ -1,12 +1,16 @@
 /** `--release`: asks the holder to release, and reads what it measured; or says why nothing is held. */
-import { AppError, ExitCode, HoldEndedError, NotHeldError } from "../util/errors.ts";
+import { type AppError, HoldEndedError, NotHeldError, PreflightError } from "../util/errors.ts";
+import { readProcessStat } from "../host/proc.ts";
+import { WATCHDOG_MARGIN_MS } from "../run/locked.ts";
 import type { Logger } from "../util/log.ts";
 import { HoldLine } from "./protocol.ts";
 import { writeLine } from "../util/lines.ts";
 import {
+  holderAlive,
   type HoldRecord,
   readHold,
   readRelease,
+  recordExists,
   type ReleaseRecord,
   removeStaleHold,
   type StatePaths,
@@ -14,6 +18,8 @@ import {
 
 /** How long the holder may take to release (a post-thaw command, a database start). */
 const RELEASE_TIMEOUT_MS = 300_000;
+/** A holder stopped (SIGSTOP) this long is taken for one that will not answer. */
+const STOPPED_MS = 2_000;
 
 const at = (epochMs: number) => new Date(epochMs).toISOString();
 
@@ -21,8 +27,15 @@ const at = (epochMs: number) => new Date(epochMs).toISOString();
  * Why nothing is held, from the record of the last release (or its absence): a hold that ended
  * before its --release (exit 17), or none to release at all (exit 14).
  */
-function nothingHeld(last: ReleaseRecord | undefined): AppError {
-  if (!last) return new NotHeldError("--release: nothing is held");
+function nothingHeld(last: ReleaseRecord | undefined, paths: StatePaths): AppError {
+  if (!last) {
+    return new NotHeldError(
+      recordExists(paths.released)
+        ? `--release: nothing is held (the record of the last release, ${paths.released}, is ` +
+          "damaged and was ignored)"
+        : "--release: nothing is held",
+    );
+  }
   switch (last.by) {
     case "deadline":
       return new HoldEndedError(
@@ -46,7 +59,19 @@ function nothingHeld(last: ReleaseRecord | undefined): AppError {
   }
 }
 
-async function ask(socket: string): Promise<ReleaseRecord | undefined> {
+/** How the holder is while --release waits for its answer. */
+type Holder = "running" | "gone" | "stopped";
+
+function holderState(record: HoldRecord): Holder {
+  if (!holderAlive(record)) return "gone";
+  return /^[Tt]$/.test(readProcessStat(record.pid)?.state ?? "") ? "stopped" : "running";
+}
+
+/**
+ * Asks the holder to release and reads its answer; undefined when none came: the holder ended
+ * (killed) or stayed stopped (SIGSTOP) for STOPPED_MS, or RELEASE_TIMEOUT_MS passed.
+ */
+async function ask(socket: string, record: HoldRecord): Promise<ReleaseRecord | undefined> {
   let conn: Deno.UnixConn;
   try {
     conn = await Deno.connect({ transport: "unix", path: socket });
@@ -59,6 +84,20 @@ async function ask(socket: string): Promise<ReleaseRecord | undefined> {
     const buffer = new Uint8Array(65_536);
     let text = "";
     const timer = setTimeout(() => conn.close(), RELEASE_TIMEOUT_MS);
+    // A holder that is gone or stopped will not answer: no reason to wait for it.
+    let stoppedSince: number | undefined;
+    const watch = setInterval(() => {
+      const state = holderState(record);
+      stoppedSince = state === "stopped" ? stoppedSince ?? performance.now() : undefined;
+      if (
+        state === "gone" ||
+        (stoppedSince !== undefined && performance.now() - stoppedSince >= STOPPED_MS)
+      ) {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }
+    }, 100);
     try {
       while (!text.includes("\n")) {
         const n = await conn.read(buffer);
@@ -67,6 +106,7 @@ async function ask(socket: string): Promise<ReleaseRecord | undefined> {
       }
     } finally {
       clearTimeout(timer);
+      clearInterval(watch);
     }
     const line = text.split("\n")[0];
     return line ? JSON.parse(line) as ReleaseRecord : undefined;
@@ -76,6 +116,30 @@ async function ask(socket: string): Promise<ReleaseRecord | undefined> {
     try {
       conn.close();
     } catch { /* closed by the timer */ }
+  }
+}
+
+/** Why the holder gave no answer: killed, stopped, or stuck (exit 17: not consistent). */
+function unanswered(record: HoldRecord, paths: StatePaths): AppError {
+  const by = record.deadlineAt === undefined
+    ? "its deadline"
+    : `${at(record.deadlineAt + WATCHDOG_MARGIN_MS)}`;
+  switch (holderState(record)) {
+    case "gone":
+      return new HoldEndedError(
+        `--release: the holder (pid ${record.pid}) ended without answering (killed); its ` +
+          "watchdog thawed the file systems, and a database lock ended with its connection",
+      );
+    case "stopped":
+      return new HoldEndedError(
+        `--release: the holder (pid ${record.pid}) is stopped (SIGSTOP) and cannot release; ` +
+          `its watchdog ends it and releases everything by ${by}`,
+      );
+    default:
+      return new HoldEndedError(
+        `--release: the holder (pid ${record.pid}) did not answer within ` +
+          `${RELEASE_TIMEOUT_MS / 1000} s; its watchdog ends it by ${by}; see ${paths.log}`,
+      );
   }
 }
 
@@ -95,7 +159,15 @@ async function ask(socket: string): Promise<ReleaseRecord | undefined> {
  */
 export async function releaseHold(paths: StatePaths, log: Logger): Promise<ReleaseRecord> {
   const status = readHold(paths);
-  if (status.kind === "none") throw nothingHeld(readRelease(paths));
+  if (status.kind === "none") {
+    if (recordExists(paths.hold)) {
+      throw new PreflightError(
+        `--release: the hold record ${paths.hold} is damaged: which process holds cannot be ` +
+          "told, so nothing was released (a holder releases by itself at its deadline)",
+      );
+    }
+    throw nothingHeld(readRelease(paths), paths);
+  }
   if (status.kind === "stale") {
     removeStaleHold(paths, status.record);
     throw new HoldEndedError(
@@ -111,13 +183,10 @@ export async function releaseHold(paths: StatePaths, log: Logger): Promise<Relea
     );
   }
   log.debug(`asking the holder (pid ${record.pid}) to release`);
-  const answer = await ask(paths.socket) ?? readRelease(paths);
-  if (!answer || answer.heldAt !== record.heldAt) {
-    throw new AppError(
-      `--release: the holder (pid ${record.pid}) did not answer; see ${paths.log}`,
-      ExitCode.internal,
-    );
-  }
-  if (answer.by !== "release") throw nothingHeld(answer);
+  const asked = await ask(paths.socket, record);
+  const recorded = readRelease(paths);
+  const answer = asked ?? (recorded?.heldAt === record.heldAt ? recorded : undefined);
+  if (!answer) throw unanswered(record, paths);
+  if (answer.by !== "release") throw nothingHeld(answer, paths);
   return answer;
 }

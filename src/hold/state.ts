@@ -89,19 +89,79 @@ export function ensureStateDir(paths: StatePaths): void {
   ensureRunDir(paths.dir);
 }
 
-function readJson<T>(path: string): T | undefined {
+/**
+ * A record, or undefined when there is none or it is not one of ours (half-written by a process
+ * that died, or damaged: `valid` says no); it is then never trusted. A file that cannot be read
+ * (permission: not root) is a PreflightError naming it.
+ */
+function readJson<T>(path: string, valid: (value: T) => boolean): T | undefined {
+  let text: string;
   try {
-    return JSON.parse(Deno.readTextFileSync(path)) as T;
+    text = Deno.readTextFileSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
-    if (error instanceof SyntaxError) return undefined; // half-written by a process that died
-    throw error;
+    const why = error instanceof Deno.errors.PermissionDenied
+      ? "permission denied (hold mode's state is root's: run it as root)"
+      : (error as Error).message;
+    throw new PreflightError(`cannot read ${path}: ${why}`, { cause: error });
+  }
+  try {
+    const value = JSON.parse(text) as T;
+    return typeof value === "object" && value !== null && valid(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A moment (epoch milliseconds) that Date can show. */
+const isInstant = (value: unknown) =>
+  typeof value === "number" && Number.isFinite(value) && Math.abs(value) <= 8.64e15;
+const isPid = (value: unknown) => Number.isSafeInteger(value) && (value as number) > 0;
+
+/** True when `r` has the fields of a HoldRecord (a damaged one is never trusted). */
+function validHold(r: HoldRecord): boolean {
+  return isPid(r.pid) && Number.isSafeInteger(r.startTime) &&
+    (r.state === "starting" || r.state === "held") && isInstant(r.startedAt) &&
+    (r.heldAt === undefined || isInstant(r.heldAt)) &&
+    (r.deadlineAt === undefined || isInstant(r.deadlineAt)) &&
+    Array.isArray(r.mounts) && r.mounts.every((m) => typeof m === "string") &&
+    typeof r.database === "boolean";
+}
+
+/** True when `r` has the fields of a ReleaseRecord that the messages read. */
+function validRelease(r: ReleaseRecord): boolean {
+  return ["release", "deadline", "signal", "caller gone"].includes(r.by) &&
+    isInstant(r.heldAt) && isInstant(r.releasedAt) && isPid(r.pid) &&
+    typeof r.timings === "object" && r.timings !== null && Array.isArray(r.problems) &&
+    r.problems.every((p) => typeof p?.message === "string" && Number.isSafeInteger(p.exitCode));
+}
+
+/** True when a file is at `path` (a record that may be damaged). */
+export function recordExists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
 /** Writes a record whole or not at all, mode 0600 (never through a symbolic link). */
 function writeJson(path: string, value: unknown): void {
-  writeFileAtomic(path, JSON.stringify(value) + "\n", { mode: 0o600 });
+  try {
+    writeFileAtomic(path, JSON.stringify(value) + "\n", { mode: 0o600 });
+  } catch (error) {
+    throw stateWriteError(path, error);
+  }
+}
+
+/** A state file that cannot be written (a full or read-only run directory): one line, exit 3. */
+function stateWriteError(path: string, error: unknown): PreflightError {
+  return new PreflightError(
+    `cannot write ${path}: ${(error as Error).message} (the run directory must be writable, ` +
+      "with room)",
+    { cause: error },
+  );
 }
 
 function removeQuietly(path: string): void {
@@ -125,8 +185,8 @@ export type HoldStatus =
 
 /** Reads the hold record and tells whether its holder still runs. */
 export function readHold(paths: StatePaths): HoldStatus {
-  const record = readJson<HoldRecord>(paths.hold);
-  if (!record || typeof record.pid !== "number") return { kind: "none" };
+  const record = readJson<HoldRecord>(paths.hold, validHold);
+  if (!record) return { kind: "none" };
   return holderAlive(record) ? { kind: "live", record } : { kind: "stale", record };
 }
 
@@ -135,7 +195,7 @@ export function readHold(paths: StatePaths): HoldStatus {
  * have taken the place in between.
  */
 export function removeStaleHold(paths: StatePaths, stale: HoldRecord): void {
-  const now = readJson<HoldRecord>(paths.hold);
+  const now = readJson<HoldRecord>(paths.hold, validHold);
   if (now && (now.pid !== stale.pid || now.startTime !== stale.startTime)) return;
   removeQuietly(paths.hold);
   removeQuietly(paths.socket);
@@ -175,15 +235,19 @@ export function claimHold(
   // Written aside, then linked into place: the link fails when a record exists, and a reader
   // never sees a half-written one.
   const temporary = `${paths.hold}.${Deno.pid}.tmp`;
-  Deno.writeTextFileSync(temporary, JSON.stringify(record) + "\n", { mode: 0o600 });
   try {
+    try {
+      Deno.writeTextFileSync(temporary, JSON.stringify(record) + "\n", { mode: 0o600 });
+    } catch (error) {
+      throw stateWriteError(paths.hold, error);
+    }
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         Deno.linkSync(temporary, paths.hold);
         removeQuietly(paths.released);
         return record;
       } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+        if (!(error instanceof Deno.errors.AlreadyExists)) throw stateWriteError(paths.hold, error);
       }
       const status = readHold(paths);
       if (status.kind === "live") {
@@ -218,5 +282,5 @@ export function abandonHold(paths: StatePaths): void {
 
 /** The record of the last release, if any. */
 export function readRelease(paths: StatePaths): ReleaseRecord | undefined {
-  return readJson<ReleaseRecord>(paths.released);
+  return readJson<ReleaseRecord>(paths.released, validRelease);
 }

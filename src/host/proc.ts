@@ -59,3 +59,29 @@ export function isSameProcessAlive(pid: number, startTime: number): boolean {
   if (!stat || stat.startTime !== startTime) return false;
   return stat.state !== "Z" && stat.state !== "X";
 }
+
+/** CAP_SYS_ADMIN's bit in the capability sets (linux/capability.h): FIFREEZE needs it. */
+const CAP_SYS_ADMIN = 21;
+
+/**
+ * True when this process may freeze file systems: CAP_SYS_ADMIN in its effective set
+ * (/proc/self/status `CapEff`), or, when that cannot be read, user id 0.
+ *
+ * @example
+ * ```ts
+ * if (!canFreeze()) console.error("freezing needs root");
+ * ```
+ */
+export function canFreeze(statusText?: string): boolean {
+  let text = statusText;
+  if (text === undefined) {
+    try {
+      text = Deno.readTextFileSync("/proc/self/status");
+    } catch {
+      return Deno.uid() === 0;
+    }
+  }
+  const hex = /^CapEff:\s*([0-9a-f]+)\s*$/im.exec(text)?.[1];
+  if (hex === undefined) return Deno.uid() === 0;
+  return (BigInt(`0x${hex}`) >> BigInt(CAP_SYS_ADMIN) & 1n) === 1n;
+}

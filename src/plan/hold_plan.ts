@@ -5,7 +5,7 @@ import { type Logger, registerSecret } from "../util/log.ts";
 import { OPTION_TABLE, type Options, type OptionSpec, type ParsedArgs } from "../types/options.ts";
 import type { MysqlPlanDeps } from "./mysql.ts";
 import { planDatabase, planWindow, type WindowPlan } from "./window.ts";
-import { programSearchPath, runDirectory } from "./machine.ts";
+import { checkCanFreeze, programSearchPath, runDirectory } from "./machine.ts";
 
 /** What a hold holds: decided from the options of a normal run, without the snapshot ones. */
 export interface HoldPlan {
@@ -97,6 +97,8 @@ export interface HoldPlanInputs {
   home: string | undefined;
   /** Lookups of the MySQL plan; tests replace them. */
   mysql?: MysqlPlanDeps;
+  /** Whether this process may freeze (root, CAP_SYS_ADMIN); host/proc.ts canFreeze by default. */
+  canFreeze?: () => boolean;
 }
 
 /**
@@ -139,6 +141,8 @@ export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
   if (freezeMounts.length === 0 && !database) {
     throw new UsageError("--hold: nothing to hold: give --freeze-filesystem, --mysql or both");
   }
+  // Before the holder starts, locks or arms anything.
+  checkCanFreeze(freezeMounts.map((m) => m.mountPoint), inputs.canFreeze);
   const holdMs = Math.round(seconds * 1000);
   return {
     holdMs,

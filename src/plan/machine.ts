@@ -1,5 +1,6 @@
 /** What the plan decides about this machine from the environment: the run directory and where programs are found. */
-import { UsageError } from "../util/errors.ts";
+import { PreflightError, UsageError } from "../util/errors.ts";
+import { canFreeze } from "../host/proc.ts";
 
 /** Where the freeze locks and the hold's state live unless `$ECS_RUN_DIR` says otherwise. */
 export const DEFAULT_RUN_DIR = "/run/ec2-consistent-snapshot";
@@ -39,4 +40,25 @@ export function runDirectory(env: Record<string, string | undefined>): string {
  */
 export function programSearchPath(env: Record<string, string | undefined>): string {
   return env.PATH ?? "";
+}
+
+/**
+ * Refuses, before anything is locked, a run or hold that would freeze without the right to
+ * (not root, no CAP_SYS_ADMIN): the freeze would fail only after the database was locked.
+ *
+ * @example
+ * ```ts
+ * import { checkCanFreeze } from "./machine.ts";
+ * checkCanFreeze(["/data"], () => false); // throws PreflightError "freezing needs root ..."
+ * ```
+ */
+export function checkCanFreeze(
+  mountPoints: readonly string[],
+  allowed: () => boolean = canFreeze,
+): void {
+  if (mountPoints.length === 0 || allowed()) return;
+  throw new PreflightError(
+    `freezing needs root (CAP_SYS_ADMIN), which this process lacks: --freeze-filesystem ` +
+      `${mountPoints.join(", ")}; run it as root (sudo), or without --freeze-filesystem`,
+  );
 }

@@ -8,6 +8,7 @@ import { exists } from "../util/files.ts";
 import { registerSecret } from "../util/log.ts";
 import type { Options } from "../types/options.ts";
 import { type MysqlSettingsDeps, resolveMysqlSettings } from "./mysql_option_files.ts";
+import { type SocketTrustDeps, trustedSocket } from "../host/socket_trust.ts";
 import {
   describeMysqlSettings,
   type MysqlLockMode,
@@ -72,6 +73,8 @@ export interface MysqlPlanDeps {
   systemdRunning?: () => boolean;
   /** True when a file exists; for finding units and init scripts. */
   fileExists?: (path: string) => boolean;
+  /** The accounts and the process's user, for the socket's trust check. */
+  socketTrust?: SocketTrustDeps;
 }
 
 const UNIT_DIRS = [
@@ -153,6 +156,15 @@ export function planMysql(options: Options, deps: MysqlPlanDeps = {}): MysqlPlan
   const lockMode = mysqlLockMode(options);
   const settings = resolveMysqlSettings(options, deps.settings);
   registerSecret(settings.password);
+  if (settings.socketPath !== undefined) {
+    // Refused here, before anything is locked; checked again when connecting.
+    trustedSocket({
+      path: settings.socketPath,
+      serverUsers: settings.serverUsers ?? ["mysql"],
+      what: "MySQL",
+      fix: "--mysql-socket",
+    }, deps.socketTrust);
+  }
   checkStatusFileDirectory(options.mysqlMasterStatusFile);
   let commands: { stop: string; start: string } | undefined;
   if (options.mysqlStop) {

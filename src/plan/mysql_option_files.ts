@@ -11,13 +11,63 @@ import type { MysqlSettings } from "../types/database_plans.ts";
 /** The option-file groups a client reads, in order: later groups win. */
 export const CLIENT_GROUPS = ["client", "client-server", "client-mariadb", "mysql"] as const;
 
-/** Where MySQL and MariaDB put their socket by default, in the order clients try them. */
+/**
+ * Where MySQL and MariaDB put their socket by default (Debian, upstream, RHEL), tried in this
+ * order when neither the options, the option file nor the server's configuration name one.
+ * Never a world-writable place such as /tmp: another user could listen there.
+ */
 export const SOCKET_PATHS = [
   "/run/mysqld/mysqld.sock",
   "/var/run/mysqld/mysqld.sock",
   "/var/lib/mysql/mysql.sock",
-  "/tmp/mysql.sock",
 ] as const;
+
+/** The server's own configuration files, read for its socket and its user only. */
+export const SERVER_CONFIG_FILES = ["/etc/my.cnf", "/etc/mysql/my.cnf"] as const;
+
+/** The groups the server reads (its socket, its user). */
+const SERVER_GROUPS = ["client-server", "mysqld", "server", "mariadb", "mariadbd"] as const;
+
+/** What the server's own configuration says about where clients reach it and who runs it. */
+export interface MysqlServerConfig {
+  /** `socket` of its client groups: the socket its own clients use. */
+  clientSocket?: string;
+  /** `socket` of its server groups: where it listens. */
+  serverSocket?: string;
+  /** `user` of its server groups (default "mysql"): who may own its socket. */
+  user: string;
+}
+
+/**
+ * Reads the server's configuration (/etc/my.cnf, /etc/mysql/my.cnf with their includes) for
+ * its socket and user; a file that is missing or cannot be read adds nothing (it is the
+ * server's, not the user's input).
+ *
+ * @example
+ * ```ts
+ * mysqlServerConfig(); // { clientSocket: "/run/mysqld/mysqld.sock", user: "mysql" }
+ * ```
+ */
+export function mysqlServerConfig(
+  files: readonly string[] = SERVER_CONFIG_FILES,
+): MysqlServerConfig {
+  const groups: OptionFile = {};
+  for (const file of files) {
+    try {
+      Deno.statSync(file);
+      readInto(groups, [], file, 0);
+    } catch { /* missing or unreadable: the server's business */ }
+  }
+  const client = clientValues(groups);
+  const server: Record<string, string | true> = {};
+  for (const group of SERVER_GROUPS) Object.assign(server, groups[group] ?? {});
+  const text = (value: string | true | undefined) => typeof value === "string" ? value : undefined;
+  return {
+    clientSocket: text(client.socket),
+    serverSocket: text(server.socket),
+    user: text(server.user) ?? "mysql",
+  };
+}
 
 /** The values of an option file, by group, keys normalised (`_` to `-`, no `loose-`). */
 export type OptionFile = Record<string, Record<string, string | true>>;
@@ -185,6 +235,8 @@ export interface MysqlSettingsDeps {
   socketExists?: (path: string) => boolean;
   /** The login name; default the current user's. */
   loginName?: () => string;
+  /** The server's own configuration; default {@linkcode mysqlServerConfig}. */
+  serverConfig?: () => MysqlServerConfig;
 }
 
 function defaultSocketExists(path: string): boolean {
@@ -221,8 +273,9 @@ function stringValue(
 /**
  * Works out where and as whom to connect: the command-line options win over the option file
  * (`--mysql-defaults-file`, else `~/.my.cnf` when it exists); host `localhost` means the Unix
- * socket: `--mysql-socket`, else the file's `socket`, else the first of SOCKET_PATHS that
- * exists. Throws UsageError for an unreadable or malformed file.
+ * socket: `--mysql-socket`, else the file's `socket`, else the server's own configuration's
+ * (mysqlServerConfig), else the first of SOCKET_PATHS that exists. Throws UsageError for an
+ * unreadable or malformed file.
  *
  * @example
  * ```ts
@@ -265,7 +318,8 @@ export function resolveMysqlSettings(
     (deps.loginName ?? (() => defaultLoginName(deps.env ?? {})))();
   const password = options.mysqlPassword ?? stringValue(values, "password", where);
 
-  const settings: MysqlSettings = { host, port, user, password, files };
+  const server = (deps.serverConfig ?? mysqlServerConfig)();
+  const settings: MysqlSettings = { host, port, user, password, files, serverUsers: [server.user] };
   if (host === "localhost") {
     const fromFile = stringValue(values, "socket", where);
     const exists = deps.socketExists ?? defaultSocketExists;
@@ -275,6 +329,9 @@ export function resolveMysqlSettings(
     } else if (fromFile !== undefined) {
       settings.socketPath = fromFile;
       settings.socketSource = "file";
+    } else if (server.clientSocket ?? server.serverSocket) {
+      settings.socketPath = server.clientSocket ?? server.serverSocket;
+      settings.socketSource = "server configuration";
     } else {
       settings.socketPath = SOCKET_PATHS.find(exists) ?? SOCKET_PATHS[0];
       settings.socketSource = "search";

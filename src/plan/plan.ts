@@ -36,7 +36,7 @@ import { volumeTags } from "./volume_tags.ts";
 import type { MysqlPlanDeps } from "./mysql.ts";
 import { planDatabase, planWindow, type WindowPlan } from "./window.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
-import { programSearchPath, runDirectory } from "./machine.ts";
+import { checkCanFreeze, programSearchPath, runDirectory } from "./machine.ts";
 import { optionKey, type ParsedArgs } from "../types/options.ts";
 
 /** Everything decided, nothing done. */
@@ -95,6 +95,8 @@ export interface PlanInputs {
   sysRoot?: string;
   /** The MySQL plan's lookups (socket search, systemd units); tests replace them. */
   mysql?: MysqlPlanDeps;
+  /** Whether this process may freeze (root, CAP_SYS_ADMIN); host/proc.ts canFreeze by default. */
+  canFreeze?: () => boolean;
 }
 
 /** Runs `fn` once, on first use. */
@@ -170,6 +172,8 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     procRoot: inputs.procRoot,
     cwd: inputs.cwd,
   });
+  // Before anything is locked: without the right to freeze, the freeze would fail under the lock.
+  checkCanFreeze(freezeMounts.map((m) => m.mountPoint), inputs.canFreeze);
   for (const mount of discoveryMounts) {
     if (freezeMounts.some((m) => m.mountPoint === mount.mountPoint)) {
       throw new UsageError(

@@ -1,5 +1,6 @@
 /** The PostgreSQL plan: the connection as libpq would make it, and the checkpoint's bound. Decided here; no connection. */
 import { registerSecret } from "../util/log.ts";
+import { trustedPostgresqlSocketDir } from "../host/socket_trust.ts";
 import type { Options } from "../types/options.ts";
 import type { PostgresqlPlan } from "../types/database_plans.ts";
 import {
@@ -30,6 +31,10 @@ export async function planPostgresql(
 ): Promise<PostgresqlPlan> {
   const settings = await resolvePostgresqlSettings({ ...inputs, options });
   registerSecret(settings.password);
+  if (settings.host.startsWith("/")) {
+    // Refused here, before anything is locked; checked again when connecting.
+    trustedPostgresqlSocketDir(settings.host, settings.port, settings.serverUsers ?? ["postgres"]);
+  }
   return { kind: "postgresql", settings, checkpointTimeoutMs: CHECKPOINT_TIMEOUT_MS };
 }
 

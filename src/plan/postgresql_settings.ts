@@ -28,10 +28,57 @@ export interface PostgresqlSettingsInputs {
   exists?: (path: string) => boolean;
   /** Debug lines (which files were read). */
   debug?: (message: string) => void;
+  /** The socket directories of the servers' configuration; default {@linkcode serverSocketDirs}. */
+  serverSocketDirs?: (port: number) => string[];
 }
 
-/** Socket directories, in the order tried when no host is given: Debian's, then upstream's. */
-export const SOCKET_DIRS = ["/var/run/postgresql", "/run/postgresql", "/tmp"] as const;
+/**
+ * Socket directories tried when no host is given, after those the server's own configuration
+ * names (serverSocketDirs): Debian's and the distributions'. Not upstream's /tmp: another user
+ * could listen there (a socket in /tmp is used only when named).
+ */
+export const SOCKET_DIRS = ["/var/run/postgresql", "/run/postgresql"] as const;
+
+/** The directories libpq builds in as its default (Debian's, upstream's): "localhost" in ~/.pgpass. */
+const LIBPQ_DEFAULT_DIRS = ["/var/run/postgresql", "/run/postgresql", "/tmp"];
+
+/**
+ * The socket directories the servers on this machine are configured with:
+ * `unix_socket_directories` of /etc/postgresql/VERSION/CLUSTER/postgresql.conf (Debian's
+ * layout), for the clusters on `port` (or with no port set, 5432). Unreadable files add none.
+ *
+ * @example
+ * ```ts
+ * serverSocketDirs(5432); // ["/var/run/postgresql"]
+ * ```
+ */
+export function serverSocketDirs(port: number, root = "/etc/postgresql"): string[] {
+  const dirs: string[] = [];
+  const list = (dir: string) => {
+    try {
+      return [...Deno.readDirSync(dir)].filter((e) => e.isDirectory).map((e) => e.name).sort();
+    } catch {
+      return [];
+    }
+  };
+  for (const version of list(root)) {
+    for (const cluster of list(`${root}/${version}`)) {
+      let text: string;
+      try {
+        text = readUserFile(`${root}/${version}/${cluster}/postgresql.conf`, "postgresql.conf");
+      } catch {
+        continue;
+      }
+      const setting = (name: string) =>
+        new RegExp(`^\\s*${name}\\s*=\\s*'?([^'#\\n]*)'?`, "m").exec(text)?.[1].trim();
+      if (Number(setting("port") ?? "5432") !== port) continue;
+      for (const dir of (setting("unix_socket_directories") ?? "").split(",")) {
+        if (dir.trim().startsWith("/")) dirs.push(dir.trim());
+      }
+    }
+  }
+  return dirs;
+}
 
 /** The settings a service file may give that we use; others are ignored (said in --debug). */
 const SERVICE_KEYS = ["host", "port", "user", "dbname", "password"] as const;
@@ -104,7 +151,7 @@ function first(
 
 /** True when a socket connection to `host` is what libpq calls "localhost" in a password file. */
 function isDefaultSocket(host: string, given: boolean): boolean {
-  return !given || (SOCKET_DIRS as readonly string[]).includes(host.replace(/\/+$/, ""));
+  return !given || LIBPQ_DEFAULT_DIRS.includes(host.replace(/\/+$/, ""));
 }
 
 /**
@@ -195,8 +242,9 @@ export async function resolvePostgresqlSettings(
         "supported; name the one server whose files are on these volumes",
     );
   }
-  const defaultSocket = SOCKET_DIRS.find((dir) => exists(`${dir}/.s.PGSQL.${port}`)) ??
-    SOCKET_DIRS[0];
+  const candidates = [...(inputs.serverSocketDirs ?? serverSocketDirs)(port), ...SOCKET_DIRS];
+  const defaultSocket = candidates.find((dir) => exists(`${dir}/.s.PGSQL.${port}`)) ??
+    candidates[0];
   const host = hostGiven?.[0] ?? defaultSocket;
   const loginName = inputs.loginName ?? userInfo().username;
   const [user, userSource] = first([

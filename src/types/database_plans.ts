@@ -18,7 +18,9 @@ export interface MysqlSettings {
   /** Option files read, in order (for --debug). */
   files: string[];
   /** Where the socket path came from (for --debug). */
-  socketSource?: "option" | "file" | "search";
+  socketSource?: "option" | "file" | "server configuration" | "search";
+  /** The OS users that run the server and may own its socket (besides root); default ["mysql"]. */
+  serverUsers?: string[];
 }
 
 /** Everything the MySQL part needs, decided; `settings.password` is a registered secret. */
@@ -82,6 +84,8 @@ export interface PostgresqlSettings {
   password?: string;
   /** Where each setting came from (an option, a variable, a service, a file, a default). */
   sources: Record<"host" | "port" | "user" | "database" | "password", string>;
+  /** The OS users that run the server and may own its socket (besides root); default ["postgres"]. */
+  serverUsers?: string[];
 }
 
 /** Everything the PostgreSQL part needs, decided; `settings.password` is a registered secret. */

@@ -5,6 +5,7 @@ import type {
 } from "mysql2/promise";
 import { DatabaseError, socketErrorText } from "../../util/errors.ts";
 import type { Logger } from "../../util/log.ts";
+import { trustedSocket } from "../../host/socket_trust.ts";
 import { type MysqlSettings, mysqlWhere } from "../../types/database_plans.ts";
 
 /** A connection of mysql2's promise API. */
@@ -44,9 +45,20 @@ export function sqlErrorText(error: unknown): string {
   return socketErrorText(e) ?? e?.message ?? String(error);
 }
 
+/**
+ * Where mysql2 connects: the socket's real path, checked again right before the password is
+ * sent (the plan checked it too; a link or a socket swapped since is caught here), or TCP.
+ */
 function target(settings: MysqlSettings) {
   return settings.socketPath !== undefined
-    ? { socketPath: settings.socketPath }
+    ? {
+      socketPath: trustedSocket({
+        path: settings.socketPath,
+        serverUsers: settings.serverUsers ?? ["mysql"],
+        what: "MySQL",
+        fix: "--mysql-socket",
+      }),
+    }
     : { host: settings.host, port: settings.port };
 }
 
@@ -66,10 +78,11 @@ export async function connect(
   options: { purpose: string; log: Logger; timeoutMs: number },
 ): Promise<Connection> {
   const { default: mysql } = await import("mysql2/promise");
+  const where = target(settings);
   let conn: Connection;
   try {
     conn = await mysql.createConnection({
-      ...target(settings),
+      ...where,
       user: settings.user,
       password: settings.password,
       connectTimeout: options.timeoutMs,

@@ -10,6 +10,7 @@ import type {
   WalPosition,
 } from "../../types/side_effects.ts";
 import type { Logger } from "../../util/log.ts";
+import { trustedPostgresqlSocketDir } from "../../host/socket_trust.ts";
 import type { PostgresqlPlan, PostgresqlSettings } from "../../types/database_plans.ts";
 
 /** What createPostgresqlDatabase needs; all but `log` have defaults. */
@@ -103,8 +104,13 @@ class PostgresqlConnection implements PostgresqlDatabase {
   async prepare(): Promise<void> {
     const plan = this.#plan;
     const { default: pg } = await import("pg");
+    // A socket's directory is checked again right before the password is sent, and its real
+    // path used (a link or a socket swapped since the plan is caught here).
+    const host = plan.host.startsWith("/")
+      ? trustedPostgresqlSocketDir(plan.host, plan.port, plan.serverUsers ?? ["postgres"])
+      : plan.host;
     const client = new pg.Client({
-      host: plan.host,
+      host,
       port: plan.port,
       user: plan.user,
       database: plan.database,

@@ -1,0 +1,152 @@
+/** Whether a database's Unix socket may be trusted with a password: owned by root or the server's user, in directories no one else may write. */
+import { basename, dirname } from "node:path";
+import { DatabaseError } from "../util/errors.ts";
+
+/** One account of /etc/passwd: name, uid and primary gid. */
+export interface Account {
+  /** The user name. */
+  name: string;
+  /** The user id. */
+  uid: number;
+  /** The primary group id. */
+  gid: number;
+}
+
+/** What a check reads from the machine; tests replace it. */
+export interface SocketTrustDeps {
+  /** The accounts (default: /etc/passwd). */
+  accounts?: () => Account[];
+  /** The effective uid and gid of this process (default: Deno.uid(), Deno.gid()). */
+  self?: () => { uid: number; gid: number };
+}
+
+/** What the caller checks: the socket, for whom, and how messages name the database. */
+export interface SocketTrustRequest {
+  /** The socket path as configured (a link is followed; the file it names is checked). */
+  path: string;
+  /** The OS users that run the database server, e.g. ["mysql"]; root always counts. */
+  serverUsers: readonly string[];
+  /** The database, as messages name it: "MySQL", "PostgreSQL". */
+  what: string;
+  /** How to name the server's own socket instead, for the message: "--mysql-socket". */
+  fix: string;
+}
+
+function readAccounts(): Account[] {
+  try {
+    return Deno.readTextFileSync("/etc/passwd").split("\n").flatMap((line) => {
+      const [name, , uid, gid] = line.split(":");
+      return name && /^\d+$/.test(uid ?? "") && /^\d+$/.test(gid ?? "")
+        ? [{ name, uid: Number(uid), gid: Number(gid) }]
+        : [];
+    });
+  } catch {
+    return [];
+  }
+}
+
+function realPath(path: string): string | undefined {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Checks that a password may go to the socket at `request.path`, and returns the path to
+ * connect to: the socket's real path (so that a link someone swaps later is not followed
+ * again), or the path as given when nothing is there yet (the connection then fails; nothing is
+ * sent). Trusted owners are root, this process's user and the server's users. Refused, with a
+ * one-line DatabaseError saying why: a socket another user owns; a socket, or a missing one,
+ * in a directory that another user owns or may write to (a sticky directory such as /tmp
+ * passes when the socket's owner is trusted: nobody else may replace it there); the same for
+ * every directory above it.
+ *
+ * @example
+ * ```ts
+ * const socket = trustedSocket({
+ *   path: "/run/mysqld/mysqld.sock",
+ *   serverUsers: ["mysql"],
+ *   what: "MySQL",
+ *   fix: "--mysql-socket",
+ * }); // "/run/mysqld/mysqld.sock"
+ * ```
+ */
+export function trustedSocket(request: SocketTrustRequest, deps: SocketTrustDeps = {}): string {
+  const accounts = (deps.accounts ?? readAccounts)();
+  const self = (deps.self ?? (() => ({ uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 })))();
+  const servers = accounts.filter((a) => request.serverUsers.includes(a.name));
+  const uids = new Set([0, self.uid, ...servers.map((a) => a.uid)]);
+  const gids = new Set([0, self.gid, ...servers.map((a) => a.gid)]);
+  const who = (uid: number) => {
+    const name = accounts.find((a) => a.uid === uid)?.name;
+    return name ? `${name} (uid ${uid})` : `uid ${uid}`;
+  };
+  const trusted = ["root", ...request.serverUsers].join(" or ");
+  const refuse = (reason: string): never => {
+    throw new DatabaseError(
+      `${request.what}: not connecting to socket ${request.path}: ${reason}; another local ` +
+        `user could listen there for the password (name the server's own socket with ${request.fix})`,
+    );
+  };
+
+  const real = realPath(request.path);
+  let dir: string;
+  if (real !== undefined) {
+    const info = Deno.statSync(real);
+    if (!uids.has(info.uid ?? -1)) refuse(`it is owned by ${who(info.uid ?? -1)}, not ${trusted}`);
+    dir = dirname(real);
+  } else {
+    // Nothing there yet: whoever may create it there must be trusted too.
+    const parent = realPath(dirname(request.path));
+    if (parent === undefined) return request.path;
+    dir = parent;
+  }
+  for (let current = dir;; current = dirname(current)) {
+    const info = Deno.statSync(current);
+    const mode = info.mode ?? 0;
+    const sticky = (mode & 0o1000) !== 0;
+    const octal = (mode & 0o7777).toString(8).padStart(4, "0");
+    const where = current === dir ? "its directory" : "the directory";
+    if (!uids.has(info.uid ?? -1)) {
+      refuse(`${where} ${current} is owned by ${who(info.uid ?? -1)}, not ${trusted}`);
+    }
+    if ((mode & 0o002) !== 0 && !sticky) {
+      refuse(`${where} ${current} may be written by every user (mode ${octal})`);
+    }
+    if ((mode & 0o020) !== 0 && !sticky && !gids.has(info.gid ?? -1)) {
+      refuse(`${where} ${current} may be written by group ${info.gid} (mode ${octal})`);
+    }
+    // In a sticky directory only the owner may replace a name: a trusted owner suffices.
+    if ((mode & 0o002) !== 0 && sticky && real === undefined && current === dir) {
+      refuse(`${where} ${current} lets every user create it (mode ${octal}) and it is not there`);
+    }
+    if (current === "/") break;
+  }
+  return real ?? request.path;
+}
+
+/**
+ * The socket directory to give a PostgreSQL client for `dir` and `port`, checked with
+ * {@linkcode trustedSocket}: the real directory of `.s.PGSQL.PORT` when the socket is there
+ * under that name, else `dir` as given.
+ *
+ * @example
+ * ```ts
+ * trustedPostgresqlSocketDir("/var/run/postgresql", 5432, ["postgres"]); // "/run/postgresql"
+ * ```
+ */
+export function trustedPostgresqlSocketDir(
+  dir: string,
+  port: number,
+  serverUsers: readonly string[],
+  deps: SocketTrustDeps = {},
+): string {
+  const name = `.s.PGSQL.${port}`;
+  const real = trustedSocket(
+    { path: `${dir}/${name}`, serverUsers, what: "PostgreSQL", fix: "--postgresql-host" },
+    deps,
+  );
+  return basename(real) === name && real.startsWith("/") ? dirname(real) : dir;
+}
