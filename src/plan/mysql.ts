@@ -13,10 +13,11 @@ import {
   describeMysqlSettings,
   type MysqlLockMode,
   type MysqlPlan,
+  type MysqlSettings,
   mysqlWhere,
 } from "../types/database_plans.ts";
 
-const LOCK_MODES: readonly MysqlLockMode[] = ["flush", "percona", "instance", "stage"];
+const LOCK_MODES: readonly MysqlLockMode[] = ["flush", "percona", "instance", "stage", "replica"];
 
 /** The options this module reads. */
 export type MysqlOptions = Pick<
@@ -183,6 +184,9 @@ export function planMysql(options: Options, deps: MysqlPlanDeps = {}): MysqlPlan
     stop: options.mysqlStop,
     settings,
     commands,
+    ...(lockMode === "replica" && !options.mysqlStop
+      ? { replicaStartCommand: replicaStartCommand(settings, options.mysqlPassword) }
+      : {}),
     statusFile: options.mysqlMasterStatusFile,
     lockTries: Math.max(1, options.lockTries),
     lockTimeoutMs: options.lockTimeout * 1000,
@@ -204,6 +208,9 @@ export function describeMysqlPlan(plan: MysqlPlan): string[] {
   const lines = [
     plan.stop
       ? "would stop MySQL/MariaDB and start it again (no connection in a dry run)"
+      : plan.lockMode === "replica"
+      ? "would stop the replication SQL thread of the MySQL/MariaDB replica and start it again " +
+        "(no connection in a dry run)"
       : `would flush and lock MySQL/MariaDB, lock mode ${plan.lockMode} (no connection in a dry run)`,
     describeMysqlSettings(plan.settings),
   ];
@@ -214,6 +221,9 @@ export function describeMysqlPlan(plan: MysqlPlan): string[] {
       `MySQL lock: ${plan.lockTries} tries of ${plan.lockTimeoutMs / 1000} s, ` +
         `${plan.lockSleepMs / 1000} s apart`,
     );
+  }
+  if (plan.replicaStartCommand) {
+    lines.push(`MySQL: if the tool dies, its watchdog runs: ${plan.replicaStartCommand}`);
   }
   if (plan.statusFile !== undefined) {
     lines.push(`MySQL: would write the binary log position to ${plan.statusFile}`);
@@ -247,4 +257,37 @@ export function mysqlPlanJson(plan: MysqlPlan): Record<string, unknown> {
     lockTries: plan.lockTries,
     lockTimeoutSeconds: plan.lockTimeoutMs / 1000,
   };
+}
+
+const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * The shell command that starts the replication SQL thread again, for the watchdog to run if
+ * the tool dies while replication is stopped: the mysql client, connected as the tool is, with
+ * the password from the option file the tool read (never on a command line: a password given
+ * with --mysql-password is refused in this mode). `START REPLICA` where the server knows it,
+ * else `START SLAVE`.
+ *
+ * @example
+ * ```ts
+ * replicaStartCommand({ host: "localhost", port: 3306, user: "root", socketPath: "/run/mysqld/mysqld.sock", files: ["/root/.my.cnf"] }, undefined);
+ * // "mysql --defaults-file='/root/.my.cnf' --socket='/run/mysqld/mysqld.sock' ..."
+ * ```
+ */
+export function replicaStartCommand(settings: MysqlSettings, cliPassword?: string): string {
+  if (cliPassword !== undefined) {
+    throw new UsageError(
+      "--mysql-lock-mode replica: give the password in an option file (--mysql-defaults-file " +
+        "or ~/.my.cnf), not with --mysql-password: if the tool dies, its watchdog restarts " +
+        "replication with the mysql client, which must not get the password on its command line",
+    );
+  }
+  const args = [
+    ...(settings.files.length > 0 ? [`--defaults-file=${quote(settings.files[0])}`] : []),
+    ...(settings.socketPath !== undefined
+      ? [`--socket=${quote(settings.socketPath)}`]
+      : [`--host=${quote(settings.host)}`, `--port=${settings.port}`]),
+    `--user=${quote(settings.user)}`,
+  ].join(" ");
+  return `mysql ${args} -e 'START REPLICA SQL_THREAD' || mysql ${args} -e 'START SLAVE SQL_THREAD'`;
 }

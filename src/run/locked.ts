@@ -239,7 +239,10 @@ export async function whileLocked<T>(
   // A database lock (or stop) holds writes: the watchdog guards it from the moment it is
   // requested, so that a process stopped or stuck past a step's bound is ended, and its
   // session and lock with it (a stopped server is started again).
-  const guardsDatabase = database !== undefined && database.holdsWrites !== false;
+  // So does a database whose release the watchdog must do if this process dies (a stopped
+  // replica's replication, which holds no writes but must be started again).
+  const guardsDatabase = database !== undefined &&
+    (database.holdsWrites !== false || startCommand !== undefined);
   const broken: string[] = [];
   /** Mounts this run froze (its freeze succeeded): a thaw that finds one thawed is a break. */
   const frozenByUs = new Set<string>();

@@ -17,7 +17,7 @@ import type { LockDeps, LockSpec } from "./locked.ts";
 /**
  * The window's spec, as the window runs it: the mounts by name, the commands around the
  * freeze, the watchdog's bounds, and the command that starts a database stopped by
- * `--mysql-stop` (the watchdog runs it if this process dies first).
+ * `--mysql-stop`, or a replica's replication (the watchdog runs it if this process dies first).
  *
  * @example
  * ```ts
@@ -36,8 +36,9 @@ export function windowSpec(window: WindowPlan): LockSpec {
     watchdogDeadlineMs: bounds.frozenMs,
     watchdogPhaseMs: bounds.outsideMs,
     hookTimeoutMs: hooks.timeoutMs,
-    databaseStartCommand: database?.kind === "mysql" && database.stop
-      ? database.commands?.start
+    // What the watchdog runs if the tool dies: start a stopped server, or its replication.
+    databaseStartCommand: database?.kind === "mysql"
+      ? (database.stop ? database.commands?.start : database.replicaStartCommand)
       : undefined,
   };
 }

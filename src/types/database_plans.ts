@@ -1,7 +1,7 @@
 /** The database plans (MySQL/MariaDB, PostgreSQL) that plan/ decides and db/ carries out: values only, no connection. */
 
 /** How the database is held still while the snapshots are initiated. */
-export type MysqlLockMode = "flush" | "percona" | "instance" | "stage";
+export type MysqlLockMode = "flush" | "percona" | "instance" | "stage" | "replica";
 
 /** Where and as whom to connect. */
 export interface MysqlSettings {
@@ -33,8 +33,16 @@ export interface MysqlPlan {
   stop: boolean;
   /** Where and as whom to connect, and which option files were read. */
   settings: MysqlSettings;
-  /** With `stop`: the commands, given or found (systemd unit or init script). */
+  /**
+   * With `stop`: the commands, given or found (systemd unit or init script). With the `replica`
+   * lock mode: `start` restarts the replication SQL thread (the watchdog runs it if the tool dies).
+   */
   commands?: { stop: string; start: string };
+  /**
+   * The `replica` lock mode: the shell command that starts the replication SQL thread again,
+   * run by the watchdog if the tool dies while replication is stopped.
+   */
+  replicaStartCommand?: string;
   /** --mysql-master-status-file, its directory checked. */
   statusFile?: string;
   /** Tries of each lock statement, each bounded by `lockTimeoutMs`, `lockSleepMs` apart. */

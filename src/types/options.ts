@@ -451,7 +451,8 @@ export const OPTION_TABLE = [
     value: "MODE",
     default: "flush",
     group: "MySQL and MariaDB",
-    help: "flush (FLUSH TABLES WITH READ LOCK), percona, instance (MySQL 8) or stage (MariaDB).",
+    help: "flush (FLUSH TABLES WITH READ LOCK), percona, instance (MySQL 8), stage (MariaDB), " +
+      "or replica (stop a replica's SQL thread instead; see the README).",
   },
   {
     name: "mysql-stop",

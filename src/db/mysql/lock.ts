@@ -19,6 +19,7 @@ import {
   sqlErrorText,
 } from "./connection.ts";
 import { readPosition, removeStatusFile, writeStatusFile } from "./positions.ts";
+import { checkReplica, startSqlThread, stopSqlThread, waitSqlThreadStopped } from "./replica.ts";
 import {
   lockModeProblem,
   parseServerInfo,
@@ -71,10 +72,17 @@ export class MysqlLock implements Database {
   #threadId?: number;
   #lockSent = false;
   #stageStarted = false;
+  /** The replica lock mode stopped (or asked to stop) the SQL thread: release starts it. */
+  #replicaStopped = false;
   #statusFileWritten?: string;
   #released = false;
   /** The lock statement waiting on the server right now, if any. */
   #inFlight?: Promise<Settled>;
+
+  /** False in the replica mode: clients may still write; only replication is stopped. */
+  get holdsWrites(): boolean {
+    return this.#plan.lockMode !== "replica";
+  }
 
   /** Nothing is connected until prepare(). */
   constructor(plan: MysqlPlan, deps: MysqlLockDeps) {
@@ -122,6 +130,7 @@ export class MysqlLock implements Database {
     // The statements run under the lock must not fail for want of privilege there.
     await rows(this.#main, this.#statements.replicaStatus);
     await rows(this.#main, this.#statements.binlogStatus);
+    if (mode === "replica") await checkReplica(this.#main, this.#statements);
     this.#killer = await this.#connect("kill");
   }
 
@@ -206,6 +215,15 @@ export class MysqlLock implements Database {
             guard,
           );
           break;
+        case "replica": {
+          // On the stack before the statement: a stop that timed out may still have stopped it.
+          this.#replicaStopped = true;
+          const stop = stopSqlThread(this.#statements);
+          await this.#retry(stop, "MySQL stop replication", signal, guard);
+          const waitMs = Math.max(this.#plan.lockTimeoutMs, 5_000);
+          await waitSqlThreadStopped(this.#main!, this.#statements, waitMs, signal, this.#log);
+          break;
+        }
       }
       this.#log.debug(`MySQL: locked (${mode})`);
       await guard(AFTER_GRANT_MS);
@@ -351,6 +369,10 @@ export class MysqlLock implements Database {
       const problem = await this.#unlock(this.#main);
       if (problem) problems.push(problem);
     }
+    if (this.#replicaStopped) {
+      const problem = await this.#startReplica();
+      if (problem) problems.push(problem);
+    }
     for (const conn of [this.#main, this.#killer]) {
       if (!conn) continue;
       try {
@@ -364,6 +386,25 @@ export class MysqlLock implements Database {
     this.#killer = undefined;
     if (this.#lockSent || this.#stageStarted) this.#log.debug("MySQL: unlocked and disconnected");
     if (problems.length > 0) throw new DatabaseError(`MySQL release: ${problems.join("; ")}`);
+  }
+
+  /**
+   * Starts the replication SQL thread again (on a new connection if ours is gone); a problem
+   * when it could not be: replication stays stopped until someone starts it.
+   */
+  async #startReplica(): Promise<string | undefined> {
+    const start = startSqlThread(this.#statements!);
+    this.#log.debug(`MySQL: ${start}`);
+    let conn = this.#main;
+    try {
+      conn ??= this.#main = await this.#connect("restart replication");
+      const done = await within(conn.query(start).then(() => true), KILL_WAIT_MS);
+      if (!done) throw new Error("no answer");
+      return undefined;
+    } catch (error) {
+      return `${start} failed (${sqlErrorText(error)}): replication stays stopped until it is ` +
+        "started by hand";
+    }
   }
 
   /**

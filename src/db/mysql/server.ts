@@ -41,6 +41,8 @@ export interface ServerStatements {
   binlogStatus: string;
   /** The query of the executed GTID sets, as columns `source` and `replica`. */
   gtid: string;
+  /** The replication thread that applies: `REPLICA` or, on older servers, `SLAVE`. */
+  replica: "REPLICA" | "SLAVE";
 }
 
 /** Chooses the status statements the server understands. */
@@ -50,12 +52,14 @@ export function serverStatements(info: ServerInfo): ServerStatements {
       replicaStatus: atLeast(info, 10, 5, 1) ? "SHOW REPLICA STATUS" : "SHOW SLAVE STATUS",
       binlogStatus: atLeast(info, 10, 5, 2) ? "SHOW BINLOG STATUS" : "SHOW MASTER STATUS",
       gtid: "SELECT @@GLOBAL.gtid_binlog_pos AS source, @@GLOBAL.gtid_slave_pos AS replica",
+      replica: atLeast(info, 10, 5, 1) ? "REPLICA" : "SLAVE",
     };
   }
   return {
     replicaStatus: atLeast(info, 8, 0, 22) ? "SHOW REPLICA STATUS" : "SHOW SLAVE STATUS",
     binlogStatus: atLeast(info, 8, 2, 0) ? "SHOW BINARY LOG STATUS" : "SHOW MASTER STATUS",
     gtid: "SELECT @@GLOBAL.gtid_executed AS source, @@GLOBAL.gtid_executed AS replica",
+    replica: atLeast(info, 8, 0, 22) ? "REPLICA" : "SLAVE",
   };
 }
 
@@ -75,6 +79,8 @@ export function lockModeProblem(mode: MysqlLockMode, info: ServerInfo): string |
       return atLeast(info, 8, 0, 0)
         ? undefined
         : `--mysql-lock-mode instance: needs MySQL 8.0 or newer, server is ${info.version}`;
+    case "replica":
+      return undefined; // whether it is a replica is asked in lock()
     case "stage":
       if (!info.mariadb) {
         return `--mysql-lock-mode stage: BACKUP STAGE is MariaDB's; ${info.version} is MySQL ` +
