@@ -1,7 +1,8 @@
 /**
- * The fault table of the paths and values a user names, through the real program: a FIFO,
- * /dev/zero, a directory, an empty or relative path, a value with a newline. Each ends at once
- * in one line and the usage exit code, before anything is locked; nothing hangs.
+ * The standing fault table of the paths and values a user names, through the real program: a
+ * FIFO, /dev/zero, a directory, a huge file, a link, an empty or relative path, a value with a
+ * newline. Each ends at once in one line and the usage exit code, before anything is locked (the
+ * run directory stays empty); nothing hangs.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { baseEnv, spawnProgram } from "./support/program.ts";
@@ -49,10 +50,17 @@ async function withOddPaths(
   const mkfifo = await new Deno.Command("mkfifo", { args: [fifo] }).output();
   assert(mkfifo.success, "mkfifo");
   Deno.mkdirSync(`${dir}/subdir`);
+  Deno.mkdirSync(`${dir}/run`, { mode: 0o700 });
   // No network at all: an EC2 call would fail, and none should be made.
-  const env = baseEnv({ AWS_REGION: "us-east-1", AWS_ENDPOINT_URL_EC2: "http://127.0.0.1:9" });
+  const env = baseEnv({
+    AWS_REGION: "us-east-1",
+    AWS_ENDPOINT_URL_EC2: "http://127.0.0.1:9",
+    ECS_RUN_DIR: `${dir}/run`,
+  });
   try {
     await body({ dir, fifo, subdir: `${dir}/subdir`, env });
+    // Nothing was locked: no freeze lock, no hold record in the run directory.
+    assertEquals([...Deno.readDirSync(`${dir}/run`)].map((e) => e.name), []);
   } finally {
     Deno.removeSync(dir, { recursive: true });
     Deno.removeSync(env.HOME, { recursive: true });
@@ -169,8 +177,43 @@ Deno.test("a newline or a tab in an echoed value stays on one line, escaped", as
     assertEquals(out.code, ExitCode.usage, out.stderr);
     assertEquals(out.stderr.split("\n").filter((l) => l !== "").length, 1, out.stderr);
     assert(out.stderr.includes("js\\x0aon\\x09x"), out.stderr);
+    // The dry run's plan echoes the description: one line for it, the newline escaped.
+    const plan = await runBounded(["--noaction", "--description", "a\nwould freeze /", VOL], env);
+    assertEquals(plan.code, 0, plan.stderr);
+    assert(!plan.stderr.split("\n").some((l) => l.startsWith("would freeze")), plan.stderr);
+    assert(plan.stderr.includes('description="a\\x0awould freeze /"'), plan.stderr);
     const config = await runBounded(["--config", "/no/such\nfile", VOL], env);
     assertEquals(config.code, ExitCode.usage, config.stderr);
     assertEquals(config.stderr.split("\n").filter((l) => l !== "").length, 1, config.stderr);
+  });
+});
+
+Deno.test("a huge --config, a link to a FIFO, a FIFO or /dev/zero as ~/.pgpass: bounded, no hang", async () => {
+  await withOddPaths(async ({ dir, fifo, env }) => {
+    const huge = `${dir}/huge.conf`;
+    Deno.writeTextFileSync(huge, "");
+    Deno.truncateSync(huge, 2 * 1024 * 1024);
+    const big = await runBounded(["--config", huge, VOL], env);
+    assertEquals(big.code, ExitCode.usage, big.stderr);
+    assertMatch(big.stderr, /--config .*huge\.conf: cannot read: larger than 1048576 bytes/);
+
+    const link = `${dir}/link.conf`;
+    Deno.symlinkSync(fifo, link);
+    const linked = await runBounded(["--config", link, VOL], env);
+    assertEquals(linked.code, ExitCode.usage, linked.stderr);
+    assertMatch(linked.stderr, /--config .*link\.conf: cannot read: a FIFO, not a regular file/);
+
+    // libpq ignores a password file that is not a plain file; so does the plan, and says so.
+    for (const odd of [fifo, "/dev/zero"]) {
+      const out = await runBounded(["--noaction", "--debug", "--postgresql", VOL], {
+        ...env,
+        PGPASSFILE: odd,
+      });
+      assertEquals(out.code, 0, out.stderr);
+      assertMatch(
+        out.stderr,
+        new RegExp(`password none \\(${odd} was ignored: not a plain file\\)`),
+      );
+    }
   });
 });

@@ -241,3 +241,41 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "--mysql-stop whose stop command stops nothing: one line, exit 6, nothing started or frozen",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
+  ...REAL,
+  async fn() {
+    await withDb(async ({ moto, db, dir, volume, mount, env, mysqlArgs }) => {
+      const started = `${dir}/started`;
+      const out = await runProgram([
+        ...mysqlArgs,
+        "--mysql-stop",
+        "--mysql-stop-command",
+        "true",
+        "--mysql-start-command",
+        `touch ${started}`,
+        "--freeze-filesystem",
+        mount.mountPoint,
+        volume,
+      ], { env });
+      assertEquals(out.code, ExitCode.database, out.stderr);
+      const errors = out.stderr.trim().split("\n");
+      assertEquals(errors.length, 1, out.stderr);
+      assertMatch(errors[0], /stop command exited 0, but the server at .* still answers/);
+      assertMatch(errors[0], /nothing was stopped, so nothing is started/);
+      assertEquals(await isFrozen(mount.mountPoint), false);
+      assert(await answers(db, 5_000), "the server runs as before");
+      let startedExists = true;
+      try {
+        Deno.statSync(started);
+      } catch {
+        startedExists = false;
+      }
+      assertEquals(startedExists, false, "the start command never ran");
+      assertEquals((await moto.snapshotsOf([volume])).length, 0);
+    });
+  },
+});

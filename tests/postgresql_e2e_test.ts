@@ -258,3 +258,48 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "postgresql e2e: a CHECKPOINT cancelled by an administrator is said to be, the run goes on",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withStack({}, async ({ moto, volume, mount, pg, env }) => {
+      // A stopped checkpointer: the CHECKPOINT waits for it until the administrator cancels it.
+      const checkpointer = Number(
+        await pg.psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'"),
+      );
+      assert(checkpointer > 0, "the checkpointer's pid");
+      Deno.kill(checkpointer, "SIGSTOP");
+      try {
+        const child = spawnProgram(
+          ["--postgresql", "--freeze-filesystem", mount.mountPoint, volume],
+          { env },
+        );
+        const waiting = "SELECT pid FROM pg_stat_activity WHERE query = 'CHECKPOINT' " +
+          "AND application_name = 'ec2-consistent-snapshot'";
+        let cancelled = false;
+        for (let i = 0; i < 1_200 && !cancelled; i++) {
+          const pid = (await pg.psql(waiting)).trim();
+          if (pid !== "") {
+            cancelled = (await pg.psql(`SELECT pg_cancel_backend(${pid})`)).trim() === "t";
+          } else await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        assert(cancelled, "the program's CHECKPOINT was seen and cancelled");
+        const out = await child.output();
+        const stderr = new TextDecoder().decode(out.stderr);
+        assertEquals(out.code, 0, stderr);
+        assertMatch(
+          stderr,
+          /warning: PostgreSQL: CHECKPOINT was cancelled after \d+\.\d s by another session/,
+        );
+        assert(!/did not finish/.test(stderr), stderr);
+        assertEquals((await moto.snapshotsOf([volume])).length, 1);
+        assertEquals(await isFrozen(mount.mountPoint), false);
+      } finally {
+        Deno.kill(checkpointer, "SIGCONT");
+      }
+    });
+  },
+});

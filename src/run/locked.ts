@@ -27,6 +27,7 @@ import {
   type Freezer,
   type HeldExclusion,
   type Hooks,
+  type StartProbe,
   type WalPosition,
   type Watchdog,
 } from "../types/side_effects.ts";
@@ -54,6 +55,8 @@ export interface LockSpec {
    * before the stop and runs it if this process dies (or is stuck) before it started it.
    */
   databaseStartCommand?: string;
+  /** With it: the watchdog runs it only when this server does not answer throughout. */
+  databaseStartProbe?: StartProbe;
   /**
    * Bound of the watchdog after the thaw (post-thaw command and database release); default
    * {@linkcode WATCHDOG_PHASE_MS}.
@@ -474,7 +477,10 @@ export async function whileLocked<T>(
 
   /** Arms the watchdog (once for the run: the final disarm is on the stack already). */
   async function armWatchdog(mountPoints: readonly string[], deadlineMs: number): Promise<void> {
-    const started = await watchdog.arm(mountPoints, deadlineMs, { startCommand });
+    const started = await watchdog.arm(mountPoints, deadlineMs, {
+      startCommand,
+      ...(startCommand && spec.databaseStartProbe ? { startProbe: spec.databaseStartProbe } : {}),
+    });
     armed = { ...started, disarm: once(() => started.disarm()) };
     if (started.pid !== undefined) await exclusion?.guard?.(started.pid);
   }

@@ -8,6 +8,7 @@
 import type { Logger } from "../util/log.ts";
 import type { Database, HeldExclusion } from "../types/side_effects.ts";
 import type { DatabasePlan, WindowPlan } from "../plan/window.ts";
+import { mysqlStartProbe } from "../types/database_plans.ts";
 import { createFreezer } from "../host/freeze.ts";
 import { acquireFreezeLocks, type FreezeTarget } from "../host/freeze_lock.ts";
 import { createWatchdog } from "../watchdog/client.ts";
@@ -40,6 +41,8 @@ export function windowSpec(window: WindowPlan): LockSpec {
     databaseStartCommand: database?.kind === "mysql"
       ? (database.stop ? database.commands?.start : database.replicaStartCommand)
       : undefined,
+    // How the watchdog tells that the database it started again answers.
+    databaseStartProbe: database?.kind === "mysql" ? mysqlStartProbe(database) : undefined,
   };
 }
 

@@ -1,5 +1,7 @@
 /** The database plans (MySQL/MariaDB, PostgreSQL) that plan/ decides and db/ carries out: values only, no connection. */
 
+import type { StartProbe } from "./side_effects.ts";
+
 /** How the database is held still while the snapshots are initiated. */
 export type MysqlLockMode = "flush" | "percona" | "instance" | "stage" | "replica";
 
@@ -66,6 +68,26 @@ export function mysqlWhere(settings: MysqlSettings): string {
   return settings.socketPath !== undefined
     ? `socket ${settings.socketPath}`
     : `${settings.host}:${settings.port}`;
+}
+
+/**
+ * With --mysql-stop: what the watchdog checks before it runs the start command: the server's
+ * address, and how long it must answer throughout to count as never stopped (as long as a stop
+ * command and its confirmation may take). Undefined without --mysql-stop.
+ *
+ * @example
+ * ```ts
+ * const plan = {} as MysqlPlan;
+ * mysqlStartProbe(plan)?.address; // { socketPath: "/run/mysqld/mysqld.sock" }
+ * ```
+ */
+export function mysqlStartProbe(plan: MysqlPlan): StartProbe | undefined {
+  if (!plan.stop) return undefined;
+  const { socketPath, host, port } = plan.settings;
+  return {
+    address: socketPath !== undefined ? { socketPath } : { host, port },
+    waitMs: 75_000,
+  };
 }
 
 /** A one-line description of the settings for --debug, without the password. */

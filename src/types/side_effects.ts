@@ -175,8 +175,29 @@ export interface Watchdog {
   arm(
     mountPoints: readonly string[],
     deadlineMs: number,
-    extras?: { startCommand?: string },
+    extras?: { startCommand?: string; startProbe?: StartProbe },
   ): Promise<ArmedWatchdog>;
+}
+
+/** Where a database server answers: its Unix socket, or its host and TCP port. */
+export interface ServerAddress {
+  /** The Unix socket; when set, host and port are not used. */
+  socketPath?: string;
+  /** The host name or address (TCP). */
+  host?: string;
+  /** The TCP port. */
+  port?: number;
+}
+
+/**
+ * Before the watchdog runs the start command (--mysql-stop), it checks the server: one that
+ * answers at `address` all through `waitMs` was not stopped (or runs again) and is not started.
+ */
+export interface StartProbe {
+  /** Where the stopped server answers when it runs. */
+  address: ServerAddress;
+  /** How long it must answer throughout to count as running (a stop may still be under way). */
+  waitMs: number;
 }
 
 /** A watchdog process that is armed: it thaws unless disarmed in time. */

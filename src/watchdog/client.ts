@@ -1,6 +1,6 @@
 /** The freeze dead-man switch: starts and disarms the detached watchdog process. */
 import { FreezeError } from "../util/errors.ts";
-import type { ArmedWatchdog, Watchdog } from "../types/side_effects.ts";
+import type { ArmedWatchdog, StartProbe, Watchdog } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
 import { procReadable, readProcessStat } from "../host/proc.ts";
 import { isTimeout, withDeadline, within } from "../util/deadline.ts";
@@ -67,6 +67,8 @@ export interface WatchdogOptions {
 export interface ArmExtras {
   /** Runs this shell command after the thaw: starts a database that --mysql-stop stopped. */
   startCommand?: string;
+  /** Checked before the start command: a server that answers all along is not started. */
+  startProbe?: StartProbe;
 }
 
 /** A running, armed watchdog. */
@@ -200,6 +202,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
       sentAtEpochMs: Date.now(),
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
       ...(extras.startCommand ? { startCommand: extras.startCommand } : {}),
+      ...(extras.startProbe ? { startProbe: extras.startProbe } : {}),
       ...(options.killAtDeadline ? { killAtDeadline: true } : {}),
     };
     const child = await sendToPrepared(config) ?? spawn(config);

@@ -3,6 +3,7 @@
  * mounts, starts a database stopped with --mysql-stop, and ends a main process stuck past the
  * deadline (so that its database session and lock die with it).
  */
+import { answersThroughout, describeAddress } from "./probe.ts";
 import { findFreezeProgram, findProgram, type FreezeProgram, searchDirs } from "../host/freeze.ts";
 import { runProgram, shellCommand } from "../host/programs.ts";
 import { delay } from "../util/deadline.ts";
@@ -175,6 +176,7 @@ export async function runWatchdog(
   const logger = findProgram("logger", search);
   let mountPoints = [...config.mountPoints];
   let startCommand = config.startCommand ?? undefined;
+  let startProbe = config.startProbe ?? undefined;
 
   // Our job outlives whoever asks us to stop; the deadline bounds it. SIGKILL still works.
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
@@ -189,6 +191,7 @@ export async function runWatchdog(
   const update = (change: WatchdogUpdate) => {
     if (change.mountPoints) mountPoints = [...change.mountPoints];
     if (change.startCommand !== undefined) startCommand = change.startCommand ?? undefined;
+    if (change.startProbe !== undefined) startProbe = change.startProbe ?? undefined;
     if (change.deadlineMs !== undefined) {
       deadline = deadlineFrom(change.deadlineMs, change.sentAtEpochMs ?? Date.now());
     }
@@ -256,14 +259,27 @@ export async function runWatchdog(
       killed = await waitGone(() => !mainAlive());
       if (!killed) log(`main process ${config.pid} did not end within ${KILL_WAIT_MS} ms`);
     }
-    const started = startCommand ? await runStartCommand(startCommand, path) : true;
+    // Start only what was stopped: a server that answers all along was not (or runs again).
+    const running = startCommand && startProbe
+      ? await answersThroughout(startProbe.address, startProbe.waitMs)
+      : false;
+    if (running) {
+      log(`the database answers at ${describeAddress(startProbe!.address)}: not starting it`);
+    }
+    const started = startCommand && !running ? await runStartCommand(startCommand, path) : true;
     code = results.every(Boolean) && started && killed ? 0 : 1;
     const done = [
       mountPoints.length > 0
         ? `${results.every(Boolean) ? "thawed" : "COULD NOT THAW all of"} ${mounts}`
         : "",
       stuck ? (killed ? "killed the stuck main process" : "COULD NOT END the main process") : "",
-      startCommand ? (started ? "started the database" : "COULD NOT START the database") : "",
+      startCommand
+        ? (running
+          ? "the database runs: not started"
+          : started
+          ? "started the database"
+          : "COULD NOT START the database")
+        : "",
     ].filter(Boolean).join("; ");
     const message = `${reason} (main process ${config.pid}): ${done || "nothing to do"}`;
     say(`${WatchdogLine.fired} ${message}`);

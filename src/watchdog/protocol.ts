@@ -4,6 +4,8 @@
  * later update lines, and the protocol's words.
  */
 
+import type { StartProbe } from "../types/side_effects.ts";
+
 /** The hidden first argument that makes the program a watchdog (`main.ts` dispatches on it). */
 export const WATCHDOG_ARG = "__watchdog";
 
@@ -38,6 +40,11 @@ export interface WatchdogConfig {
    */
   startCommand?: string | null;
   /**
+   * Before the start command: a server that answers here all through `waitMs` was not stopped
+   * (the stop command stops another server, or none), or runs again: it is not started.
+   */
+  startProbe?: StartProbe | null;
+  /**
    * At the deadline, a main process that is still alive (stopped, hung) is killed with SIGKILL
    * before the thaw, so that its database session and lock die with it. Default false (tests
    * arm a watchdog for their own process).
@@ -51,7 +58,10 @@ export interface WatchdogConfig {
  * value.
  */
 export type WatchdogUpdate = Partial<
-  Pick<WatchdogConfig, "mountPoints" | "deadlineMs" | "sentAtEpochMs" | "startCommand">
+  Pick<
+    WatchdogConfig,
+    "mountPoints" | "deadlineMs" | "sentAtEpochMs" | "startCommand" | "startProbe"
+  >
 >;
 
 /**
@@ -91,7 +101,10 @@ function validUpdate(update: WatchdogUpdate): boolean {
     (update.deadlineMs === undefined || typeof update.deadlineMs === "number") &&
     (update.sentAtEpochMs === undefined || typeof update.sentAtEpochMs === "number") &&
     (update.startCommand === undefined || update.startCommand === null ||
-      typeof update.startCommand === "string");
+      typeof update.startCommand === "string") &&
+    (update.startProbe === undefined || update.startProbe === null ||
+      (typeof update.startProbe === "object" && typeof update.startProbe.waitMs === "number" &&
+        typeof update.startProbe.address === "object" && update.startProbe.address !== null));
 }
 
 /** Parses a later line of stdin as an update; undefined when it is not one. */

@@ -2,10 +2,10 @@
 import { DatabaseError } from "../../util/errors.ts";
 import type { Database } from "../../types/side_effects.ts";
 import type { Logger } from "../../util/log.ts";
-import { deadline, delay } from "../../util/deadline.ts";
+import { deadline, delay, within } from "../../util/deadline.ts";
 import { ProgramError, runProgram, shellCommand } from "../../host/programs.ts";
 import { describeMysqlSettings, type MysqlPlan, mysqlWhere } from "../../types/database_plans.ts";
-import { accepting } from "./connection.ts";
+import { accepting, connect, type Connection } from "./connection.ts";
 
 const POLL_MS = 250;
 
@@ -25,8 +25,13 @@ export interface MysqlStopStartDeps {
   runCommand?: (command: string, signal: AbortSignal) => Promise<CommandResult>;
   /** Bound of one connection attempt. Default 10 s (5 s at most for the probes). */
   connectTimeoutMs?: number;
-  /** Bound of the wait for the server to go away after the stop command. Default 60 s. */
+  /** Bound of the stop command. Default 60 s. */
   stopTimeoutMs?: number;
+  /**
+   * Bound of the wait, after the stop command exited 0, for the server to go (our connection
+   * to it ends, its address stops answering). Default 15 s.
+   */
+  stopConfirmMs?: number;
   /** Bound of the wait for the server to accept connections after the start. Default 60 s. */
   startTimeoutMs?: number;
 }
@@ -58,7 +63,12 @@ export class MysqlStopStart implements Database {
   readonly #deps: MysqlStopStartDeps;
   readonly #log: Logger;
   #stopAttempted = false;
+  /** The stop command ran, but the server we are connected to did not go: nothing to start. */
+  #notStopped = false;
   #released = false;
+  /** A connection held from prepare(): the server that the stop command stops ends it. */
+  #sentinel?: Connection;
+  #sentinelEnded = false;
 
   /** `plan.commands` must be set (the plan does when `stop` is). */
   constructor(plan: MysqlPlan, deps: MysqlStopStartDeps) {
@@ -71,7 +81,21 @@ export class MysqlStopStart implements Database {
 
   /** The longest lock() takes: the stop command, then the wait for the server to go. */
   get lockBoundMs(): number {
-    return 2 * (this.#deps.stopTimeoutMs ?? 60_000) + 10_000;
+    return (this.#deps.stopTimeoutMs ?? 60_000) + this.#confirmMs + 10_000;
+  }
+
+  get #confirmMs(): number {
+    return this.#deps.stopConfirmMs ?? 15_000;
+  }
+
+  /**
+   * Whether the server is still down (before the thaw): undefined when it is; else that it
+   * answers again (someone started it while the snapshots were made).
+   */
+  async stillHeld(): Promise<string | undefined> {
+    if (!this.#stopAttempted || this.#notStopped || !await this.#accepting()) return undefined;
+    return `the server at ${mysqlWhere(this.#plan.settings)} answers again: someone started it ` +
+      "while it was to be stopped";
   }
 
   /** Checks that a server runs there; connects no further. */
@@ -84,6 +108,21 @@ export class MysqlStopStart implements Database {
       throw new DatabaseError(
         `MySQL: --mysql-stop: no server is running at ${mysqlWhere(this.#plan.settings)}`,
       );
+    }
+    // Held until release: its end says that the server we talk to is the one that stopped.
+    try {
+      const sentinel = await connect(this.#plan.settings, {
+        purpose: "stop check",
+        log: this.#log,
+        timeoutMs: Math.min(this.#deps.connectTimeoutMs ?? 10_000, 5_000),
+      });
+      const ended = () => this.#sentinelEnded = true;
+      sentinel.on("end", ended);
+      sentinel.on("error", ended);
+      this.#sentinel = sentinel;
+    } catch (error) {
+      // No login (stop and start need none): the address alone tells that it went.
+      this.#log.debug(`MySQL: no connection to watch the stop: ${(error as Error).message}`);
     }
   }
 
@@ -104,7 +143,10 @@ export class MysqlStopStart implements Database {
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
-    if (!this.#stopAttempted) return;
+    this.#sentinel?.destroy();
+    this.#sentinel = undefined;
+    // Start only what was stopped.
+    if (!this.#stopAttempted || this.#notStopped) return;
     try {
       await this.#start();
     } catch (error) {
@@ -123,6 +165,28 @@ export class MysqlStopStart implements Database {
       if (Date.now() >= until) return false;
       await delay(POLL_MS);
     }
+  }
+
+  /**
+   * True once the server has gone (within the confirmation bound): its address no longer
+   * answers, and our connection to it (when there is one) has ended.
+   */
+  async #gone(): Promise<boolean> {
+    const until = Date.now() + this.#confirmMs;
+    while (true) {
+      const ended = this.#sentinel === undefined || this.#sentinelEnded || await this.#pingFails();
+      if (ended && !await this.#accepting()) return true;
+      if (Date.now() >= until) return false;
+      await delay(POLL_MS);
+    }
+  }
+
+  /** True when the held connection no longer answers (the server ended it). */
+  async #pingFails(): Promise<boolean> {
+    const sentinel = this.#sentinel!;
+    const answered = await within(sentinel.query("SELECT 1").then(() => true, () => false), 2_000);
+    if (answered !== true) this.#sentinelEnded = true;
+    return answered !== true;
   }
 
   async #command(command: string, signal: AbortSignal): Promise<CommandResult> {
@@ -151,10 +215,18 @@ export class MysqlStopStart implements Database {
     if (!result.success) {
       throw new DatabaseError(`MySQL: stop command failed (exit ${result.code}): ${stop}`);
     }
-    if (!await this.#waitFor(false, timeoutMs)) {
+    if (!await this.#gone()) {
+      this.#notStopped = !this.#sentinelEnded;
+      const where = mysqlWhere(this.#plan.settings);
       throw new DatabaseError(
-        `MySQL: server at ${mysqlWhere(this.#plan.settings)} still accepts connections ` +
-          `${timeoutMs / 1000} s after the stop command: ${stop}`,
+        this.#notStopped
+          ? `MySQL: --mysql-stop: the stop command exited 0, but the server at ${where} still ` +
+            `answers ${this.#confirmMs / 1000} s later${
+              this.#sentinel ? " and our connection to it is open" : ""
+            }: the command stops another server, or none; nothing was stopped, so nothing is ` +
+            `started (check --mysql-stop-command: ${stop})`
+          : `MySQL: server at ${where} still accepts connections ${this.#confirmMs / 1000} s ` +
+            `after the stop command: ${stop}`,
       );
     }
     this.#log.debug("MySQL: server stopped");
