@@ -145,7 +145,15 @@ Deno.test("the examples parse, and --help and the man page show every one", asyn
     parseCommandLine(exampleArgv(command)); // throws on an option that does not exist
     assert(flat(help).includes(command), `--help lacks: ${command}`);
   }
-  for (const want of ["--postgresql", "--hold", "--keep-daily", "--multi-volume", "root "]) {
+  const wanted = [
+    "--postgresql",
+    "--hold",
+    "--keep-daily",
+    "--multi-volume",
+    "root ",
+    "--restore-drill",
+  ];
+  for (const want of wanted) {
     assert(EXAMPLES.some((e) => e.command.includes(want)), `no example with ${want}`);
   }
   for (const line of help.split("\n")) assert(line.length <= 80, `--help line over 80: ${line}`);

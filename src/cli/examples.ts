@@ -47,6 +47,11 @@ export const EXAMPLES: readonly Example[] = [
       "--hold 60 --hold-within 8",
   },
   {
+    what: "The restore drill: restore the newest run of these volumes on this instance, check " +
+      "that the database starts at the recorded position, then delete everything.",
+    command: "ec2-consistent-snapshot --restore-drill latest vol-0123456789abcdef0",
+  },
+  {
     what: "The plan, with nothing locked, frozen or created.",
     command: "ec2-consistent-snapshot --noaction --freeze-filesystem /var/lib/mysql --mysql",
   },

@@ -1,6 +1,6 @@
 /** The commands of hold mode: `--hold` (and its dry run with --noaction) and `--release`. */
 import { ExitCode, HoldInPlaceError, UsageError } from "../util/errors.ts";
-import type { Logger } from "../util/log.ts";
+import { type Logger, printable } from "../util/log.ts";
 import type { ParsedArgs } from "../types/options.ts";
 import { buildHoldPlan, buildReleasePlan, type HoldPlan } from "../plan/hold_plan.ts";
 import { startHold } from "../hold/client.ts";
@@ -92,7 +92,7 @@ async function holdDryRun(plan: HoldPlan, log: Logger): Promise<string> {
     `would hold for at most ${plan.holdMs / 1000} s, until --release`,
   );
   if (plan.postThawCommand) lines.push(`would run the post-thaw command after the thaw`);
-  return lines.map((line) => line + "\n").join("");
+  return lines.map((line) => printable(line) + "\n").join("");
 }
 
 /**

@@ -17,6 +17,7 @@ import { describePostgresqlPlan, postgresqlPlanJson } from "../plan/postgresql.t
 import type { RetentionPolicy } from "../plan/after_run.ts";
 import { PERIODS } from "../retention/policy.ts";
 import { VERSION } from "./version.ts";
+import { printable } from "../util/log.ts";
 
 /**
  * The old tool's binary-log line.
@@ -184,5 +185,6 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
         : `would delete ${d.snapshotId} of ${d.volumeId} started ${d.startTime}: ${d.reason}`
     ),
   ];
-  return lines.map((line) => line + "\n").join("");
+  // A description or tag with a newline must not fake a line of the plan: escaped, as in errors.
+  return lines.map((line) => printable(line) + "\n").join("");
 }
