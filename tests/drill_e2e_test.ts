@@ -185,7 +185,7 @@ async function snapshotRun(lab: Lab, mounts: TestMount[]): Promise<string> {
     const result = await runSequence(
       {
         volumes: plan.volumes,
-        freezeMounts: plan.freezeMounts.map((m) => m.mountPoint),
+        freezeMounts: plan.window.freezeMounts.map((m) => m.mountPoint),
         snapshotTimeoutMs: 30_000,
       },
       {
@@ -194,10 +194,10 @@ async function snapshotRun(lab: Lab, mounts: TestMount[]): Promise<string> {
         hooks: createHooks({ log: silentLogger }),
         // The recording watchdog: a real one would kill this test process at its deadline.
         watchdog: recorder().watchdog,
-        database: plan.database?.kind === "mysql"
-          ? createMysqlDatabase(plan.database, { log: silentLogger })
-          : plan.database?.kind === "postgresql"
-          ? createPostgresqlDatabase(plan.database, { log: silentLogger })
+        database: plan.window.database?.kind === "mysql"
+          ? createMysqlDatabase(plan.window.database, { log: silentLogger })
+          : plan.window.database?.kind === "postgresql"
+          ? createPostgresqlDatabase(plan.window.database, { log: silentLogger })
           : undefined,
         log: silentLogger,
         signal: new AbortController().signal,

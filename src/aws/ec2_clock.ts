@@ -171,6 +171,8 @@ export const HELD_UNTIL_MARGIN_MS = 250;
  *
  * @example
  * ```ts
+ * import type { EC2Client } from "./ec2.ts";
+ * const client = {} as EC2Client;
  * heldUntilValue(ec2Clock(client), performance.now() + 3_000); // "2026-12-07T01:02:03.456Z"
  * ```
  */
