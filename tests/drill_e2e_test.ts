@@ -18,7 +18,7 @@ import { buildPlan } from "../src/plan/plan.ts";
 import { createEc2, createEc2Client } from "../src/aws/ec2.ts";
 import { createFreezer } from "../src/host/freeze.ts";
 import { createHooks } from "../src/run/hooks.ts";
-import { createWatchdog } from "../src/watchdog/client.ts";
+import { recorder } from "./support/recording.ts";
 import { createMysqlDatabase } from "../src/db/mysql/database.ts";
 import { runSequence } from "../src/run/sequence.ts";
 import { drillCommand } from "../src/cli/drill_command.ts";
@@ -28,7 +28,6 @@ import { DRILL_TAG } from "../src/types/tags.ts";
 
 const MARIADB = await mariadbRequirement();
 const XFS = await xfsRequirement();
-const ENTRY = new URL("./support/watchdog_entry.ts", import.meta.url);
 
 interface Lab {
   moto: MotoEndpoint;
@@ -157,16 +156,17 @@ async function snapshotRun(lab: Lab, mounts: TestMount[]): Promise<string> {
     const result = await runSequence(
       {
         volumes: plan.volumes,
-        freezeMounts: plan.freezeMounts.map((m) => m.mountPoint),
+        freezeMounts: plan.window.freezeMounts.map((m) => m.mountPoint),
         snapshotTimeoutMs: 30_000,
       },
       {
         ec2: createEc2(client, silentLogger),
         freezer: createFreezer({ log: silentLogger }),
         hooks: createHooks({ log: silentLogger }),
-        watchdog: createWatchdog({ log: silentLogger, entry: ENTRY, stderr: "null" }),
-        database: plan.database?.kind === "mysql"
-          ? createMysqlDatabase(plan.database, { log: silentLogger })
+        // The recording watchdog: a real one would kill this test process at its deadline.
+        watchdog: recorder().watchdog,
+        database: plan.window.database?.kind === "mysql"
+          ? createMysqlDatabase(plan.window.database, { log: silentLogger })
           : undefined,
         log: silentLogger,
         signal: new AbortController().signal,
@@ -194,6 +194,68 @@ async function drill(lab: Lab, argv: string[]) {
     devRoot: lab.ebs.devRoot,
   });
   return { code, stdout, stderr: stderr.join("\n") };
+}
+
+const DRILL_ENTRY = new URL("./support/drill_entry.ts", import.meta.url).pathname;
+
+/** Starts the drill as its own process; resolves once a stderr line matches `until`. */
+async function spawnDrill(lab: Lab, argv: string[], until: RegExp) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      DRILL_ENTRY,
+      lab.ebs.sys.root,
+      lab.ebs.devRoot,
+      ...argv,
+      "--instance-id",
+      lab.instanceId,
+      "--drill-timeout",
+      "120",
+    ],
+    env: Object.fromEntries(
+      Object.entries(lab.env).filter((e): e is [string, string] => e[1] !== undefined),
+    ),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stderr = "";
+  const decoder = new TextDecoder();
+  const reader = child.stderr.getReader();
+  const reached = (async () => {
+    while (!until.test(stderr)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the drill ended before ${until}: ${stderr}`);
+      stderr += decoder.decode(value);
+    }
+  })();
+  await reached;
+  const rest = (async () => {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return stderr;
+      stderr += decoder.decode(value);
+    }
+  })();
+  return { child, stderr: () => rest, output: child.stdout };
+}
+
+/** Processes of the drill's throwaway servers (their sockets are in ecs-drill-* folders). */
+async function drillServers(): Promise<string> {
+  const out = await new Deno.Command("pgrep", { args: ["-af", "ecs-drill-[0-9a-z]+/mysqld"] })
+    .output();
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+/** Waits (bounded) until `check` holds; false when it never did. */
+async function eventually(check: () => Promise<boolean>, ms = 30_000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return false;
 }
 
 /** The drill's volumes still in moto. */
@@ -251,6 +313,55 @@ Deno.test({
       );
       assert(out.stdout.includes("FAILED"));
       assertEquals(await drillVolumes(lab), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "drill: SIGTERM at each step leaves nothing; after a SIGKILL the next drill cleans up",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withLab(async (lab) => {
+      const runId = await snapshotRun(lab, [lab.data, lab.binlog]);
+      for (
+        const step of [
+          /created vol-/,
+          /attached vol-\S+ as \S+nvme\d+n1\n[^]*attached/,
+          /ok {3}start/,
+        ]
+      ) {
+        // A check that takes its time: the signal comes while it runs.
+        const drill = await spawnDrill(
+          lab,
+          ["--restore-drill", runId, "--drill-check-command", "sleep 60"],
+          step,
+        );
+        drill.child.kill("SIGTERM");
+        const status = await drill.child.status;
+        const stderr = await drill.stderr();
+        await drill.output.cancel();
+        assertEquals(status.code, 143, `SIGTERM after ${step}: ${stderr}`);
+        assertMatch(stderr, /stopped by SIGTERM/);
+        assertEquals(await drillVolumes(lab), [], `after ${step}`);
+        assertEquals(lab.ebs.attachedLoops(), [], `after ${step}`);
+        assertEquals(await drillServers(), "", `after ${step}`);
+      }
+      // SIGKILL while the server runs: the server dies with the drill, its mounts with it; the
+      // volumes stay, attached, until the next drill removes them.
+      const killed = await spawnDrill(lab, ["--restore-drill", runId], /ok {3}start/);
+      killed.child.kill("SIGKILL");
+      await killed.child.status;
+      await killed.output.cancel();
+      await killed.stderr();
+      assert(await eventually(async () => await drillServers() === ""), "the server died");
+      assertEquals((await drillVolumes(lab)).length, 2);
+      const next = await drill(lab, ["--restore-drill", runId]);
+      assertEquals(next.code, ExitCode.ok, next.stderr);
+      assertMatch(next.stderr, /removing vol-\S+, left by a drill that was killed/);
+      assertEquals(await drillVolumes(lab), []);
+      assertEquals(lab.ebs.attachedLoops(), []);
     });
   },
 });

@@ -5,68 +5,21 @@
  * and busy too); a run never thaws a freeze that is not its own.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
+import { MOTO } from "./support/moto.ts";
 import { ignoreUnless } from "./support/real.ts";
-import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
-import { type Proxy, type SeenRequest, startProxy } from "./support/proxy.ts";
-import {
-  isFrozen,
-  type TestMount,
-  thawQuietly,
-  withXfsMount,
-  xfsRequirement,
-} from "./support/xfs.ts";
+import { runProgram, spawnProgram } from "./support/program.ts";
+import type { SeenRequest } from "./support/proxy.ts";
+import { holder, withStack } from "./support/stack.ts";
+import { isFrozen, thawQuietly, withXfsMount, xfsRequirement } from "./support/xfs.ts";
 import { ExitCode } from "../src/util/errors.ts";
 import { findProgram } from "../src/host/freeze.ts";
 
 const XFS = await xfsRequirement();
 
-interface Stack {
-  moto: MotoEndpoint;
-  proxy: Proxy;
-  volumes: string[];
-  mount: TestMount;
-  env: Record<string, string>;
-  /** The run directory of the freeze locks ($ECS_RUN_DIR), off every frozen mount. */
-  runDir: string;
-}
-
-async function withStack(fn: (s: Stack) => Promise<void>): Promise<void> {
-  await withXfsMount(async (mount) => {
-    const moto = await startMoto();
-    const proxy = startProxy(moto.url);
-    const runDir = Deno.makeTempDirSync({ prefix: "ecs-run-" });
-    const env = baseEnv({ ...moto.env, AWS_ENDPOINT_URL_EC2: proxy.url, ECS_RUN_DIR: runDir });
-    try {
-      const volumes = await moto.createVolumes(3);
-      await fn({ moto, proxy, volumes, mount, env, runDir });
-      const left = [...Deno.readDirSync(runDir)].map((e) => e.name).filter((n) => n !== ".mutex");
-      assertEquals(left, [], "every freeze lock was released");
-    } finally {
-      await proxy.stop();
-      await moto.stop();
-      Deno.removeSync(runDir, { recursive: true });
-      Deno.removeSync(env.HOME, { recursive: true });
-    }
-  });
-}
+const STACK_OPTIONS = { volumes: 3, runDir: true };
 
 const isCreateOf = (volume: string) => (r: SeenRequest) =>
   r.action === "CreateSnapshot" && !r.dryRun && r.body.includes(`VolumeId=${volume}`);
-
-/** Holds the matching requests until `release()`; `seen` resolves when the first arrives. */
-function holder(match: (r: SeenRequest) => boolean) {
-  let arrived!: () => void;
-  const seen = new Promise<void>((resolve) => arrived = resolve);
-  let settle!: (forward: boolean) => void;
-  const released = new Promise<boolean>((resolve) => settle = resolve);
-  return {
-    decide: (r: SeenRequest) => (match(r) ? (arrived(), released) : "forward" as const),
-    seen,
-    release: () => settle(true),
-    drop: () => settle(false),
-  };
-}
 
 async function bindMount(source: string, target: string): Promise<void> {
   Deno.mkdirSync(target, { recursive: true });
@@ -129,7 +82,7 @@ Deno.test(
         assertEquals((await moto.snapshotsOf([b])).length, 0);
         assertEquals((await moto.snapshotsOf([c])).length, 1);
       });
-    });
+    }, STACK_OPTIONS);
   },
 );
 
@@ -161,7 +114,7 @@ Deno.test("the same file system by two paths (a bind mount) is frozen once", {
     } finally {
       await unmount(bind);
     }
-  });
+  }, STACK_OPTIONS);
 });
 
 Deno.test(
@@ -183,7 +136,7 @@ Deno.test(
         await thawQuietly(mount.mountPoint);
         await mount.thaw();
       }
-    });
+    }, STACK_OPTIONS);
   },
 );
 
@@ -229,7 +182,7 @@ Deno.test(
       assertEquals((await moto.snapshotsOf([b])).length, 1);
       assertEquals((await moto.snapshotsOf([a])).length, 0, "the killed run's call was dropped");
       assertEquals(await isFrozen(mount.mountPoint), false);
-    });
+    }, STACK_OPTIONS);
   },
 );
 
@@ -257,6 +210,6 @@ Deno.test(
       }
       assertEquals(next.code, 0, next.stderr);
       assertEquals((await moto.snapshotsOf([b])).length, 1);
-    });
+    }, STACK_OPTIONS);
   },
 );

@@ -3,7 +3,9 @@
  * pipes), through the real program on a real XFS mount that really freezes: every CreateSnapshot
  * ends in a snapshot id, an AWS error or "unknown", never success by default; nothing is sent
  * after the thaw; a snapshot EC2 made anyway is reported (exit 12) and kept; closed output never
- * stops the release.
+ * stops the release. The rest of the table for this step: held_until_test.ts (a stop signal or
+ * SIGKILL with the create call on its way) and retention_faults_test.ts (EC2 listing failed
+ * snapshots, tags that disagree with VolumeId, a clock off by 400 days).
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { runProgram, spawnProgram } from "./support/program.ts";

@@ -96,9 +96,11 @@ Deno.test("the hold plan: a configuration file's snapshot options and volumes ar
     dir,
   ).finally(() => Deno.removeSync(dir, { recursive: true }));
   assertEquals(held.holdMs, 30_000);
-  assertEquals([held.database?.lockMode, held.database?.stop], ["flush", false]);
-  assertEquals(held.freezeMounts, []);
-  assertEquals(held.database?.settings.files, [`${dir}/my.cnf`], "read, by an absolute path");
+  const { database, freezeMounts } = held.window;
+  const mysql = database?.kind === "mysql" ? database : undefined;
+  assertEquals([mysql?.lockMode, mysql?.stop], ["flush", false]);
+  assertEquals(freezeMounts, []);
+  assertEquals(mysql?.settings.files, [`${dir}/my.cnf`], "read, by an absolute path");
 });
 
 Deno.test("through the program: --release with nothing held exits 14; bad input exits 2", async () => {

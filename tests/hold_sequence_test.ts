@@ -20,6 +20,7 @@ import {
 import { silentLogger } from "../src/util/log.ts";
 import { defaultOptions } from "../src/types/options.ts";
 import { planMysql } from "../src/plan/mysql.ts";
+import { planWindow } from "../src/plan/window.ts";
 
 const mount = (mountPoint: string, minor: number) => ({
   mountPoint,
@@ -32,11 +33,14 @@ function request(dir: string, holdMs = 30): HoldRequest {
   return {
     plan: {
       holdMs,
-      freezeMounts: [mount("/a", 1), mount("/b", 2)],
-      database: planMysql(defaultOptions(), { settings: { home: "/nonexistent" } }),
-      preFreezeCommand: "true",
-      postThawCommand: "true",
-      hookTimeoutMs: 30_000,
+      window: planWindow(
+        { ...defaultOptions(), preFreezeCommand: "true", postThawCommand: "true", hookTimeout: 30 },
+        {
+          freezeMounts: [mount("/a", 1), mount("/b", 2)],
+          database: planMysql(defaultOptions(), { settings: { home: "/nonexistent" } }),
+          heldMs: holdMs,
+        },
+      ),
       debug: false,
       quiet: false,
       runDir: dir,

@@ -177,6 +177,11 @@ Deno.test("a newline or a tab in an echoed value stays on one line, escaped", as
     assertEquals(out.code, ExitCode.usage, out.stderr);
     assertEquals(out.stderr.split("\n").filter((l) => l !== "").length, 1, out.stderr);
     assert(out.stderr.includes("js\\x0aon\\x09x"), out.stderr);
+    // The dry run's plan echoes the description: one line for it, the newline escaped.
+    const plan = await runBounded(["--noaction", "--description", "a\nwould freeze /", VOL], env);
+    assertEquals(plan.code, 0, plan.stderr);
+    assert(!plan.stderr.split("\n").some((l) => l.startsWith("would freeze")), plan.stderr);
+    assert(plan.stderr.includes('description="a\\x0awould freeze /"'), plan.stderr);
     const config = await runBounded(["--config", "/no/such\nfile", VOL], env);
     assertEquals(config.code, ExitCode.usage, config.stderr);
     assertEquals(config.stderr.split("\n").filter((l) => l !== "").length, 1, config.stderr);

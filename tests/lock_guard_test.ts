@@ -15,6 +15,7 @@ import { hold } from "../src/hold/holder.ts";
 import { readRelease, statePaths } from "../src/hold/state.ts";
 import { defaultOptions } from "../src/types/options.ts";
 import { planMysql } from "../src/plan/mysql.ts";
+import { planWindow } from "../src/plan/window.ts";
 
 const spec: RunSpec = {
   volumes: [
@@ -103,9 +104,11 @@ Deno.test("hold: a file system thawed by someone else while held is recorded for
     const code = await hold({
       plan: {
         holdMs: 20,
-        freezeMounts: [mount("/a", 1), mount("/b", 2)],
-        database: planMysql(defaultOptions(), { settings: { home: "/nonexistent" } }),
-        hookTimeoutMs: 30_000,
+        window: planWindow({ ...defaultOptions(), hookTimeout: 30 }, {
+          freezeMounts: [mount("/a", 1), mount("/b", 2)],
+          database: planMysql(defaultOptions(), { settings: { home: "/nonexistent" } }),
+          heldMs: 20,
+        }),
         debug: false,
         quiet: false,
         runDir: dir,

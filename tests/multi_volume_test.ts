@@ -52,7 +52,13 @@ Deno.test("--multi-volume against moto: one call, the requested volumes, each ma
       assertEquals(snapshot.Description, "db");
       // One tag set for all, in the creating call: the marker says multi-volume, and the
       // snapshot's own VolumeId names the volume.
-      const { "ec2-consistent-snapshot:run-id": runId, ...tags } = tagsOf(snapshot);
+      const {
+        "ec2-consistent-snapshot:run-id": runId,
+        "ec2-consistent-snapshot:held-until": heldUntil,
+        ...tags
+      } = tagsOf(snapshot);
+      // The instant the run held everything until, in EC2's time: after EC2 started it.
+      assert(Date.parse(heldUntil) >= snapshot.StartTime!.getTime(), heldUntil);
       // Named by id: the volumes tag holds the count alone.
       assertEquals(tags, {
         team: "db",

@@ -51,11 +51,11 @@ const FULL = [
 const upTo = (step: string) => FULL.slice(0, FULL.indexOf(step));
 
 function deps(r: ReturnType<typeof recorder>, signal = new AbortController().signal) {
-  return { ...r, log: silentLogger, signal, lookupRetryMs: 0 };
+  return { ...r, log: silentLogger, signal, lookupRetryMs: 0, lookupWindowMs: 0 };
 }
 
 /** After an aborted or unanswered call: the run-id lookup after everything is released. */
-const LOOKUP = ["lookup", "lookup"];
+const LOOKUP = ["lookup"];
 
 Deno.test("the sequence runs in the order of the product spec", async () => {
   const r = recorder({ file: "bin.000001", position: 4, from: "source" });
@@ -322,9 +322,11 @@ Deno.test("--mysql-stop: the watchdog is armed before the stop with the start co
       return Promise.resolve({
         pid: 4242,
         disarm: () => Promise.resolve(void r.log.push("disarm")),
-        update: (change: { mountPoints?: readonly string[] }) =>
+        update: (change: { mountPoints?: readonly string[]; holdMs?: number }) =>
           Promise.resolve(
-            void (change.mountPoints && r.log.push(`update ${change.mountPoints.join(",")}`)),
+            void (change.holdMs !== undefined
+              ? r.log.push(`update hold ${change.holdMs}`)
+              : change.mountPoints && r.log.push(`update ${change.mountPoints.join(",")}`)),
           ),
       });
     },
@@ -350,6 +352,8 @@ Deno.test("--mysql-stop: the watchdog is armed before the stop with the start co
     "update /a,/b",
     "freeze /a",
     "freeze /b",
+    // The minimum hold, told before the create calls are sent (the held-until tag's promise).
+    "update hold 3000",
     "create",
     "thaw /b",
     "thaw /a",

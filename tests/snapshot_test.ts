@@ -42,7 +42,13 @@ Deno.test("snapshots of several volumes, with descriptions per volume and tags f
       assert(snapshot, `line ${i + 1} of stdout is the snapshot of ${volumeId}`);
       assertEquals(snapshot.VolumeId, volumeId);
       assertEquals(snapshot.Description, ["root", "data", "logs"][i]);
-      const { "ec2-consistent-snapshot:run-id": runId, ...tags } = tagsOf(snapshot);
+      const {
+        "ec2-consistent-snapshot:run-id": runId,
+        "ec2-consistent-snapshot:held-until": heldUntil,
+        ...tags
+      } = tagsOf(snapshot);
+      // The instant the run held everything until, in EC2's time: after EC2 started it.
+      assert(Date.parse(heldUntil) >= snapshot.StartTime!.getTime(), heldUntil);
       assertEquals(tags, {
         team: "db",
         purpose: "backup",

@@ -17,8 +17,8 @@ import type {
 } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
 import { classifyFailure, guardCreateCall, noResendRequestHandler } from "./create_guard.ts";
-import { RUN_ID_TAG } from "../types/tags.ts";
-import { ec2Clock } from "./ec2_clock.ts";
+import { HELD_UNTIL_TAG, RUN_ID_TAG } from "../types/tags.ts";
+import { ec2Clock, heldUntilValue } from "./ec2_clock.ts";
 
 /** The SDK's EC2 client (an alias, so that the SDK stays inside src/aws/). */
 export type EC2Client = SdkEc2Client;
@@ -115,6 +115,7 @@ export function createEc2(client: EC2Client, log: Logger): Ec2 {
             return { volumeId, ok: false, kind: "unknown", errorCode: "NoSnapshotId", message };
           }
           log.debug(`CreateSnapshot ${volumeId}: ${out.SnapshotId}`);
+          warnIfLate(out.SnapshotId, out.StartTime, request.tags[HELD_UNTIL_TAG], log);
           return { volumeId, ok: true, snapshotId: out.SnapshotId };
         } catch (error) {
           const failure = classifyFailure(error, signal);
@@ -126,7 +127,30 @@ export function createEc2(client: EC2Client, log: Logger): Ec2 {
     },
 
     findRunSnapshots: (requests, signal) => findRunSnapshots(client, requests, signal),
+
+    heldUntil: (monotonicMs) => heldUntilValue(ec2Clock(client), monotonicMs),
   };
+}
+
+/**
+ * Warns when a snapshot made while everything was held still started after its held-until tag
+ * (its answer came late): it is consistent, but EC2 alone will say it may not be, and
+ * retention and the restore drill will treat it so.
+ */
+export function warnIfLate(
+  snapshotId: string,
+  startTime: Date | undefined,
+  heldUntil: string | undefined,
+  log: Logger,
+): void {
+  if (!startTime || heldUntil === undefined || startTime.getTime() <= Date.parse(heldUntil)) {
+    return;
+  }
+  log.warn(
+    `${snapshotId} was taken while everything was held, but its answer came late: its ` +
+      `StartTime ${startTime.toISOString()} is after its ${HELD_UNTIL_TAG} tag (${heldUntil}), ` +
+      `so retention and the restore drill will count it as of unknown consistency`,
+  );
 }
 
 /**

@@ -155,3 +155,29 @@ function describeMs(ms: number): string {
   if (hours < 48) return `${Math.round(hours)} hours`;
   return `${Math.round(hours / 24)} days`;
 }
+
+/**
+ * Taken off the held-until instant: EC2's hosts stamp StartTime with clocks of their own, a
+ * little apart from the one that stamps Date. Earlier is the safe side (a snapshot made while
+ * held may look late; one made after the release never looks held).
+ */
+export const HELD_UNTIL_MARGIN_MS = 250;
+
+/**
+ * The held-until tag's value for a hold that ends at a monotonic instant: a lower bound of EC2's
+ * time then, less HELD_UNTIL_MARGIN_MS, in ISO 8601 with milliseconds. Before any answer told
+ * EC2's time, the local clock stands in (the preflight's DryRun answers first, so it rarely
+ * does).
+ *
+ * @example
+ * ```ts
+ * import type { EC2Client } from "./ec2.ts";
+ * const client = {} as EC2Client;
+ * heldUntilValue(ec2Clock(client), performance.now() + 3_000); // "2026-12-07T01:02:03.456Z"
+ * ```
+ */
+export function heldUntilValue(clock: Ec2Clock, monotonicMs: number): string {
+  const ec2Time = clock.lowerBoundAt(monotonicMs) ??
+    Date.now() - performance.now() + monotonicMs;
+  return new Date(Math.floor(ec2Time - HELD_UNTIL_MARGIN_MS)).toISOString();
+}

@@ -7,12 +7,13 @@ import {
   type CreateSnapshotsCommandInput,
   DescribeInstancesCommand,
 } from "@aws-sdk/client-ec2";
-import { type EC2Client, findRunSnapshots } from "./ec2.ts";
+import { type EC2Client, findRunSnapshots, warnIfLate } from "./ec2.ts";
+import { ec2Clock, heldUntilValue } from "./ec2_clock.ts";
 import { errorCode, errorMessage, PreflightError } from "../util/errors.ts";
 import type { Ec2, SnapshotOutcome, SnapshotRequest } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
 import { checkMultiVolumeRequests } from "../types/multi_volume.ts";
-import { MARKER_TAG, MULTI_VOLUME_MARKER, withoutMarker } from "../types/tags.ts";
+import { HELD_UNTIL_TAG, MARKER_TAG, MULTI_VOLUME_MARKER, withoutMarker } from "../types/tags.ts";
 import { classifyFailure, guardCreateCall } from "./create_guard.ts";
 
 /** Which of the instance's volumes CreateSnapshots must leave out. */
@@ -156,6 +157,9 @@ export function createMultiVolumeEc2(
       log.debug(
         `CreateSnapshots ${instanceId}: ${made.map((s) => `${s.VolumeId}=${s.SnapshotId}`)}`,
       );
+      for (const s of made) {
+        warnIfLate(s.SnapshotId ?? "", s.StartTime, requests[0]?.tags[HELD_UNTIL_TAG], log);
+      }
       const requested = new Set(requests.map((r) => r.volumeId));
       for (const extra of made.filter((s) => !requested.has(s.VolumeId!))) {
         // Not asked for, so not reported, but it carries our marker: retention may count it.
@@ -179,5 +183,7 @@ export function createMultiVolumeEc2(
     },
 
     findRunSnapshots: (requests, signal) => findRunSnapshots(client, requests, signal),
+
+    heldUntil: (monotonicMs) => heldUntilValue(ec2Clock(client), monotonicMs),
   };
 }

@@ -2,15 +2,10 @@
  * The command's part that talks to EC2, loaded only after the plan: SDK clients, the real side
  * effects, the sequence, the follow-up steps and the report. Reads the plan, never the options.
  */
-import { mysqlStartProbe } from "../types/database_plans.ts";
 import { afterRun, previewRetention } from "../run/after_run.ts";
 import { nothingAfterRun } from "../plan/after_run.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
-import { createFreezer } from "../host/freeze.ts";
-import { acquireFreezeLocks } from "../host/freeze_lock.ts";
-import { createHooks } from "../run/hooks.ts";
-import { createMysqlDatabase } from "../db/mysql/database.ts";
-import { createWatchdog } from "../watchdog/client.ts";
+import { windowParts, windowSpec } from "../run/window_parts.ts";
 import {
   AppError,
   errorCode,
@@ -26,7 +21,7 @@ import { createMultiVolumeEc2 } from "../aws/multi_volume.ts";
 import { checkCredentials, sdkCredentials } from "../aws/credentials.ts";
 import { stderrProgress } from "./progress.ts";
 import { jsonReport, planReport, textReport } from "./report.ts";
-import { runSequence, WATCHDOG_PHASE_MS } from "../run/sequence.ts";
+import { runSequence } from "../run/sequence.ts";
 import type { RunFacts } from "./run_metrics.ts";
 
 /** Where the command writes its report (stdout in the program). */
@@ -110,50 +105,21 @@ async function snapshotAndFollowUp(
     : undefined;
   const trap = trapStopSignals((name) => log.warn(`${name} received again; still releasing`));
   try {
+    const parts = await windowParts(plan.window, {
+      log,
+      purpose: "run",
+      runDir: plan.runDir,
+      searchPath: plan.searchPath,
+    });
     const result = await runSequence(
       {
+        ...windowSpec(plan.window),
         volumes: plan.volumes,
-        freezeMounts: plan.freezeMounts.map((m) => m.mountPoint),
         snapshotTimeoutMs: plan.snapshotTimeoutMs,
-        preFreezeCommand: plan.hooks.preFreeze,
-        postThawCommand: plan.hooks.postThaw,
-        // What the watchdog runs if the tool dies: start a stopped server, or its replication.
-        databaseStartCommand: plan.database?.kind === "mysql"
-          ? (plan.database.stop ? plan.database.commands?.start : plan.database.replicaStartCommand)
-          : undefined,
-        databaseStartProbe: plan.database?.kind === "mysql"
-          ? mysqlStartProbe(plan.database)
-          : undefined,
-        // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
-        watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hooks.timeoutMs,
-        hookTimeoutMs: plan.hooks.timeoutMs,
       },
       {
+        ...parts,
         ec2: multiVolume ?? createEc2(clientFor(region), log),
-        freezer: createFreezer({
-          log,
-          search: { path: plan.searchPath },
-          devices: new Map(plan.freezeMounts.map((m) => [m.mountPoint, m.majorMinor])),
-        }),
-        hooks: createHooks({ log, timeoutMs: plan.hooks.timeoutMs }),
-        // A main process stuck past the deadline is killed, so its database lock dies too.
-        watchdog: createWatchdog({ log, killAtDeadline: true }),
-        exclusion: plan.freezeMounts.length > 0
-          ? () =>
-            acquireFreezeLocks(
-              plan.freezeMounts.map((m) => ({ mountPoint: m.mountPoint, device: m.majorMinor })),
-              { runDir: plan.runDir, purpose: "run" },
-            )
-          : undefined,
-        database: plan.database?.kind === "mysql"
-          ? createMysqlDatabase(plan.database, { log })
-          : plan.database?.kind === "postgresql"
-          // pg loads only for a run that uses it: not for --help, --noaction or MySQL.
-          ? (await import("../db/postgresql/database.ts")).createPostgresqlDatabase(
-            plan.database,
-            { log },
-          )
-          : undefined,
         log,
         signal: trap.signal,
       },

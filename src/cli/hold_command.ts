@@ -1,6 +1,6 @@
 /** The commands of hold mode: `--hold` (and its dry run with --noaction) and `--release`. */
 import { ExitCode, HoldInPlaceError, UsageError } from "../util/errors.ts";
-import type { Logger } from "../util/log.ts";
+import { type Logger, printable } from "../util/log.ts";
 import type { ParsedArgs } from "../types/options.ts";
 import { buildHoldPlan, buildReleasePlan, type HoldPlan } from "../plan/hold_plan.ts";
 import { startHold } from "../hold/client.ts";
@@ -9,6 +9,9 @@ import { describeHold, readHold, type ReleaseRecord, statePaths } from "../hold/
 import { findFreezeProgram } from "../host/freeze.ts";
 import { binlogLine } from "./report.ts";
 import { describeMysqlPlan } from "../plan/mysql.ts";
+import { describePostgresqlPlan } from "../plan/postgresql.ts";
+import type { DatabasePlan } from "../plan/window.ts";
+import { windowDatabase } from "../run/window_parts.ts";
 import { PROGRAM } from "../types/tags.ts";
 
 /** What the hold commands need from `main`. */
@@ -56,13 +59,33 @@ export function releaseReport(record: ReleaseRecord): string {
   return lines.map((line) => line + "\n").join("");
 }
 
+/** What `--noaction --hold` says of the database it connected to and checked. */
+function checkedDatabaseLines(database: DatabasePlan): string[] {
+  switch (database.kind) {
+    case "mysql":
+      return [
+        database.stop
+          ? "would stop MySQL/MariaDB and start it again (server found running)"
+          : `would flush and lock MySQL/MariaDB, lock mode ${database.lockMode} ` +
+            "(connected; lock mode and privileges checked)",
+        ...describeMysqlPlan(database).slice(1),
+      ];
+    case "postgresql":
+      return [
+        "would CHECKPOINT PostgreSQL and record its WAL position (connected)",
+        ...describePostgresqlPlan(database).slice(1),
+      ];
+  }
+}
+
 /**
  * `--noaction --hold`: every check a hold makes before it locks (mount points, the freeze
  * program, a hold already in place, the database connection, privileges and lock mode), and
  * nothing held: no locking statement, no freeze.
  */
 async function holdDryRun(plan: HoldPlan, log: Logger): Promise<string> {
-  if (plan.freezeMounts.length > 0) findFreezeProgram({ path: plan.searchPath });
+  const { window } = plan;
+  if (window.freezeMounts.length > 0) findFreezeProgram({ path: plan.searchPath });
   const status = readHold(statePaths(plan.runDir));
   if (status.kind === "live") {
     throw new HoldInPlaceError(
@@ -70,29 +93,23 @@ async function holdDryRun(plan: HoldPlan, log: Logger): Promise<string> {
     );
   }
   const lines = [`${PROGRAM}: --noaction --hold: nothing will be locked or frozen`];
-  if (plan.database) {
-    const { createMysqlDatabase } = await import("../db/mysql/database.ts");
-    const database = createMysqlDatabase(plan.database, { log });
+  // The database as the holder would make it: connected, its lock mode and privileges checked.
+  const database = await windowDatabase(window.database, log);
+  if (database) {
     try {
       await database.prepare();
     } finally {
       await database.release();
     }
-    lines.push(
-      plan.database.stop
-        ? "would stop MySQL/MariaDB and start it again (server found running)"
-        : `would flush and lock MySQL/MariaDB, lock mode ${plan.database.lockMode} ` +
-          "(connected; lock mode and privileges checked)",
-      ...describeMysqlPlan(plan.database).slice(1),
-    );
+    lines.push(...checkedDatabaseLines(window.database!));
   }
-  if (plan.preFreezeCommand) lines.push(`would run the pre-freeze command`);
+  if (window.hooks.preFreeze) lines.push(`would run the pre-freeze command`);
   lines.push(
-    ...plan.freezeMounts.map((m) => `would freeze ${m.mountPoint} (${m.fsType} on ${m.source})`),
+    ...window.freezeMounts.map((m) => `would freeze ${m.mountPoint} (${m.fsType} on ${m.source})`),
     `would hold for at most ${plan.holdMs / 1000} s, until --release`,
   );
-  if (plan.postThawCommand) lines.push(`would run the post-thaw command after the thaw`);
-  return lines.map((line) => line + "\n").join("");
+  if (window.hooks.postThaw) lines.push(`would run the post-thaw command after the thaw`);
+  return lines.map((line) => printable(line) + "\n").join("");
 }
 
 /**

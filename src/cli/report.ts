@@ -17,6 +17,7 @@ import { describePostgresqlPlan, postgresqlPlanJson } from "../plan/postgresql.t
 import type { RetentionPolicy } from "../plan/after_run.ts";
 import { PERIODS } from "../retention/policy.ts";
 import { VERSION } from "./version.ts";
+import { printable } from "../util/log.ts";
 
 /**
  * The old tool's binary-log line.
@@ -137,15 +138,17 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
         endpoint: plan.endpoint ?? null,
         credentials: plan.credentials.describe,
         snapshotTimeoutSeconds: plan.snapshotTimeoutMs / 1000,
-        database: plan.database?.kind === "mysql"
-          ? mysqlPlanJson(plan.database)
-          : plan.database?.kind === "postgresql"
-          ? postgresqlPlanJson(plan.database)
+        database: plan.window.database?.kind === "mysql"
+          ? mysqlPlanJson(plan.window.database)
+          : plan.window.database?.kind === "postgresql"
+          ? postgresqlPlanJson(plan.window.database)
           : null,
-        freeze: plan.freezeMounts.map((m) => m.mountPoint),
+        freeze: plan.window.freezeMounts.map((m) => m.mountPoint),
         discovered: plan.discovered,
         snapshots: plan.volumes,
-        databaseTag: plan.database ? { key: DATABASE_TAG, value: DATABASE_TAG_PLANNED } : null,
+        databaseTag: plan.window.database
+          ? { key: DATABASE_TAG, value: DATABASE_TAG_PLANNED }
+          : null,
         waitSeconds: after.waitSeconds ?? null,
         copyToRegions: after.copyRegions,
         retention: retention ?? null,
@@ -162,15 +165,19 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
     `endpoint: ${plan.endpoint ?? "AWS's default for the region"}`,
     `credentials: ${plan.credentials.describe}`,
     `snapshot timeout: ${plan.snapshotTimeoutMs / 1000}s`,
-    ...(plan.database?.kind === "mysql" ? describeMysqlPlan(plan.database) : []),
-    ...(plan.database?.kind === "postgresql" ? describePostgresqlPlan(plan.database) : []),
-    ...plan.freezeMounts.map((m) => `would freeze ${m.mountPoint} (${m.fsType} on ${m.source})`),
+    ...(plan.window.database?.kind === "mysql" ? describeMysqlPlan(plan.window.database) : []),
+    ...(plan.window.database?.kind === "postgresql"
+      ? describePostgresqlPlan(plan.window.database)
+      : []),
+    ...plan.window.freezeMounts.map((m) =>
+      `would freeze ${m.mountPoint} (${m.fsType} on ${m.source})`
+    ),
     ...plan.discovered.map((d) => `found ${d.volumeId} (${d.device}) under ${d.mountPoint}`),
     ...plan.volumes.map((v) => {
       const tags = Object.entries(v.tags).map(([k, val]) => `${k}=${val}`).join(";");
       return `would snapshot ${v.volumeId} description="${v.description}" tags="${tags}"`;
     }),
-    ...(plan.database ? [`and tag them ${DATABASE_TAG}=${DATABASE_TAG_PLANNED}`] : []),
+    ...(plan.window.database ? [`and tag them ${DATABASE_TAG}=${DATABASE_TAG_PLANNED}`] : []),
     ...(after.waitSeconds !== undefined
       ? [`would wait up to ${after.waitSeconds}s for the snapshots to complete`]
       : []),
@@ -184,5 +191,6 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
         : `would delete ${d.snapshotId} of ${d.volumeId} started ${d.startTime}: ${d.reason}`
     ),
   ];
-  return lines.map((line) => line + "\n").join("");
+  // A description or tag with a newline must not fake a line of the plan: escaped, as in errors.
+  return lines.map((line) => printable(line) + "\n").join("");
 }

@@ -132,16 +132,20 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
     }
 
     let t = performance.now();
+    // A CreateVolume whose answer is lost may still make a volume: swept by tag at the end.
+    stack.push("sweep the drill's volumes", () => sweep());
     for (const member of set.members) {
       const { snapshotId } = member.snapshot;
+      // Not aborted by a stop signal: the answer names the volume that cleanup then removes.
       const volumeId = await createDrillVolume(
         ec2,
         { snapshotId, zone: ready.zone, runId },
-        signal,
+        AbortSignal.timeout(ec2.timeoutMs),
       );
       volumes.push({ snapshotId, volumeId });
       stack.push(`remove ${volumeId}`, () => removeDrillVolume(ec2, volumeId, cleanupSignal()));
       say(`created ${volumeId} from ${snapshotId}`);
+      signal.throwIfAborted();
     }
     for (const v of volumes) await waitAvailable(ec2, v.volumeId, signal);
     timings.createMs = Math.round(performance.now() - t);
@@ -169,6 +173,7 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
     }
     timings.attachMs = Math.round(performance.now() - t);
 
+    signal.throwIfAborted();
     const workDir = await Deno.makeTempDir({ prefix: "ecs-drill-" });
     stack.push(`remove ${workDir}`, () => Deno.remove(workDir, { recursive: true }));
     const mounts: NamespaceMount[] = set.members.map((m, i) => ({
@@ -188,10 +193,10 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
     server.status.finally(() => ended = true);
     stack.push("stop the throwaway server", async () => {
       if (ended) return;
+      // The files are thrown away: a clean shutdown is a courtesy, bounded short.
       server.kill("SIGTERM");
-      const bound = delay(120_000).then(() => server.kill("SIGKILL"));
-      await Promise.race([server.status, bound]);
-      await server.status;
+      const timer = setTimeout(() => server.kill("SIGKILL"), 10_000);
+      await server.status.finally(() => clearTimeout(timer));
     });
     const until = Date.now() + plan.timeoutMs;
     while (
@@ -270,9 +275,24 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
   }
   return finish();
 
+  async function sweep(): Promise<void> {
+    for (const volumeId of await drillLeftovers(ec2, cleanupSignal())) {
+      if (!volumes.some((v) => v.volumeId === volumeId)) volumes.push({ snapshotId: "", volumeId });
+      await removeDrillVolume(ec2, volumeId, cleanupSignal());
+    }
+  }
+
   async function finish(): Promise<DrillResult> {
     const t = performance.now();
     const failures = await stack.unwind();
+    // A stop signal during the last step or the cleanup still ends the drill as stopped.
+    if (
+      signal.aborted && signal.reason instanceof SignalError &&
+      !problems.some((p) => p instanceof StoppedError)
+    ) {
+      const name = signal.reason.signalName;
+      problems.unshift(new StoppedError(name, STOP_SIGNALS[name]));
+    }
     if (volumes.length > 0 || failures.length > 0) {
       timings.cleanupMs = Math.round(performance.now() - t);
     }
@@ -303,13 +323,33 @@ async function userCheck(
   timeoutMs: number,
   signal: AbortSignal,
 ): Promise<number> {
+  // Its own process group: on a stop signal or the timeout, all it started is killed too.
   const child = new Deno.Command("/bin/sh", {
     args: ["-c", 'exec 1>&2; eval "$1"', "sh", command],
     env,
     cwd: "/",
     stdin: "null",
-    signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+    detached: true,
   }).spawn();
-  const status = await child.status;
-  return status.code;
+  const bound = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+  const kill = () => {
+    try {
+      Deno.kill(-child.pid, "SIGKILL");
+    } catch { /* gone */ }
+  };
+  if (bound.aborted) kill();
+  bound.addEventListener("abort", kill);
+  try {
+    const status = await child.status;
+    signal.throwIfAborted();
+    if (bound.aborted) {
+      throw new DrillError(
+        `--drill-check-command did not finish within --drill-timeout ${timeoutMs / 1000}s`,
+        ExitCode.drillFailed,
+      );
+    }
+    return status.code;
+  } finally {
+    bound.removeEventListener("abort", kill);
+  }
 }

@@ -3,17 +3,11 @@
  * sequence, keeps everything held (and its database connection open, so the lock) until
  * `--release`, the deadline or a stop signal, then releases and records what it measured.
  */
-import { mysqlStartProbe } from "../types/database_plans.ts";
 import { AppError, ConsistencyUnknownError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
-import {
-  sortProblems,
-  WATCHDOG_MARGIN_MS,
-  WATCHDOG_PHASE_MS,
-  whileLocked,
-  windowText,
-} from "../run/locked.ts";
+import { sortProblems, whileLocked, windowText } from "../run/locked.ts";
+import { freezeTargets, windowParts, windowSpec } from "../run/window_parts.ts";
 import type { Database, Freezer, HeldExclusion, Hooks, Watchdog } from "../types/side_effects.ts";
 import { LineReader, writeAllSync } from "../util/lines.ts";
 import { delay } from "../util/deadline.ts";
@@ -85,11 +79,14 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
   const { plan } = request;
   const { log } = deps;
   const paths = statePaths(request.stateDir);
-  const mounts = plan.freezeMounts.map((m) => m.mountPoint);
+  const spec = windowSpec(plan.window);
   let record: HoldRecord;
   try {
     ensureStateDir(paths);
-    record = claimHold(paths, { mounts, database: plan.database !== undefined });
+    record = claimHold(paths, {
+      mounts: [...spec.freezeMounts],
+      database: plan.window.database !== undefined,
+    });
   } catch (error) {
     return fail(deps, error);
   }
@@ -109,28 +106,13 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
       ),
     ), plan.holdWithinMs);
   const result = await whileLocked(
-    {
-      freezeMounts: mounts,
-      preFreezeCommand: plan.preFreezeCommand,
-      postThawCommand: plan.postThawCommand,
-      watchdogDeadlineMs: plan.holdMs + WATCHDOG_MARGIN_MS,
-      databaseStartCommand: plan.database?.stop
-        ? plan.database.commands?.start
-        : plan.database?.replicaStartCommand,
-      databaseStartProbe: plan.database ? mysqlStartProbe(plan.database) : undefined,
-      // The hooks run in the watchdog's phases outside the freeze: their bound counts too.
-      watchdogPhaseMs: WATCHDOG_PHASE_MS + plan.hookTimeoutMs,
-      hookTimeoutMs: plan.hookTimeoutMs,
-    },
+    spec,
     {
       ...deps,
       signal: AbortSignal.any([deps.signal, giveUp.signal]),
       // The freeze locks, for the whole hold (released last); the watchdog guards them too.
       exclusion: () =>
-        deps.acquireFreezeLocks(
-          plan.freezeMounts.map((m) => ({ mountPoint: m.mountPoint, device: m.majorMinor })),
-          { runDir: paths.dir, purpose: "hold" },
-        ),
+        deps.acquireFreezeLocks(freezeTargets(plan.window), { runDir: paths.dir, purpose: "hold" }),
     },
     {
       whileHeld: async ({ binlog }): Promise<ReleasedBy> => {
@@ -276,23 +258,17 @@ export async function runHolder(): Promise<number> {
   })();
   const trap = trapStopSignals((name) => log.warn(`${name} received again; still releasing`));
   try {
-    const { createFreezer } = await import("../host/freeze.ts");
-    const { createHooks } = await import("../run/hooks.ts");
-    const { createWatchdog } = await import("../watchdog/client.ts");
-    const { createMysqlDatabase } = await import("../db/mysql/database.ts");
     const { acquireFreezeLocks } = await import("../host/freeze_lock.ts");
+    const { exclusion: _, ...parts } = await windowParts(request.plan.window, {
+      log,
+      purpose: "hold",
+      runDir: paths.dir,
+      searchPath: request.plan.searchPath,
+      hookOutputFile: paths.log,
+      watchdogStderr: "null",
+    });
     return await hold(request, {
-      freezer: createFreezer({
-        log,
-        search: { path: request.plan.searchPath },
-        devices: new Map(request.plan.freezeMounts.map((m) => [m.mountPoint, m.majorMinor])),
-      }),
-      hooks: createHooks({ log, outputFile: paths.log, timeoutMs: request.plan.hookTimeoutMs }),
-      // A holder stuck past the deadline is killed, so its database lock dies too.
-      watchdog: createWatchdog({ log, stderr: "null", killAtDeadline: true }),
-      database: request.plan.database
-        ? createMysqlDatabase(request.plan.database, { log })
-        : undefined,
+      ...parts,
       acquireFreezeLocks,
       log,
       tell: (line) => relaying && tellStdout(line),

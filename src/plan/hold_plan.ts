@@ -1,10 +1,10 @@
 /** The plan of `--hold` and `--release`: what to hold, for how long; every input checked, nothing done. */
 import { UsageError } from "../util/errors.ts";
-import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
+import { resolveMountPoints } from "../host/mounts.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
 import { OPTION_TABLE, type Options, type OptionSpec, type ParsedArgs } from "../types/options.ts";
-import { type MysqlPlanDeps, planMysql } from "./mysql.ts";
-import type { MysqlPlan } from "../types/database_plans.ts";
+import type { MysqlPlanDeps } from "./mysql.ts";
+import { planDatabase, planWindow, type WindowPlan } from "./window.ts";
 import { checkCanFreeze, programSearchPath, runDirectory } from "./machine.ts";
 
 /** What a hold holds: decided from the options of a normal run, without the snapshot ones. */
@@ -13,16 +13,8 @@ export interface HoldPlan {
   holdMs: number;
   /** --hold-within in milliseconds: the holder gives up (releasing) unless held by then. */
   holdWithinMs?: number;
-  /** The mount points to freeze, checked, in order. */
-  freezeMounts: MountPoint[];
-  /** The database to flush and lock (or stop), if any: option files read, not connected. */
-  database: MysqlPlan | undefined;
-  /** --pre-freeze-command, run under the database lock before the freeze. */
-  preFreezeCommand?: string;
-  /** --post-thaw-command, run after the thaw. */
-  postThawCommand?: string;
-  /** --hook-timeout in milliseconds: the bound of each of the two commands. */
-  hookTimeoutMs: number;
+  /** What is held: the mounts, the database, the commands around the freeze, the bounds. */
+  window: WindowPlan;
   /** --debug: the holder logs every step. */
   debug: boolean;
   /** --quiet: only errors. */
@@ -134,12 +126,12 @@ export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
   const seconds = options.hold!;
   if (!(seconds > 0)) throw new UsageError(`--hold: must be more than 0 seconds, got ${seconds}`);
   registerSecret(options.mysqlPassword);
-  const database = options.mysql || options.percona || options.mysqlStop
-    ? planMysql(absolute(options, inputs.cwd), {
-      ...inputs.mysql,
-      settings: { home: inputs.home, env: inputs.env, ...inputs.mysql?.settings },
-    })
-    : undefined;
+  const database = await planDatabase(absolute(options, inputs.cwd), {
+    env: inputs.env,
+    home: inputs.home,
+    log,
+    mysql: inputs.mysql,
+  });
   const freezeMounts = await resolveMountPoints(options.freezeFilesystem, {
     option: "--freeze-filesystem",
     freeze: true,
@@ -151,16 +143,13 @@ export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
   }
   // Before the holder starts, locks or arms anything.
   checkCanFreeze(freezeMounts.map((m) => m.mountPoint), inputs.canFreeze);
+  const holdMs = Math.round(seconds * 1000);
   return {
-    holdMs: Math.round(seconds * 1000),
+    holdMs,
     ...(options.holdWithin === undefined
       ? {}
       : { holdWithinMs: Math.round(options.holdWithin * 1000) }),
-    freezeMounts,
-    database,
-    preFreezeCommand: options.preFreezeCommand,
-    postThawCommand: options.postThawCommand,
-    hookTimeoutMs: options.hookTimeout * 1000,
+    window: planWindow(options, { freezeMounts, database, heldMs: holdMs }),
     debug: options.debug,
     quiet: options.quiet,
     runDir: runDirectory(inputs.env),

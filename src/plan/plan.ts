@@ -23,7 +23,7 @@ import { chooseCredentials, defaultChain } from "./credentials.ts";
 import type { CredentialSource } from "../types/credentials.ts";
 import { type DiscoveredVolume, discoverVolumes } from "../host/discovery.ts";
 import { type InstanceIdentity, readInstanceIdentity } from "../aws/imds.ts";
-import { type MountPoint, resolveMountPoints } from "../host/mounts.ts";
+import { resolveMountPoints } from "../host/mounts.ts";
 import { checkMultiVolumeRequests } from "../types/multi_volume.ts";
 import {
   MARKER_TAG,
@@ -33,9 +33,8 @@ import {
   VOLUMES_TAG,
 } from "../types/tags.ts";
 import { volumeTags } from "./volume_tags.ts";
-import { type MysqlPlanDeps, planMysql } from "./mysql.ts";
-import { describePostgresqlPlan, planPostgresql } from "./postgresql.ts";
-import type { MysqlPlan, PostgresqlPlan } from "../types/database_plans.ts";
+import type { MysqlPlanDeps } from "./mysql.ts";
+import { planDatabase, planWindow, type WindowPlan } from "./window.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
 import { checkCanFreeze, programSearchPath, runDirectory } from "./machine.ts";
 import { optionKey, type ParsedArgs } from "../types/options.ts";
@@ -48,16 +47,12 @@ export interface Plan {
   quiet: boolean;
   /** --multi-volume: one CreateSnapshots call for the instance ({@linkcode Plan.instanceId}). */
   multiVolume: boolean;
-  /** The shell commands around the freeze. */
-  hooks: { preFreeze?: string; postThaw?: string; timeoutMs: number };
   /** One request per volume, in the order of the volume arguments (or of discovery). */
   volumes: SnapshotRequest[];
   /** How each volume was found beneath a mount point, when discovered. */
   discovered: DiscoveredVolume[];
-  /** The mount points to freeze, checked, in order. */
-  freezeMounts: MountPoint[];
-  /** The database to flush and lock (or stop), if any; checked, not connected. */
-  database: MysqlPlan | PostgresqlPlan | undefined;
+  /** What is held while the snapshots are made: the mounts, the database, the commands, the bounds. */
+  window: WindowPlan;
   /** This instance's id, when it had to be looked up (discovery) or was given. */
   instanceId: string | undefined;
   /** Where the AWS credentials come from. */
@@ -136,25 +131,12 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
   registerSecret(options.mysqlPassword);
   registerSecret(options.mongoPassword);
   const tagsGiven = options.tag.map(parseTags);
-  const database = options.mysql || options.percona || options.mysqlStop
-    ? planMysql(options, {
-      ...inputs.mysql,
-      settings: { home: inputs.home, env, ...inputs.mysql?.settings },
-    })
-    : undefined;
-  if (database && options.postgresql) {
-    throw new UsageError(
-      "--postgresql cannot be combined with --mysql, --percona or --mysql-stop: one database per run",
-    );
-  }
-  const postgresql = options.postgresql
-    ? await planPostgresql(options, {
-      env,
-      home: inputs.home,
-      debug: (message) => log.debug(message),
-    })
-    : undefined;
-  if (postgresql) log.debug(describePostgresqlPlan(postgresql)[1]);
+  const database = await planDatabase(options, {
+    env,
+    home: inputs.home,
+    log,
+    mysql: inputs.mysql,
+  });
 
   const endpoint = checkEndpoint(options.ec2Endpoint, "--ec2-endpoint") ??
     checkEndpoint(env.AWS_ENDPOINT_URL_EC2, "$AWS_ENDPOINT_URL_EC2");
@@ -319,15 +301,13 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     noaction: options.noaction,
     quiet: options.quiet,
     multiVolume: options.multiVolume,
-    hooks: {
-      preFreeze: options.preFreezeCommand,
-      postThaw: options.postThawCommand,
-      timeoutMs: options.hookTimeout * 1000,
-    },
     volumes,
     discovered,
-    freezeMounts,
-    database: database ?? postgresql,
+    window: planWindow(options, {
+      freezeMounts,
+      database,
+      heldMs: options.snapshotTimeout * 1000,
+    }),
     instanceId,
     credentials,
     region,

@@ -120,6 +120,11 @@ export interface HeldState {
   wal?: WalPosition;
   /** The database's engine, version and files, for the database tag; none without one. */
   facts?: DatabaseFacts;
+  /**
+   * Tells the watchdog to hold everything at least `ms` from now even if this process dies
+   * (a call that may still reach EC2 was sent under that promise). Never throws.
+   */
+  holdAtLeast?(ms: number): Promise<void>;
 }
 
 /** The steps that differ between the normal run and hold mode. */
@@ -396,7 +401,16 @@ export async function whileLocked<T>(
       }
     }
 
-    value = await steps.whileHeld({ binlog, wal, facts });
+    value = await steps.whileHeld({
+      binlog,
+      wal,
+      facts,
+      holdAtLeast: async (ms) => {
+        await armed?.update?.({ holdMs: ms }).catch((error) =>
+          log.warn(`could not tell the watchdog to hold ${ms} ms: ${(error as Error).message}`)
+        );
+      },
+    });
     // Before anything is released: is the database lock still ours? (The file systems are
     // asked by their thaws, which find one that someone else thawed.)
     const lost = await database?.stillHeld?.();

@@ -23,6 +23,8 @@ import {
 import type { UnfrozenLocation } from "../host/unfrozen.ts";
 import { withDatabaseTag } from "./database_tag.ts";
 import { consistencyUnknownError, lookUpUnanswered, type RunLookup } from "./unanswered.ts";
+import { HELD_UNTIL_TAG } from "../types/tags.ts";
+import { delay } from "../util/deadline.ts";
 
 export { independent, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "./locked.ts";
 
@@ -40,9 +42,47 @@ export interface RunDeps extends LockDeps {
   ec2: Ec2;
   /** Pause before the lookup after the thaw asks again; LOOKUP_RETRY_MS (unanswered.ts). */
   lookupRetryMs?: number;
+  /** How long the lookup keeps looking; the windows of unanswered.ts by default. */
+  lookupWindowMs?: number;
 }
 
 export type { RunLookup };
+
+/**
+ * The minimum hold: counted from just before the create calls are sent, nothing is released
+ * before it ends while a call may still reach EC2 (no answer yet, aborted, or unknown), not
+ * even on a stop signal, nor by the watchdog if this process dies. The create calls carry its
+ * end, in EC2's time, as the held-until tag: a snapshot that started later may have been
+ * taken after the thaw, and says so by itself. Short, so that a stop signal still ends the
+ * run within seconds; long enough for a normal CreateSnapshot answer (a fraction of that).
+ */
+export const MIN_HOLD_MS = 3_000;
+
+/**
+ * A signal aborted by `signal`, but not before the monotonic instant `notBefore`; `dispose`
+ * drops its listener and timer.
+ */
+function abortNotBefore(
+  signal: AbortSignal,
+  notBefore: number,
+): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const fire = () => {
+    const wait = notBefore - performance.now();
+    if (wait <= 0) controller.abort(signal.reason);
+    else timer = setTimeout(() => controller.abort(signal.reason), wait);
+  };
+  if (signal.aborted) fire();
+  else signal.addEventListener("abort", fire, { once: true });
+  return {
+    signal: controller.signal,
+    dispose() {
+      signal.removeEventListener("abort", fire);
+      clearTimeout(timer);
+    },
+  };
+}
 
 /** What the normal run measures: the two halves' timings and the round of snapshot calls. */
 export interface Timings extends LockTimings {
@@ -96,7 +136,11 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
   let createMs: number | null = null;
   let sent: readonly SnapshotRequest[] = spec.volumes;
   const result = await whileLocked(
-    { ...spec, watchdogDeadlineMs: spec.snapshotTimeoutMs + WATCHDOG_MARGIN_MS },
+    {
+      ...spec,
+      // The minimum hold is honoured even when --snapshot-timeout is shorter.
+      watchdogDeadlineMs: Math.max(spec.snapshotTimeoutMs, MIN_HOLD_MS) + WATCHDOG_MARGIN_MS,
+    },
     deps,
     {
       preflight: (preflightSignal) => {
@@ -105,16 +149,41 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
       },
       preflightTimeoutMs: spec.snapshotTimeoutMs,
       whileHeld: async (held) => {
-        sent = withDatabaseTag(spec.volumes, held, (message) => log.warn(message));
-        log.debug(`CreateSnapshot for ${spec.volumes.length} volume(s)`);
+        // The promise behind the held-until tag (MIN_HOLD_MS): its end is taken before the
+        // watchdog hears of it, so that the watchdog's end is never the earlier one.
+        const holdEnd = performance.now() + MIN_HOLD_MS;
+        await held.holdAtLeast?.(MIN_HOLD_MS);
+        const heldUntil = ec2.heldUntil?.(holdEnd);
+        const tagged = withDatabaseTag(spec.volumes, held, (message) => log.warn(message));
+        sent = heldUntil === undefined ? tagged : tagged.map((v) => ({
+          ...v,
+          tags: { ...v.tags, [HELD_UNTIL_TAG]: heldUntil },
+        }));
+        log.debug(
+          `CreateSnapshot for ${spec.volumes.length} volume(s), held until ${
+            heldUntil ?? "-"
+          } (EC2's clock)`,
+        );
+        // Stopped before the calls were sent: none is sent.
+        if (signal.aborted) throw signal.reason;
         const timeout = AbortSignal.timeout(spec.snapshotTimeoutMs);
+        // A stop signal aborts the calls, but not before the minimum hold has passed.
+        const stop = abortNotBefore(signal, holdEnd);
         const createStarted = now();
         const outcomes = await ec2.createSnapshots(
           sent,
-          AbortSignal.any([timeout, signal]),
-        );
+          AbortSignal.any([timeout, stop.signal]),
+        ).finally(() => stop.dispose());
         createMs = Math.round(now() - createStarted);
-        return { outcomes, timedOut: timeout.aborted && outcomes.some((o) => !o.ok) };
+        const timedOut = timeout.aborted && outcomes.some((o) => !o.ok);
+        const left = holdEnd - performance.now();
+        if (outcomes.some((o) => !o.ok && o.kind !== "error") && left > 0) {
+          // A request without an answer may still reach EC2: its snapshot must start while
+          // everything is held, as the held-until tag says. Not cut short by a stop signal.
+          log.debug(`holding ${Math.ceil(left)} ms more: a call without an answer may still land`);
+          await delay(left);
+        }
+        return { outcomes, timedOut };
       },
     },
   );
@@ -149,6 +218,8 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
     log,
     requests: sent,
     retryMs: deps.lookupRetryMs,
+    windowMs: deps.lookupWindowMs,
+    stopped,
   });
   // Snapshots made while someone else had thawed a file system (or ended the database lock)
   // are never reported as good.

@@ -10,7 +10,7 @@ import type {
   SnapshotRequest,
 } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
-import { RUN_ID_TAG } from "../types/tags.ts";
+import { HELD_UNTIL_TAG, RUN_ID_TAG } from "../types/tags.ts";
 import { deadline, delay } from "../util/deadline.ts";
 
 /** The lookup after the thaw of snapshots made by calls that were aborted or got no answer. */
@@ -21,10 +21,15 @@ export interface RunLookup {
   error: string | null;
 }
 
-/** How long the lookup after the thaw may take, both tries together. */
-export const LOOKUP_TIMEOUT_MS = 15_000;
-/** How long the lookup waits before it asks again when the first try found nothing. */
-export const LOOKUP_RETRY_MS = 2_000;
+/**
+ * How long the lookup after the thaw keeps looking for the snapshots of calls without an
+ * answer: a request already on its way may reach EC2 after the release.
+ */
+export const LOOKUP_WINDOW_MS = 10_000;
+/** The same after a stop signal: the run must still end within seconds. */
+export const STOPPED_LOOKUP_WINDOW_MS = 5_000;
+/** How long the lookup waits before it asks again while a snapshot is still missing. */
+export const LOOKUP_RETRY_MS = 1_000;
 
 /** What the lookup needs. */
 export interface LookupDeps {
@@ -36,13 +41,19 @@ export interface LookupDeps {
   requests: readonly SnapshotRequest[];
   /** Pause before asking again; LOOKUP_RETRY_MS by default. */
   retryMs?: number;
+  /** True after a stop signal: look for STOPPED_LOOKUP_WINDOW_MS only. */
+  stopped?: boolean;
+  /** How long to keep looking, instead of the windows above (tests: 0 looks once). */
+  windowMs?: number;
 }
 
 /**
- * When a call was aborted or got no answer: asks EC2 for the snapshots with the run's id tag
- * (twice, `retryMs` apart, when the first finds none: EC2 lists a new snapshot after a
- * moment), bounded by LOOKUP_TIMEOUT_MS. Null when every call was answered. Never throws: a
- * lookup that cannot be done is a warning naming the tag to look for.
+ * When a call was aborted or got no answer: asks EC2 for the snapshots with the run's id tag,
+ * again every `retryMs` until each such call's volume has one or the window (LOOKUP_WINDOW_MS,
+ * STOPPED_LOOKUP_WINDOW_MS after a stop signal) ends. Null when every call was answered. Never
+ * throws: a lookup that cannot be done is a warning naming the tag to look for, and so is a
+ * snapshot still missing at the end (EC2 may make it later; its StartTime then lies after its
+ * held-until tag, which tells it apart for good).
  *
  * @example
  * ```ts
@@ -60,33 +71,52 @@ export async function lookUpUnanswered(
   const unanswered = outcomes.filter((o) => !o.ok && o.kind !== "error");
   if (unanswered.length === 0) return null;
   const volumes = unanswered.map((o) => o.volumeId).join(", ");
+  const tag = `${RUN_ID_TAG}=${requests[0]?.tags[RUN_ID_TAG] ?? "(none)"}`;
   if (!ec2.findRunSnapshots) {
     return { consistencyUnknown: [], error: "this endpoint cannot look snapshots up" };
   }
   const reported = new Set(outcomes.flatMap((o) => o.ok ? [o.snapshotId] : []));
-  const signal = deadline(LOOKUP_TIMEOUT_MS);
+  const windowMs = deps.windowMs ??
+    (deps.stopped ? STOPPED_LOOKUP_WINDOW_MS : LOOKUP_WINDOW_MS);
+  const ends = performance.now() + windowMs;
+  // The last try may take a moment past the window; the deadline bounds it.
+  const signal = deadline(windowMs + LOOKUP_RETRY_MS * 5);
+  let found: FoundSnapshot[] | undefined;
+  const missing = () =>
+    unanswered.filter((o) => !found?.some((s) => s.volumeId === o.volumeId))
+      .map((o) => o.volumeId);
   try {
-    let found: FoundSnapshot[] = [];
-    for (let attempt = 0; attempt < 2 && found.length === 0; attempt++) {
-      if (attempt > 0) await delay(deps.retryMs ?? LOOKUP_RETRY_MS, { signal });
+    for (;;) {
       log.debug(`looking up snapshots of this run (calls without an answer: ${volumes})`);
       found = (await ec2.findRunSnapshots(requests, signal))
         .filter((s) => !reported.has(s.snapshotId));
+      if (missing().length === 0 || performance.now() >= ends) break;
+      await delay(Math.min(deps.retryMs ?? LOOKUP_RETRY_MS, ends - performance.now()), { signal });
     }
-    log.debug(`lookup: ${found.map((s) => s.snapshotId).join(", ") || "none"}`);
-    return { consistencyUnknown: found, error: null };
   } catch (error) {
-    const code = signal.aborted ? "Aborted" : errorCode(error);
-    const why = code === "UnauthorizedOperation"
-      ? "not permitted (the IAM policy needs ec2:DescribeSnapshots)"
-      : `${code}: ${errorMessage(error)}`;
-    const tag = `${RUN_ID_TAG}=${requests[0]?.tags[RUN_ID_TAG] ?? "(none)"}`;
-    log.warn(
-      `could not look up whether EC2 made a snapshot of ${volumes} from a call without an answer: ` +
-        `${why}; look for snapshots tagged ${tag}`,
-    );
-    return { consistencyUnknown: [], error: why };
+    if (found === undefined || !signal.aborted) {
+      const code = signal.aborted ? "Aborted" : errorCode(error);
+      const why = code === "UnauthorizedOperation"
+        ? "not permitted (the IAM policy needs ec2:DescribeSnapshots)"
+        : `${code}: ${errorMessage(error)}`;
+      log.warn(
+        `could not look up whether EC2 made a snapshot of ${volumes} from a call without an ` +
+          `answer: ${why}; look for snapshots tagged ${tag}`,
+      );
+      return { consistencyUnknown: found ?? [], error: why };
+    }
+    // The window ended: what was found so far is the answer.
   }
+  found ??= [];
+  log.debug(`lookup: ${found.map((s) => s.snapshotId).join(", ") || "none"}`);
+  if (missing().length > 0) {
+    log.warn(
+      `no snapshot of ${missing().join(", ")} appeared within ${windowMs / 1000} s after the ` +
+        `release, but EC2 may still make one from the call that was sent: a snapshot tagged ` +
+        `${tag} whose StartTime is after its ${HELD_UNTIL_TAG} tag is of unknown consistency`,
+    );
+  }
+  return { consistencyUnknown: found, error: null };
 }
 
 /**

@@ -60,6 +60,12 @@ export interface Ec2 {
     requests: readonly SnapshotRequest[],
     signal: AbortSignal,
   ): Promise<FoundSnapshot[]>;
+  /**
+   * Optional: the value of the held-until tag for a hold that ends at a monotonic instant
+   * (`performance.now()` of this process): that instant in EC2's time (ISO 8601), never later
+   * than EC2's clock will show then, so that a snapshot started after it is known as such.
+   */
+  heldUntil?(monotonicMs: number): string;
 }
 
 /** File-system freezing. Implemented with sync, fsfreeze and xfs_freeze in freeze.ts. */
@@ -214,6 +220,8 @@ export interface ArmedWatchdog {
     mountPoints?: readonly string[];
     deadlineMs?: number;
     startCommand?: string | null;
+    /** Hold everything at least this long from now, even if this process dies. */
+    holdMs?: number;
   }): Promise<void>;
 }
 

@@ -83,6 +83,7 @@ export interface ArmedWatchdogProcess extends ArmedWatchdog {
     mountPoints?: readonly string[];
     deadlineMs?: number;
     startCommand?: string | null;
+    holdMs?: number;
   }): Promise<void>;
 }
 
@@ -233,6 +234,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
       mountPoints?: readonly string[];
       deadlineMs?: number;
       startCommand?: string | null;
+      holdMs?: number;
     }): Promise<void> {
       if (disarmed) return;
       const line: WatchdogUpdate = {
@@ -241,6 +243,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
           ? { deadlineMs: change.deadlineMs, sentAtEpochMs: Date.now() }
           : {}),
         ...(change.startCommand !== undefined ? { startCommand: change.startCommand } : {}),
+        ...(change.holdMs !== undefined ? { holdMs: change.holdMs } : {}),
       };
       const writer = child.stdin.getWriter();
       try {

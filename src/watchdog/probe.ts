@@ -38,6 +38,8 @@ export async function serverAnswers(address: ServerAddress, timeoutMs = 2_000): 
  *
  * @example
  * ```ts
+ * const start = () => Promise.resolve(); // the start command
+ * const socketPath = "/run/mysqld/mysqld.sock";
  * if (!await answersThroughout({ socketPath }, 60_000)) await start();
  * ```
  */

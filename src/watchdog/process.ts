@@ -20,6 +20,8 @@ import {
 
 const THAW_TRIES = 5;
 const THAW_TIMEOUT_MS = 10_000;
+/** How long the lines a dead main process left in the pipe are read before acting. */
+const DRAIN_MS = 200;
 /** Bound of the start command (a database start may replay its logs). */
 const START_TIMEOUT_MS = 300_000;
 /** How long to wait for a killed main process to be gone (its database session closed). */
@@ -188,7 +190,12 @@ export async function runWatchdog(
     performance.now() + deadlineMs -
     Math.min(Math.max(Date.now() - sentAtEpochMs, 0), deadlineMs);
   let deadline = deadlineFrom(config.deadlineMs, config.sentAtEpochMs);
+  /** Nothing is thawed (or started) before this monotonic instant: the run's minimum hold. */
+  let holdUntil = 0;
   const update = (change: WatchdogUpdate) => {
+    if (change.holdMs !== undefined) {
+      holdUntil = Math.max(holdUntil, performance.now() + Math.min(change.holdMs, 60_000));
+    }
     if (change.mountPoints) mountPoints = [...change.mountPoints];
     if (change.startCommand !== undefined) startCommand = change.startCommand ?? undefined;
     if (change.startProbe !== undefined) startProbe = change.startProbe ?? undefined;
@@ -222,8 +229,14 @@ export async function runWatchdog(
         else if (performance.now() >= deadline) resolve("deadline passed");
       }, config.pollMs ?? 50);
     });
-    reason = await Promise.race([watchInput(input, update), watched]);
+    const lines = watchInput(input, update);
+    reason = await Promise.race([lines, watched]);
     clearInterval(timer);
+    if (reason === "main process gone") {
+      // Lines it wrote before it died may still wait in the pipe (a minimum hold among them):
+      // its end of the pipe is closed, so they are read at once, up to the end.
+      await Promise.race([lines, delay(DRAIN_MS)]);
+    }
   }
 
   let code = 0;
@@ -232,6 +245,12 @@ export async function runWatchdog(
   } else {
     held = [];
     const mounts = mountPoints.join(", ") || "nothing frozen";
+    const hold = holdUntil - performance.now();
+    if (hold > 0) {
+      // A create call may still reach EC2 under its held-until promise: keep it.
+      log(`${reason}: holding ${Math.ceil(hold)} ms more (the run's minimum hold)`);
+      await delay(hold);
+    }
     log(`${reason} (main process ${config.pid}): thawing ${mounts}`);
     // A main process alive past its deadline is stuck (stopped, hung): end it, so that its
     // database session and lock end too. It cannot be killed before it may have thawed, so it

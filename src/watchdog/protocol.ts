@@ -57,12 +57,20 @@ export interface WatchdogConfig {
  * deadline (from `sentAtEpochMs`), a start command set or cleared. Fields left out keep their
  * value.
  */
-export type WatchdogUpdate = Partial<
-  Pick<
-    WatchdogConfig,
-    "mountPoints" | "deadlineMs" | "sentAtEpochMs" | "startCommand" | "startProbe"
+export type WatchdogUpdate =
+  & Partial<
+    Pick<
+      WatchdogConfig,
+      "mountPoints" | "deadlineMs" | "sentAtEpochMs" | "startCommand" | "startProbe"
+    >
   >
->;
+  & {
+    /**
+     * Hold everything at least this long from when the line is read, even if the main process
+     * dies: a create call was sent under the promise of its held-until tag.
+     */
+    holdMs?: number;
+  };
 
 /**
  * The lines of the protocol. The watchdog writes `armed` on stdout once it watches, and later
@@ -100,6 +108,7 @@ function validUpdate(update: WatchdogUpdate): boolean {
       update.mountPoints.every((m) => typeof m === "string" && m.startsWith("/")))) &&
     (update.deadlineMs === undefined || typeof update.deadlineMs === "number") &&
     (update.sentAtEpochMs === undefined || typeof update.sentAtEpochMs === "number") &&
+    (update.holdMs === undefined || typeof update.holdMs === "number") &&
     (update.startCommand === undefined || update.startCommand === null ||
       typeof update.startCommand === "string") &&
     (update.startProbe === undefined || update.startProbe === null ||
