@@ -69,27 +69,30 @@ async function redoLsn(pg: PostgresServer): Promise<string> {
   return (await pg.psql("SELECT redo_lsn FROM pg_control_checkpoint()")).trim();
 }
 
-realTest("--hold --postgresql: checkpointed, frozen and held until --release, WAL position told", async () => {
-  await withStack(async ({ mount, pg, env, holdArgs }) => {
-    await pg.psql("INSERT INTO t (v) SELECT 'x' FROM generate_series(1, 1000)");
-    const before = await redoLsn(pg);
-    const held = await runThenKillGroup(["--hold", ...holdArgs], env);
-    assertEquals(held.code, 0, held.stderr);
-    const wal = /^ec2-consistent-snapshot: wal_lsn="([0-9A-F]+\/[0-9A-F]+)", timeline=1$/m
-      .exec(held.stdout);
-    assert(wal, `the WAL line: ${held.stdout}`);
-    assertEquals(await isFrozen(mount.mountPoint), true, "held after --hold returned");
-    await sleep(500);
-    assertEquals(await isFrozen(mount.mountPoint), true, "still held");
-    const out = await release(env);
-    assertEquals(out.code, 0, out.stderr);
-    assertMatch(out.stdout, /released; held [\d.]+ s, freeze window \d+ ms/);
-    assertMatch(out.stdout, new RegExp(`wal_lsn="${wal[1].replace("/", "\\/")}"`));
-    assertEquals(await isFrozen(mount.mountPoint), false, "thawed by --release");
-    assert(before !== await redoLsn(pg), "a CHECKPOINT ran before the freeze");
-    await pg.psql("INSERT INTO t (v) VALUES ('after')");
-  });
-});
+realTest(
+  "--hold --postgresql: checkpointed, frozen and held until --release, WAL position told",
+  async () => {
+    await withStack(async ({ mount, pg, env, holdArgs }) => {
+      await pg.psql("INSERT INTO t (v) SELECT 'x' FROM generate_series(1, 1000)");
+      const before = await redoLsn(pg);
+      const held = await runThenKillGroup(["--hold", ...holdArgs], env);
+      assertEquals(held.code, 0, held.stderr);
+      const wal = /^ec2-consistent-snapshot: wal_lsn="([0-9A-F]+\/[0-9A-F]+)", timeline=1$/m
+        .exec(held.stdout);
+      assert(wal, `the WAL line: ${held.stdout}`);
+      assertEquals(await isFrozen(mount.mountPoint), true, "held after --hold returned");
+      await sleep(500);
+      assertEquals(await isFrozen(mount.mountPoint), true, "still held");
+      const out = await release(env);
+      assertEquals(out.code, 0, out.stderr);
+      assertMatch(out.stdout, /released; held [\d.]+ s, freeze window \d+ ms/);
+      assertMatch(out.stdout, new RegExp(`wal_lsn="${wal[1].replace("/", "\\/")}"`));
+      assertEquals(await isFrozen(mount.mountPoint), false, "thawed by --release");
+      assert(before !== await redoLsn(pg), "a CHECKPOINT ran before the freeze");
+      await pg.psql("INSERT INTO t (v) VALUES ('after')");
+    });
+  },
+);
 
 realTest("--noaction --hold --postgresql: connects and checks, holds nothing", async () => {
   await withStack(async ({ mount, env, holdArgs, state }) => {
@@ -101,49 +104,52 @@ realTest("--noaction --hold --postgresql: connects and checks, holds nothing", a
   });
 });
 
-realTest("PostgreSQL hold faults: deadline, holder killed, second hold, caller gone, server down", async () => {
-  await withStack(async ({ mount, pg, env, holdArgs, state }) => {
-    // The deadline releases alone; a late --release says the hold ended (DLM's 203).
-    const short = await runThenKillGroup(["--hold=5", ...holdArgs], env);
-    assertEquals(short.code, 0, short.stderr);
-    for (let i = 0; i < 600 && await isFrozen(mount.mountPoint); i++) await sleep(100);
-    assertEquals(await isFrozen(mount.mountPoint), false, "released by the deadline");
-    const late = await release(env);
-    assertEquals(late.code, ExitCode.holdEnded, late.stderr);
-    assertMatch(late.stderr, /released by the deadline/);
+realTest(
+  "PostgreSQL hold faults: deadline, holder killed, second hold, caller gone, server down",
+  async () => {
+    await withStack(async ({ mount, pg, env, holdArgs, state }) => {
+      // The deadline releases alone; a late --release says the hold ended (DLM's 203).
+      const short = await runThenKillGroup(["--hold=5", ...holdArgs], env);
+      assertEquals(short.code, 0, short.stderr);
+      for (let i = 0; i < 600 && await isFrozen(mount.mountPoint); i++) await sleep(100);
+      assertEquals(await isFrozen(mount.mountPoint), false, "released by the deadline");
+      const late = await release(env);
+      assertEquals(late.code, ExitCode.holdEnded, late.stderr);
+      assertMatch(late.stderr, /released by the deadline/);
 
-    // The holder SIGKILLed: its watchdog thaws.
-    const killed = await runThenKillGroup(["--hold", ...holdArgs], env);
-    assertEquals(killed.code, 0, killed.stderr);
-    const pid = state.holderPid()!;
-    Deno.kill(pid, "SIGKILL");
-    assertEquals(await isFrozen(mount.mountPoint, 5_000), false, "the watchdog thawed");
-    assertEquals((await release(env)).code, ExitCode.holdEnded);
+      // The holder SIGKILLed: its watchdog thaws.
+      const killed = await runThenKillGroup(["--hold", ...holdArgs], env);
+      assertEquals(killed.code, 0, killed.stderr);
+      const pid = state.holderPid()!;
+      Deno.kill(pid, "SIGKILL");
+      assertEquals(await isFrozen(mount.mountPoint, 5_000), false, "the watchdog thawed");
+      assertEquals((await release(env)).code, ExitCode.holdEnded);
 
-    // A second hold while one is held is refused (DLM's 204), the first left intact.
-    const first = await runThenKillGroup(["--hold", ...holdArgs], env);
-    assertEquals(first.code, 0, first.stderr);
-    const second = await runThenKillGroup(["--hold", ...holdArgs], env);
-    assertEquals(second.code, ExitCode.holdInPlace, second.stderr);
-    assertEquals(await isFrozen(mount.mountPoint), true);
-    assertEquals((await release(env)).code, 0);
+      // A second hold while one is held is refused (DLM's 204), the first left intact.
+      const first = await runThenKillGroup(["--hold", ...holdArgs], env);
+      assertEquals(first.code, 0, first.stderr);
+      const second = await runThenKillGroup(["--hold", ...holdArgs], env);
+      assertEquals(second.code, ExitCode.holdInPlace, second.stderr);
+      assertEquals(await isFrozen(mount.mountPoint), true);
+      assertEquals((await release(env)).code, 0);
 
-    // The caller killed before it learnt of the hold: the holder releases at once.
-    const gone = await runThenKillGroup(
-      ["--hold", ...holdArgs, "--pre-freeze-command", "sleep 2"],
-      env,
-      { killAfterMs: 1_000 },
-    );
-    assertEquals(gone.code, -1);
-    for (let i = 0; i < 100 && state.holderPid() !== undefined; i++) await sleep(100);
-    assertEquals(await isFrozen(mount.mountPoint), false);
-    assertEquals(state.holderPid(), undefined);
+      // The caller killed before it learnt of the hold: the holder releases at once.
+      const gone = await runThenKillGroup(
+        ["--hold", ...holdArgs, "--pre-freeze-command", "sleep 2"],
+        env,
+        { killAfterMs: 1_000 },
+      );
+      assertEquals(gone.code, -1);
+      for (let i = 0; i < 100 && state.holderPid() !== undefined; i++) await sleep(100);
+      assertEquals(await isFrozen(mount.mountPoint), false);
+      assertEquals(state.holderPid(), undefined);
 
-    // The server cannot be reached: refused before anything is frozen (DLM's 206).
-    const down = await runThenKillGroup(["--hold", ...holdArgs], { ...env, PGPORT: "9" });
-    assertEquals(down.code, ExitCode.database, down.stderr);
-    assertEquals(await isFrozen(mount.mountPoint), false);
-    assertEquals(state.holderPid(), undefined);
-    await pg.psql("INSERT INTO t (v) VALUES ('after')");
-  });
-});
+      // The server cannot be reached: refused before anything is frozen (DLM's 206).
+      const down = await runThenKillGroup(["--hold", ...holdArgs], { ...env, PGPORT: "9" });
+      assertEquals(down.code, ExitCode.database, down.stderr);
+      assertEquals(await isFrozen(mount.mountPoint), false);
+      assertEquals(state.holderPid(), undefined);
+      await pg.psql("INSERT INTO t (v) VALUES ('after')");
+    });
+  },
+);
