@@ -80,6 +80,15 @@ function refuser(request: { what: string; fix: string }, where: string) {
   };
 }
 
+/** stat, or the one-line refusal when the path vanished or cannot be read meanwhile. */
+function statOrRefuse(path: string, refuse: (reason: string) => never): Deno.FileInfo {
+  try {
+    return Deno.statSync(path);
+  } catch (error) {
+    return refuse(`cannot check ${path}: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
 /** True for a host name or address that is this machine's loopback. */
 function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host) ||
@@ -161,7 +170,7 @@ export function trustedSocket(request: SocketTrustRequest, deps: SocketTrustDeps
   const real = realPath(request.path);
   let dir: string;
   if (real !== undefined) {
-    const info = Deno.statSync(real);
+    const info = statOrRefuse(real, refuse);
     if (!uids.has(info.uid ?? -1)) refuse(`it is owned by ${who(info.uid ?? -1)}, not ${trusted}`);
     dir = dirname(real);
   } else {
@@ -171,7 +180,7 @@ export function trustedSocket(request: SocketTrustRequest, deps: SocketTrustDeps
     dir = parent;
   }
   for (let current = dir;; current = dirname(current)) {
-    const info = Deno.statSync(current);
+    const info = statOrRefuse(current, refuse);
     const mode = info.mode ?? 0;
     const sticky = (mode & 0o1000) !== 0;
     const octal = (mode & 0o7777).toString(8).padStart(4, "0");
