@@ -333,6 +333,19 @@ Deno.test({
   async fn() {
     await withLab("mariadb", async (lab) => {
       const runId = await snapshotRun(lab, [lab.data]);
+      // Another drill runs: refused, nothing touched.
+      const held = await Deno.open(`${lab.env.ECS_RUN_DIR}/drill.lock`, {
+        create: true,
+        write: true,
+      });
+      try {
+        await held.lock(true);
+        const busy = await drill(lab, ["--restore-drill", runId]);
+        assertEquals(busy.code, ExitCode.drillRefused, busy.stderr);
+        assertMatch(busy.stderr, /another restore drill runs on this instance/);
+      } finally {
+        held.close();
+      }
       const out = await drill(lab, ["--restore-drill", runId]);
       assertEquals(out.code, ExitCode.drillRefused, out.stderr);
       assertMatch(
