@@ -6,7 +6,7 @@
 import { AppError, ConsistencyUnknownError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
-import { sortProblems, whileLocked, windowText } from "../run/locked.ts";
+import { sortProblems, whileLocked, windowText } from "../run/window.ts";
 import { freezeTargets, windowParts, windowSpec } from "../run/window_parts.ts";
 import type { Database, Freezer, HeldExclusion, Hooks, Watchdog } from "../types/side_effects.ts";
 import { LineReader, writeAllSync } from "../util/lines.ts";

@@ -7,7 +7,7 @@ import { BusyError, HoldInPlaceError, PreflightError } from "../util/errors.ts";
 import { ensureRunDir } from "../host/freeze_lock.ts";
 import { writeFileAtomic } from "../util/files.ts";
 import type { BinlogCoordinates } from "../types/side_effects.ts";
-import type { LockTimings } from "../run/locked.ts";
+import type { LockTimings } from "../run/window.ts";
 import { isSameProcessAlive, readProcessStat } from "../host/proc.ts";
 
 /** The hold in place: written by the holder when it starts, updated once everything is held. */

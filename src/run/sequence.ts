@@ -19,14 +19,14 @@ import {
   sortProblems,
   WATCHDOG_MARGIN_MS,
   whileLocked,
-} from "./locked.ts";
+} from "./window.ts";
 import type { UnfrozenLocation } from "../host/unfrozen.ts";
 import { withDatabaseTag } from "./database_tag.ts";
 import { consistencyUnknownError, lookUpUnanswered, type RunLookup } from "./unanswered.ts";
 import { HELD_UNTIL_TAG } from "../types/tags.ts";
 import { delay } from "../util/deadline.ts";
 
-export { independent, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "./locked.ts";
+export { independent, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "./window.ts";
 
 /** What the sequence needs to know; a subset of the Plan. The watchdog's deadline follows. */
 export interface RunSpec extends Omit<LockSpec, "watchdogDeadlineMs"> {

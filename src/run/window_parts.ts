@@ -13,7 +13,7 @@ import { createFreezer } from "../host/freeze.ts";
 import { acquireFreezeLocks, type FreezeTarget } from "../host/freeze_lock.ts";
 import { createWatchdog } from "../watchdog/client.ts";
 import { createHooks } from "./hooks.ts";
-import type { LockDeps, LockSpec } from "./locked.ts";
+import type { LockDeps, LockSpec } from "./window.ts";
 
 /**
  * The window's spec, as the window runs it: the mounts by name, the commands around the
