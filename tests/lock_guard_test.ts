@@ -6,7 +6,8 @@
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { recorder } from "./support/recording.ts";
 import { runSequence, type RunSpec } from "../src/run/sequence.ts";
-import { SYNC_BOUND_MS, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "../src/run/window.ts";
+import { SYNC_BOUND_MS } from "../src/run/window.ts";
+import { snapshotHoldMs, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "../src/plan/window.ts";
 import { DEFAULT_LOCK_BOUND_MS } from "../src/types/side_effects.ts";
 import { ExitCode, FreezeError, NotFrozenError } from "../src/util/errors.ts";
 import { silentLogger } from "../src/util/log.ts";
@@ -26,6 +27,8 @@ const spec: RunSpec = {
   snapshotTimeoutMs: 1000,
   preFreezeCommand: "true",
   hookTimeoutMs: 3000,
+  // As the plan's window says (plan/window.ts).
+  watchdogDeadlineMs: snapshotHoldMs(1000) + WATCHDOG_MARGIN_MS,
 };
 
 function deps(r: ReturnType<typeof recorder>) {
