@@ -9,7 +9,9 @@ import { runProgram, spawnProgram } from "./support/program.ts";
 import { ignoreUnless } from "./support/real.ts";
 import { isCreate, STACK, type Stack, withStack } from "./support/stack.ts";
 import { isFrozen, startWriteProbe } from "./support/xfs.ts";
-import { tagsOf } from "./support/moto.ts";
+import { MOTO, startMoto, tagsOf } from "./support/moto.ts";
+import { baseEnv } from "./support/program.ts";
+import { clockMoved, LIBFAKETIME } from "./support/faketime.ts";
 import { ExitCode } from "../src/util/errors.ts";
 
 const HELD_UNTIL = "ec2-consistent-snapshot:held-until";
@@ -120,5 +122,30 @@ Deno.test(
       assertEquals(decision?.keptBy, ["consistency unknown"]);
       assertEquals((await s.moto.snapshotsOf([s.volume])).length, 2);
     });
+  },
+);
+
+Deno.test(
+  "held-until is in EC2's time, not the local clock's (the machine 400 days ahead, libfaketime)",
+  {
+    ignore: ignoreUnless(MOTO, LIBFAKETIME),
+  },
+  async () => {
+    const moto = await startMoto();
+    try {
+      const [volume] = await moto.createVolumes(1);
+      const env = baseEnv({ ...moto.env, ...clockMoved("+400d") });
+      const out = await runProgram([volume], { env });
+      assertEquals(out.code, 0, out.stderr);
+      const [snapshot] = await moto.snapshotsOf([volume]);
+      const heldUntil = Date.parse(tagsOf(snapshot)[HELD_UNTIL]);
+      const started = snapshot.StartTime!.getTime();
+      // Measured from the Date of EC2's answers: a little after the snapshot started, by EC2's
+      // clock (the minimum hold), never 400 days later.
+      assert(heldUntil >= started, `${new Date(heldUntil).toISOString()} before the start`);
+      assert(heldUntil - started < 60_000, `${new Date(heldUntil).toISOString()} far off`);
+    } finally {
+      await moto.stop();
+    }
   },
 );

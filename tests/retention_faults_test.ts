@@ -4,7 +4,8 @@
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
-import { ignoreUnless, type Requirement } from "./support/real.ts";
+import { ignoreUnless } from "./support/real.ts";
+import { clockMoved, LIBFAKETIME } from "./support/faketime.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { startProxy } from "./support/proxy.ts";
 import { createSnapshotsAt, listSnapshots } from "./support/boto3.ts";
@@ -12,22 +13,6 @@ import { createSnapshotsAt, listSnapshots } from "./support/boto3.ts";
 const MARKER = "ec2-consistent-snapshot:volume";
 const HELD_UNTIL = "ec2-consistent-snapshot:held-until";
 const DAY = 86_400_000;
-
-/** libfaketime's preload (Debian's libfaketime), which moves the clocks of one process. */
-const FAKETIME = (() => {
-  for (const dir of ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"]) {
-    try {
-      const path = `${dir}/faketime/libfaketime.so.1`;
-      Deno.statSync(path);
-      return path;
-    } catch { /* not here */ }
-  }
-  return undefined;
-})();
-const LIBFAKETIME: Requirement = {
-  available: FAKETIME !== undefined,
-  reason: "libfaketime not installed (Debian: libfaketime); run scripts/setup.sh",
-};
 
 /** ISO time `days` before now, as moto_clock.py reads it. */
 function ago(days: number): string {
@@ -169,7 +154,7 @@ Deno.test("retention with the machine's clock 400 days ahead (libfaketime) delet
   await withMoto(async (moto, clockFile) => {
     const [a] = await moto.createVolumes(1);
     const made = await history(moto, clockFile, a);
-    const env = baseEnv({ ...moto.env, LD_PRELOAD: FAKETIME!, FAKETIME: "+400d" });
+    const env = baseEnv({ ...moto.env, ...clockMoved("+400d") });
     const result = await runProgram(["--output", "json", "--keep-days", "30", a], { env });
     assertEquals(result.code, 0, result.stderr);
     assertMatch(result.stderr, /the local clock is 400 days ahead of EC2's/);
