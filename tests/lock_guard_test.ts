@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { recorder } from "./support/recording.ts";
-import { runSequence, type RunSpec } from "../src/run/sequence.ts";
+import { MIN_HOLD_MS, runSequence, type RunSpec } from "../src/run/sequence.ts";
 import { SYNC_BOUND_MS, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "../src/run/locked.ts";
 import { DEFAULT_LOCK_BOUND_MS } from "../src/types/side_effects.ts";
 import { ExitCode, FreezeError, NotFrozenError } from "../src/util/errors.ts";
@@ -44,7 +44,7 @@ Deno.test("the watchdog's deadline follows each step from the lock's request: lo
     1_000 + M, // a step inside lock() (the fake guards one of 1 s)
     3_000 + M, // --pre-freeze-command: --hook-timeout
     SYNC_BOUND_MS + M, // the sync under the lock
-    1_000 + M, // frozen: --snapshot-timeout
+    MIN_HOLD_MS + M, // frozen: --snapshot-timeout, at least the minimum hold
     WATCHDOG_PHASE_MS, // after the thaw: post-thaw command, database release
   ]);
 });
@@ -57,7 +57,7 @@ Deno.test("the lock's own bound arms the watchdog; without a database it is arme
   const none = recorder();
   await runSequence(spec, { ...deps(none), database: undefined });
   assertEquals(none.log.filter((s) => s.startsWith("arm")), ["arm /a,/b"]);
-  assertEquals(none.bounds, [1_000 + M, WATCHDOG_PHASE_MS]);
+  assertEquals(none.bounds, [MIN_HOLD_MS + M, WATCHDOG_PHASE_MS]);
 });
 
 Deno.test("a file system thawed by someone else while held: every snapshot is of unknown consistency, exit 12", async () => {

@@ -204,3 +204,22 @@ Deno.test({
     assert(!password.stderr.includes("x\n"));
   });
 });
+
+Deno.test({
+  name:
+    "replica mode: replication started by someone else while held: the snapshot is of unknown consistency (exit 12)",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
+}, async () => {
+  await withReplication(async ({ replica, mount, moto, volume, env, mysqlArgs }) => {
+    // An administrator starts the SQL thread again under the tool (here, from its own hook).
+    const hook =
+      `mariadb --no-defaults -uroot --socket=${replica.socket} -e 'START SLAVE SQL_THREAD'`;
+    const run = await runProgram([...mysqlArgs, "--pre-freeze-command", hook, volume], { env });
+    assertEquals(run.code, ExitCode.consistencyUnknown, run.stderr);
+    assertMatch(run.stderr, /created, consistency unknown: snap-\S+ of vol-/);
+    assertMatch(run.stderr, /replication SQL thread runs again/);
+    assertEquals(run.stdout.includes("snap-"), false, "no id on stdout is taken for good");
+    assertEquals(await isFrozen(mount.mountPoint), false);
+    assertEquals((await moto.snapshotsOf([volume])).length, 1, "kept, for the user to judge");
+  });
+});

@@ -52,11 +52,12 @@ function exists(path: string): boolean {
   }
 }
 
-/** Removes bundles of other sources that nobody has built or run for a while. */
+/** Removes bundles of other sources (and killed builds' leftovers) after a while. */
 function prune(keep: string): void {
   for (const entry of Deno.readDirSync(BUNDLES)) {
     const path = `${BUNDLES}/${entry.name}`;
-    if (!entry.isDirectory || path === keep || entry.name.startsWith(".")) continue;
+    // .packages stays; a .building-PID folder is left only by a build that was killed.
+    if (!entry.isDirectory || path === keep || entry.name === ".packages") continue;
     try {
       if (Date.now() - (Deno.statSync(path).mtime?.getTime() ?? 0) > STALE_MS) {
         Deno.removeSync(path, { recursive: true });

@@ -19,7 +19,13 @@ import {
   sqlErrorText,
 } from "./connection.ts";
 import { readPosition, removeStatusFile, writeStatusFile } from "./positions.ts";
-import { checkReplica, startSqlThread, stopSqlThread, waitSqlThreadStopped } from "./replica.ts";
+import {
+  checkReplica,
+  sqlThreadRunning,
+  startSqlThread,
+  stopSqlThread,
+  waitSqlThreadStopped,
+} from "./replica.ts";
 import {
   lockModeProblem,
   parseServerInfo,
@@ -146,16 +152,27 @@ export class MysqlLock implements Database {
    */
   async stillHeld(): Promise<string | undefined> {
     const main = this.#main;
-    if (!main || !(this.#lockSent || this.#stageStarted)) return undefined;
+    const replica = this.#replicaStopped;
+    if (!main || !(this.#lockSent || this.#stageStarted || replica)) return undefined;
+    // The replica mode: replication stopped outlives our session, but someone may start it.
+    const sql = replica ? this.#statements!.replicaStatus : "SELECT 1";
     const answer = await within(
-      main.query("SELECT 1").then(
-        () => ({ held: true as const }),
-        (error: unknown) => ({ held: false as const, why: sqlErrorText(error) }),
+      rows(main, sql).then(
+        (result) => ({ held: true as const, running: sqlThreadRunning(result[0]) }),
+        (error: unknown) => ({
+          held: false as const,
+          why: sqlErrorText((error as Error).cause ?? error),
+        }),
       ),
       STILL_HELD_MS,
     );
-    if (answer?.held) return undefined;
+    if (answer?.held) {
+      if (!replica || answer.running !== "Yes") return undefined;
+      return "the replication SQL thread runs again (someone started it while held), so the " +
+        "recorded position may not match the data";
+    }
     const why = answer ? answer.why : `no answer within ${STILL_HELD_MS / 1000} s`;
+    if (replica) return `the replica's state cannot be asked (${why})`;
     return `the database lock's connection (id ${this.#threadId}) no longer answers (${why}): ` +
       "it was killed or dropped while held, so writes may have gone on";
   }
