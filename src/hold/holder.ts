@@ -115,7 +115,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
         deps.acquireFreezeLocks(freezeTargets(plan.window), { runDir: paths.dir, purpose: "hold" }),
     },
     {
-      whileHeld: async ({ binlog }): Promise<ReleasedBy> => {
+      whileHeld: async ({ binlog, wal }): Promise<ReleasedBy> => {
         clearTimeout(giveUpTimer);
         heldAt = Date.now();
         const deadlineAt = heldAt + plan.holdMs;
@@ -127,6 +127,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
           heldAt,
           deadlineAt,
           ...binlog ? { binlog } : {},
+          ...wal ? { wal } : {},
         };
         const told = deps.tell(`${HoldLine.held} ${JSON.stringify(held)}`);
         const confirmed = told &&
@@ -179,6 +180,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     pid: Deno.pid,
     timings: result.timings,
     ...(result.binlog ? { binlog: result.binlog } : {}),
+    ...(result.wal ? { wal: result.wal } : {}),
     problems: problems.map((p) => ({ message: p.message, exitCode: p.exitCode })),
   };
   try {

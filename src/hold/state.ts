@@ -6,7 +6,7 @@
 import { BusyError, HoldInPlaceError, PreflightError } from "../util/errors.ts";
 import { ensureRunDir } from "../host/freeze_lock.ts";
 import { writeFileAtomic } from "../util/files.ts";
-import type { BinlogCoordinates } from "../types/side_effects.ts";
+import type { BinlogCoordinates, WalPosition } from "../types/side_effects.ts";
 import type { LockTimings } from "../run/locked.ts";
 import { isSameProcessAlive, readProcessStat } from "../host/proc.ts";
 
@@ -47,6 +47,8 @@ export interface ReleaseRecord {
   timings: LockTimings;
   /** The binary-log position taken while the database was locked. */
   binlog?: BinlogCoordinates;
+  /** PostgreSQL: the WAL position and timeline at the freeze. */
+  wal?: WalPosition;
   /** What went wrong while releasing, most serious first. */
   problems: { message: string; exitCode: number }[];
 }
