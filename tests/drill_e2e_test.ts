@@ -351,6 +351,30 @@ Deno.test({
 });
 
 Deno.test({
+  name: "drill: a binary-log volume read after writes went on fails the drill, naming why",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withLab("mariadb", async (lab) => {
+      const runId = await snapshotRun(lab, [lab.data, lab.binlog]);
+      // Writes after the recorded position reach the binary-log volume's "snapshot".
+      await lab.sql("INSERT INTO app.t VALUES (2, 'after'), (3, 'after')");
+      await lab.ebs.retake(lab.volumes.binlog);
+      const out = await drill(lab, ["--restore-drill", runId]);
+      assertEquals(out.code, ExitCode.drillFailed, out.stderr);
+      assertMatch(
+        out.stderr,
+        /FAIL binary log: binlog\.\d+ ends at \d+, past the recorded binlog\.\d+:\d+: written after the lock/,
+      );
+      assertMatch(out.stdout, /: FAILED \(/);
+      assertEquals(await drillVolumes(lab), []);
+      assertEquals(lab.ebs.attachedLoops(), []);
+    });
+  },
+});
+
+Deno.test({
   name: "drill: SIGTERM at each step leaves nothing; after a SIGKILL the next drill cleans up",
   ignore: ignoreUnless(MARIADB, XFS, MOTO),
   sanitizeResources: false,
@@ -408,14 +432,25 @@ Deno.test({
     await withLab("postgresql", async (lab) => {
       const runId = await snapshotRun(lab, [lab.data, lab.binlog]);
       await lab.sql("INSERT INTO app.t VALUES (2, 'after')");
+      const metrics = `${lab.env.HOME}/drill.prom`;
       const out = await drill(lab, [
         "--restore-drill",
         runId,
         "--drill-check-command",
         `psql -tAc 'SELECT count(*) FROM app.t' | grep -qx 1`,
+        "--output",
+        "json",
+        "--metrics-file",
+        metrics,
       ]);
       assertEquals(out.code, ExitCode.ok, out.stderr);
-      assertMatch(out.stdout, new RegExp(`restore drill of run ${runId}: passed`));
+      const report = JSON.parse(out.stdout);
+      assertEquals([report.ok, report.runId, report.volumes.length], [true, runId, 2]);
+      assert(report.timings.recoveryMs >= 0 && report.timings.totalMs > 0);
+      assertMatch(
+        Deno.readTextFileSync(metrics),
+        /^ec2_consistent_snapshot_last_drill_success 1$/m,
+      );
       assertMatch(out.stderr, /ok {3}WAL: replay reached \S+, at or past the recorded \S+/);
       assertMatch(out.stderr, /ok {3}timeline: timeline 1, as recorded/);
       assertEquals(await drillVolumes(lab), []);
