@@ -4,9 +4,12 @@
  * meaning is emulated (tests/support/ebs.ts); then the drill restores them through the same
  * sysfs discovery the program uses on EC2, in a private mount namespace, and checks them.
  */
+import { windowSpec } from "../src/run/window_parts.ts";
 import { DescribeVolumesCommand } from "@aws-sdk/client-ec2";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { mariadbRequirement, type MariadbServer, startMariadb } from "./support/mariadb.ts";
+import { postgresRequirement, type PostgresServer, startPostgres } from "./support/postgres.ts";
+import { createPostgresqlDatabase } from "../src/db/postgresql/database.ts";
 import { instanceWithVolumes, MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
 import { startProxy } from "./support/proxy.ts";
 import { ignoreUnless, requireAvailable } from "./support/real.ts";
@@ -28,20 +31,28 @@ import { DRILL_TAG } from "../src/types/tags.ts";
 
 const MARIADB = await mariadbRequirement();
 const XFS = await xfsRequirement();
+const POSTGRES = await postgresRequirement();
+
+/** The database of a lab. */
+type Engine = "mariadb" | "postgresql";
 
 interface Lab {
+  engine: Engine;
+  /** Runs SQL on the live server; its output. */
+  sql(query: string): Promise<string>;
+  /** The options and environment that connect the program to the live server. */
+  dbArgs: string[];
+  dbEnv: Record<string, string>;
   moto: MotoEndpoint;
   ebs: EbsEmulator;
   env: Record<string, string | undefined>;
   instanceId: string;
   data: TestMount;
   binlog: TestMount;
-  db: MariadbServer;
   /** Live volume id by mount. */
   volumes: { data: string; binlog: string };
   /** The fixture /proc the snapshot run is planned with. */
   proc: string;
-  defaults: string;
 }
 
 async function loopOf(mountPoint: string): Promise<string> {
@@ -49,8 +60,8 @@ async function loopOf(mountPoint: string): Promise<string> {
   return new TextDecoder().decode(out.stdout).trim();
 }
 
-async function withLab(fn: (lab: Lab) => Promise<void>): Promise<void> {
-  requireAvailable(MARIADB, XFS, MOTO);
+async function withLab(engine: Engine, fn: (lab: Lab) => Promise<void>): Promise<void> {
+  requireAvailable(engine === "mariadb" ? MARIADB : POSTGRES, XFS, MOTO);
   const moto = await startMoto();
   const proxy = startProxy(moto.url);
   const ebs = new EbsEmulator(moto);
@@ -58,6 +69,7 @@ async function withLab(fn: (lab: Lab) => Promise<void>): Promise<void> {
   const data = await mountXfs();
   const binlog = await mountXfs();
   let db: MariadbServer | undefined;
+  let pg: PostgresServer | undefined;
   let proc: string | undefined;
   const dir = Deno.makeTempDirSync({ prefix: "ecs-drill-e2e-" });
   try {
@@ -83,20 +95,37 @@ async function withLab(fn: (lab: Lab) => Promise<void>): Promise<void> {
         fsType: "xfs",
       },
     ]);
-    db = await startMariadb({
-      datadir: `${data.mountPoint}/mysql`,
-      logBin: false,
-      extraArgs: [`--log-bin=${binlog.mountPoint}/binlog`],
-    });
-    await db.sql(
-      `CREATE DATABASE app;
-       CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB;
-       INSERT INTO app.t (v) VALUES ('before');`,
+    let sql: (query: string) => Promise<string>;
+    let dbArgs: string[];
+    let dbEnv: Record<string, string> = {};
+    if (engine === "mariadb") {
+      db = await startMariadb({
+        datadir: `${data.mountPoint}/mysql`,
+        logBin: false,
+        extraArgs: [`--log-bin=${binlog.mountPoint}/binlog`],
+      });
+      sql = db.sql;
+      const defaults = `${dir}/my.cnf`;
+      Deno.writeTextFileSync(defaults, `[client]\nuser = root\nsocket = ${db.socket}\n`, {
+        mode: 0o600,
+      });
+      dbArgs = ["--mysql", "--mysql-defaults-file", defaults];
+      await sql("CREATE DATABASE app");
+    } else {
+      // PostgreSQL's data on one volume, its WAL on the other (pg_wal a symlink there).
+      pg = await startPostgres({
+        datadir: `${data.mountPoint}/pg`,
+        waldir: `${binlog.mountPoint}/wal`,
+      });
+      sql = (query) => pg!.psql(query);
+      dbArgs = ["--postgresql"];
+      dbEnv = { PGHOST: pg.rundir, PGPORT: String(pg.port), PGUSER: "postgres" };
+      await sql("CREATE SCHEMA app");
+    }
+    await sql(
+      `CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20));
+       INSERT INTO app.t VALUES (1, 'before');`,
     );
-    const defaults = `${dir}/my.cnf`;
-    Deno.writeTextFileSync(defaults, `[client]\nuser = root\nsocket = ${db.socket}\n`, {
-      mode: 0o600,
-    });
     const env = {
       ...moto.env,
       AWS_ENDPOINT_URL_EC2: proxy.url,
@@ -104,19 +133,22 @@ async function withLab(fn: (lab: Lab) => Promise<void>): Promise<void> {
       HOME: dir,
     };
     await fn({
+      engine,
+      sql,
+      dbArgs,
+      dbEnv,
       moto,
       ebs,
       env,
       instanceId: instance.instanceId,
       data,
       binlog,
-      db,
       volumes,
       proc,
-      defaults,
     });
   } finally {
     await db?.stop();
+    await pg?.stop();
     await ebs.remove();
     await binlog.unmount();
     await data.unmount();
@@ -130,14 +162,12 @@ async function withLab(fn: (lab: Lab) => Promise<void>): Promise<void> {
 /** A run of the program (in this process, with the fixture /proc and /sys): its run id. */
 async function snapshotRun(lab: Lab, mounts: TestMount[]): Promise<string> {
   const args = parseCommandLine([
-    "--mysql",
-    "--mysql-defaults-file",
-    lab.defaults,
+    ...lab.dbArgs,
     ...mounts.flatMap((m) => ["--freeze-filesystem", m.mountPoint]),
   ]);
   const plan = await buildPlan({
     args,
-    env: lab.env,
+    env: { ...lab.env, ...lab.dbEnv },
     home: lab.env.HOME,
     cwd: "/",
     log: silentLogger,
@@ -155,6 +185,7 @@ async function snapshotRun(lab: Lab, mounts: TestMount[]): Promise<string> {
   try {
     const result = await runSequence(
       {
+        ...windowSpec(plan.window),
         volumes: plan.volumes,
         freezeMounts: plan.window.freezeMounts.map((m) => m.mountPoint),
         snapshotTimeoutMs: 30_000,
@@ -167,6 +198,8 @@ async function snapshotRun(lab: Lab, mounts: TestMount[]): Promise<string> {
         watchdog: recorder().watchdog,
         database: plan.window.database?.kind === "mysql"
           ? createMysqlDatabase(plan.window.database, { log: silentLogger })
+          : plan.window.database?.kind === "postgresql"
+          ? createPostgresqlDatabase(plan.window.database, { log: silentLogger })
           : undefined,
         log: silentLogger,
         signal: new AbortController().signal,
@@ -272,10 +305,10 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await withLab(async (lab) => {
+    await withLab("mariadb", async (lab) => {
       const runId = await snapshotRun(lab, [lab.data, lab.binlog]);
       // Writes after the snapshot: not in the restored data.
-      await lab.db.sql("INSERT INTO app.t (v) VALUES ('after')");
+      await lab.sql("INSERT INTO app.t VALUES (2, 'after')");
       const out = await drill(lab, [
         "--restore-drill",
         runId,
@@ -289,7 +322,7 @@ Deno.test({
       // Nothing left: no drill volume in EC2, no loop device, the live mounts untouched.
       assertEquals(await drillVolumes(lab), []);
       assertEquals(lab.ebs.attachedLoops(), []);
-      assertEquals(await lab.db.sql("SELECT COUNT(*) FROM app.t"), "2\n");
+      assertEquals(await lab.sql("SELECT COUNT(*) FROM app.t"), "2\n");
     });
   },
 });
@@ -300,8 +333,21 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await withLab(async (lab) => {
+    await withLab("mariadb", async (lab) => {
       const runId = await snapshotRun(lab, [lab.data]);
+      // Another drill runs: refused, nothing touched.
+      const held = await Deno.open(`${lab.env.ECS_RUN_DIR}/drill.lock`, {
+        create: true,
+        write: true,
+      });
+      try {
+        await held.lock(true);
+        const busy = await drill(lab, ["--restore-drill", runId]);
+        assertEquals(busy.code, ExitCode.drillRefused, busy.stderr);
+        assertMatch(busy.stderr, /another restore drill runs on this instance/);
+      } finally {
+        held.close();
+      }
       const out = await drill(lab, ["--restore-drill", runId]);
       assertEquals(out.code, ExitCode.drillRefused, out.stderr);
       assertMatch(
@@ -318,12 +364,36 @@ Deno.test({
 });
 
 Deno.test({
+  name: "drill: a binary-log volume read after writes went on fails the drill, naming why",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withLab("mariadb", async (lab) => {
+      const runId = await snapshotRun(lab, [lab.data, lab.binlog]);
+      // Writes after the recorded position reach the binary-log volume's "snapshot".
+      await lab.sql("INSERT INTO app.t VALUES (2, 'after'), (3, 'after')");
+      await lab.ebs.retake(lab.volumes.binlog);
+      const out = await drill(lab, ["--restore-drill", runId]);
+      assertEquals(out.code, ExitCode.drillFailed, out.stderr);
+      assertMatch(
+        out.stderr,
+        /FAIL binary log: binlog\.\d+ ends at \d+, past the recorded binlog\.\d+:\d+: written after the lock/,
+      );
+      assertMatch(out.stdout, /: FAILED \(/);
+      assertEquals(await drillVolumes(lab), []);
+      assertEquals(lab.ebs.attachedLoops(), []);
+    });
+  },
+});
+
+Deno.test({
   name: "drill: SIGTERM at each step leaves nothing; after a SIGKILL the next drill cleans up",
   ignore: ignoreUnless(MARIADB, XFS, MOTO),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await withLab(async (lab) => {
+    await withLab("mariadb", async (lab) => {
       const runId = await snapshotRun(lab, [lab.data, lab.binlog]);
       for (
         const step of [
@@ -362,6 +432,43 @@ Deno.test({
       assertMatch(next.stderr, /removing vol-\S+, left by a drill that was killed/);
       assertEquals(await drillVolumes(lab), []);
       assertEquals(lab.ebs.attachedLoops(), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "drill: PostgreSQL data and WAL on two volumes restore past the recorded LSN",
+  ignore: ignoreUnless(POSTGRES, XFS, MOTO),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withLab("postgresql", async (lab) => {
+      const runId = await snapshotRun(lab, [lab.data, lab.binlog]);
+      await lab.sql("INSERT INTO app.t VALUES (2, 'after')");
+      const metrics = `${lab.env.HOME}/drill.prom`;
+      const out = await drill(lab, [
+        "--restore-drill",
+        runId,
+        "--drill-check-command",
+        `psql -tAc 'SELECT count(*) FROM app.t' | grep -qx 1`,
+        "--output",
+        "json",
+        "--metrics-file",
+        metrics,
+      ]);
+      assertEquals(out.code, ExitCode.ok, out.stderr);
+      const report = JSON.parse(out.stdout);
+      assertEquals([report.ok, report.runId, report.volumes.length], [true, runId, 2]);
+      assert(report.timings.recoveryMs >= 0 && report.timings.totalMs > 0);
+      assertMatch(
+        Deno.readTextFileSync(metrics),
+        /^ec2_consistent_snapshot_last_drill_success 1$/m,
+      );
+      assertMatch(out.stderr, /ok {3}WAL: replay reached \S+, at or past the recorded \S+/);
+      assertMatch(out.stderr, /ok {3}timeline: timeline 1, as recorded/);
+      assertEquals(await drillVolumes(lab), []);
+      assertEquals(lab.ebs.attachedLoops(), []);
+      assertEquals((await lab.sql("SELECT count(*) FROM app.t")).trim(), "2");
     });
   },
 });

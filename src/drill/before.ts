@@ -3,7 +3,7 @@ import { instancePlacement, resolveRunId, runSnapshots } from "../aws/drill_snap
 import { checkPermissions, type DrillEc2 } from "../aws/drill_volumes.ts";
 import { type DrillSet, readSet } from "./set.ts";
 import type { DrillPlan } from "../plan/drill_plan.ts";
-import { findMysqlServer } from "../db/mysql/drill.ts";
+import { findServer } from "./servers.ts";
 import type { DrillCheck } from "../db/mysql/drill.ts";
 import { DrillError, ExitCode } from "../util/errors.ts";
 import { delay } from "../util/deadline.ts";
@@ -76,10 +76,7 @@ export async function checkBeforeCreating(
     ok: true,
     detail: "CreateVolume and AttachVolume allowed (DryRun)",
   });
-  if (set.database.engine === "postgresql") {
-    return refuse("server", "PostgreSQL restore drills are not supported by this version yet");
-  }
-  const server = await findMysqlServer(set.database);
+  const server = await findServer(set.database);
   if ("problem" in server) return refuse("server", server.problem);
   checks.push({ name: "server", ok: true, detail: `${server.path} ${server.version}` });
   return { set, zone: placement.zone, devicesInUse: placement.devices, serverPath: server.path };

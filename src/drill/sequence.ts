@@ -14,15 +14,10 @@ import {
   waitAvailable,
 } from "../aws/drill_volumes.ts";
 import { waitForDevice } from "../host/attached_device.ts";
+import { ensureRunDir } from "../host/freeze_lock.ts";
 import { type NamespaceMount, restoreMountOptions, startInNamespace } from "../host/namespace.ts";
-import {
-  checkMysqlPosition,
-  type DrillCheck,
-  mysqlServerCommand,
-  mysqlStartFailure,
-  mysqlWorkFiles,
-} from "../db/mysql/drill.ts";
-import { accepting } from "../db/mysql/connection.ts";
+import type { DrillCheck } from "../db/mysql/drill.ts";
+import { throwawayServer } from "./servers.ts";
 import type { DrillPlan } from "../plan/drill_plan.ts";
 import { CleanupStack, SignalError, STOP_SIGNALS } from "../run/cleanup.ts";
 import { type AppError, DrillError, errorMessage, ExitCode, StoppedError } from "../util/errors.ts";
@@ -117,6 +112,9 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
   // Cleanup is bounded, and not cut short by the stop signal that started it.
   const cleanupSignal = () => AbortSignal.timeout(Math.max(plan.timeoutMs, 60_000));
   try {
+    // One drill at a time on an instance: the next one deletes the drill volumes it finds.
+    const lock = await takeDrillLock(plan.runDir);
+    stack.push("drill lock release", () => lock.close());
     for (const leftover of await drillLeftovers(ec2, signal)) {
       say(`removing ${leftover}, left by a drill that was killed`);
       await removeDrillVolume(ec2, leftover, signal);
@@ -183,12 +181,9 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
       options: restoreMountOptions(m.layout.fsType),
     }));
     t = performance.now();
-    const files = mysqlWorkFiles(workDir);
-    const server = startInNamespace(
-      mounts,
-      mysqlServerCommand(ready.serverPath, set.database, workDir),
-      join(workDir, "namespace.log"),
-    );
+    const db = throwawayServer(set.database, ready.serverPath);
+    await db.prepare(workDir);
+    const server = startInNamespace(mounts, db.command(workDir), join(workDir, "namespace.log"));
     let ended = false;
     server.status.finally(() => ended = true);
     stack.push("stop the throwaway server", async () => {
@@ -199,20 +194,10 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
       await server.status.finally(() => clearTimeout(timer));
     });
     const until = Date.now() + plan.timeoutMs;
-    while (
-      !(await accepting({
-        host: "localhost",
-        port: 0,
-        socketPath: files.socket,
-        user: "root",
-        files: [],
-      }, 2_000))
-    ) {
+    while (ended || !(await db.ready(workDir, server.pid))) {
       if (ended || Date.now() > until) {
-        const text = await readTail(files.errorLog) ||
-          await readTail(join(workDir, "namespace.log"));
         const cause = ended
-          ? mysqlStartFailure(text, set.database)
+          ? await db.failure(workDir)
           : `no answer within --drill-timeout ${
             plan.timeoutMs / 1000
           }s (crash recovery still going?)`;
@@ -231,7 +216,7 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
     timings.recoveryMs = Math.round(performance.now() - t);
     check({ name: "start", ok: true, detail: `started and recovered in ${timings.recoveryMs} ms` });
 
-    const positionChecks = await checkMysqlPosition(files.socket, set.database, log);
+    const positionChecks = await db.check(workDir, server.pid, log);
     positionChecks.forEach(check);
     const failed = positionChecks.find((c) => !c.ok);
     if (failed) {
@@ -245,7 +230,7 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
       t = performance.now();
       const code = await userCheck(
         plan.checkCommand,
-        { MYSQL_UNIX_PORT: files.socket },
+        db.env(workDir, server.pid),
         plan.timeoutMs,
         signal,
       );
@@ -309,12 +294,17 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
   }
 }
 
-async function readTail(path: string): Promise<string> {
-  try {
-    return (await Deno.readTextFile(path)).split("\n").slice(-40).join("\n");
-  } catch {
-    return "";
-  }
+/** The drill's lock (a flock, which dies with its holder); refuses when another drill holds it. */
+async function takeDrillLock(runDir: string): Promise<Deno.FsFile> {
+  ensureRunDir(runDir);
+  const path = join(runDir, "drill.lock");
+  const file = await Deno.open(path, { create: true, write: true, mode: 0o600 });
+  if (await file.tryLock(true)) return file;
+  file.close();
+  throw new DrillError(
+    `another restore drill runs on this instance (it holds ${path}); one at a time`,
+    ExitCode.drillRefused,
+  );
 }
 
 async function userCheck(

@@ -53,6 +53,96 @@ function realPath(path: string): string | undefined {
   }
 }
 
+/** Who is trusted: root, this process's user, the server's users (and their groups). */
+function trustedIds(serverUsers: readonly string[], deps: SocketTrustDeps) {
+  const accounts = (deps.accounts ?? readAccounts)();
+  const self = (deps.self ?? (() => ({ uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 })))();
+  const servers = accounts.filter((a) => serverUsers.includes(a.name));
+  const who = (uid: number) => {
+    const name = accounts.find((a) => a.uid === uid)?.name;
+    return name ? `${name} (uid ${uid})` : `uid ${uid}`;
+  };
+  return {
+    uids: new Set([0, self.uid, ...servers.map((a) => a.uid)]),
+    gids: new Set([0, self.gid, ...servers.map((a) => a.gid)]),
+    who,
+    trusted: ["root", ...serverUsers].join(" or "),
+  };
+}
+
+/** The one-line refusal: what is not connected to, why, and what to do. */
+function refuser(request: { what: string; fix: string }, where: string) {
+  return (reason: string): never => {
+    throw new DatabaseError(
+      `${request.what}: not connecting to ${where}: ${reason}; another local user could ` +
+        `listen there for the password (name the server's own socket with ${request.fix})`,
+    );
+  };
+}
+
+/** stat, or the one-line refusal when the path vanished or cannot be read meanwhile. */
+function statOrRefuse(path: string, refuse: (reason: string) => never): Deno.FileInfo {
+  try {
+    return Deno.statSync(path);
+  } catch (error) {
+    return refuse(`cannot check ${path}: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+/** True for a host name or address that is this machine's loopback. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host) ||
+    host === "[::1]";
+}
+
+/** The uids of the processes listening on TCP `port` (IPv4 and IPv6), from /proc/net. */
+function tcpListeners(port: number): number[] {
+  const uids: number[] = [];
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(file);
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 8 || cols[3] !== "0A") continue; // 0A: LISTEN
+      if (parseInt(cols[1].split(":").at(-1) ?? "", 16) === port) uids.push(Number(cols[7]));
+    }
+  }
+  return uids;
+}
+
+/**
+ * Checks that a password may go to TCP `port` of a loopback `host`: every process listening on
+ * that port of this machine runs as root, this process's user or the server's user (a local
+ * user may bind a free port, say while the server restarts, and wait for a password). Other
+ * hosts, and a port nobody listens on here, pass. Throws a one-line DatabaseError.
+ *
+ * @example
+ * ```ts
+ * trustedLoopbackPort({ host: "127.0.0.1", port: 3306, serverUsers: ["mysql"], what: "MySQL", fix: "--mysql-socket" });
+ * ```
+ */
+export function trustedLoopbackPort(
+  request: {
+    host: string;
+    port: number;
+    serverUsers: readonly string[];
+    what: string;
+    fix: string;
+  },
+  deps: SocketTrustDeps & { listeners?: (port: number) => number[] } = {},
+): void {
+  if (!isLoopback(request.host)) return;
+  const { uids, who, trusted } = trustedIds(request.serverUsers, deps);
+  const refuse = refuser(request, `${request.host}:${request.port}`);
+  for (const uid of (deps.listeners ?? tcpListeners)(request.port)) {
+    if (!uids.has(uid)) refuse(`the process listening there runs as ${who(uid)}, not ${trusted}`);
+  }
+}
+
 /**
  * Checks that a password may go to the socket at `request.path`, and returns the path to
  * connect to: the socket's real path (so that a link someone swaps later is not followed
@@ -74,27 +164,13 @@ function realPath(path: string): string | undefined {
  * ```
  */
 export function trustedSocket(request: SocketTrustRequest, deps: SocketTrustDeps = {}): string {
-  const accounts = (deps.accounts ?? readAccounts)();
-  const self = (deps.self ?? (() => ({ uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 })))();
-  const servers = accounts.filter((a) => request.serverUsers.includes(a.name));
-  const uids = new Set([0, self.uid, ...servers.map((a) => a.uid)]);
-  const gids = new Set([0, self.gid, ...servers.map((a) => a.gid)]);
-  const who = (uid: number) => {
-    const name = accounts.find((a) => a.uid === uid)?.name;
-    return name ? `${name} (uid ${uid})` : `uid ${uid}`;
-  };
-  const trusted = ["root", ...request.serverUsers].join(" or ");
-  const refuse = (reason: string): never => {
-    throw new DatabaseError(
-      `${request.what}: not connecting to socket ${request.path}: ${reason}; another local ` +
-        `user could listen there for the password (name the server's own socket with ${request.fix})`,
-    );
-  };
+  const { uids, gids, who, trusted } = trustedIds(request.serverUsers, deps);
+  const refuse = refuser(request, `socket ${request.path}`);
 
   const real = realPath(request.path);
   let dir: string;
   if (real !== undefined) {
-    const info = Deno.statSync(real);
+    const info = statOrRefuse(real, refuse);
     if (!uids.has(info.uid ?? -1)) refuse(`it is owned by ${who(info.uid ?? -1)}, not ${trusted}`);
     dir = dirname(real);
   } else {
@@ -104,7 +180,7 @@ export function trustedSocket(request: SocketTrustRequest, deps: SocketTrustDeps
     dir = parent;
   }
   for (let current = dir;; current = dirname(current)) {
-    const info = Deno.statSync(current);
+    const info = statOrRefuse(current, refuse);
     const mode = info.mode ?? 0;
     const sticky = (mode & 0o1000) !== 0;
     const octal = (mode & 0o7777).toString(8).padStart(4, "0");

@@ -8,7 +8,7 @@ import { exists } from "../util/files.ts";
 import { registerSecret } from "../util/log.ts";
 import type { Options } from "../types/options.ts";
 import { type MysqlSettingsDeps, resolveMysqlSettings } from "./mysql_option_files.ts";
-import { type SocketTrustDeps, trustedSocket } from "../host/socket_trust.ts";
+import { type SocketTrustDeps, trustedLoopbackPort, trustedSocket } from "../host/socket_trust.ts";
 import {
   describeMysqlSettings,
   type MysqlLockMode,
@@ -161,6 +161,14 @@ export function planMysql(options: Options, deps: MysqlPlanDeps = {}): MysqlPlan
     // Refused here, before anything is locked; checked again when connecting.
     trustedSocket({
       path: settings.socketPath,
+      serverUsers: settings.serverUsers ?? ["mysql"],
+      what: "MySQL",
+      fix: "--mysql-socket",
+    }, deps.socketTrust);
+  } else {
+    trustedLoopbackPort({
+      host: settings.host,
+      port: settings.port,
       serverUsers: settings.serverUsers ?? ["mysql"],
       what: "MySQL",
       fix: "--mysql-socket",

@@ -1,6 +1,6 @@
 /** The PostgreSQL plan: the connection as libpq would make it, and the checkpoint's bound. Decided here; no connection. */
 import { registerSecret } from "../util/log.ts";
-import { trustedPostgresqlSocketDir } from "../host/socket_trust.ts";
+import { trustedLoopbackPort, trustedPostgresqlSocketDir } from "../host/socket_trust.ts";
 import type { Options } from "../types/options.ts";
 import type { PostgresqlPlan } from "../types/database_plans.ts";
 import {
@@ -34,6 +34,14 @@ export async function planPostgresql(
   if (settings.host.startsWith("/")) {
     // Refused here, before anything is locked; checked again when connecting.
     trustedPostgresqlSocketDir(settings.host, settings.port, settings.serverUsers ?? ["postgres"]);
+  } else {
+    trustedLoopbackPort({
+      host: settings.host,
+      port: settings.port,
+      serverUsers: settings.serverUsers ?? ["postgres"],
+      what: "PostgreSQL",
+      fix: "--postgresql-host",
+    });
   }
   return { kind: "postgresql", settings, checkpointTimeoutMs: CHECKPOINT_TIMEOUT_MS };
 }

@@ -567,7 +567,7 @@ export const OPTION_TABLE = [
     value: "COMMAND",
     group: "Restore drill",
     help: "Your own check of the restored database, run with sh -c; $MYSQL_UNIX_PORT (MySQL) or " +
-      "$PGHOST and $PGPORT (PostgreSQL) name the throwaway server. Non-zero fails the drill.",
+      "$PGHOST, $PGPORT and $PGUSER (PostgreSQL) name the throwaway server. Non-zero fails the drill.",
   },
   {
     name: "drill-timeout",

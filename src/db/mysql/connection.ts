@@ -5,7 +5,7 @@ import type {
 } from "mysql2/promise";
 import { DatabaseError, socketErrorText } from "../../util/errors.ts";
 import type { Logger } from "../../util/log.ts";
-import { trustedSocket } from "../../host/socket_trust.ts";
+import { trustedLoopbackPort, trustedSocket } from "../../host/socket_trust.ts";
 import { type MysqlSettings, mysqlWhere } from "../../types/database_plans.ts";
 
 /** A connection of mysql2's promise API. */
@@ -59,7 +59,19 @@ function target(settings: MysqlSettings) {
         fix: "--mysql-socket",
       }),
     }
-    : { host: settings.host, port: settings.port };
+    : tcpTarget(settings);
+}
+
+/** TCP: to a loopback port only when the process listening there is the server's. */
+function tcpTarget(settings: MysqlSettings) {
+  trustedLoopbackPort({
+    host: settings.host,
+    port: settings.port,
+    serverUsers: settings.serverUsers ?? ["mysql"],
+    what: "MySQL",
+    fix: "--mysql-socket",
+  });
+  return { host: settings.host, port: settings.port };
 }
 
 /**

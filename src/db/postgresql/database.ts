@@ -10,7 +10,7 @@ import type {
   WalPosition,
 } from "../../types/side_effects.ts";
 import type { Logger } from "../../util/log.ts";
-import { trustedPostgresqlSocketDir } from "../../host/socket_trust.ts";
+import { trustedLoopbackPort, trustedPostgresqlSocketDir } from "../../host/socket_trust.ts";
 import type { PostgresqlPlan, PostgresqlSettings } from "../../types/database_plans.ts";
 
 /** What createPostgresqlDatabase needs; all but `log` have defaults. */
@@ -106,9 +106,14 @@ class PostgresqlConnection implements PostgresqlDatabase {
     const { default: pg } = await import("pg");
     // A socket's directory is checked again right before the password is sent, and its real
     // path used (a link or a socket swapped since the plan is caught here).
+    const serverUsers = plan.serverUsers ?? ["postgres"];
     const host = plan.host.startsWith("/")
-      ? trustedPostgresqlSocketDir(plan.host, plan.port, plan.serverUsers ?? ["postgres"])
+      ? trustedPostgresqlSocketDir(plan.host, plan.port, serverUsers)
       : plan.host;
+    if (host === plan.host && !host.startsWith("/")) {
+      const fix = "--postgresql-host";
+      trustedLoopbackPort({ host, port: plan.port, serverUsers, what: "PostgreSQL", fix });
+    }
     const client = new pg.Client({
       host,
       port: plan.port,
