@@ -4,6 +4,7 @@
  * meaning is emulated (tests/support/ebs.ts); then the drill restores them through the same
  * sysfs discovery the program uses on EC2, in a private mount namespace, and checks them.
  */
+import { windowSpec } from "../src/run/window_parts.ts";
 import { DescribeVolumesCommand } from "@aws-sdk/client-ec2";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { mariadbRequirement, type MariadbServer, startMariadb } from "./support/mariadb.ts";
@@ -184,6 +185,7 @@ async function snapshotRun(lab: Lab, mounts: TestMount[]): Promise<string> {
   try {
     const result = await runSequence(
       {
+        ...windowSpec(plan.window),
         volumes: plan.volumes,
         freezeMounts: plan.window.freezeMounts.map((m) => m.mountPoint),
         snapshotTimeoutMs: 30_000,
@@ -333,6 +335,19 @@ Deno.test({
   async fn() {
     await withLab("mariadb", async (lab) => {
       const runId = await snapshotRun(lab, [lab.data]);
+      // Another drill runs: refused, nothing touched.
+      const held = await Deno.open(`${lab.env.ECS_RUN_DIR}/drill.lock`, {
+        create: true,
+        write: true,
+      });
+      try {
+        await held.lock(true);
+        const busy = await drill(lab, ["--restore-drill", runId]);
+        assertEquals(busy.code, ExitCode.drillRefused, busy.stderr);
+        assertMatch(busy.stderr, /another restore drill runs on this instance/);
+      } finally {
+        held.close();
+      }
       const out = await drill(lab, ["--restore-drill", runId]);
       assertEquals(out.code, ExitCode.drillRefused, out.stderr);
       assertMatch(

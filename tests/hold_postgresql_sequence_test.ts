@@ -71,6 +71,7 @@ const upTo = (step: string) => FULL.slice(0, FULL.indexOf(step));
 function fixture() {
   const r = recorder(undefined);
   const told: string[] = [];
+  // deno-lint-ignore require-await
   const step = async (name: string) => {
     r.log.push(name);
     const fault = r.faults.get(name);
