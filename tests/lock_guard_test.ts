@@ -5,8 +5,14 @@
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { recorder } from "./support/recording.ts";
-import { MIN_HOLD_MS, runSequence, type RunSpec } from "../src/run/sequence.ts";
-import { SYNC_BOUND_MS, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "../src/run/locked.ts";
+import { runSequence, type RunSpec } from "../src/run/sequence.ts";
+import { SYNC_BOUND_MS } from "../src/run/window.ts";
+import {
+  MIN_HOLD_MS,
+  snapshotHoldMs,
+  WATCHDOG_MARGIN_MS,
+  WATCHDOG_PHASE_MS,
+} from "../src/plan/window.ts";
 import { DEFAULT_LOCK_BOUND_MS } from "../src/types/side_effects.ts";
 import { ExitCode, FreezeError, NotFrozenError } from "../src/util/errors.ts";
 import { silentLogger } from "../src/util/log.ts";
@@ -26,6 +32,8 @@ const spec: RunSpec = {
   snapshotTimeoutMs: 1000,
   preFreezeCommand: "true",
   hookTimeoutMs: 3000,
+  // As the plan's window says (plan/window.ts).
+  watchdogDeadlineMs: snapshotHoldMs(1000) + WATCHDOG_MARGIN_MS,
 };
 
 function deps(r: ReturnType<typeof recorder>) {

@@ -1,4 +1,5 @@
 /** The sequence with a database that holds nothing (PostgreSQL): order, position, file warnings, faults. */
+import { snapshotHoldMs, WATCHDOG_MARGIN_MS } from "../src/plan/window.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { recorder } from "./support/recording.ts";
 import { runSequence, type RunSpec } from "../src/run/sequence.ts";
@@ -11,6 +12,7 @@ const spec: RunSpec = {
   volumes: [{ volumeId: "vol-1111aaaa", description: "d", tags: {} }],
   freezeMounts: ["/a"],
   snapshotTimeoutMs: 1000,
+  watchdogDeadlineMs: snapshotHoldMs(1000) + WATCHDOG_MARGIN_MS,
 };
 
 const WAL = { lsn: "0/3000060", timeline: 1, from: "primary" as const };

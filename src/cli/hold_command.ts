@@ -7,7 +7,7 @@ import { startHold } from "../hold/client.ts";
 import { releaseHold } from "../hold/release.ts";
 import { describeHold, readHold, type ReleaseRecord, statePaths } from "../hold/state.ts";
 import { findFreezeProgram } from "../host/freeze.ts";
-import { binlogLine } from "./report.ts";
+import { binlogLine, walLine } from "./report.ts";
 import { describeMysqlPlan } from "../plan/mysql.ts";
 import { describePostgresqlPlan } from "../plan/postgresql.ts";
 import type { DatabasePlan } from "../plan/window.ts";
@@ -52,6 +52,7 @@ export function releaseReport(record: ReleaseRecord): string {
   const { timings } = record;
   const lines = [
     ...(record.binlog ? [binlogLine(record.binlog)] : []),
+    ...(record.wal ? [walLine(record.wal)] : []),
     `${PROGRAM}: released; held ${((record.releasedAt - record.heldAt) / 1000).toFixed(1)} s, ` +
     `freeze window ${ms(timings.freezeWindowMs)}, lock window ${ms(timings.lockWindowMs)}, ` +
     `database lock ${ms(timings.databaseLockMs)}`,
@@ -154,5 +155,6 @@ export async function holdCommand(inputs: HoldCommandInputs): Promise<number> {
       "release with --release",
   );
   if (!options.quiet && held.binlog) write(binlogLine(held.binlog) + "\n");
+  if (!options.quiet && held.wal) write(walLine(held.wal) + "\n");
   return ExitCode.ok;
 }

@@ -6,7 +6,9 @@
 import { AppError, ConsistencyUnknownError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
-import { sortProblems, whileLocked, windowText } from "../run/locked.ts";
+import { withWindow } from "../run/window.ts";
+import { sortProblems } from "../run/problems.ts";
+import { windowText } from "../run/window_timings.ts";
 import { freezeTargets, windowParts, windowSpec } from "../run/window_parts.ts";
 import type { Database, Freezer, HeldExclusion, Hooks, Watchdog } from "../types/side_effects.ts";
 import { LineReader, writeAllSync } from "../util/lines.ts";
@@ -105,7 +107,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
         ExitCode.timeout,
       ),
     ), plan.holdWithinMs);
-  const result = await whileLocked(
+  const result = await withWindow(
     spec,
     {
       ...deps,
@@ -115,7 +117,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
         deps.acquireFreezeLocks(freezeTargets(plan.window), { runDir: paths.dir, purpose: "hold" }),
     },
     {
-      whileHeld: async ({ binlog }): Promise<ReleasedBy> => {
+      whileHeld: async ({ binlog, wal }): Promise<ReleasedBy> => {
         clearTimeout(giveUpTimer);
         heldAt = Date.now();
         const deadlineAt = heldAt + plan.holdMs;
@@ -127,6 +129,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
           heldAt,
           deadlineAt,
           ...binlog ? { binlog } : {},
+          ...wal ? { wal } : {},
         };
         const told = deps.tell(`${HoldLine.held} ${JSON.stringify(held)}`);
         const confirmed = told &&
@@ -179,6 +182,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
     pid: Deno.pid,
     timings: result.timings,
     ...(result.binlog ? { binlog: result.binlog } : {}),
+    ...(result.wal ? { wal: result.wal } : {}),
     problems: problems.map((p) => ({ message: p.message, exitCode: p.exitCode })),
   };
   try {

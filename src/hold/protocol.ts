@@ -10,7 +10,7 @@
  * line: the {@linkcode ReleaseRecord}, once everything is released.
  */
 import type { HoldPlan } from "../plan/hold_plan.ts";
-import type { BinlogCoordinates } from "../types/side_effects.ts";
+import type { BinlogCoordinates, WalPosition } from "../types/side_effects.ts";
 
 /** The hidden first argument that makes the program the holder (`main.ts` dispatches on it). */
 export const HOLDER_ARG = "__holder";
@@ -33,6 +33,8 @@ export interface HeldMessage {
   deadlineAt: number;
   /** The binary-log position taken while the database was locked. */
   binlog?: BinlogCoordinates;
+  /** PostgreSQL: the WAL position and timeline at the freeze. */
+  wal?: WalPosition;
 }
 
 /** The words of the protocol. */

@@ -6,8 +6,8 @@
 import { BusyError, HoldInPlaceError, PreflightError } from "../util/errors.ts";
 import { ensureRunDir } from "../host/freeze_lock.ts";
 import { writeFileAtomic } from "../util/files.ts";
-import type { BinlogCoordinates } from "../types/side_effects.ts";
-import type { LockTimings } from "../run/locked.ts";
+import type { BinlogCoordinates, WalPosition } from "../types/side_effects.ts";
+import type { WindowTimings } from "../run/window_timings.ts";
 import { isSameProcessAlive, readProcessStat } from "../host/proc.ts";
 
 /** The hold in place: written by the holder when it starts, updated once everything is held. */
@@ -44,9 +44,11 @@ export interface ReleaseRecord {
   /** The holder's process id. */
   pid: number;
   /** The windows the holder measured. */
-  timings: LockTimings;
+  timings: WindowTimings;
   /** The binary-log position taken while the database was locked. */
   binlog?: BinlogCoordinates;
+  /** PostgreSQL: the WAL position and timeline at the freeze. */
+  wal?: WalPosition;
   /** What went wrong while releasing, most serious first. */
   problems: { message: string; exitCode: number }[];
 }

@@ -120,7 +120,7 @@ export async function buildHoldPlan(inputs: HoldPlanInputs): Promise<HoldPlan> {
   const { args, log } = inputs;
   const { options } = args;
   refuseSnapshotInput("--hold", args, inputs.commandLineVolumes, log);
-  for (const name of ["mongo", "mongo-stop", "postgresql"]) {
+  for (const name of ["mongo", "mongo-stop"]) {
     if (args.given.has(name)) throw new UsageError(`--${name}: not supported with --hold yet`);
   }
   const seconds = options.hold!;
