@@ -335,6 +335,19 @@ Deno.test({
   async fn() {
     await withLab("mariadb", async (lab) => {
       const runId = await snapshotRun(lab, [lab.data]);
+      // Another drill runs: refused, nothing touched.
+      const held = await Deno.open(`${lab.env.ECS_RUN_DIR}/drill.lock`, {
+        create: true,
+        write: true,
+      });
+      try {
+        await held.lock(true);
+        const busy = await drill(lab, ["--restore-drill", runId]);
+        assertEquals(busy.code, ExitCode.drillRefused, busy.stderr);
+        assertMatch(busy.stderr, /another restore drill runs on this instance/);
+      } finally {
+        held.close();
+      }
       const out = await drill(lab, ["--restore-drill", runId]);
       assertEquals(out.code, ExitCode.drillRefused, out.stderr);
       assertMatch(
@@ -456,6 +469,35 @@ Deno.test({
       assertEquals(await drillVolumes(lab), []);
       assertEquals(lab.ebs.attachedLoops(), []);
       assertEquals((await lab.sql("SELECT count(*) FROM app.t")).trim(), "2");
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "drill: PostgreSQL without its WAL volume fails, naming it, and the live WAL is not touched",
+  ignore: ignoreUnless(POSTGRES, XFS, MOTO),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withLab("postgresql", async (lab) => {
+      const runId = await snapshotRun(lab, [lab.data]);
+      const walBefore = [...Deno.readDirSync(`${lab.binlog.mountPoint}/wal`)].map((e) => e.name)
+        .sort();
+      const out = await drill(lab, ["--restore-drill", runId]);
+      assertEquals(out.code, ExitCode.drillFailed, out.stderr);
+      assertMatch(
+        out.stderr,
+        new RegExp(
+          `pg_wal leads to ${lab.binlog.mountPoint}/wal, on none of the restored volumes: its ` +
+            "volume was not in the snapshot set",
+        ),
+      );
+      const walAfter = [...Deno.readDirSync(`${lab.binlog.mountPoint}/wal`)].map((e) => e.name)
+        .sort();
+      assertEquals(walAfter, walBefore);
+      assertEquals(await drillVolumes(lab), []);
+      assertEquals(lab.ebs.attachedLoops(), []);
     });
   },
 });

@@ -1,7 +1,8 @@
 /**
  * The standing fault table for the database lock and the freeze, through the real program
  * (MariaDB on an XFS loop mount, moto behind the fault proxy): a run or a holder stopped
- * (SIGSTOP) under the lock before its freeze is ended at the step's bound, so its lock ends;
+ * (SIGSTOP) under the lock before its freeze is ended at the step's bound, with its hook, so
+ * its lock ends;
  * a file system thawed, or the lock's connection killed, from outside while CreateSnapshot is
  * in flight makes the snapshot "created, consistency unknown" (exit 12), never good.
  */
@@ -85,6 +86,10 @@ async function stoppedUnderTheLock(
     assertEquals(written, false, "the INSERT waits for the lock");
     await ended(pid);
     assertEquals(await Promise.race([writer.then(() => true), sleep(60_000)]), true);
+    // The hook it was running was ended with it, by the watchdog.
+    const hook = await readPid(`${s.dir}/hook.pid`, 1_000);
+    for (let i = 0; i < 100 && alive(hook); i++) await sleep(100);
+    assertEquals(alive(hook), false, "the pre-freeze command was killed too");
   } finally {
     killQuietly(pid);
     killQuietly(await readPid(`${s.dir}/hook.pid`, 1).catch(() => undefined));

@@ -14,6 +14,7 @@ import {
   waitAvailable,
 } from "../aws/drill_volumes.ts";
 import { waitForDevice } from "../host/attached_device.ts";
+import { ensureRunDir } from "../host/freeze_lock.ts";
 import { type NamespaceMount, restoreMountOptions, startInNamespace } from "../host/namespace.ts";
 import type { DrillCheck } from "../db/mysql/drill.ts";
 import { throwawayServer } from "./servers.ts";
@@ -111,6 +112,9 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
   // Cleanup is bounded, and not cut short by the stop signal that started it.
   const cleanupSignal = () => AbortSignal.timeout(Math.max(plan.timeoutMs, 60_000));
   try {
+    // One drill at a time on an instance: the next one deletes the drill volumes it finds.
+    const lock = await takeDrillLock(plan.runDir);
+    stack.push("drill lock release", () => lock.close());
     for (const leftover of await drillLeftovers(ec2, signal)) {
       say(`removing ${leftover}, left by a drill that was killed`);
       await removeDrillVolume(ec2, leftover, signal);
@@ -177,7 +181,7 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
       options: restoreMountOptions(m.layout.fsType),
     }));
     t = performance.now();
-    const db = throwawayServer(set.database, ready.serverPath);
+    const db = throwawayServer(set.database, ready.serverPath, mounts.map((m) => m.mountPoint));
     await db.prepare(workDir);
     const server = startInNamespace(mounts, db.command(workDir), join(workDir, "namespace.log"));
     let ended = false;
@@ -288,6 +292,19 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
     timings.totalMs = Math.round(performance.now() - started);
     return { runId, checks, volumes, timings, problems };
   }
+}
+
+/** The drill's lock (a flock, which dies with its holder); refuses when another drill holds it. */
+async function takeDrillLock(runDir: string): Promise<Deno.FsFile> {
+  ensureRunDir(runDir);
+  const path = join(runDir, "drill.lock");
+  const file = await Deno.open(path, { create: true, write: true, mode: 0o600 });
+  if (await file.tryLock(true)) return file;
+  file.close();
+  throw new DrillError(
+    `another restore drill runs on this instance (it holds ${path}); one at a time`,
+    ExitCode.drillRefused,
+  );
 }
 
 async function userCheck(
