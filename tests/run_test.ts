@@ -394,13 +394,8 @@ Deno.test("a mount found frozen already is taken from the watchdog too: it never
 Deno.test("a second stop signal ends the lookup after the release at once, with what it found", async () => {
   const r = recorder();
   r.faults.set("create vol-2222bbbb", createFault("ECONNRESET", "unknown"));
-  const insisted = new AbortController();
-  insisted.abort();
-  const result = await runSequence(spec, {
-    ...deps(r),
-    lookupWindowMs: 60_000,
-    lookupSignal: insisted.signal,
-  });
+  const lookupSignal = AbortSignal.abort(); // the user insisted
+  const result = await runSequence(spec, { ...deps(r), lookupWindowMs: 60_000, lookupSignal });
   assertEquals(r.log, [...FULL, "lookup"], "looked once, then ended");
   assertEquals(result.lookup, { consistencyUnknown: [], error: null });
 });
