@@ -472,3 +472,32 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "drill: PostgreSQL without its WAL volume fails, naming it, and the live WAL is not touched",
+  ignore: ignoreUnless(POSTGRES, XFS, MOTO),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withLab("postgresql", async (lab) => {
+      const runId = await snapshotRun(lab, [lab.data]);
+      const walBefore = [...Deno.readDirSync(`${lab.binlog.mountPoint}/wal`)].map((e) => e.name)
+        .sort();
+      const out = await drill(lab, ["--restore-drill", runId]);
+      assertEquals(out.code, ExitCode.drillFailed, out.stderr);
+      assertMatch(
+        out.stderr,
+        new RegExp(
+          `pg_wal leads to ${lab.binlog.mountPoint}/wal, on none of the restored volumes: its ` +
+            "volume was not in the snapshot set",
+        ),
+      );
+      const walAfter = [...Deno.readDirSync(`${lab.binlog.mountPoint}/wal`)].map((e) => e.name)
+        .sort();
+      assertEquals(walAfter, walBefore);
+      assertEquals(await drillVolumes(lab), []);
+      assertEquals(lab.ebs.attachedLoops(), []);
+    });
+  },
+});

@@ -57,6 +57,16 @@ Deno.test("the watchdog's deadline follows each step from the lock's request: lo
   ]);
 });
 
+Deno.test("--post-thaw-command runs under the database lock: the watchdog bounds it by --hook-timeout too", async () => {
+  const r = recorder();
+  await runSequence({ ...spec, postThawCommand: "true" }, deps(r));
+  assertEquals(r.bounds.slice(-3), [
+    WATCHDOG_PHASE_MS, // after the thaw
+    3_000 + M, // the post-thaw command, the database still locked
+    WATCHDOG_PHASE_MS + M, // the database's release
+  ]);
+});
+
 Deno.test("the lock's own bound arms the watchdog; without a database it is armed at the freeze only", async () => {
   const r = recorder();
   await runSequence(spec, { ...deps(r), database: { ...r.database, lockBoundMs: 42_000 } });

@@ -96,7 +96,8 @@ Deno.test("postgresql sequence: files in preflight, checkpoint, position after t
   assertMatch(lines.join("\n"), /PostgreSQL pg_wal \/w lies on \/w, which is not frozen/);
   assertEquals(result.timings.databaseLockMs, null, "a checkpoint holds nothing");
   assert(result.timings.lockWindowMs !== null && result.timings.freezeWindowMs !== null);
-  assert(result.timings.lockWindowMs <= result.timings.freezeWindowMs + 5);
+  // Nothing is held before the freeze; bounded generously (a busy machine), not by speed.
+  assert(result.timings.lockWindowMs <= result.timings.freezeWindowMs + 1_000);
 });
 
 Deno.test("postgresql sequence: without a freeze, no file check; the position is still taken", async () => {

@@ -390,3 +390,12 @@ Deno.test("a mount found frozen already is taken from the watchdog too: it never
   assert(!r.log.includes("thaw /b"));
   assertEquals(result.problems[0].exitCode, ExitCode.freeze);
 });
+
+Deno.test("a second stop signal ends the lookup after the release at once, with what it found", async () => {
+  const r = recorder();
+  r.faults.set("create vol-2222bbbb", createFault("ECONNRESET", "unknown"));
+  const lookupSignal = AbortSignal.abort(); // the user insisted
+  const result = await runSequence(spec, { ...deps(r), lookupWindowMs: 60_000, lookupSignal });
+  assertEquals(r.log, [...FULL, "lookup"], "looked once, then ended");
+  assertEquals(result.lookup, { consistencyUnknown: [], error: null });
+});

@@ -181,7 +181,7 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
       options: restoreMountOptions(m.layout.fsType),
     }));
     t = performance.now();
-    const db = throwawayServer(set.database, ready.serverPath);
+    const db = throwawayServer(set.database, ready.serverPath, mounts.map((m) => m.mountPoint));
     await db.prepare(workDir);
     const server = startInNamespace(mounts, db.command(workDir), join(workDir, "namespace.log"));
     let ended = false;

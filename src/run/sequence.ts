@@ -41,6 +41,8 @@ export interface RunDeps extends WindowDeps {
   lookupRetryMs?: number;
   /** How long the lookup keeps looking; the windows of unanswered.ts by default. */
   lookupWindowMs?: number;
+  /** Ends the lookup after the release early (a second stop signal). */
+  lookupSignal?: AbortSignal;
 }
 
 export type { RunLookup };
@@ -203,6 +205,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
     requests: sent,
     retryMs: deps.lookupRetryMs,
     windowMs: deps.lookupWindowMs,
+    signal: deps.lookupSignal,
     stopped,
   });
   // Snapshots made while someone else had thawed a file system (or ended the database lock)

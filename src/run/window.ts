@@ -246,12 +246,20 @@ export async function withWindow<T>(
     if (spec.preFreezeCommand) {
       log.debug("pre-freeze command");
       await guardStep(spec.hookTimeoutMs ?? 30_000);
-      await hooks.run("pre-freeze", spec.preFreezeCommand);
+      await runHook("pre-freeze", spec.preFreezeCommand);
       checkSignal();
     }
     if (spec.postThawCommand) {
       const command = spec.postThawCommand;
-      stack.push("post-thaw command", () => hooks.run("post-thaw", command));
+      stack.push("post-thaw command", async () => {
+        // The database is still locked while it runs: bounded by the watchdog as before.
+        await guardStep(spec.hookTimeoutMs ?? 30_000).catch(() => {});
+        try {
+          await runHook("post-thaw", command);
+        } finally {
+          await guardStep(phaseMs).catch(() => {});
+        }
+      });
     }
 
     // As the old tool did, always: flushed blocks make even an unfrozen file system's snapshot
@@ -330,6 +338,24 @@ export async function withWindow<T>(
   async function guardStep(boundMs: number): Promise<void> {
     if (guardsDatabase && armed?.update) {
       await armed.update({ deadlineMs: boundMs + WATCHDOG_MARGIN_MS });
+    }
+  }
+
+  /**
+   * Runs a hook, its process group told to the watchdog while it runs: should this process die
+   * or be ended meanwhile, the watchdog kills the hook too.
+   */
+  async function runHook(which: "pre-freeze" | "post-thaw", command: string): Promise<void> {
+    const guard = armed;
+    if (!guard?.update) return await hooks.run(which, command);
+    let told: Promise<void> = Promise.resolve();
+    try {
+      await hooks.run(which, command, {
+        onStart: (group) => told = guard.update!({ hookGroup: group }).catch(() => {}),
+      });
+    } finally {
+      await told; // one line at a time on the watchdog's stdin
+      await guard.update({ hookGroup: null }).catch(() => {});
     }
   }
 
