@@ -210,6 +210,7 @@ Deno.test({
         assertMatch(out.stderr, /created, consistency unknown: snap-/);
         assertMatch(out.stderr, /lock's connection \(id \d+\) no longer answers/);
         assertEquals(out.stdout.includes("snap-"), false, "no id on stdout is taken for good");
+        assertEquals(out.stderr.trim().split("\n").length, 1, "one line, not told twice");
       } finally {
         create.drop();
         await running.catch(() => {});

@@ -82,6 +82,8 @@ export class MysqlLock implements Database {
   #replicaStopped = false;
   #statusFileWritten?: string;
   #released = false;
+  /** stillHeld() found the lock's connection gone, and said so: the release does not again. */
+  #lostReported = false;
   /** The lock statement waiting on the server right now, if any. */
   #inFlight?: Promise<Settled>;
 
@@ -173,6 +175,7 @@ export class MysqlLock implements Database {
     }
     const why = answer ? answer.why : `no answer within ${STILL_HELD_MS / 1000} s`;
     if (replica) return `the replica's state cannot be asked (${why})`;
+    this.#lostReported = true;
     return `the database lock's connection (id ${this.#threadId}) no longer answers (${why}): ` +
       "it was killed or dropped while held, so writes may have gone on";
   }
@@ -442,6 +445,11 @@ export class MysqlLock implements Database {
       // Closing the connection below releases the lock all the same.
       main.destroy();
       this.#main = undefined;
+      // Already told (one line): the connection was found gone before the thaw.
+      if (this.#lostReported) {
+        this.#log.debug(`MySQL: ${unlock} failed (${sqlErrorText(error)}), as told before`);
+        return undefined;
+      }
       return `${unlock} failed (${sqlErrorText(error)}): the lock's connection may have been ` +
         "killed or dropped while held, so writes may have gone on; the database lock cannot be " +
         "vouched for";
