@@ -4,6 +4,7 @@
  * and one line, never exit 1 with a stack trace; nothing is left frozen or half-written.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { alive } from "./support/processes.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { ignoreUnless } from "./support/real.ts";
 import {
@@ -29,14 +30,6 @@ function oneLine(stderr: string): string {
   assertEquals(lines.length, 1, stderr);
   assert(!/^\s+at /m.test(stderr), stderr);
   return lines[0];
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
-  } catch {
-    return false;
-  }
 }
 
 async function withHeld(

@@ -5,7 +5,12 @@
  * a held mount, and the dry run.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { mariadbRequirement, type MariadbServer, startMariadb } from "./support/mariadb.ts";
+import {
+  mariadbRequirement,
+  type MariadbServer,
+  session,
+  startMariadb,
+} from "./support/mariadb.ts";
 import { baseEnv, runProgram } from "./support/program.ts";
 import { ignoreUnless, requireAvailable, type Requirement } from "./support/real.ts";
 import { isFrozen, type TestMount, withXfsMount, xfsRequirement } from "./support/xfs.ts";
@@ -58,13 +63,6 @@ async function withStack(fn: (s: Stack) => Promise<void>): Promise<void> {
       await db?.stop();
     }
   });
-}
-
-/** Starts `sql` in its own client session; tells whether it has completed. */
-function session(db: MariadbServer, sql: string) {
-  let finished = false;
-  const done = db.sql(sql).finally(() => finished = true);
-  return { done, finished: () => finished };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
