@@ -72,6 +72,51 @@ Deno.test("what makes a set not restorable is named", () => {
   }
 });
 
+Deno.test("a hostile tag names no path outside the restored volumes, and no other mount", () => {
+  const escaped = (path: string) =>
+    path.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`);
+  const cases: [string, string, RegExp][] = [
+    ["1 xfs:/", DB, /mount point "\/", which would hide \/bin of the running system: refused/],
+    ["1 xfs:/data/../..", DB, /"\/data\/..\/..", which is not a plain path/],
+    ["1 xfs:/etc", DB, /"\/etc", which would hide \/etc of the running system/],
+    ["1 xfs:/usr", DB, /"\/usr", which would hide \/usr of the running system/],
+    ["1 xfs:/proc", DB, /would hide \/proc/],
+    [`1 xfs:${escaped("/data\n/etc")}`, DB, /"\/data\\n\/etc", which has a control character/],
+    ["1 xfs:/data/", DB, /not a plain path/],
+    ["1 bind:/data", DB, /names the file system "bind": the drill mounts xfs, ext4/],
+    [
+      "1 xfs:/data",
+      "mariadb 10.11.6 datadir=/data/../etc binlog=binlog.000003:1234",
+      /the data directory "\/data\/..\/etc" of the database tag is not a plain path/,
+    ],
+    [
+      "1 xfs:/data",
+      `mariadb 10.11.6 datadir=/data/mysql log-bin=${escaped("/data/b\nx")} binlog=b.1:4`,
+      /the binary log "\/data\/b\\nx" of the database tag has a control character/,
+    ],
+  ];
+  for (const [volumes, database, expected] of cases) {
+    const { set, problems } = readSet(RUN, [{
+      ...snapshot("0a", volumes),
+      tags: {
+        "ec2-consistent-snapshot:volumes": volumes,
+        "ec2-consistent-snapshot:database": database,
+      },
+    }]);
+    assertEquals(set, undefined, volumes);
+    assertMatch(problems.join("\n"), expected);
+  }
+  // A database under /usr/local or /srv is fine.
+  const ok = readSet(RUN, [{
+    ...snapshot("0a", "1 ext4:/usr/local/mysql"),
+    tags: {
+      "ec2-consistent-snapshot:volumes": "1 ext4:/usr/local/mysql",
+      "ec2-consistent-snapshot:database": "mariadb 10.11.6 datadir=/usr/local/mysql/data",
+    },
+  }]);
+  assertEquals(ok.problems, []);
+});
+
 Deno.test("a server that did not start: the likely cause from its log", () => {
   const tag = { engine: "mariadb" as const, version: "10.11.6", logBin: "/logs/binlog" };
   assertMatch(
