@@ -60,7 +60,7 @@ const SYSTEM_DIRS = [
  * character), so that what is checked is what is mounted and where the server writes.
  */
 export function unsafeTagPath(path: string): string | undefined {
-  if (/[\x00-\x1f\x7f]/.test(path)) return "has a control character";
+  if ([...path].some((c) => c < " " || c === "\x7f")) return "has a control character";
   if (!path.startsWith("/")) return "is not absolute";
   if (path !== "/" && path.split("/").slice(1).some((c) => c === "" || c === "." || c === "..")) {
     return "is not a plain path (., .., // or a trailing /)";
