@@ -213,12 +213,16 @@ export async function snapshotRun(lab: Lab, mounts: TestMount[]): Promise<string
   }
 }
 
+/** --drill-timeout 120 unless the test gives its own. */
+const timeout = (argv: string[]) =>
+  argv.includes("--drill-timeout") ? [] : ["--drill-timeout", "120"];
+
 /** Runs the drill in this process; its exit code, stdout and stderr lines. */
 export async function drill(lab: Lab, argv: string[]) {
   let stdout = "";
   const stderr: string[] = [];
   const code = await drillCommand({
-    args: parseCommandLine([...argv, "--instance-id", lab.instanceId, "--drill-timeout", "120"]),
+    args: parseCommandLine([...argv, "--instance-id", lab.instanceId, ...timeout(argv)]),
     env: lab.env,
     home: lab.env.HOME,
     log: createLogger({ write: (line) => stderr.push(line) }),
@@ -244,8 +248,7 @@ export async function spawnDrill(lab: Lab, argv: string[], until: RegExp) {
       ...argv,
       "--instance-id",
       lab.instanceId,
-      "--drill-timeout",
-      "120",
+      ...timeout(argv),
     ],
     env: Object.fromEntries(
       Object.entries(lab.env).filter((e): e is [string, string] => e[1] !== undefined),
@@ -275,9 +278,12 @@ export async function spawnDrill(lab: Lab, argv: string[], until: RegExp) {
   return { child, stderr: () => rest, output: child.stdout };
 }
 
-/** Processes of the drill's throwaway servers (their sockets are in ecs-drill-* folders). */
+/** Processes of the drill's throwaway servers (their sockets are in ecs-drill-* folders; a
+ * PostgreSQL's children end with it). */
 export async function drillServers(): Promise<string> {
-  const out = await new Deno.Command("pgrep", { args: ["-af", "ecs-drill-[0-9a-z]+/mysqld"] })
+  const out = await new Deno.Command("pgrep", {
+    args: ["-af", "ecs-drill-[0-9a-zA-Z]+/mysqld|postgres.*ecs-drill-[0-9a-zA-Z]+"],
+  })
     .output();
   return new TextDecoder().decode(out.stdout).trim();
 }
