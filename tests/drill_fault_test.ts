@@ -47,12 +47,14 @@ function snapshotsAre(lab: Lab, state: string, progress: string): void {
 }
 
 Deno.test({
-  name: "drill faults: bad targets and odd snapshot states are refused before anything is made",
+  name: "drill faults: bad targets and odd snapshot states are refused; data unlike its tag fails",
   ignore: ignoreUnless(MARIADB, XFS, MOTO),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
     await withLab("mariadb", async (lab) => {
+      // The data says it was last upgraded by a server other than the one the tag names.
+      Deno.writeTextFileSync(`${lab.data.mountPoint}/mysql/mysql_upgrade_info`, "10.1.0-MariaDB");
       const runId = await snapshotRun(lab, [lab.data, lab.binlog]);
       const cases: [string, string[], () => void, number, RegExp][] = [
         [
@@ -111,6 +113,14 @@ Deno.test({
       assertEquals(out.code, ExitCode.drillRefused, out.stderr);
       assertMatch(out.stderr, /has no ec2-consistent-snapshot:run-id tag: not made by this tool/);
       await nothingLeft(lab, "a snapshot of another tool");
+
+      const lying = await drill(lab, ["--restore-drill", runId]);
+      assertEquals(lying.code, ExitCode.drillFailed, lying.stderr);
+      assertMatch(
+        lying.stderr,
+        /FAIL data version: mysql_upgrade_info says 10\.1\.0 and the tag mariadb \S+: the tag does not describe these files/,
+      );
+      await nothingLeft(lab, "a tag that does not describe the data");
     });
   },
 });

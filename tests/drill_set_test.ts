@@ -5,6 +5,7 @@ import type { RunSnapshot } from "../src/aws/drill_snapshots.ts";
 import { mysqlStartFailure } from "../src/db/mysql/drill.ts";
 import { postgresStartFailure } from "../src/db/postgresql/drill.ts";
 import { drillTarget } from "../src/plan/drill_plan.ts";
+import { checkDataVersion } from "../src/drill/data_version.ts";
 import { UsageError } from "../src/util/errors.ts";
 import { assertThrows } from "./support/assert.ts";
 
@@ -147,4 +148,27 @@ Deno.test("--restore-drill takes a run id, a snapshot id, or latest with volume 
   assertThrows(() => drillTarget("latest", []), UsageError, "name the volumes");
   assertThrows(() => drillTarget("yesterday", []), UsageError, "not a run id");
   assertThrows(() => drillTarget(RUN, ["vol-0123456789abcdef0"]), UsageError, "only with latest");
+});
+
+Deno.test("the data version: the files' own record against the tag, never through a link", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ecs-data-version-" });
+  try {
+    const pg = (version: string) =>
+      checkDataVersion({ engine: "postgresql", version, dataDir: dir }, Deno.pid);
+    Deno.writeTextFileSync(`${dir}/PG_VERSION`, "16\n");
+    assertEquals((await pg("16.4")).ok, true);
+    const other = await pg("15.8");
+    assertEquals(other.ok, false);
+    assertMatch(other.detail, /PG_VERSION says 16 and the tag postgresql 15\.8/);
+    Deno.removeSync(`${dir}/PG_VERSION`);
+    Deno.symlinkSync("/etc/hostname", `${dir}/PG_VERSION`);
+    assertMatch((await pg("16.4")).detail, /records no version/);
+    Deno.writeTextFileSync(`${dir}/mysql_upgrade_info`, "10.11.6-MariaDB");
+    const maria = (version: string) =>
+      checkDataVersion({ engine: "mariadb", version, dataDir: dir }, Deno.pid);
+    assertEquals((await maria("10.11.8")).ok, true);
+    assertEquals((await maria("10.6.16")).ok, false);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
