@@ -281,6 +281,15 @@ async function drillServers(): Promise<string> {
   return new TextDecoder().decode(out.stdout).trim();
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Waits (bounded) until `check` holds; false when it never did. */
 async function eventually(check: () => Promise<boolean>, ms = 30_000): Promise<boolean> {
   const until = Date.now() + ms;
@@ -427,9 +436,12 @@ Deno.test({
       await killed.stderr();
       assert(await eventually(async () => await drillServers() === ""), "the server died");
       assertEquals((await drillVolumes(lab)).length, 2);
+      const leftDir = Deno.readTextFileSync(`${lab.env.ECS_RUN_DIR}/drill.lock`).trim();
+      assertMatch(leftDir, /\/ecs-drill-\w+$/);
       const next = await drill(lab, ["--restore-drill", runId]);
       assertEquals(next.code, ExitCode.ok, next.stderr);
       assertMatch(next.stderr, /removing vol-\S+, left by a drill that was killed/);
+      assertEquals(await exists(leftDir), false, "the killed drill's work directory is removed");
       assertEquals(await drillVolumes(lab), []);
       assertEquals(lab.ebs.attachedLoops(), []);
     });

@@ -173,7 +173,12 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
 
     signal.throwIfAborted();
     const workDir = await Deno.makeTempDir({ prefix: "ecs-drill-" });
-    stack.push(`remove ${workDir}`, () => Deno.remove(workDir, { recursive: true }));
+    // Named in the lock file: a drill killed before removing it has the next one remove it.
+    await recordWorkDir(lock, workDir);
+    stack.push(`remove ${workDir}`, async () => {
+      await Deno.remove(workDir, { recursive: true });
+      await recordWorkDir(lock, "");
+    });
     const mounts: NamespaceMount[] = set.members.map((m, i) => ({
       device: volumes[i].device!,
       mountPoint: m.layout.mountPoint,
@@ -298,13 +303,28 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
 async function takeDrillLock(runDir: string): Promise<Deno.FsFile> {
   ensureRunDir(runDir);
   const path = join(runDir, "drill.lock");
-  const file = await Deno.open(path, { create: true, write: true, mode: 0o600 });
-  if (await file.tryLock(true)) return file;
+  const file = await Deno.open(path, { create: true, read: true, write: true, mode: 0o600 });
+  if (await file.tryLock(true)) {
+    const left = (await Deno.readTextFile(path)).trim();
+    // Only a work directory of ours, as recorded by a drill that was killed.
+    if (/^\/[^\n]*\/ecs-drill-[0-9a-z]+$/.test(left)) {
+      await Deno.remove(left, { recursive: true }).catch(() => {});
+    }
+    await recordWorkDir(file, "");
+    return file;
+  }
   file.close();
   throw new DrillError(
     `another restore drill runs on this instance (it holds ${path}); one at a time`,
     ExitCode.drillRefused,
   );
+}
+
+/** Writes the work directory's path into the drill's lock file ("" when none). */
+async function recordWorkDir(lock: Deno.FsFile, workDir: string): Promise<void> {
+  await lock.truncate(0);
+  await lock.seek(0, Deno.SeekMode.Start);
+  await lock.write(new TextEncoder().encode(workDir ? `${workDir}\n` : ""));
 }
 
 async function userCheck(
