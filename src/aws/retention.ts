@@ -183,7 +183,7 @@ export async function applyRetention(options: RetentionOptions): Promise<Retenti
   const wrongClock = options.now
     ? undefined
     : ec2Now
-    ? clockDisagreement(clock.skew())
+    ? clock.conflict() ?? clockDisagreement(clock.skew())
     : "EC2's answers carry no Date: the local clock cannot be checked";
   if (wrongClock) {
     result.refused = wrongClock;
