@@ -6,7 +6,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
 import { ignoreUnless } from "./support/real.ts";
 import { clockMoved, LIBFAKETIME } from "./support/faketime.ts";
-import { baseEnv, runProgram } from "./support/program.ts";
+import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
 import { startProxy } from "./support/proxy.ts";
 import { createSnapshotsAt, listSnapshots } from "./support/boto3.ts";
 
@@ -219,6 +219,36 @@ Deno.test(
       } finally {
         await proxy.stop();
       }
+    });
+  },
+);
+
+Deno.test(
+  "stdout closed with retention: one line on stderr names the snapshot made and those deleted, exit 13",
+  {
+    ignore: ignoreUnless(MOTO),
+  },
+  async () => {
+    await withMoto(async (moto, clockFile) => {
+      const [a] = await moto.createVolumes(1);
+      const made = await history(moto, clockFile, a);
+      const child = spawnProgram(["--output", "json", "--keep", "1", a], {
+        env: baseEnv(moto.env),
+      });
+      await child.stdout.cancel();
+      const out = await child.output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assertEquals(out.code, 13, stderr);
+      const lines = stderr.split("\n").filter((line) => line !== "");
+      assertEquals(lines.length, 1, stderr);
+      const left = await existing(moto, [a]);
+      assertEquals(left.size, 1);
+      const [mine] = [...left];
+      assertMatch(
+        lines[0],
+        new RegExp(`cannot write to stdout: .*snapshots made: ${mine} \\(${a}\\)`),
+      );
+      for (const id of made) assert(lines[0].includes(`${id} (${a})`), `${id} named as deleted`);
     });
   },
 );
