@@ -71,10 +71,10 @@ const upTo = (step: string) => FULL.slice(0, FULL.indexOf(step));
 function fixture() {
   const r = recorder(undefined);
   const told: string[] = [];
-  const step = async (name: string) => {
+  const step = (name: string): Promise<void> => {
     r.log.push(name);
     const fault = r.faults.get(name);
-    if (fault) throw fault;
+    return fault ? Promise.reject(fault) : Promise.resolve();
   };
   const database: Database = {
     holdsWrites: false,
