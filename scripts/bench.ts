@@ -22,9 +22,8 @@
 import { parseArgs } from "node:util";
 import { startMoto, TEST_CREDENTIALS } from "../tests/support/moto.ts";
 import { startProxy } from "../tests/support/proxy.ts";
-import { MAIN, ROOT } from "../tests/support/program.ts";
+import { programCommand, ROOT } from "../tests/support/program.ts";
 import { mountXfs, type TestMount } from "../tests/support/xfs.ts";
-import { RUN_FLAGS } from "../src/host/permissions.ts";
 import { findFreezeProgram } from "../src/host/freeze.ts";
 import type { ProbeReport } from "./bench_probe_worker.ts";
 import type { AppReport } from "./bench_app.ts";
@@ -91,10 +90,13 @@ function positiveInt(text: string, option: string): number {
   return value;
 }
 
-/** This program as it ships: the bundle, under deno run with the build's flags. */
+/** This program as it ships: the bundle under deno run with the build's flags ($ECS_BINARY: that). */
 const THIS_PROGRAM: Tool = {
   name: "this program",
-  command: (args) => [Deno.execPath(), "run", ...RUN_FLAGS, MAIN, ...args],
+  command: (args) => {
+    const { cmd, args: all } = programCommand(args);
+    return [cmd, ...all];
+  },
   ours: true,
 };
 

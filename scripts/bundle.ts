@@ -53,6 +53,19 @@ export function packageName(specifier: string): string {
   return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
 }
 
+/**
+ * Package entry points whose index brings far more than src/ takes from it, to the names src/
+ * uses and the files (in the package) that define them: src/'s import of one gets a module
+ * re-exporting only these. `@aws-sdk/core/client` for the region table: its endpoint module has
+ * side effects and keeps the SDK's client core (300 kB, 4-5 MB of a dry run's peak). A name not
+ * listed fails the build ("No matching export"): add it here.
+ */
+const NARROW: Record<string, Record<string, string>> = {
+  "@aws-sdk/core/client": {
+    partition: "dist-es/submodules/client/util-endpoints/lib/aws/partition.js",
+  },
+};
+
 /** Marks a resolution this plugin asked esbuild for, so that it does not intercept it again. */
 const RESOLVED = Symbol("resolved");
 
@@ -76,6 +89,13 @@ function denoResolution(
     name: "deno-resolution",
     setup(build) {
       build.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, external: true }));
+      build.onLoad({ filter: /.*/, namespace: "narrow" }, (args) => ({
+        contents: Object.entries(NARROW[args.path])
+          .map(([name, file]) => `export { ${name} } from "${args.pluginData}/${file}";`)
+          .join("\n"),
+        resolveDir: args.pluginData,
+        loader: "js",
+      }));
       build.onResolve({ filter: /^[^./]/ }, async (args) => {
         if (args.pluginData === RESOLVED) return undefined;
         const bare = args.path.startsWith("npm:")
@@ -100,6 +120,17 @@ function denoResolution(
           }
         }
         if (bare === args.path && !args.importer.startsWith(src)) return undefined;
+        if (args.importer.startsWith(src) && NARROW[bare]) {
+          const pkg = packageName(bare);
+          const manifest = await build.resolve(`${pkg}/package.json`, {
+            kind: args.kind,
+            resolveDir: nodeModules.replace(/\/node_modules$/, ""),
+            pluginData: RESOLVED,
+          });
+          if (manifest.errors.length > 0) return { errors: manifest.errors };
+          const dir = manifest.path.slice(0, manifest.path.lastIndexOf("/"));
+          return { path: bare, namespace: "narrow", pluginData: dir };
+        }
         const found = await build.resolve(bare, {
           kind: args.kind,
           resolveDir: nodeModules.replace(/\/node_modules$/, ""),

@@ -95,7 +95,7 @@ Deno.test({
     assert(commandLine, `no command line in:\n${stdout}`);
     // The program as it ships: the bundle, with the flags the binary is compiled with.
     assert(
-      commandLine.includes(` run ${RUN_FLAGS.join(" ")} dist/bundle/`) &&
+      commandLine.includes(` run ${RUN_FLAGS.join(" ")} --no-config dist/bundle/`) &&
         commandLine.includes("/main.js --output json "),
       commandLine,
     );

@@ -3,6 +3,7 @@
  * instance's block device mappings in moto, the instance id and region from an IMDSv2 server),
  * then snapshots of exactly the discovered volumes in moto.
  */
+import { windowSpec } from "../src/run/window_parts.ts";
 import { DescribeSnapshotsCommand } from "@aws-sdk/client-ec2";
 import { assertEquals } from "./support/assert.ts";
 import { startImdsServer } from "./support/imds_server.ts";
@@ -86,7 +87,12 @@ Deno.test(
         const fakes = recorder();
         try {
           const result = await runSequence(
-            { volumes: plan.volumes, freezeMounts: [], snapshotTimeoutMs: 10_000 },
+            {
+              ...windowSpec(plan.window),
+              volumes: plan.volumes,
+              freezeMounts: [],
+              snapshotTimeoutMs: 10_000,
+            },
             {
               ...fakes,
               ec2: createEc2(client, silentLogger),

@@ -4,6 +4,7 @@
  * meaning is emulated (tests/support/ebs.ts); then the drill restores them through the same
  * sysfs discovery the program uses on EC2, in a private mount namespace, and checks them.
  */
+import { windowSpec } from "../src/run/window_parts.ts";
 import { DescribeVolumesCommand } from "@aws-sdk/client-ec2";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { mariadbRequirement, type MariadbServer, startMariadb } from "./support/mariadb.ts";
@@ -184,6 +185,7 @@ async function snapshotRun(lab: Lab, mounts: TestMount[]): Promise<string> {
   try {
     const result = await runSequence(
       {
+        ...windowSpec(plan.window),
         volumes: plan.volumes,
         freezeMounts: plan.window.freezeMounts.map((m) => m.mountPoint),
         snapshotTimeoutMs: 30_000,
@@ -279,6 +281,15 @@ async function drillServers(): Promise<string> {
   return new TextDecoder().decode(out.stdout).trim();
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Waits (bounded) until `check` holds; false when it never did. */
 async function eventually(check: () => Promise<boolean>, ms = 30_000): Promise<boolean> {
   const until = Date.now() + ms;
@@ -333,6 +344,19 @@ Deno.test({
   async fn() {
     await withLab("mariadb", async (lab) => {
       const runId = await snapshotRun(lab, [lab.data]);
+      // Another drill runs: refused, nothing touched.
+      const held = await Deno.open(`${lab.env.ECS_RUN_DIR}/drill.lock`, {
+        create: true,
+        write: true,
+      });
+      try {
+        await held.lock(true);
+        const busy = await drill(lab, ["--restore-drill", runId]);
+        assertEquals(busy.code, ExitCode.drillRefused, busy.stderr);
+        assertMatch(busy.stderr, /another restore drill runs on this instance/);
+      } finally {
+        held.close();
+      }
       const out = await drill(lab, ["--restore-drill", runId]);
       assertEquals(out.code, ExitCode.drillRefused, out.stderr);
       assertMatch(
@@ -344,6 +368,30 @@ Deno.test({
       );
       assert(out.stdout.includes("FAILED"));
       assertEquals(await drillVolumes(lab), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "drill: a binary-log volume read after writes went on fails the drill, naming why",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withLab("mariadb", async (lab) => {
+      const runId = await snapshotRun(lab, [lab.data, lab.binlog]);
+      // Writes after the recorded position reach the binary-log volume's "snapshot".
+      await lab.sql("INSERT INTO app.t VALUES (2, 'after'), (3, 'after')");
+      await lab.ebs.retake(lab.volumes.binlog);
+      const out = await drill(lab, ["--restore-drill", runId]);
+      assertEquals(out.code, ExitCode.drillFailed, out.stderr);
+      assertMatch(
+        out.stderr,
+        /FAIL binary log: binlog\.\d+ ends at \d+, past the recorded binlog\.\d+:\d+: written after the lock/,
+      );
+      assertMatch(out.stdout, /: FAILED \(/);
+      assertEquals(await drillVolumes(lab), []);
+      assertEquals(lab.ebs.attachedLoops(), []);
     });
   },
 });
@@ -388,9 +436,12 @@ Deno.test({
       await killed.stderr();
       assert(await eventually(async () => await drillServers() === ""), "the server died");
       assertEquals((await drillVolumes(lab)).length, 2);
+      const leftDir = Deno.readTextFileSync(`${lab.env.ECS_RUN_DIR}/drill.lock`).trim();
+      assertMatch(leftDir, /\/ecs-drill-\w+$/);
       const next = await drill(lab, ["--restore-drill", runId]);
       assertEquals(next.code, ExitCode.ok, next.stderr);
       assertMatch(next.stderr, /removing vol-\S+, left by a drill that was killed/);
+      assertEquals(await exists(leftDir), false, "the killed drill's work directory is removed");
       assertEquals(await drillVolumes(lab), []);
       assertEquals(lab.ebs.attachedLoops(), []);
     });
@@ -406,19 +457,59 @@ Deno.test({
     await withLab("postgresql", async (lab) => {
       const runId = await snapshotRun(lab, [lab.data, lab.binlog]);
       await lab.sql("INSERT INTO app.t VALUES (2, 'after')");
+      const metrics = `${lab.env.HOME}/drill.prom`;
       const out = await drill(lab, [
         "--restore-drill",
         runId,
         "--drill-check-command",
         `psql -tAc 'SELECT count(*) FROM app.t' | grep -qx 1`,
+        "--output",
+        "json",
+        "--metrics-file",
+        metrics,
       ]);
       assertEquals(out.code, ExitCode.ok, out.stderr);
-      assertMatch(out.stdout, new RegExp(`restore drill of run ${runId}: passed`));
+      const report = JSON.parse(out.stdout);
+      assertEquals([report.ok, report.runId, report.volumes.length], [true, runId, 2]);
+      assert(report.timings.recoveryMs >= 0 && report.timings.totalMs > 0);
+      assertMatch(
+        Deno.readTextFileSync(metrics),
+        /^ec2_consistent_snapshot_last_drill_success 1$/m,
+      );
       assertMatch(out.stderr, /ok {3}WAL: replay reached \S+, at or past the recorded \S+/);
       assertMatch(out.stderr, /ok {3}timeline: timeline 1, as recorded/);
       assertEquals(await drillVolumes(lab), []);
       assertEquals(lab.ebs.attachedLoops(), []);
       assertEquals((await lab.sql("SELECT count(*) FROM app.t")).trim(), "2");
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "drill: PostgreSQL without its WAL volume fails, naming it, and the live WAL is not touched",
+  ignore: ignoreUnless(POSTGRES, XFS, MOTO),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withLab("postgresql", async (lab) => {
+      const runId = await snapshotRun(lab, [lab.data]);
+      const walBefore = [...Deno.readDirSync(`${lab.binlog.mountPoint}/wal`)].map((e) => e.name)
+        .sort();
+      const out = await drill(lab, ["--restore-drill", runId]);
+      assertEquals(out.code, ExitCode.drillFailed, out.stderr);
+      assertMatch(
+        out.stderr,
+        new RegExp(
+          `pg_wal leads to ${lab.binlog.mountPoint}/wal, on none of the restored volumes: its ` +
+            "volume was not in the snapshot set",
+        ),
+      );
+      const walAfter = [...Deno.readDirSync(`${lab.binlog.mountPoint}/wal`)].map((e) => e.name)
+        .sort();
+      assertEquals(walAfter, walBefore);
+      assertEquals(await drillVolumes(lab), []);
+      assertEquals(lab.ebs.attachedLoops(), []);
     });
   },
 });

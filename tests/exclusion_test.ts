@@ -174,7 +174,7 @@ Deno.test(
       }
       // The dead run's lock is stale: taken over (once its watchdog, which guards it, has exited).
       let next = await runProgram(["--freeze-filesystem", mount.mountPoint, b], { env });
-      for (let i = 0; i < 20 && next.code === ExitCode.busy; i++) {
+      for (let i = 0; i < 120 && next.code === ExitCode.busy; i++) {
         await new Promise((resolve) => setTimeout(resolve, 250));
         next = await runProgram(["--freeze-filesystem", mount.mountPoint, b], { env });
       }
@@ -203,7 +203,7 @@ Deno.test(
         hold.drop();
       }
       let next = await runProgram(["--freeze-filesystem", mount.mountPoint, b], { env });
-      for (let i = 0; i < 20 && next.code === ExitCode.busy; i++) {
+      for (let i = 0; i < 120 && next.code === ExitCode.busy; i++) {
         assertMatch(next.stderr, /the watchdog \(pid \d+\) of another run that ended/);
         await new Promise((resolve) => setTimeout(resolve, 250));
         next = await runProgram(["--freeze-filesystem", mount.mountPoint, b], { env });

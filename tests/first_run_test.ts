@@ -9,7 +9,7 @@ import { startStubEndpoint } from "./support/stub_endpoint.ts";
 import { MOTO, startMoto } from "./support/moto.ts";
 import { ignoreUnless } from "./support/real.ts";
 import { ExitCode } from "../src/util/errors.ts";
-import { windowText } from "../src/run/locked.ts";
+import { windowText } from "../src/run/window_timings.ts";
 
 const VOL = "vol-0123456789abcdef0";
 

@@ -119,7 +119,7 @@ Deno.test(
       const decision = doc.retention.decisions.find(
         (d: { snapshotId: string }) => d.snapshotId === late.SnapshotId,
       );
-      assertEquals(decision?.keptBy, ["consistency unknown"]);
+      assertEquals(decision?.keptBy, ["consistency unknown: not a backup"]);
       assertEquals((await s.moto.snapshotsOf([s.volume])).length, 2);
     });
   },

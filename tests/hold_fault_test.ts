@@ -1,14 +1,16 @@
 /**
  * Hold mode's fault table through the real program (XFS on loop): a holder stopped or killed
- * while held, a full run directory, damaged state files. Each ends in its documented exit code
+ * while held, a file system thawed from outside, a full run directory, damaged state files. Each ends in its documented exit code
  * and one line, never exit 1 with a stack trace; nothing is left frozen or half-written.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { baseEnv } from "./support/program.ts";
+import { alive } from "./support/processes.ts";
+import { baseEnv, runProgram } from "./support/program.ts";
 import { ignoreUnless } from "./support/real.ts";
 import {
   isFrozen,
   type TestMount,
+  thawQuietly,
   TMPFS,
   withTmpfsMount,
   withXfsMount,
@@ -28,14 +30,6 @@ function oneLine(stderr: string): string {
   assertEquals(lines.length, 1, stderr);
   assert(!/^\s+at /m.test(stderr), stderr);
   return lines[0];
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
-  } catch {
-    return false;
-  }
 }
 
 async function withHeld(
@@ -129,6 +123,59 @@ Deno.test({
         );
         assertEquals(out.code, ExitCode.preflight, out.stderr);
         assertMatch(oneLine(out.stderr), /cannot write .*hold\.json: No space left on device/);
+        assertEquals(await isFrozen(mount.mountPoint), false);
+        const left = [...Deno.readDirSync(run)].map((e) => e.name).filter((n) => /tmp/.test(n));
+        assertEquals(left, [], "no temporary file left behind");
+      });
+    });
+  },
+});
+
+Deno.test({
+  name: "a file system thawed from outside while held: --release exits 12 in one line",
+  ignore: ignoreUnless(XFS),
+  ...REAL,
+  async fn() {
+    await withHeld(30, async (mount, _state, env) => {
+      await thawQuietly(mount.mountPoint); // an administrator's fsfreeze -u
+      const out = await release(env);
+      assertEquals(out.code, ExitCode.consistencyUnknown, out.stderr);
+      assertMatch(oneLine(out.stderr), /hold was broken before its release: .* no longer frozen/);
+    });
+  },
+});
+
+Deno.test({
+  name: "a full run directory: a normal run exits 3 in one line before anything is frozen",
+  ignore: ignoreUnless(XFS, TMPFS),
+  ...REAL,
+  async fn() {
+    await withTmpfsMount(async (tmpfs) => {
+      await withXfsMount(async (mount) => {
+        const run = `${tmpfs.mountPoint}/run`;
+        Deno.mkdirSync(run, { mode: 0o700 });
+        await new Deno.Command("dd", {
+          args: ["if=/dev/zero", `of=${tmpfs.mountPoint}/fill`, "bs=64k"],
+          stdout: "null",
+          stderr: "null",
+        }).output();
+        const out = await runProgram([
+          "--freeze-filesystem",
+          mount.mountPoint,
+          "--region",
+          "us-east-1",
+          "--ec2-endpoint",
+          "http://127.0.0.1:9",
+          "vol-0123456789abcdef0",
+        ], {
+          env: baseEnv({
+            ECS_RUN_DIR: run,
+            AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
+            AWS_SECRET_ACCESS_KEY: "secret-example",
+          }),
+        });
+        assertEquals(out.code, ExitCode.preflight, out.stderr);
+        assertMatch(oneLine(out.stderr), /cannot write .*: No space left on device/);
         assertEquals(await isFrozen(mount.mountPoint), false);
         const left = [...Deno.readDirSync(run)].map((e) => e.name).filter((n) => /tmp/.test(n));
         assertEquals(left, [], "no temporary file left behind");

@@ -203,6 +203,17 @@ Deno.test("a huge --config, a link to a FIFO, a FIFO or /dev/zero as ~/.pgpass: 
     assertEquals(linked.code, ExitCode.usage, linked.stderr);
     assertMatch(linked.stderr, /--config .*link\.conf: cannot read: a FIFO, not a regular file/);
 
+    // A ~/.pgpass others may read is ignored, as libpq does, and said to be (not "none is set").
+    Deno.writeTextFileSync(`${env.HOME}/.pgpass`, "*:*:*:*:pg-Secret-1\n", { mode: 0o644 });
+    const open = await runBounded(["--noaction", "--debug", "--postgresql", VOL], env);
+    assertEquals(open.code, 0, open.stderr);
+    assertMatch(
+      open.stderr,
+      /password none \(.*\/\.pgpass was ignored: mode 0644 lets group or others read it; chmod 0600 /,
+    );
+    assert(!open.stderr.includes("pg-Secret-1"), "the password is never shown");
+    Deno.removeSync(`${env.HOME}/.pgpass`);
+
     // libpq ignores a password file that is not a plain file; so does the plan, and says so.
     for (const odd of [fifo, "/dev/zero"]) {
       const out = await runBounded(["--noaction", "--debug", "--postgresql", VOL], {

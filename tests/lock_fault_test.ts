@@ -1,10 +1,12 @@
 /**
  * The standing fault table for the database lock and the freeze, through the real program
  * (MariaDB on an XFS loop mount, moto behind the fault proxy): a run or a holder stopped
- * (SIGSTOP) under the lock before its freeze is ended at the step's bound, so its lock ends;
+ * (SIGSTOP) under the lock before its freeze is ended at the step's bound, with its hook, so
+ * its lock ends;
  * a file system thawed, or the lock's connection killed, from outside while CreateSnapshot is
  * in flight makes the snapshot "created, consistency unknown" (exit 12), never good.
  */
+import { alive, killQuietly, readPidFile } from "./support/processes.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { mariadbRequirement } from "./support/mariadb.ts";
 import { MOTO } from "./support/moto.ts";
@@ -32,34 +34,6 @@ async function withDb(fn: (s: MysqlStack) => Promise<void>): Promise<void> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Waits (bounded) until `file` holds a number; returns it. */
-async function readPid(file: string, timeoutMs = 60_000): Promise<number> {
-  const end = performance.now() + timeoutMs;
-  while (performance.now() < end) {
-    try {
-      const pid = Number(Deno.readTextFileSync(file).trim());
-      if (pid > 0) return pid;
-    } catch { /* not yet */ }
-    await sleep(50);
-  }
-  throw new Error(`${file} was not written within ${timeoutMs} ms`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
-  } catch {
-    return false;
-  }
-}
-
-function killQuietly(pid: number | undefined): void {
-  if (pid === undefined) return;
-  try {
-    Deno.kill(pid, "SIGKILL");
-  } catch { /* gone */ }
-}
-
 /**
  * A pre-freeze command that writes its parent's pid (the program's) and its own, then sleeps
  * longer than --hook-timeout: the program is stopped while it runs.
@@ -76,7 +50,7 @@ async function stoppedUnderTheLock(
   s: MysqlStack,
   ended: (pid: number) => Promise<void>,
 ): Promise<void> {
-  const pid = await readPid(`${s.dir}/main.pid`);
+  const pid = await readPidFile(`${s.dir}/main.pid`);
   Deno.kill(pid, "SIGSTOP");
   let written = false;
   const writer = s.db.sql("INSERT INTO app.t (v) VALUES ('waited')").finally(() => written = true);
@@ -85,9 +59,13 @@ async function stoppedUnderTheLock(
     assertEquals(written, false, "the INSERT waits for the lock");
     await ended(pid);
     assertEquals(await Promise.race([writer.then(() => true), sleep(60_000)]), true);
+    // The hook it was running was ended with it, by the watchdog.
+    const hook = await readPidFile(`${s.dir}/hook.pid`, 1_000);
+    for (let i = 0; i < 100 && alive(hook); i++) await sleep(100);
+    assertEquals(alive(hook), false, "the pre-freeze command was killed too");
   } finally {
     killQuietly(pid);
-    killQuietly(await readPid(`${s.dir}/hook.pid`, 1).catch(() => undefined));
+    killQuietly(await readPidFile(`${s.dir}/hook.pid`, 1).catch(() => undefined));
     await writer.catch(() => {});
   }
   for (let i = 0; i < 100 && await programSessions(s.db) > 0; i++) await sleep(100);

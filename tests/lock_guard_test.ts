@@ -5,8 +5,14 @@
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { recorder } from "./support/recording.ts";
-import { MIN_HOLD_MS, runSequence, type RunSpec } from "../src/run/sequence.ts";
-import { SYNC_BOUND_MS, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "../src/run/locked.ts";
+import { runSequence, type RunSpec } from "../src/run/sequence.ts";
+import { SYNC_BOUND_MS } from "../src/run/window.ts";
+import {
+  MIN_HOLD_MS,
+  snapshotHoldMs,
+  WATCHDOG_MARGIN_MS,
+  WATCHDOG_PHASE_MS,
+} from "../src/plan/window.ts";
 import { DEFAULT_LOCK_BOUND_MS } from "../src/types/side_effects.ts";
 import { ExitCode, FreezeError, NotFrozenError } from "../src/util/errors.ts";
 import { silentLogger } from "../src/util/log.ts";
@@ -26,6 +32,8 @@ const spec: RunSpec = {
   snapshotTimeoutMs: 1000,
   preFreezeCommand: "true",
   hookTimeoutMs: 3000,
+  // As the plan's window says (plan/window.ts).
+  watchdogDeadlineMs: snapshotHoldMs(1000) + WATCHDOG_MARGIN_MS,
 };
 
 function deps(r: ReturnType<typeof recorder>) {
@@ -46,6 +54,16 @@ Deno.test("the watchdog's deadline follows each step from the lock's request: lo
     SYNC_BOUND_MS + M, // the sync under the lock
     MIN_HOLD_MS + M, // frozen: --snapshot-timeout, at least the minimum hold
     WATCHDOG_PHASE_MS, // after the thaw: post-thaw command, database release
+  ]);
+});
+
+Deno.test("--post-thaw-command runs under the database lock: the watchdog bounds it by --hook-timeout too", async () => {
+  const r = recorder();
+  await runSequence({ ...spec, postThawCommand: "true" }, deps(r));
+  assertEquals(r.bounds.slice(-3), [
+    WATCHDOG_PHASE_MS, // after the thaw
+    3_000 + M, // the post-thaw command, the database still locked
+    WATCHDOG_PHASE_MS + M, // the database's release
   ]);
 });
 

@@ -3,81 +3,22 @@
  * XFS loop mount that is frozen, a concurrent writer and a concurrent long query, against moto.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { mariadbRequirement, type MariadbServer, startMariadb } from "./support/mariadb.ts";
-import { MOTO, type MotoEndpoint, startMoto, tagsOf } from "./support/moto.ts";
-import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
-import { type Proxy, startProxy } from "./support/proxy.ts";
+import { mariadbRequirement, session } from "./support/mariadb.ts";
+import { MOTO, tagsOf } from "./support/moto.ts";
+import { type MysqlStack, withMysqlStack } from "./support/mysql_stack.ts";
+import { runProgram, spawnProgram } from "./support/program.ts";
 import { ignoreUnless, requireAvailable } from "./support/real.ts";
 import { holder, isCreate } from "./support/stack.ts";
-import { isFrozen, type TestMount, withXfsMount, xfsRequirement } from "./support/xfs.ts";
+import { isFrozen, xfsRequirement } from "./support/xfs.ts";
 import { ExitCode } from "../src/util/errors.ts";
 
 const MARIADB = await mariadbRequirement();
 const XFS = await xfsRequirement();
 
-const PASSWORD = "db-Secret-9f2c";
-
-interface Stack {
-  moto: MotoEndpoint;
-  proxy: Proxy;
-  volume: string;
-  mount: TestMount;
-  db: MariadbServer;
-  env: Record<string, string>;
-  /** A directory off the frozen mount, for the status file and the defaults file. */
-  dir: string;
-  /** Options that connect the program to the test's server. */
-  mysqlArgs: string[];
-}
-
-async function withStack(fn: (s: Stack) => Promise<void>): Promise<void> {
+/** The stack of these tests (support/mysql_stack.ts): MariaDB whose data is on the frozen XFS mount. */
+function withStack(fn: (s: MysqlStack) => Promise<void>): Promise<void> {
   requireAvailable(MARIADB);
-  await withXfsMount(async (mount) => {
-    const moto = await startMoto();
-    const proxy = startProxy(moto.url);
-    const dir = Deno.makeTempDirSync({ prefix: "ecs-mysql-e2e-" });
-    let db: MariadbServer | undefined;
-    try {
-      db = await startMariadb({ datadir: `${mount.mountPoint}/mysql` });
-      await db.sql(
-        `CREATE USER 'snap'@'localhost' IDENTIFIED BY '${PASSWORD}';
-         GRANT RELOAD, BINLOG MONITOR, SLAVE MONITOR ON *.* TO 'snap'@'localhost';
-         CREATE DATABASE app;
-         CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB;
-         INSERT INTO app.t (v) VALUES ('before');`,
-      );
-      const defaults = `${dir}/my.cnf`;
-      Deno.writeTextFileSync(
-        defaults,
-        `[client]\nuser = snap\npassword = "${PASSWORD}"\nsocket = ${db.socket}\n`,
-        { mode: 0o600 },
-      );
-      const [volume] = await moto.createVolumes(1);
-      const env = baseEnv({ ...moto.env, AWS_ENDPOINT_URL_EC2: proxy.url });
-      await fn({
-        moto,
-        proxy,
-        volume,
-        mount,
-        db,
-        env,
-        dir,
-        mysqlArgs: ["--mysql", "--mysql-defaults-file", defaults],
-      });
-    } finally {
-      await db?.stop();
-      Deno.removeSync(dir, { recursive: true });
-      await proxy.stop();
-      await moto.stop();
-    }
-  });
-}
-
-/** Starts `sql` in its own client session; resolves when it completes. */
-function session(db: MariadbServer, sql: string) {
-  let finished = false;
-  const done = db.sql(sql).finally(() => finished = true);
-  return { done, finished: () => finished };
+  return withMysqlStack(fn);
 }
 
 Deno.test({

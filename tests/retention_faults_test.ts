@@ -88,8 +88,8 @@ Deno.test(
         const decisions = new Map<string, { keep: boolean; keptBy: string[] }>(
           doc.retention.decisions.map((d: { snapshotId: string }) => [d.snapshotId, d]),
         );
-        assertEquals(decisions.get(failed1)?.keptBy, ["error"]);
-        assertEquals(decisions.get(late)?.keptBy, ["consistency unknown"]);
+        assertEquals(decisions.get(failed1)?.keptBy, ["error: not a backup"]);
+        assertEquals(decisions.get(late)?.keptBy, ["consistency unknown: not a backup"]);
         assert(!decisions.has(foreign), "a snapshot of another volume is not decided on");
         const left = await existing(moto, [a, b]);
         for (const id of [made, good1, good2, failed1, failed2, foreign, late]) {
@@ -136,6 +136,10 @@ Deno.test("retention deletes nothing when EC2's Date disagrees with the local cl
       );
       const left = await existing(moto, [a]);
       for (const id of [old, ...recent]) assert(left.has(id), `${id} still exists`);
+      // The dry run says the same: nothing would be deleted.
+      const plan = await runProgram(["--noaction", "--keep-days", "30", a], { env });
+      assertEquals(plan.code, 0, plan.stderr);
+      assert(!plan.stderr.includes("would delete"), plan.stderr);
     } finally {
       await proxy.stop();
     }
@@ -166,5 +170,13 @@ Deno.test("retention with the machine's clock 400 days ahead (libfaketime) delet
     assertEquals(wouldGo.map((d: { snapshotId: string }) => d.snapshotId), [made[0]]);
     const left = await existing(moto, [a]);
     for (const id of made) assert(left.has(id), `${id} still exists`);
+    // The dry run says what the rules alone would do, and that this run would not.
+    const plan = await runProgram(["--noaction", "--keep-days", "30", a], { env });
+    assertEquals(plan.code, 0, plan.stderr);
+    assert(!plan.stderr.includes("would delete"), plan.stderr);
+    assertMatch(
+      plan.stderr,
+      new RegExp(`^would keep ${made[0]} .*400 days ahead.*older than 30 days\\)$`, "m"),
+    );
   });
 });

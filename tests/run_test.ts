@@ -1,7 +1,9 @@
 /** The sequence with recording fakes: the exact order of steps, and a fault at every step. */
+import { snapshotHoldMs, WATCHDOG_MARGIN_MS } from "../src/plan/window.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { recorder } from "./support/recording.ts";
-import { independent, runSequence, type RunSpec } from "../src/run/sequence.ts";
+import { runSequence, type RunSpec } from "../src/run/sequence.ts";
+import { independent } from "../src/run/freeze_mounts.ts";
 import { SignalError } from "../src/run/cleanup.ts";
 import {
   AlreadyFrozenError,
@@ -23,6 +25,8 @@ const spec: RunSpec = {
   snapshotTimeoutMs: 1000,
   preFreezeCommand: "true",
   postThawCommand: "true",
+  // As the plan's window says (plan/window.ts).
+  watchdogDeadlineMs: snapshotHoldMs(1000) + WATCHDOG_MARGIN_MS,
 };
 
 // The watchdog is armed (with nothing to thaw) before the database lock is requested, given
@@ -180,7 +184,7 @@ Deno.test("independent() tells nested mount points apart from siblings", () => {
 Deno.test("without mounts to freeze, sync still runs before the snapshots, as in the old tool", async () => {
   const r = recorder();
   const result = await runSequence(
-    { volumes: spec.volumes, freezeMounts: [], snapshotTimeoutMs: 1000 },
+    { ...spec, freezeMounts: [], preFreezeCommand: undefined, postThawCommand: undefined },
     { ...deps(r), database: undefined },
   );
   assertEquals(r.log, ["preflight vol-1111aaaa,vol-2222bbbb", "sync", "create"]);
@@ -385,4 +389,13 @@ Deno.test("a mount found frozen already is taken from the watchdog too: it never
   assertEquals(updates, ["/a,/b", "/a", ""], "at the freeze, then only /a, then nothing");
   assert(!r.log.includes("thaw /b"));
   assertEquals(result.problems[0].exitCode, ExitCode.freeze);
+});
+
+Deno.test("a second stop signal ends the lookup after the release at once, with what it found", async () => {
+  const r = recorder();
+  r.faults.set("create vol-2222bbbb", createFault("ECONNRESET", "unknown"));
+  const lookupSignal = AbortSignal.abort(); // the user insisted
+  const result = await runSequence(spec, { ...deps(r), lookupWindowMs: 60_000, lookupSignal });
+  assertEquals(r.log, [...FULL, "lookup"], "looked once, then ended");
+  assertEquals(result.lookup, { consistencyUnknown: [], error: null });
 });

@@ -1,4 +1,5 @@
 /** The watchdog on real XFS loop mounts: it thaws when the main process dies or the deadline passes, and not after a disarm. */
+import { waitUntil } from "./support/processes.ts";
 import assert from "node:assert/strict";
 import { FreezeError } from "../src/util/errors.ts";
 import { createFreezer } from "../src/host/freeze.ts";
@@ -45,15 +46,6 @@ async function assertThawedAtDeadline(
     await armed.disarm();
     await mount.thaw();
   }
-}
-
-async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = performance.now() + timeoutMs;
-  while (performance.now() < end) {
-    if (condition()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return condition();
 }
 
 /** Fields 5 and 6 of /proc/PID/stat: process group and session. */

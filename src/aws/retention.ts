@@ -127,8 +127,9 @@ export function consistencyUnknown(snapshot: Snapshot): boolean {
  * in any other state, or of unknown consistency, never stands in for one, and is left alone.
  */
 function exemption(snapshot: Snapshot): string | undefined {
-  if (snapshot.State !== "completed") return snapshot.State ?? "state unknown";
-  if (consistencyUnknown(snapshot)) return "consistency unknown";
+  if (snapshot.State === "pending") return "pending";
+  if (snapshot.State !== "completed") return `${snapshot.State ?? "no state"}: not a backup`;
+  if (consistencyUnknown(snapshot)) return "consistency unknown: not a backup";
   return undefined;
 }
 

@@ -103,7 +103,12 @@ async function snapshotAndFollowUp(
   const multiVolume = plan.multiVolume
     ? createMultiVolumeEc2(clientFor(region), { instanceId: plan.instanceId!, log })
     : undefined;
-  const trap = trapStopSignals((name) => log.warn(`${name} received again; still releasing`));
+  // A second stop signal cannot cut the release short, but it ends the lookup after it.
+  const again = new AbortController();
+  const trap = trapStopSignals((name) => {
+    log.warn(`${name} received again; still releasing`);
+    again.abort();
+  });
   try {
     const parts = await windowParts(plan.window, {
       log,
@@ -122,6 +127,7 @@ async function snapshotAndFollowUp(
         ec2: multiVolume ?? createEc2(clientFor(region), log),
         log,
         signal: trap.signal,
+        lookupSignal: again.signal,
       },
     );
     const after = result.problems.length === 0 && !nothingAfterRun(plan.afterRun)

@@ -188,6 +188,9 @@ export function planReport(plan: Plan, retention?: RetentionResult): string {
         ? `would keep ${d.snapshotId} of ${d.volumeId} started ${d.startTime}: ${
           d.keptBy.join(", ")
         }`
+        : retention?.refused
+        // The rules would delete it, but this run deletes nothing (the clocks disagree).
+        ? `would keep ${d.snapshotId} of ${d.volumeId} started ${d.startTime}: ${retention.refused} (the rules alone: ${d.reason})`
         : `would delete ${d.snapshotId} of ${d.volumeId} started ${d.startTime}: ${d.reason}`
     ),
   ];

@@ -14,6 +14,7 @@ import {
   waitAvailable,
 } from "../aws/drill_volumes.ts";
 import { waitForDevice } from "../host/attached_device.ts";
+import { ensureRunDir } from "../host/freeze_lock.ts";
 import { type NamespaceMount, restoreMountOptions, startInNamespace } from "../host/namespace.ts";
 import type { DrillCheck } from "../db/mysql/drill.ts";
 import { throwawayServer } from "./servers.ts";
@@ -111,6 +112,9 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
   // Cleanup is bounded, and not cut short by the stop signal that started it.
   const cleanupSignal = () => AbortSignal.timeout(Math.max(plan.timeoutMs, 60_000));
   try {
+    // One drill at a time on an instance: the next one deletes the drill volumes it finds.
+    const lock = await takeDrillLock(plan.runDir);
+    stack.push("drill lock release", () => lock.close());
     for (const leftover of await drillLeftovers(ec2, signal)) {
       say(`removing ${leftover}, left by a drill that was killed`);
       await removeDrillVolume(ec2, leftover, signal);
@@ -169,7 +173,12 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
 
     signal.throwIfAborted();
     const workDir = await Deno.makeTempDir({ prefix: "ecs-drill-" });
-    stack.push(`remove ${workDir}`, () => Deno.remove(workDir, { recursive: true }));
+    // Named in the lock file: a drill killed before removing it has the next one remove it.
+    await recordWorkDir(lock, workDir);
+    stack.push(`remove ${workDir}`, async () => {
+      await Deno.remove(workDir, { recursive: true });
+      await recordWorkDir(lock, "");
+    });
     const mounts: NamespaceMount[] = set.members.map((m, i) => ({
       device: volumes[i].device!,
       mountPoint: m.layout.mountPoint,
@@ -177,7 +186,7 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
       options: restoreMountOptions(m.layout.fsType),
     }));
     t = performance.now();
-    const db = throwawayServer(set.database, ready.serverPath);
+    const db = throwawayServer(set.database, ready.serverPath, mounts.map((m) => m.mountPoint));
     await db.prepare(workDir);
     const server = startInNamespace(mounts, db.command(workDir), join(workDir, "namespace.log"));
     let ended = false;
@@ -288,6 +297,34 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
     timings.totalMs = Math.round(performance.now() - started);
     return { runId, checks, volumes, timings, problems };
   }
+}
+
+/** The drill's lock (a flock, which dies with its holder); refuses when another drill holds it. */
+async function takeDrillLock(runDir: string): Promise<Deno.FsFile> {
+  ensureRunDir(runDir);
+  const path = join(runDir, "drill.lock");
+  const file = await Deno.open(path, { create: true, read: true, write: true, mode: 0o600 });
+  if (await file.tryLock(true)) {
+    const left = (await Deno.readTextFile(path)).trim();
+    // Only a work directory of ours, as recorded by a drill that was killed.
+    if (/^\/[^\n]*\/ecs-drill-[0-9a-z]+$/.test(left)) {
+      await Deno.remove(left, { recursive: true }).catch(() => {});
+    }
+    await recordWorkDir(file, "");
+    return file;
+  }
+  file.close();
+  throw new DrillError(
+    `another restore drill runs on this instance (it holds ${path}); one at a time`,
+    ExitCode.drillRefused,
+  );
+}
+
+/** Writes the work directory's path into the drill's lock file ("" when none). */
+async function recordWorkDir(lock: Deno.FsFile, workDir: string): Promise<void> {
+  await lock.truncate(0);
+  await lock.seek(0, Deno.SeekMode.Start);
+  await lock.write(new TextEncoder().encode(workDir ? `${workDir}\n` : ""));
 }
 
 async function userCheck(

@@ -77,15 +77,23 @@ export function findServer(
  *
  * @example
  * ```ts
- * const server = throwawayServer({ engine: "mariadb", version: "10.11.6", dataDir: "/d" }, "/usr/sbin/mariadbd");
+ * const server = throwawayServer(
+ *   { engine: "mariadb", version: "10.11.6", dataDir: "/d" },
+ *   "/usr/sbin/mariadbd",
+ *   ["/d"],
+ * );
  * server.command("/tmp/ecs-drill-x");
  * ```
  */
-export function throwawayServer(tag: DatabaseTag, serverPath: string): ThrowawayServer {
+export function throwawayServer(
+  tag: DatabaseTag,
+  serverPath: string,
+  mountPoints: readonly string[],
+): ThrowawayServer {
   if (tag.engine === "postgresql") {
     return {
       prepare: writePostgresFiles,
-      command: (workDir) => postgresServerCommand(serverPath, tag, workDir),
+      command: (workDir) => postgresServerCommand(serverPath, tag, workDir, mountPoints),
       ready: (workDir, pid) => postgresAccepting(workDir, userOf(pid)),
       failure: async (workDir) =>
         postgresStartFailure(await readTail(join(workDir, "namespace.log"))),

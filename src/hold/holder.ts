@@ -6,7 +6,9 @@
 import { AppError, ConsistencyUnknownError, ExitCode } from "../util/errors.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { trapStopSignals } from "../run/cleanup.ts";
-import { sortProblems, whileLocked, windowText } from "../run/locked.ts";
+import { withWindow } from "../run/window.ts";
+import { sortProblems } from "../run/problems.ts";
+import { windowText } from "../run/window_timings.ts";
 import { freezeTargets, windowParts, windowSpec } from "../run/window_parts.ts";
 import type { Database, Freezer, HeldExclusion, Hooks, Watchdog } from "../types/side_effects.ts";
 import { LineReader, writeAllSync } from "../util/lines.ts";
@@ -105,7 +107,7 @@ export async function hold(request: HoldRequest, deps: HolderDeps): Promise<numb
         ExitCode.timeout,
       ),
     ), plan.holdWithinMs);
-  const result = await whileLocked(
+  const result = await withWindow(
     spec,
     {
       ...deps,

@@ -1,7 +1,7 @@
 /** `--release`: asks the holder to release, and reads what it measured; or says why nothing is held. */
 import { type AppError, HoldEndedError, NotHeldError, PreflightError } from "../util/errors.ts";
 import { readProcessStat } from "../host/proc.ts";
-import { WATCHDOG_MARGIN_MS } from "../run/locked.ts";
+import { WATCHDOG_MARGIN_MS } from "../plan/window.ts";
 import type { Logger } from "../util/log.ts";
 import { HoldLine } from "./protocol.ts";
 import { writeLine } from "../util/lines.ts";

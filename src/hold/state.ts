@@ -7,7 +7,7 @@ import { BusyError, HoldInPlaceError, PreflightError } from "../util/errors.ts";
 import { ensureRunDir } from "../host/freeze_lock.ts";
 import { writeFileAtomic } from "../util/files.ts";
 import type { BinlogCoordinates, WalPosition } from "../types/side_effects.ts";
-import type { LockTimings } from "../run/locked.ts";
+import type { WindowTimings } from "../run/window_timings.ts";
 import { isSameProcessAlive, readProcessStat } from "../host/proc.ts";
 
 /** The hold in place: written by the holder when it starts, updated once everything is held. */
@@ -44,7 +44,7 @@ export interface ReleaseRecord {
   /** The holder's process id. */
   pid: number;
   /** The windows the holder measured. */
-  timings: LockTimings;
+  timings: WindowTimings;
   /** The binary-log position taken while the database was locked. */
   binlog?: BinlogCoordinates;
   /** PostgreSQL: the WAL position and timeline at the freeze. */

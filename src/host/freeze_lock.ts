@@ -119,7 +119,16 @@ function readRecord(path: string): { record?: LockRecord; exists: boolean } {
 
 /** Writes a lock record whole or not at all (beside it, synced, renamed; never through a link). */
 function writeLockFile(path: string, record: unknown): void {
-  writeFileAtomic(path, JSON.stringify(record) + "\n", { mode: 0o600, sync: true });
+  try {
+    writeFileAtomic(path, JSON.stringify(record) + "\n", { mode: 0o600, sync: true });
+  } catch (error) {
+    // A full or read-only run directory: one line naming the file, never a stack trace.
+    throw new PreflightError(
+      `cannot write ${path}: ${(error as Error).message} (the run directory must be writable, ` +
+        "with room)",
+      { cause: error },
+    );
+  }
 }
 
 /** Creates the run directory root-only, and refuses one that others could write into. */
@@ -147,6 +156,10 @@ async function withMutex<T>(dir: string, timeoutMs: number, body: () => T): Prom
     write: true,
     create: true,
     mode: 0o600,
+  }).catch((error) => {
+    throw new PreflightError(`cannot open ${dir}/.mutex: ${(error as Error).message}`, {
+      cause: error,
+    });
   });
   try {
     const deadline = performance.now() + timeoutMs;

@@ -46,6 +46,8 @@ export interface RunProgramOptions {
    * the whole group: what it started in the background dies with it.
    */
   group?: boolean;
+  /** Told the program's pid once it runs (with `group`, also its process group's id). */
+  onStart?: (pid: number) => void;
 }
 
 /**
@@ -89,6 +91,7 @@ export async function runProgram(
       stderr: capture ? "piped" : "inherit",
       ...(options.path ? { env: { PATH: options.path } } : {}),
     }).spawn();
+    options.onStart?.(child.pid);
   } catch (error) {
     throw new ProgramError(`cannot run ${shown}: ${(error as Error).message}`, {
       kind: "start",

@@ -34,7 +34,7 @@ import {
 } from "../types/tags.ts";
 import { volumeTags } from "./volume_tags.ts";
 import type { MysqlPlanDeps } from "./mysql.ts";
-import { planDatabase, planWindow, type WindowPlan } from "./window.ts";
+import { planDatabase, planWindow, snapshotHoldMs, type WindowPlan } from "./window.ts";
 import { type Logger, registerSecret } from "../util/log.ts";
 import { checkCanFreeze, programSearchPath, runDirectory } from "./machine.ts";
 import { optionKey, type ParsedArgs } from "../types/options.ts";
@@ -306,7 +306,7 @@ export async function buildPlan(inputs: PlanInputs): Promise<Plan> {
     window: planWindow(options, {
       freezeMounts,
       database,
-      heldMs: options.snapshotTimeout * 1000,
+      heldMs: snapshotHoldMs(options.snapshotTimeout * 1000),
     }),
     instanceId,
     credentials,

@@ -20,6 +20,30 @@ export const WATCHDOG_MARGIN_MS = 5_000;
 /** The watchdog's bound before the freeze and after the thaw, besides the commands' own. */
 export const WATCHDOG_PHASE_MS = 15 * 60_000;
 
+/**
+ * The minimum hold: counted from just before the create calls are sent, nothing is released
+ * before it ends while a call may still reach EC2 (no answer yet, aborted, or unknown), not
+ * even on a stop signal, nor by the watchdog if this process dies. The create calls carry its
+ * end, in EC2's time, as the held-until tag: a snapshot that started later may have been
+ * taken after the thaw, and says so by itself. Short, so that a stop signal still ends the
+ * run within seconds; long enough for a normal CreateSnapshot answer (a fraction of that).
+ */
+export const MIN_HOLD_MS = 3_000;
+
+/**
+ * How long a run may hold everything: --snapshot-timeout, but never less than the minimum hold
+ * ({@linkcode MIN_HOLD_MS}), which is honoured even when --snapshot-timeout is shorter.
+ *
+ * @example
+ * ```ts
+ * snapshotHoldMs(10_000); // 10000
+ * snapshotHoldMs(1_000); // 3000
+ * ```
+ */
+export function snapshotHoldMs(snapshotTimeoutMs: number): number {
+  return Math.max(snapshotTimeoutMs, MIN_HOLD_MS);
+}
+
 /** How long the watchdog lets the window last, counted from its arming. */
 export interface WindowBounds {
   /**

@@ -14,6 +14,7 @@ import {
   WaitError,
 } from "../util/errors.ts";
 import type { SnapshotOutcome, SnapshotRequest } from "../types/side_effects.ts";
+import { HELD_UNTIL_TAG } from "../types/tags.ts";
 import type { Logger } from "../util/log.ts";
 import type { AfterRunPlan, RetentionPolicy } from "../plan/after_run.ts";
 import type { ProgressItem, ProgressSink } from "../types/progress.ts";
@@ -106,7 +107,10 @@ export async function afterRun(
   if (plan.copyRegions.length > 0) {
     const sources = made.map((o) => {
       const request = run.volumes.find((v) => v.volumeId === o.volumeId)!;
-      return { ...request, snapshotId: o.snapshotId };
+      // A copy starts later than its run held: the held-until tag would call it of unknown
+      // consistency. Only snapshots reported good are copied, so the copy goes without it.
+      const { [HELD_UNTIL_TAG]: _held, ...tags } = request.tags;
+      return { ...request, tags, snapshotId: o.snapshotId };
     });
     const { copySnapshots } = await import("../aws/copy.ts");
     result.copies = await copySnapshots(sources, {

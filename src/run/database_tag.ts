@@ -1,7 +1,7 @@
 /** The database tag, added to the snapshot requests while everything is held: the position is known only then. */
 import { type DatabaseTag, databaseTagValue } from "../types/restore_tags.ts";
 import { DATABASE_TAG } from "../types/tags.ts";
-import type { HeldState } from "./locked.ts";
+import type { HeldState } from "./window.ts";
 import type { SnapshotRequest } from "../types/side_effects.ts";
 
 /**
@@ -11,7 +11,7 @@ import type { SnapshotRequest } from "../types/side_effects.ts";
  *
  * @example
  * ```ts
- * import type { HeldState } from "./locked.ts";
+ * import type { HeldState } from "./window.ts";
  * import type { SnapshotRequest } from "../types/tags.ts";
  * const volumes = {} as SnapshotRequest[], state = {} as HeldState;
  * const tagged = withDatabaseTag(volumes, state, (m) => console.warn(m));

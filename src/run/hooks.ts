@@ -37,7 +37,7 @@ export function createHooks(options: HooksOptions): Hooks {
   const shell = options.shell ?? "/bin/sh";
   const timeoutMs = options.timeoutMs ?? 30_000;
   return {
-    async run(which, command) {
+    async run(which, command, runOptions = {}) {
       const option = `--${which}-command`;
       log.debug(`${option}: ${shell} -c ${JSON.stringify(command)}`);
       let status: ProgramResult;
@@ -52,6 +52,7 @@ export function createHooks(options: HooksOptions): Hooks {
           cwd: null,
           timeoutMs,
           group: true,
+          onStart: runOptions.onStart,
         });
       } catch (error) {
         if (error instanceof ProgramError && error.details.kind === "timeout") {

@@ -1,6 +1,6 @@
 /**
  * The sequence of the product spec, and nothing else: preflight, lock the database, pre-freeze
- * hook, sync, arm the watchdog, freeze (locked.ts), create all snapshots in one bounded round,
+ * hook, sync, arm the watchdog, freeze (the window: window.ts), create all snapshots in one bounded round,
  * then unwind the cleanup stack (thaw, disarm, post-thaw hook, unlock) exactly once.
  */
 import { SnapshotError, SnapshotTimeoutError, StoppedError } from "../util/errors.ts";
@@ -12,24 +12,21 @@ import type {
   SnapshotRequest,
   WalPosition,
 } from "../types/side_effects.ts";
-import {
-  type LockDeps,
-  type LockSpec,
-  type LockTimings,
-  sortProblems,
-  WATCHDOG_MARGIN_MS,
-  whileLocked,
-} from "./locked.ts";
+import { type WindowDeps, type WindowSpec, withWindow } from "./window.ts";
+import type { WindowTimings } from "./window_timings.ts";
+import { sortProblems } from "./problems.ts";
+import { MIN_HOLD_MS } from "../plan/window.ts";
 import type { UnfrozenLocation } from "../host/unfrozen.ts";
 import { withDatabaseTag } from "./database_tag.ts";
 import { consistencyUnknownError, lookUpUnanswered, type RunLookup } from "./unanswered.ts";
 import { HELD_UNTIL_TAG } from "../types/tags.ts";
 import { delay } from "../util/deadline.ts";
 
-export { independent, WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "./locked.ts";
-
-/** What the sequence needs to know; a subset of the Plan. The watchdog's deadline follows. */
-export interface RunSpec extends Omit<LockSpec, "watchdogDeadlineMs"> {
+/**
+ * What the sequence needs to know: the window's spec (from the plan's window: its bounds
+ * already allow for the minimum hold) and the snapshots to make while held.
+ */
+export interface RunSpec extends WindowSpec {
   /** One snapshot request per volume, in order. */
   volumes: readonly SnapshotRequest[];
   /** --snapshot-timeout in milliseconds: the round of CreateSnapshot calls is aborted after it. */
@@ -37,26 +34,18 @@ export interface RunSpec extends Omit<LockSpec, "watchdogDeadlineMs"> {
 }
 
 /** The side effects, injected: those of the locking half, and EC2. */
-export interface RunDeps extends LockDeps {
+export interface RunDeps extends WindowDeps {
   /** The snapshot calls. */
   ec2: Ec2;
   /** Pause before the lookup after the thaw asks again; LOOKUP_RETRY_MS (unanswered.ts). */
   lookupRetryMs?: number;
   /** How long the lookup keeps looking; the windows of unanswered.ts by default. */
   lookupWindowMs?: number;
+  /** Ends the lookup after the release early (a second stop signal). */
+  lookupSignal?: AbortSignal;
 }
 
 export type { RunLookup };
-
-/**
- * The minimum hold: counted from just before the create calls are sent, nothing is released
- * before it ends while a call may still reach EC2 (no answer yet, aborted, or unknown), not
- * even on a stop signal, nor by the watchdog if this process dies. The create calls carry its
- * end, in EC2's time, as the held-until tag: a snapshot that started later may have been
- * taken after the thaw, and says so by itself. Short, so that a stop signal still ends the
- * run within seconds; long enough for a normal CreateSnapshot answer (a fraction of that).
- */
-export const MIN_HOLD_MS = 3_000;
 
 /**
  * A signal aborted by `signal`, but not before the monotonic instant `notBefore`; `dispose`
@@ -85,7 +74,7 @@ function abortNotBefore(
 }
 
 /** What the normal run measures: the two halves' timings and the round of snapshot calls. */
-export interface Timings extends LockTimings {
+export interface Timings extends WindowTimings {
   /** The round of CreateSnapshot calls. */
   createMs: number | null;
 }
@@ -121,10 +110,11 @@ export interface RunResult {
  *
  * @example
  * ```ts
- * import type { SnapshotRequest } from "../types/tags.ts";
- * const volumes = {} as SnapshotRequest[], deps = {} as RunDeps;
+ * import type { Plan } from "../plan/plan.ts";
+ * import { windowSpec } from "./window_parts.ts";
+ * const plan = {} as Plan, deps = {} as RunDeps;
  * const result = await runSequence(
- *   { volumes, freezeMounts: ["/data"], snapshotTimeoutMs: 10_000 },
+ *   { ...windowSpec(plan.window), volumes: plan.volumes, snapshotTimeoutMs: plan.snapshotTimeoutMs },
  *   deps,
  * );
  * if (result.problems.length > 0) Deno.exit(result.problems[0].exitCode);
@@ -135,12 +125,8 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
   const now = deps.now ?? (() => performance.now());
   let createMs: number | null = null;
   let sent: readonly SnapshotRequest[] = spec.volumes;
-  const result = await whileLocked(
-    {
-      ...spec,
-      // The minimum hold is honoured even when --snapshot-timeout is shorter.
-      watchdogDeadlineMs: Math.max(spec.snapshotTimeoutMs, MIN_HOLD_MS) + WATCHDOG_MARGIN_MS,
-    },
+  const result = await withWindow(
+    spec,
     deps,
     {
       preflight: (preflightSignal) => {
@@ -219,6 +205,7 @@ export async function runSequence(spec: RunSpec, deps: RunDeps): Promise<RunResu
     requests: sent,
     retryMs: deps.lookupRetryMs,
     windowMs: deps.lookupWindowMs,
+    signal: deps.lookupSignal,
     stopped,
   });
   // Snapshots made while someone else had thawed a file system (or ended the database lock)

@@ -45,6 +45,8 @@ export interface LookupDeps {
   stopped?: boolean;
   /** How long to keep looking, instead of the windows above (tests: 0 looks once). */
   windowMs?: number;
+  /** Ends the lookup early with what it found (a second stop signal: the user insists). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -80,7 +82,8 @@ export async function lookUpUnanswered(
     (deps.stopped ? STOPPED_LOOKUP_WINDOW_MS : LOOKUP_WINDOW_MS);
   const ends = performance.now() + windowMs;
   // The last try may take a moment past the window; the deadline bounds it.
-  const signal = deadline(windowMs + LOOKUP_RETRY_MS * 5);
+  const bound = deadline(windowMs + LOOKUP_RETRY_MS * 5);
+  const signal = deps.signal ? AbortSignal.any([bound, deps.signal]) : bound;
   let found: FoundSnapshot[] | undefined;
   const missing = () =>
     unanswered.filter((o) => !found?.some((s) => s.volumeId === o.volumeId))
@@ -111,8 +114,9 @@ export async function lookUpUnanswered(
   log.debug(`lookup: ${found.map((s) => s.snapshotId).join(", ") || "none"}`);
   if (missing().length > 0) {
     log.warn(
-      `no snapshot of ${missing().join(", ")} appeared within ${windowMs / 1000} s after the ` +
-        `release, but EC2 may still make one from the call that was sent: a snapshot tagged ` +
+      `no snapshot of ${missing().join(", ")} appeared while the run looked (up to ${
+        windowMs / 1000
+      } s after the release), but EC2 may still make one from the call that was sent: a snapshot tagged ` +
         `${tag} whose StartTime is after its ${HELD_UNTIL_TAG} tag is of unknown consistency`,
     );
   }

@@ -13,7 +13,7 @@ import { createFreezer } from "../host/freeze.ts";
 import { acquireFreezeLocks, type FreezeTarget } from "../host/freeze_lock.ts";
 import { createWatchdog } from "../watchdog/client.ts";
 import { createHooks } from "./hooks.ts";
-import type { LockDeps, LockSpec } from "./locked.ts";
+import type { WindowDeps, WindowSpec } from "./window.ts";
 
 /**
  * The window's spec, as the window runs it: the mounts by name, the commands around the
@@ -28,7 +28,7 @@ import type { LockDeps, LockSpec } from "./locked.ts";
  * spec.watchdogDeadlineMs; // window.bounds.frozenMs
  * ```
  */
-export function windowSpec(window: WindowPlan): LockSpec {
+export function windowSpec(window: WindowPlan): WindowSpec {
   const { database, hooks, bounds } = window;
   return {
     freezeMounts: window.freezeMounts.map((m) => m.mountPoint),
@@ -94,8 +94,8 @@ export interface WindowIo {
   watchdogStderr?: "inherit" | "null";
 }
 
-/** The window's parts, real: what {@linkcode LockDeps} takes besides the log and the signal. */
-export type WindowParts = Pick<LockDeps, "freezer" | "hooks" | "watchdog" | "database"> & {
+/** The window's parts, real: what {@linkcode WindowDeps} takes besides the log and the signal. */
+export type WindowParts = Pick<WindowDeps, "freezer" | "hooks" | "watchdog" | "database"> & {
   /** Takes the file-system freeze locks of the window's mounts; undefined without mounts. */
   exclusion?: () => Promise<HeldExclusion>;
 };

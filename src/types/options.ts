@@ -309,7 +309,7 @@ export const OPTION_TABLE = [
     max: 36500,
     value: "DAYS",
     group: "Retention (after a successful run; only this tool's snapshots of its volumes)",
-    help: "Keep the snapshots started less than DAYS days ago.",
+    help: "Keep the snapshots started less than DAYS days ago (DAYS at most 36500).",
   },
   ...(["hourly", "daily", "weekly", "monthly", "yearly"] as const).map((period) => ({
     name: `keep-${period}` as const,

@@ -162,8 +162,15 @@ export interface Database {
 
 /** Shell commands around the freeze (--pre-freeze-command, --post-thaw-command). */
 export interface Hooks {
-  /** Runs `sh -c command`, output passed through; throws HookError on failure. */
-  run(which: "pre-freeze" | "post-thaw", command: string): Promise<void>;
+  /**
+   * Runs `sh -c command`, output passed through; throws HookError on failure. `onStart` is
+   * told the id of the process group it runs in (the watchdog kills it with a stuck process).
+   */
+  run(
+    which: "pre-freeze" | "post-thaw",
+    command: string,
+    options?: { onStart?: (group: number) => void },
+  ): Promise<void>;
 }
 
 /** A dead-man switch that thaws the frozen mounts if this process dies (watchdog.ts). */
@@ -222,6 +229,8 @@ export interface ArmedWatchdog {
     startCommand?: string | null;
     /** Hold everything at least this long from now, even if this process dies. */
     holdMs?: number;
+    /** A hook's process group, killed with this process when it fires; null: none. */
+    hookGroup?: number | null;
   }): Promise<void>;
 }
 

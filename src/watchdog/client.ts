@@ -84,6 +84,7 @@ export interface ArmedWatchdogProcess extends ArmedWatchdog {
     deadlineMs?: number;
     startCommand?: string | null;
     holdMs?: number;
+    hookGroup?: number | null;
   }): Promise<void>;
 }
 
@@ -235,6 +236,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
       deadlineMs?: number;
       startCommand?: string | null;
       holdMs?: number;
+      hookGroup?: number | null;
     }): Promise<void> {
       if (disarmed) return;
       const line: WatchdogUpdate = {
@@ -244,6 +246,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
           : {}),
         ...(change.startCommand !== undefined ? { startCommand: change.startCommand } : {}),
         ...(change.holdMs !== undefined ? { holdMs: change.holdMs } : {}),
+        ...(change.hookGroup !== undefined ? { hookGroup: change.hookGroup } : {}),
       };
       const writer = child.stdin.getWriter();
       try {

@@ -179,6 +179,7 @@ export async function runWatchdog(
   let mountPoints = [...config.mountPoints];
   let startCommand = config.startCommand ?? undefined;
   let startProbe = config.startProbe ?? undefined;
+  let hookGroup: number | undefined;
 
   // Our job outlives whoever asks us to stop; the deadline bounds it. SIGKILL still works.
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
@@ -196,6 +197,7 @@ export async function runWatchdog(
     if (change.holdMs !== undefined) {
       holdUntil = Math.max(holdUntil, performance.now() + Math.min(change.holdMs, 60_000));
     }
+    if (change.hookGroup !== undefined) hookGroup = change.hookGroup ?? undefined;
     if (change.mountPoints) mountPoints = [...change.mountPoints];
     if (change.startCommand !== undefined) startCommand = change.startCommand ?? undefined;
     if (change.startProbe !== undefined) startProbe = change.startProbe ?? undefined;
@@ -265,6 +267,13 @@ export async function runWatchdog(
       } catch (error) {
         log(`cannot kill main process ${config.pid}: ${(error as Error).message}`);
       }
+    }
+    if (hookGroup !== undefined) {
+      // The hook the main process was running: it must not go on without it.
+      try {
+        Deno.kill(-hookGroup, "SIGKILL");
+        log(`killed the hook's process group ${hookGroup}`);
+      } catch { /* ended already */ }
     }
     const results = [];
     for (const mountPoint of [...mountPoints].reverse()) {

@@ -70,6 +70,11 @@ export type WatchdogUpdate =
      * dies: a create call was sent under the promise of its held-until tag.
      */
     holdMs?: number;
+    /**
+     * The process group of a hook that runs now (null: none): killed when the watchdog fires,
+     * so that a hook does not outlive a main process that died or was ended.
+     */
+    hookGroup?: number | null;
   };
 
 /**
@@ -109,6 +114,8 @@ function validUpdate(update: WatchdogUpdate): boolean {
     (update.deadlineMs === undefined || typeof update.deadlineMs === "number") &&
     (update.sentAtEpochMs === undefined || typeof update.sentAtEpochMs === "number") &&
     (update.holdMs === undefined || typeof update.holdMs === "number") &&
+    (update.hookGroup === undefined || update.hookGroup === null ||
+      (Number.isSafeInteger(update.hookGroup) && update.hookGroup > 1)) &&
     (update.startCommand === undefined || update.startCommand === null ||
       typeof update.startCommand === "string") &&
     (update.startProbe === undefined || update.startProbe === null ||

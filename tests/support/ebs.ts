@@ -77,6 +77,18 @@ export class EbsEmulator {
     return true;
   }
 
+  /**
+   * Takes a volume's snapshot image again, now (after `sync`, without a freeze): as if EC2 had
+   * read the volume later than the instant the run recorded, with writes going on meanwhile.
+   */
+  async retake(volumeId: string): Promise<void> {
+    const copies = this.#copies.get(volumeId);
+    const image = this.#live.get(volumeId);
+    if (!copies?.length || !image) throw new Error(`ebs: no snapshot of ${volumeId} to retake`);
+    await must("sync", []);
+    await must("cp", ["--sparse=always", image, copies[copies.length - 1]]);
+  }
+
   /** The copy a snapshot stands for (its volume's copies in the order of their StartTime). */
   async #imageOfSnapshot(snapshotId: string): Promise<string | undefined> {
     const client = this.moto.client();

@@ -340,3 +340,22 @@ export async function waitReplicaSynced(
     throw new Error(`replica did not catch up with ${file}:${pos}: ${JSON.stringify(status)}`);
   }
 }
+
+/**
+ * Starts `sql` in its own client session (a writer, a long query) beside what a test does;
+ * `done` settles when it completes, `finished()` tells whether it has.
+ *
+ * @example
+ * ```ts
+ * const writer = session(db, "INSERT INTO app.t (v) VALUES ('during')");
+ * await writer.done;
+ * ```
+ */
+export function session(
+  db: MariadbServer,
+  sql: string,
+): { done: Promise<string>; finished: () => boolean } {
+  let finished = false;
+  const done = db.sql(sql).finally(() => finished = true);
+  return { done, finished: () => finished };
+}

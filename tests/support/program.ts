@@ -17,7 +17,9 @@ export const MAIN = await currentBundle();
 export function programCommand(args: readonly string[]): { cmd: string; args: string[] } {
   const binary = Deno.env.get("ECS_BINARY");
   if (binary) return { cmd: binary, args: [...args] };
-  return { cmd: Deno.execPath(), args: ["run", ...RUN_FLAGS, MAIN, ...args] };
+  // --no-config: the bundle needs no deno.json (build.sh compiles it so too); without it deno
+  // would read the repository's deno.json and deno.lock, 2 MB that the binary does not have.
+  return { cmd: Deno.execPath(), args: ["run", ...RUN_FLAGS, "--no-config", MAIN, ...args] };
 }
 
 export interface ProgramResult {

@@ -47,7 +47,9 @@ export async function writePostgresFiles(workDir: string): Promise<void> {
 }
 
 /**
- * The throwaway server's command line, run inside the namespace: it gives the work directory to
+ * The throwaway server's command line, run inside the namespace: it refuses to start when
+ * pg_wal or a tablespace leads off the restored volumes (to the live system's files), gives the
+ * work directory to
  * the data directory's owner, removes the restored postmaster.pid (the live server's), and
  * becomes `postgres` as that owner: no network, its own socket directory and configuration,
  * no archiving, no replication, no preloaded libraries.
@@ -56,10 +58,25 @@ export function postgresServerCommand(
   serverPath: string,
   tag: DatabaseTag,
   workDir: string,
+  mountPoints: readonly string[],
 ): string[] {
-  const script = 'owner=$(stat -c %u:%g "$0") && chown "$owner" "$1" "$1"/* && ' +
-    'rm -f "$0/postmaster.pid" && shift && exec setpriv --reuid="${owner%:*}" ' +
-    '--regid="${owner#*:}" --clear-groups --pdeathsig KILL -- "$@"';
+  // $0 the data directory, $1 the work directory, $2 the restored mount points (one a line).
+  const script = `set -e
+mounts="$2"
+for p in "$0/pg_wal" "$0"/pg_tblspc/*; do
+  [ -e "$p" ] || [ -L "$p" ] || continue
+  r=$(realpath -m "$p"); ok=
+  IFS='
+'
+  for m in $mounts; do case "$r/" in "$m"/*) ok=1 ;; esac; done
+  unset IFS
+  [ -n "$ok" ] || { echo "FATAL: $p leads to $r, on none of the restored volumes"; exit 1; }
+done
+owner=$(stat -c %u:%g "$0")
+chown "$owner" "$1" "$1"/*
+rm -f "$0/postmaster.pid"
+shift 2
+exec setpriv --reuid="\${owner%:*}" --regid="\${owner#*:}" --clear-groups --pdeathsig KILL -- "$@"`;
   const settings = {
     config_file: join(workDir, "postgresql.conf"),
     hba_file: join(workDir, "pg_hba.conf"),
@@ -80,6 +97,7 @@ export function postgresServerCommand(
     script,
     tag.dataDir!,
     workDir,
+    mountPoints.join("\n"),
     serverPath,
     "-D",
     tag.dataDir!,
@@ -91,6 +109,10 @@ export function postgresServerCommand(
 export function postgresStartFailure(log: string): string {
   const lines = log.split("\n").filter((l) => /FATAL|PANIC|ERROR/.test(l));
   const last = lines.at(-1) ?? log.trim().split("\n").at(-1) ?? "";
+  if (/on none of the restored volumes/.test(last)) {
+    // Not started: it would have used the live system's files there.
+    return `${last.replace(/^FATAL:\s*/, "")}: its volume was not in the snapshot set`;
+  }
   if (/pg_wal|WAL|checkpoint record/i.test(last)) {
     return `${last} (the WAL is missing or damaged on the restored files: was the pg_wal ` +
       "volume in the snapshot set?)";

@@ -1,28 +1,18 @@
 /**
- * The first half of the sequence and its release, shared by the normal run (snapshots while
- * held) and hold mode (held until asked): preflight, lock the database, pre-freeze hook, sync,
- * arm the watchdog, freeze; then one step while everything is held; then the cleanup stack
- * (thaw, disarm, post-thaw hook, unlock) unwinds exactly once, whatever happened.
+ * The consistency window, shared by the normal run (snapshots while held) and hold mode (held
+ * until asked), step by step: the file-system freeze locks, preflight, the database lock,
+ * pre-freeze hook, sync, the watchdog armed, freeze; then one step while everything is held;
+ * then the cleanup stack (thaw, disarm, post-thaw hook, database release, freeze locks) unwinds
+ * exactly once, whatever happened. Its parts: freeze_mounts.ts (freezing the file systems),
+ * window_database.ts (the database before its lock), window_timings.ts, problems.ts.
  */
-import { CleanupStack, SignalError, STOP_SIGNALS } from "./cleanup.ts";
-import {
-  AlreadyFrozenError,
-  AppError,
-  ConsistencyUnknownError,
-  FreezeError,
-  HookError,
-  NotFrozenError,
-  PreflightError,
-  SnapshotError,
-  SnapshotTimeoutError,
-  StoppedError,
-} from "../util/errors.ts";
+import { CleanupStack } from "./cleanup.ts";
+import { type AppError, FreezeError, PreflightError } from "../util/errors.ts";
 import {
   type ArmedWatchdog,
   type BinlogCoordinates,
   type Database,
   type DatabaseFacts,
-  type DatabaseFile,
   DEFAULT_LOCK_BOUND_MS,
   type Freezer,
   type HeldExclusion,
@@ -31,17 +21,17 @@ import {
   type WalPosition,
   type Watchdog,
 } from "../types/side_effects.ts";
-import {
-  type UnfrozenLocation,
-  unfrozenLocations,
-  type UnfrozenOptions,
-  unfrozenWarning,
-} from "../host/unfrozen.ts";
+import type { UnfrozenLocation } from "../host/unfrozen.ts";
 import type { Logger } from "../util/log.ts";
 import { deadline } from "../util/deadline.ts";
+import { WATCHDOG_MARGIN_MS, WATCHDOG_PHASE_MS } from "../plan/window.ts";
+import { freezeMounts } from "./freeze_mounts.ts";
+import { type FindUnfrozen, prepareDatabase } from "./window_database.ts";
+import { WindowClock, windowText, type WindowTimings } from "./window_timings.ts";
+import { addLateStop, asAppError, sortProblems, stepProblem } from "./problems.ts";
 
-/** What to lock and freeze. */
-export interface LockSpec {
+/** What the window holds, and its bounds: made from the plan's window (run/window_parts.ts). */
+export interface WindowSpec {
   /** Mount points to freeze, validated, in order. */
   freezeMounts: readonly string[];
   /** --pre-freeze-command, run under the database lock before the freeze. */
@@ -59,7 +49,7 @@ export interface LockSpec {
   databaseStartProbe?: StartProbe;
   /**
    * Bound of the watchdog after the thaw (post-thaw command and database release); default
-   * {@linkcode WATCHDOG_PHASE_MS}.
+   * WATCHDOG_PHASE_MS (plan/window.ts).
    */
   watchdogPhaseMs?: number;
   /**
@@ -71,8 +61,8 @@ export interface LockSpec {
   syncTimeoutMs?: number;
 }
 
-/** The side effects, injected. */
-export interface LockDeps {
+/** The window's side effects, injected: real ones from run/window_parts.ts, or recording fakes. */
+export interface WindowDeps {
   /** Freezes and thaws file systems. */
   freezer: Freezer;
   /** Runs the pre-freeze and post-thaw commands. */
@@ -93,23 +83,7 @@ export interface LockDeps {
   /** Monotonic milliseconds; performance.now by default. */
   now?: () => number;
   /** Which database files lie outside the frozen set; host/unfrozen.ts by default. */
-  unfrozen?: (
-    files: readonly DatabaseFile[],
-    frozenMounts: readonly string[],
-    options: UnfrozenOptions,
-  ) => Promise<UnfrozenLocation[]>;
-}
-
-/** What the two halves measure. */
-export interface LockTimings {
-  /** Preflight (DryRun calls, database connection) in milliseconds. */
-  preflightMs: number;
-  /** First freeze to last thaw; null when nothing was frozen. */
-  freezeWindowMs: number | null;
-  /** First lock taken (database or freeze) to last released; null when nothing was locked. */
-  lockWindowMs: number | null;
-  /** Database lock acquired to released; null without a database. */
-  databaseLockMs: number | null;
+  unfrozen?: FindUnfrozen;
 }
 
 /** What the step run while everything is held learns. */
@@ -128,7 +102,7 @@ export interface HeldState {
 }
 
 /** The steps that differ between the normal run and hold mode. */
-export interface LockedSteps<T> {
+export interface WindowSteps<T> {
   /** Checks of the caller's own (EC2's DryRun), run beside the database's preparation. */
   preflight?: (signal: AbortSignal) => Promise<void>;
   /** Bound of the preflight; none by default. */
@@ -138,7 +112,7 @@ export interface LockedSteps<T> {
 }
 
 /** The outcome: the step's value (when it finished), timings and problems, most serious first. */
-export interface LockedResult<T> {
+export interface WindowResult<T> {
   /** What `whileHeld` returned; undefined when it did not finish. */
   value: T | undefined;
   /** The binary-log coordinates taken while locked. */
@@ -148,7 +122,7 @@ export interface LockedResult<T> {
   /** Database files on file systems that were not frozen (each also warned about). */
   unfrozen: UnfrozenLocation[];
   /** The measured windows. */
-  timings: LockTimings;
+  timings: WindowTimings;
   /** Every problem, most serious first; empty on success. */
   problems: AppError[];
   /**
@@ -158,12 +132,6 @@ export interface LockedResult<T> {
    */
   broken: string[];
 }
-
-/** Extra time the watchdog gives the normal thaw before it thaws by itself. */
-export const WATCHDOG_MARGIN_MS = 5_000;
-
-/** Default bound of the watchdog after the thaw (see LockSpec). */
-export const WATCHDOG_PHASE_MS = 15 * 60_000;
 
 /** Default bound of a sync (the freezer's own time limit). */
 export const SYNC_BOUND_MS = 60_000;
@@ -178,44 +146,24 @@ function once(fn: () => Promise<void>): () => Promise<void> {
   };
 }
 
-/** True when no mount point lies inside another: their freezes do not depend on each other. */
-export function independent(mounts: readonly string[]): boolean {
-  const inside = (a: string, b: string) => a !== b && a.startsWith(b === "/" ? "/" : `${b}/`);
-  return !mounts.some((a) => mounts.some((b) => inside(a, b)));
-}
-
-/** How serious a problem is: the first one decides the exit code. */
-function severity(error: AppError): number {
-  // A snapshot of unknown consistency is what the user must act on first.
-  if (error instanceof ConsistencyUnknownError) return -2;
-  if (error instanceof StoppedError) return -1;
-  if (error instanceof FreezeError) return 0;
-  if (error instanceof SnapshotTimeoutError) return 1;
-  if (error instanceof SnapshotError) return 2;
-  if (error instanceof HookError) return 3;
-  return 4;
-}
-
-/** Sorts problems in place, most serious first (the first decides the exit code). */
-export function sortProblems(problems: AppError[]): AppError[] {
-  return problems.sort((a, b) => severity(a) - severity(b));
-}
-
-function asAppError(error: unknown, fallback: (message: string) => AppError): AppError {
-  if (error instanceof AppError) return error;
-  return fallback(error instanceof Error ? error.message : String(error));
-}
-
 /**
- * Locks and freezes, runs `steps.whileHeld`, and releases everything. Never throws: problems
- * (a failed preflight, a stop signal, a failed step, a failed thaw) are collected, so that what
- * was done is still reported, and everything taken is released before it returns.
+ * Holds the window (locks and freezes), runs `steps.whileHeld`, and releases everything. Never
+ * throws: problems (a failed preflight, a stop signal, a failed step, a failed thaw) are
+ * collected, so that what was done is still reported, and everything taken is released before
+ * it returns.
+ *
+ * @example
+ * ```ts
+ * const spec = {} as WindowSpec, deps = {} as WindowDeps;
+ * const result = await withWindow(spec, deps, { whileHeld: async () => "held" });
+ * result.problems; // [] when everything was held and released
+ * ```
  */
-export async function whileLocked<T>(
-  spec: LockSpec,
-  deps: LockDeps,
-  steps: LockedSteps<T>,
-): Promise<LockedResult<T>> {
+export async function withWindow<T>(
+  spec: WindowSpec,
+  deps: WindowDeps,
+  steps: WindowSteps<T>,
+): Promise<WindowResult<T>> {
   const { freezer, hooks, watchdog, database, log, signal } = deps;
   const now = deps.now ?? (() => performance.now());
   const problems: AppError[] = [];
@@ -226,20 +174,12 @@ export async function whileLocked<T>(
   const checkSignal = () => {
     if (signal.aborted) throw signal.reason;
   };
-  const timings: LockTimings = {
-    preflightMs: 0,
-    freezeWindowMs: null,
-    lockWindowMs: null,
-    databaseLockMs: null,
-  };
+  const clock = new WindowClock(now);
   let value: T | undefined;
   let binlog: BinlogCoordinates | undefined;
   let wal: WalPosition | undefined;
   let facts: DatabaseFacts | undefined;
   let unfrozen: UnfrozenLocation[] = [];
-  let firstLockAt: number | undefined;
-  let firstFreezeAt: number | undefined;
-  let databaseLockedAt: number | undefined;
   let armed: ArmedWatchdog | undefined;
   let exclusion: HeldExclusion | undefined;
   const phaseMs = spec.watchdogPhaseMs ?? WATCHDOG_PHASE_MS;
@@ -252,8 +192,6 @@ export async function whileLocked<T>(
   const guardsDatabase = database !== undefined &&
     (database.holdsWrites !== false || startCommand !== undefined);
   const broken: string[] = [];
-  /** Mounts this run froze (its freeze succeeded): a thaw that finds one thawed is a break. */
-  const frozenByUs = new Set<string>();
 
   try {
     const started = now();
@@ -274,13 +212,13 @@ export async function whileLocked<T>(
       : deadline(steps.preflightTimeoutMs, signal);
     await Promise.all([
       steps.preflight?.(preflightSignal),
-      database?.prepare().then(async () => {
-        unfrozen = await checkDatabaseFiles(database);
-        facts = await describeDatabase(database);
+      database &&
+      prepareDatabase(database, spec.freezeMounts, deps).then((prepared) => {
+        ({ unfrozen, facts } = prepared);
       }),
     ]);
-    timings.preflightMs = Math.round(now() - started);
-    log.debug(`preflight passed in ${timings.preflightMs}ms`);
+    clock.preflightDone(started);
+    log.debug(`preflight passed in ${clock.timings.preflightMs}ms`);
     checkSignal();
 
     if (database && spec.freezeMounts.length > 0) {
@@ -299,8 +237,7 @@ export async function whileLocked<T>(
       log.debug("database: flush and lock");
       binlog = await database.lock(signal, guardStep);
       if (database.holdsWrites !== false) {
-        databaseLockedAt = now();
-        firstLockAt = databaseLockedAt;
+        clock.databaseLocked();
         log.debug("database: locked");
       }
       checkSignal();
@@ -309,12 +246,20 @@ export async function whileLocked<T>(
     if (spec.preFreezeCommand) {
       log.debug("pre-freeze command");
       await guardStep(spec.hookTimeoutMs ?? 30_000);
-      await hooks.run("pre-freeze", spec.preFreezeCommand);
+      await runHook("pre-freeze", spec.preFreezeCommand);
       checkSignal();
     }
     if (spec.postThawCommand) {
       const command = spec.postThawCommand;
-      stack.push("post-thaw command", () => hooks.run("post-thaw", command));
+      stack.push("post-thaw command", async () => {
+        // The database is still locked while it runs: bounded by the watchdog as before.
+        await guardStep(spec.hookTimeoutMs ?? 30_000).catch(() => {});
+        try {
+          await runHook("post-thaw", command);
+        } finally {
+          await guardStep(phaseMs).catch(() => {});
+        }
+      });
     }
 
     // As the old tool did, always: flushed blocks make even an unfrozen file system's snapshot
@@ -345,60 +290,16 @@ export async function whileLocked<T>(
       );
     }
     if (spec.freezeMounts.length > 0) {
-      const guard = armed!;
-      firstFreezeAt = now();
-      firstLockAt ??= firstFreezeAt;
-      /** Mounts whose freeze found them frozen already: someone else's, never thawed by us. */
-      const notOurs = new Set<string>();
-      const freeze = (mount: string) =>
-        freezer.freeze(mount).then(() => void frozenByUs.add(mount), async (error) => {
-          if (error instanceof AlreadyFrozenError) {
-            notOurs.add(mount);
-            // Nor may the watchdog thaw it, should this process die now.
-            const ours = spec.freezeMounts.filter((m) => !notOurs.has(m));
-            await guard.update?.({ mountPoints: ours }).catch(() => {});
-          }
-          throw error;
-        });
-      const thawLater = (mount: string) =>
-        // On the stack before the freeze: a freeze that timed out may still have frozen.
-        stack.push(`thaw ${mount}`, async () => {
-          if (notOurs.has(mount)) {
-            log.warn(`${mount} was frozen by someone else before this run: left frozen`);
-            return;
-          }
-          try {
-            await freezer.thaw(mount);
-          } catch (error) {
-            if (!(error instanceof NotFrozenError)) throw error;
-            // Frozen by this run, thawed by someone else (an administrator, another agent, the
-            // watchdog at its deadline) while held: what was made meanwhile is not vouched for.
-            if (frozenByUs.has(mount)) {
-              broken.push(
-                `${mount} was no longer frozen when this run thawed it (thawed by ` +
-                  "someone else, or by the watchdog at its deadline)",
-              );
-            }
-          }
-          timings.freezeWindowMs = Math.round(now() - firstFreezeAt!);
-        });
-      if (independent(spec.freezeMounts)) {
-        // Separate file systems: one freeze does not wait for another, so they run at once
-        // (the kernel's freeze costs tens of milliseconds each). Thaws stay in reverse order.
-        log.debug(`freeze ${spec.freezeMounts.join(", ")} at once`);
-        spec.freezeMounts.forEach(thawLater);
-        const frozen = await Promise.allSettled(spec.freezeMounts.map(freeze));
-        const failed = frozen.find((f) => f.status === "rejected");
-        if (failed) throw (failed as PromiseRejectedResult).reason;
-        checkSignal();
-      } else {
-        for (const mount of spec.freezeMounts) {
-          log.debug(`freeze ${mount}`);
-          thawLater(mount);
-          await freeze(mount);
-          checkSignal();
-        }
-      }
+      clock.frozen();
+      await freezeMounts(spec.freezeMounts, {
+        freezer,
+        stack,
+        guard: armed!,
+        log,
+        checkSignal,
+        onThaw: () => clock.thawed(),
+        broken,
+      });
     }
 
     value = await steps.whileHeld({
@@ -417,67 +318,18 @@ export async function whileLocked<T>(
     if (lost) broken.push(lost);
     checkSignal();
   } catch (error) {
-    // A step aborted by a stop signal fails with its own error; the signal is what counts.
-    const stop = signal.aborted && signal.reason instanceof SignalError ? signal.reason : error;
-    problems.push(
-      stop instanceof SignalError
-        ? new StoppedError(stop.signalName, STOP_SIGNALS[stop.signalName])
-        : asAppError(error, (m) => new PreflightError(m)),
-    );
+    problems.push(stepProblem(error, signal, (m) => new PreflightError(m)));
   }
 
   const failures = await stack.unwind();
-  // A stop signal that came while releasing (during the thaw, the post-thaw command) still
-  // ends the run as stopped: never exit 0 after a signal.
-  if (
-    signal.aborted && signal.reason instanceof SignalError &&
-    !problems.some((p) => p instanceof StoppedError)
-  ) {
-    problems.push(
-      new StoppedError(signal.reason.signalName, STOP_SIGNALS[signal.reason.signalName]),
-    );
-  }
-  if (firstLockAt !== undefined) timings.lockWindowMs = Math.round(now() - firstLockAt);
+  addLateStop(signal, problems);
+  clock.released();
   for (const failure of failures) {
     problems.push(asAppError(failure.error, (m) => new FreezeError(`${failure.name}: ${m}`)));
   }
+  const timings = clock.timings;
   log.debug(`released; ${windowText(timings)}`);
   return { value, binlog, wal, unfrozen, timings, problems: sortProblems(problems), broken };
-
-  /**
-   * Asks the server where its files are and warns, once per location, about those on file
-   * systems that will not be frozen. A warning, never a failure: old cron lines keep working.
-   */
-  async function describeDatabase(db: Database): Promise<DatabaseFacts | undefined> {
-    try {
-      return await db.describe?.();
-    } catch (error) {
-      // The snapshots are as good without it; only a restore drill needs the tag's paths.
-      log.warn(
-        `could not learn the database's version and files for the snapshots' tag: ${
-          (error as Error).message
-        }`,
-      );
-      return undefined;
-    }
-  }
-
-  async function checkDatabaseFiles(db: Database): Promise<UnfrozenLocation[]> {
-    if (!db.files || spec.freezeMounts.length === 0) return [];
-    try {
-      const files = await db.files();
-      log.debug(`database files: ${files.map((f) => `${f.what} ${f.path}`).join(", ")}`);
-      const outside = await (deps.unfrozen ?? unfrozenLocations)(files, spec.freezeMounts, {
-        debug: (message) => log.debug(message),
-      });
-      // Kept under --quiet: this backup may not restore to the recorded position.
-      for (const location of outside) log.warn(unfrozenWarning(location), { evenWhenQuiet: true });
-      return outside;
-    } catch (error) {
-      log.warn(`could not check where the database keeps its files: ${(error as Error).message}`);
-      return [];
-    }
-  }
 
   /**
    * While the database is locked before the freeze: the watchdog's deadline becomes the next
@@ -486,6 +338,24 @@ export async function whileLocked<T>(
   async function guardStep(boundMs: number): Promise<void> {
     if (guardsDatabase && armed?.update) {
       await armed.update({ deadlineMs: boundMs + WATCHDOG_MARGIN_MS });
+    }
+  }
+
+  /**
+   * Runs a hook, its process group told to the watchdog while it runs: should this process die
+   * or be ended meanwhile, the watchdog kills the hook too.
+   */
+  async function runHook(which: "pre-freeze" | "post-thaw", command: string): Promise<void> {
+    const guard = armed;
+    if (!guard?.update) return await hooks.run(which, command);
+    let told: Promise<void> = Promise.resolve();
+    try {
+      await hooks.run(which, command, {
+        onStart: (group) => told = guard.update!({ hookGroup: group }).catch(() => {}),
+      });
+    } finally {
+      await told; // one line at a time on the watchdog's stdin
+      await guard.update({ hookGroup: null }).catch(() => {});
     }
   }
 
@@ -501,29 +371,6 @@ export async function whileLocked<T>(
 
   async function releaseDatabase(db: Database): Promise<void> {
     await db.release();
-    if (databaseLockedAt !== undefined) {
-      timings.databaseLockMs = Math.round(now() - databaseLockedAt);
-    }
+    clock.databaseReleased();
   }
-}
-
-/**
- * The measured windows in words, for --debug and --release: "freeze window 12 ms, lock window
- * 15 ms", or "nothing was frozen" / "nothing was locked" where there was no window.
- *
- * @example
- * ```ts
- * windowText({ freezeWindowMs: null, lockWindowMs: 8 }); // "nothing was frozen, lock window 8 ms"
- * ```
- */
-export function windowText(
-  timings: Pick<LockTimings, "freezeWindowMs" | "lockWindowMs">,
-): string {
-  const freeze = timings.freezeWindowMs === null
-    ? "nothing was frozen"
-    : `freeze window ${timings.freezeWindowMs} ms`;
-  const lock = timings.lockWindowMs === null
-    ? "nothing was locked"
-    : `lock window ${timings.lockWindowMs} ms`;
-  return `${freeze}, ${lock}`;
 }

@@ -1,0 +1,105 @@
+/** The drill's reading of a run's snapshots as a set, and its words for a server that did not start. */
+import { assertEquals, assertMatch } from "./support/assert.ts";
+import { readSet } from "../src/drill/set.ts";
+import type { RunSnapshot } from "../src/aws/drill_snapshots.ts";
+import { mysqlStartFailure } from "../src/db/mysql/drill.ts";
+import { postgresStartFailure } from "../src/db/postgresql/drill.ts";
+import { drillTarget } from "../src/plan/drill_plan.ts";
+import { UsageError } from "../src/util/errors.ts";
+import { assertThrows } from "./support/assert.ts";
+
+const RUN = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+const DB = "mariadb 10.11.6 datadir=/data/mysql log-bin=/logs/binlog binlog=binlog.000003:1234";
+
+function snapshot(id: string, volumes: string, extra: Partial<RunSnapshot> = {}): RunSnapshot {
+  return {
+    snapshotId: `snap-${id}`,
+    volumeId: `vol-${id}`,
+    state: "completed",
+    progress: "100%",
+    sizeGiB: 8,
+    tags: {
+      "ec2-consistent-snapshot:volumes": volumes,
+      "ec2-consistent-snapshot:database": DB,
+    },
+    consistencyUnknown: false,
+    ...extra,
+  };
+}
+
+Deno.test("a whole set with its mount points and database is restorable", () => {
+  const { set, problems } = readSet(RUN, [
+    snapshot("0b", "2 xfs:/logs"),
+    snapshot("0a", "2 xfs:/data"),
+  ]);
+  assertEquals(problems, []);
+  assertEquals(set!.members.map((m) => m.layout.mountPoint).sort(), ["/data", "/logs"]);
+  assertEquals(set!.database.binlog, { file: "binlog.000003", position: 1234 });
+});
+
+Deno.test("what makes a set not restorable is named", () => {
+  const cases: [RunSnapshot[], RegExp][] = [
+    [
+      [snapshot("0a", "2 xfs:/data")],
+      /the run had 2 volume\(s\) and 1 snapshot\(s\).*not the whole set/,
+    ],
+    [
+      [snapshot("0a", "1 xfs:/data")],
+      /the binary log \/logs\/binlog is on none of the set's volumes/,
+    ],
+    [[snapshot("0a", "1")], /does not say where it was mounted/],
+    [
+      [snapshot("0a", "2 xfs:/data"), snapshot("0b", "2 xfs:/data")],
+      /\/data spans several volumes/,
+    ],
+    [
+      [snapshot("0a", "2 xfs:/data"), snapshot("0b", "2 xfs:/logs", { consistencyUnknown: true })],
+      /snap-0b is of unknown consistency/,
+    ],
+    [
+      [{
+        ...snapshot("0a", "1 xfs:/data"),
+        tags: { "ec2-consistent-snapshot:volumes": "1 xfs:/data" },
+      }],
+      /no ec2-consistent-snapshot:database tag/,
+    ],
+    [[], /no snapshot carries the run id/],
+  ];
+  for (const [snapshots, expected] of cases) {
+    const { set, problems } = readSet(RUN, snapshots);
+    assertEquals(set, undefined);
+    assertMatch(problems.join("\n"), expected);
+  }
+});
+
+Deno.test("a server that did not start: the likely cause from its log", () => {
+  const tag = { engine: "mariadb" as const, version: "10.11.6", logBin: "/logs/binlog" };
+  assertMatch(
+    mysqlStartFailure(
+      "2026-12-07  1:00:00 0 [Note] InnoDB: 1 transaction(s) which must be rolled back\n" +
+        "2026-12-07  1:00:00 0 [ERROR] Found 1 prepared transactions! It means that server was " +
+        "not shut down properly last time and critical recovery information (last binlog or tc.log " +
+        "file) was manually deleted after a crash.",
+      tag,
+    ),
+    /prepared transactions it cannot resolve without the binary log \(was the binary-log volume in the snapshot set\?\)/,
+  );
+  assertMatch(
+    postgresStartFailure(
+      "2026-12-07 01:00:00 UTC [1] PANIC:  could not locate a valid checkpoint record",
+    ),
+    /WAL is missing or damaged on the restored files: was the pg_wal volume in the snapshot set\?/,
+  );
+});
+
+Deno.test("--restore-drill takes a run id, a snapshot id, or latest with volume ids", () => {
+  assertEquals(drillTarget(RUN, []), { kind: "run", runId: RUN });
+  assertEquals(drillTarget("snap-0123456789abcdef0", []), {
+    kind: "snapshot",
+    snapshotId: "snap-0123456789abcdef0",
+  });
+  assertEquals(drillTarget("latest", ["vol-0123456789abcdef0"]).kind, "latest");
+  assertThrows(() => drillTarget("latest", []), UsageError, "name the volumes");
+  assertThrows(() => drillTarget("yesterday", []), UsageError, "not a run id");
+  assertThrows(() => drillTarget(RUN, ["vol-0123456789abcdef0"]), UsageError, "only with latest");
+});
