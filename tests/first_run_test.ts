@@ -60,6 +60,13 @@ Deno.test("--description that took the volume id: the error says so", async () =
   assertMatch(run.stderr, new RegExp(`--description took ${VOL} as its value`));
 });
 
+Deno.test("--tag that took the volume id: the error says so, as the README promises", async () => {
+  const run = await runProgram(["--region", "eu-west-1", "--tag", VOL], { env: baseEnv() });
+  assertEquals(run.code, ExitCode.usage, run.stderr);
+  assertEquals(run.stderr.trim().split("\n").length, 1, run.stderr);
+  assertMatch(run.stderr, new RegExp(`--tag took ${VOL} as its value`));
+});
+
 Deno.test("the old tool's spellings through the program", async () => {
   const env = baseEnv({ AWS_ACCESS_KEY_ID: "AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY: "x" });
   const old = await runProgram(
