@@ -241,9 +241,15 @@ Deno.test("every path option given an empty path, on the command line or in --co
     ];
     for (const name of paths) {
       const line = `ec2-consistent-snapshot: --${name}: the path is empty`;
-      const given = await runBounded(["--mysql", `--${name}=`, VOL], env);
+      const given = await runBounded(["--mysql", `--${name}`, "", VOL], env);
       assertEquals(given.code, ExitCode.usage, given.stderr);
       assertEquals(errorLines(given.stderr), [line]);
+      // Nothing after '=': refused as Getopt::Long refuses it, before any path check.
+      const equals = await runBounded(["--mysql", `--${name}=`, VOL], env);
+      assertEquals(equals.code, ExitCode.usage, equals.stderr);
+      assertEquals(errorLines(equals.stderr), [
+        `ec2-consistent-snapshot: --${name}=: needs a value after '='`,
+      ]);
       const config = `${dir}/empty-${name}.conf`;
       Deno.writeTextFileSync(config, `mysql = true\n${name} =\n`);
       const fromFile = await runBounded(["--config", config, VOL], env);

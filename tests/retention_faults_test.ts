@@ -134,6 +134,13 @@ Deno.test("retention deletes nothing when EC2's Date disagrees with the local cl
         result.stderr,
         /^ec2-consistent-snapshot: warning: retention: the local clock is 400 days ahead of EC2's \(the Date of its answers\); nothing is deleted in this run$/m,
       );
+      // --quiet keeps it: a retention that deletes nothing is about the backups, not chatter.
+      const quiet = await runProgram(["--quiet", "--keep-days", "30", a], { env });
+      assertEquals(quiet.code, 0, quiet.stderr);
+      assertMatch(
+        quiet.stderr,
+        /retention: the local clock is 400 days ahead .*nothing is deleted/,
+      );
       const left = await existing(moto, [a]);
       for (const id of [old, ...recent]) assert(left.has(id), `${id} still exists`);
       // The dry run says the same: nothing would be deleted.
