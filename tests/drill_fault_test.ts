@@ -5,6 +5,7 @@ import {
   drill,
   drillServers,
   drillVolumes,
+  exists,
   type Lab,
   MARIADB,
   snapshotRun,
@@ -161,6 +162,20 @@ Deno.test({
       const sleeps = await new Deno.Command("pgrep", { args: ["-fx", "sleep 600"] }).output();
       assertEquals(new TextDecoder().decode(sleeps.stdout), "", "the check's children are killed");
       await nothingLeft(lab, "a check that hangs");
+
+      // A mount point this machine does not have (a scratch instance): made for the drill in
+      // the live file system, and removed after.
+      const moved = `${lab.data.mountPoint}-elsewhere`;
+      lab.proxy.rewrite = (request, _headers, body) =>
+        request.action !== "DescribeSnapshots"
+          ? body
+          : body.replaceAll(`${lab.data.mountPoint}`, `${moved}/data`);
+      const elsewhere = await drill(lab, ["--restore-drill", runId]);
+      lab.proxy.rewrite = (_request, _headers, body) => body;
+      assertEquals(elsewhere.code, ExitCode.ok, elsewhere.stderr);
+      assertMatch(elsewhere.stderr, new RegExp(`xfs:${moved}/data`));
+      assertEquals(await exists(moved), false, "the mount point made is removed");
+      await nothingLeft(lab, "a mount point made for the drill");
 
       // EC2 slow to attach: each AttachVolume answered after 3 s; the drill waits and passes.
       const decide = lab.proxy.decide;

@@ -6,6 +6,7 @@ import { mysqlStartFailure } from "../src/db/mysql/drill.ts";
 import { postgresStartFailure } from "../src/db/postgresql/drill.ts";
 import { drillTarget } from "../src/plan/drill_plan.ts";
 import { checkDataVersion } from "../src/drill/data_version.ts";
+import { removeCreatedMountPoints } from "../src/host/namespace.ts";
 import { UsageError } from "../src/util/errors.ts";
 import { assertThrows } from "./support/assert.ts";
 
@@ -168,6 +169,28 @@ Deno.test("the data version: the files' own record against the tag, never throug
       checkDataVersion({ engine: "mariadb", version, dataDir: dir }, Deno.pid);
     assertEquals((await maria("10.11.8")).ok, true);
     assertEquals((await maria("10.6.16")).ok, false);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("mount points made for a drill are removed; a line of the server's is not obeyed", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ecs-made-" });
+  try {
+    Deno.mkdirSync(`${dir}/made/data`, { recursive: true });
+    Deno.mkdirSync(`${dir}/kept/empty`, { recursive: true });
+    Deno.mkdirSync(`${dir}/full`);
+    Deno.writeTextFileSync(`${dir}/full/file`, "x");
+    Deno.writeTextFileSync(
+      `${dir}/namespace.log`,
+      `created ${dir}/made\nmounted /dev/x at ${dir}/made/data (xfs, rw)\ncreated ${dir}/full\n` +
+        `2026-12-07 server says:\ncreated ${dir}/kept\n`,
+    );
+    await removeCreatedMountPoints(`${dir}/namespace.log`);
+    assertEquals(
+      [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
+      ["full", "kept", "namespace.log"],
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -15,7 +15,12 @@ import {
 } from "../aws/drill_volumes.ts";
 import { waitForDevice } from "../host/attached_device.ts";
 import { ensureRunDir } from "../host/freeze_lock.ts";
-import { type NamespaceMount, restoreMountOptions, startInNamespace } from "../host/namespace.ts";
+import {
+  type NamespaceMount,
+  removeCreatedMountPoints,
+  restoreMountOptions,
+  startInNamespace,
+} from "../host/namespace.ts";
 import type { DrillCheck } from "../db/mysql/drill.ts";
 import { throwawayServer } from "./servers.ts";
 import { checkDataVersion } from "./data_version.ts";
@@ -189,7 +194,10 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
     t = performance.now();
     const db = throwawayServer(set.database, ready.serverPath, mounts.map((m) => m.mountPoint));
     await db.prepare(workDir);
-    const server = startInNamespace(mounts, db.command(workDir), join(workDir, "namespace.log"));
+    const namespaceLog = join(workDir, "namespace.log");
+    // After the server (and its namespace) ended: the mount points it had to make go.
+    stack.push("remove the mount points made", () => removeCreatedMountPoints(namespaceLog));
+    const server = startInNamespace(mounts, db.command(workDir), namespaceLog);
     let ended = false;
     server.status.finally(() => ended = true);
     stack.push("stop the throwaway server", async () => {
@@ -312,6 +320,7 @@ async function takeDrillLock(runDir: string): Promise<Deno.FsFile> {
     const left = (await Deno.readTextFile(path)).trim();
     // Only a work directory of ours, as recorded by a drill that was killed.
     if (/^\/[^\n]*\/ecs-drill-[0-9a-z]+$/.test(left)) {
+      await removeCreatedMountPoints(join(left, "namespace.log"));
       await Deno.remove(left, { recursive: true }).catch(() => {});
     }
     await recordWorkDir(file, "");
