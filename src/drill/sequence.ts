@@ -18,6 +18,7 @@ import { ensureRunDir } from "../host/freeze_lock.ts";
 import { type NamespaceMount, restoreMountOptions, startInNamespace } from "../host/namespace.ts";
 import type { DrillCheck } from "../db/mysql/drill.ts";
 import { throwawayServer } from "./servers.ts";
+import { checkDataVersion } from "./data_version.ts";
 import type { DrillPlan } from "../plan/drill_plan.ts";
 import { CleanupStack, SignalError, STOP_SIGNALS } from "../run/cleanup.ts";
 import { type AppError, DrillError, errorMessage, ExitCode, StoppedError } from "../util/errors.ts";
@@ -221,7 +222,10 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
     timings.recoveryMs = Math.round(performance.now() - t);
     check({ name: "start", ok: true, detail: `started and recovered in ${timings.recoveryMs} ms` });
 
-    const positionChecks = await db.check(workDir, server.pid, log);
+    const positionChecks = [
+      await checkDataVersion(set.database, server.pid),
+      ...await db.check(workDir, server.pid, log),
+    ];
     positionChecks.forEach(check);
     const failed = positionChecks.find((c) => !c.ok);
     if (failed) {
