@@ -259,3 +259,22 @@ Deno.test("every path option given an empty path, on the command line or in --co
     }
   });
 });
+
+Deno.test("a region name with a newline, with an endpoint given: one line, exit 2, escaped", async () => {
+  await withOddPaths(async ({ env }) => {
+    const keys = { AWS_ACCESS_KEY_ID: "AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY: "x" };
+    const given = await runBounded(["--region", "us-east-1\nx", VOL], { ...env, ...keys });
+    assertEquals(given.code, ExitCode.usage, given.stderr);
+    assertEquals(errorLines(given.stderr), [
+      "ec2-consistent-snapshot: --region: 'us-east-1\\x0ax' is not a region name (letters, " +
+      "digits and hyphens, like eu-west-1)",
+    ]);
+    const fromEnv = await runBounded(["--noaction", VOL], {
+      ...env,
+      ...keys,
+      AWS_REGION: "us-east-1 x",
+    });
+    assertEquals(fromEnv.code, ExitCode.usage, fromEnv.stderr);
+    assertMatch(fromEnv.stderr, /\$AWS_REGION: 'us-east-1 x' is not a region name/);
+  });
+});
