@@ -127,7 +127,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "drill faults: a failing or hanging check fails the drill; slow EC2; two drills at once",
+  name:
+    "drill faults: a failing or hanging check fails the drill; slow or unseen attachments; two drills at once",
   ignore: ignoreUnless(MARIADB, XFS, MOTO),
   sanitizeResources: false,
   sanitizeOps: false,
@@ -188,6 +189,15 @@ Deno.test({
       lab.proxy.decide = decide;
       assertEquals(slow.code, ExitCode.ok, slow.stderr);
       await nothingLeft(lab, "slow attachments");
+
+      // EC2 attaches, and the device never shows on this machine: bounded, failed, cleaned.
+      lab.proxy.decide = (request) =>
+        request.action === "AttachVolume" && !request.dryRun ? "forward" : decide(request);
+      const unseen = await drill(lab, ["--restore-drill", runId, "--drill-timeout", "10"]);
+      lab.proxy.decide = decide;
+      assertEquals(unseen.code, ExitCode.drillFailed, unseen.stderr);
+      assertMatch(unseen.stderr, /vol-\w+ is attached at \/dev\/sd\w but no device shows it in /);
+      await nothingLeft(lab, "a device that never shows");
 
       // Two drills at once: the second is refused and touches nothing of the first's.
       const first = await spawnDrill(
