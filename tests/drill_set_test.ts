@@ -5,6 +5,8 @@ import type { RunSnapshot } from "../src/aws/drill_snapshots.ts";
 import { mysqlStartFailure } from "../src/db/mysql/drill.ts";
 import { postgresStartFailure } from "../src/db/postgresql/drill.ts";
 import { drillTarget } from "../src/plan/drill_plan.ts";
+import { checkDataVersion } from "../src/drill/data_version.ts";
+import { removeCreatedMountPoints } from "../src/host/namespace.ts";
 import { UsageError } from "../src/util/errors.ts";
 import { assertThrows } from "./support/assert.ts";
 
@@ -72,6 +74,51 @@ Deno.test("what makes a set not restorable is named", () => {
   }
 });
 
+Deno.test("a hostile tag names no path outside the restored volumes, and no other mount", () => {
+  const escaped = (path: string) =>
+    path.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`);
+  const cases: [string, string, RegExp][] = [
+    ["1 xfs:/", DB, /mount point "\/", which would hide \/bin of the running system: refused/],
+    ["1 xfs:/data/../..", DB, /"\/data\/..\/..", which is not a plain path/],
+    ["1 xfs:/etc", DB, /"\/etc", which would hide \/etc of the running system/],
+    ["1 xfs:/usr", DB, /"\/usr", which would hide \/usr of the running system/],
+    ["1 xfs:/proc", DB, /would hide \/proc/],
+    [`1 xfs:${escaped("/data\n/etc")}`, DB, /"\/data\\n\/etc", which has a control character/],
+    ["1 xfs:/data/", DB, /not a plain path/],
+    ["1 bind:/data", DB, /names the file system "bind": the drill mounts xfs, ext4/],
+    [
+      "1 xfs:/data",
+      "mariadb 10.11.6 datadir=/data/../etc binlog=binlog.000003:1234",
+      /the data directory "\/data\/..\/etc" of the database tag is not a plain path/,
+    ],
+    [
+      "1 xfs:/data",
+      `mariadb 10.11.6 datadir=/data/mysql log-bin=${escaped("/data/b\nx")} binlog=b.1:4`,
+      /the binary log "\/data\/b\\nx" of the database tag has a control character/,
+    ],
+  ];
+  for (const [volumes, database, expected] of cases) {
+    const { set, problems } = readSet(RUN, [{
+      ...snapshot("0a", volumes),
+      tags: {
+        "ec2-consistent-snapshot:volumes": volumes,
+        "ec2-consistent-snapshot:database": database,
+      },
+    }]);
+    assertEquals(set, undefined, volumes);
+    assertMatch(problems.join("\n"), expected);
+  }
+  // A database under /usr/local or /srv is fine.
+  const ok = readSet(RUN, [{
+    ...snapshot("0a", "1 ext4:/usr/local/mysql"),
+    tags: {
+      "ec2-consistent-snapshot:volumes": "1 ext4:/usr/local/mysql",
+      "ec2-consistent-snapshot:database": "mariadb 10.11.6 datadir=/usr/local/mysql/data",
+    },
+  }]);
+  assertEquals(ok.problems, []);
+});
+
 Deno.test("a server that did not start: the likely cause from its log", () => {
   const tag = { engine: "mariadb" as const, version: "10.11.6", logBin: "/logs/binlog" };
   assertMatch(
@@ -102,4 +149,49 @@ Deno.test("--restore-drill takes a run id, a snapshot id, or latest with volume 
   assertThrows(() => drillTarget("latest", []), UsageError, "name the volumes");
   assertThrows(() => drillTarget("yesterday", []), UsageError, "not a run id");
   assertThrows(() => drillTarget(RUN, ["vol-0123456789abcdef0"]), UsageError, "only with latest");
+});
+
+Deno.test("the data version: the files' own record against the tag, never through a link", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ecs-data-version-" });
+  try {
+    const pg = (version: string) =>
+      checkDataVersion({ engine: "postgresql", version, dataDir: dir }, Deno.pid);
+    Deno.writeTextFileSync(`${dir}/PG_VERSION`, "16\n");
+    assertEquals((await pg("16.4")).ok, true);
+    const other = await pg("15.8");
+    assertEquals(other.ok, false);
+    assertMatch(other.detail, /PG_VERSION says 16 and the tag postgresql 15\.8/);
+    Deno.removeSync(`${dir}/PG_VERSION`);
+    Deno.symlinkSync("/etc/hostname", `${dir}/PG_VERSION`);
+    assertMatch((await pg("16.4")).detail, /records no version/);
+    Deno.writeTextFileSync(`${dir}/mysql_upgrade_info`, "10.11.6-MariaDB");
+    const maria = (version: string) =>
+      checkDataVersion({ engine: "mariadb", version, dataDir: dir }, Deno.pid);
+    assertEquals((await maria("10.11.8")).ok, true);
+    assertEquals((await maria("10.6.16")).ok, false);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("mount points made for a drill are removed; a line of the server's is not obeyed", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "ecs-made-" });
+  try {
+    Deno.mkdirSync(`${dir}/made/data`, { recursive: true });
+    Deno.mkdirSync(`${dir}/kept/empty`, { recursive: true });
+    Deno.mkdirSync(`${dir}/full`);
+    Deno.writeTextFileSync(`${dir}/full/file`, "x");
+    Deno.writeTextFileSync(
+      `${dir}/namespace.log`,
+      `created ${dir}/made\nmounted /dev/x at ${dir}/made/data (xfs, rw)\ncreated ${dir}/full\n` +
+        `2026-12-07 server says:\ncreated ${dir}/kept\n`,
+    );
+    await removeCreatedMountPoints(`${dir}/namespace.log`);
+    assertEquals(
+      [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
+      ["full", "kept", "namespace.log"],
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

@@ -35,6 +35,12 @@ Deno.test("--noaction says whether credentials were found", async () => {
   const none = await runProgram(["-n", "--region", "eu-west-1", VOL], { env: baseEnv() });
   assertEquals(none.code, 0, none.stderr);
   assertMatch(none.stderr, /credentials: .*nothing in the environment or ~\/\.aws/);
+  // baseEnv disables instance metadata: no IAM role can be asked either, and the plan says so.
+  assertMatch(none.stderr, /instance metadata is disabled .*: a run would find none/);
+  const imds = await runProgram(["-n", "--region", "eu-west-1", VOL], {
+    env: baseEnv({ AWS_EC2_METADATA_DISABLED: "false" }),
+  });
+  assertMatch(imds.stderr, /only the instance's IAM role \(IMDSv2\) is left/);
   const home = Deno.makeTempDirSync({ prefix: "ecs-home-" });
   try {
     Deno.mkdirSync(`${home}/.aws`);
@@ -58,6 +64,13 @@ Deno.test("--description that took the volume id: the error says so", async () =
   });
   assertEquals(run.code, ExitCode.usage, run.stderr);
   assertMatch(run.stderr, new RegExp(`--description took ${VOL} as its value`));
+});
+
+Deno.test("--tag that took the volume id: the error says so, as the README promises", async () => {
+  const run = await runProgram(["--region", "eu-west-1", "--tag", VOL], { env: baseEnv() });
+  assertEquals(run.code, ExitCode.usage, run.stderr);
+  assertEquals(run.stderr.trim().split("\n").length, 1, run.stderr);
+  assertMatch(run.stderr, new RegExp(`--tag took ${VOL} as its value`));
 });
 
 Deno.test("the old tool's spellings through the program", async () => {

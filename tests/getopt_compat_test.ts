@@ -113,6 +113,7 @@ const LINES: string[][] = [
   ["--mongo", "--mongo-host", "h", "--mongo-port", "1", "--mongo-stop", "--mongo-init", "/x"],
   ["-region=eu", "--", "--desc", "-x"],
   ["vol-1", "--region", "eu", "vol-2"],
+  ["--desc", "", "vol-1"],
   // Refused by both.
   ["-s", "5"],
   ["--no", "x"],
@@ -124,6 +125,9 @@ const LINES: string[][] = [
   ["-dq"],
   ["--bogus"],
   ["--mongo-t", "5"],
+  ["--description=", "vol-1"],
+  ["--tag=", "vol-1"],
+  ["-region=", "vol-1"],
 ];
 
 Deno.test({

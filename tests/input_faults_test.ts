@@ -228,3 +228,53 @@ Deno.test("a huge --config, a link to a FIFO, a FIFO or /dev/zero as ~/.pgpass: 
     }
   });
 });
+
+Deno.test("every path option given an empty path, on the command line or in --config: one line, exit 2", async () => {
+  await withOddPaths(async ({ dir, env }) => {
+    const paths = [
+      "mysql-defaults-file",
+      "mysql-socket",
+      "mysql-master-status-file",
+      "aws-access-key-id-file",
+      "aws-secret-access-key-file",
+      "aws-credentials-file",
+    ];
+    for (const name of paths) {
+      const line = `ec2-consistent-snapshot: --${name}: the path is empty`;
+      const given = await runBounded(["--mysql", `--${name}`, "", VOL], env);
+      assertEquals(given.code, ExitCode.usage, given.stderr);
+      assertEquals(errorLines(given.stderr), [line]);
+      // Nothing after '=': refused as Getopt::Long refuses it, before any path check.
+      const equals = await runBounded(["--mysql", `--${name}=`, VOL], env);
+      assertEquals(equals.code, ExitCode.usage, equals.stderr);
+      assertEquals(errorLines(equals.stderr), [
+        `ec2-consistent-snapshot: --${name}=: needs a value after '='`,
+      ]);
+      const config = `${dir}/empty-${name}.conf`;
+      Deno.writeTextFileSync(config, `mysql = true\n${name} =\n`);
+      const fromFile = await runBounded(["--config", config, VOL], env);
+      assertEquals(fromFile.code, ExitCode.usage, fromFile.stderr);
+      assertEquals(errorLines(fromFile.stderr).length, 1, fromFile.stderr);
+      assertMatch(fromFile.stderr, new RegExp(`--${name}: the path is empty`));
+    }
+  });
+});
+
+Deno.test("a region name with a newline, with an endpoint given: one line, exit 2, escaped", async () => {
+  await withOddPaths(async ({ env }) => {
+    const keys = { AWS_ACCESS_KEY_ID: "AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY: "x" };
+    const given = await runBounded(["--region", "us-east-1\nx", VOL], { ...env, ...keys });
+    assertEquals(given.code, ExitCode.usage, given.stderr);
+    assertEquals(errorLines(given.stderr), [
+      "ec2-consistent-snapshot: --region: 'us-east-1\\x0ax' is not a region name (letters, " +
+      "digits and hyphens, like eu-west-1)",
+    ]);
+    const fromEnv = await runBounded(["--noaction", VOL], {
+      ...env,
+      ...keys,
+      AWS_REGION: "us-east-1 x",
+    });
+    assertEquals(fromEnv.code, ExitCode.usage, fromEnv.stderr);
+    assertMatch(fromEnv.stderr, /\$AWS_REGION: 'us-east-1 x' is not a region name/);
+  });
+});

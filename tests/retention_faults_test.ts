@@ -6,7 +6,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { MOTO, type MotoEndpoint, startMoto } from "./support/moto.ts";
 import { ignoreUnless } from "./support/real.ts";
 import { clockMoved, LIBFAKETIME } from "./support/faketime.ts";
-import { baseEnv, runProgram } from "./support/program.ts";
+import { baseEnv, runProgram, spawnProgram } from "./support/program.ts";
 import { startProxy } from "./support/proxy.ts";
 import { createSnapshotsAt, listSnapshots } from "./support/boto3.ts";
 
@@ -134,6 +134,13 @@ Deno.test("retention deletes nothing when EC2's Date disagrees with the local cl
         result.stderr,
         /^ec2-consistent-snapshot: warning: retention: the local clock is 400 days ahead of EC2's \(the Date of its answers\); nothing is deleted in this run$/m,
       );
+      // --quiet keeps it: a retention that deletes nothing is about the backups, not chatter.
+      const quiet = await runProgram(["--quiet", "--keep-days", "30", a], { env });
+      assertEquals(quiet.code, 0, quiet.stderr);
+      assertMatch(
+        quiet.stderr,
+        /retention: the local clock is 400 days ahead .*nothing is deleted/,
+      );
       const left = await existing(moto, [a]);
       for (const id of [old, ...recent]) assert(left.has(id), `${id} still exists`);
       // The dry run says the same: nothing would be deleted.
@@ -180,3 +187,75 @@ Deno.test("retention with the machine's clock 400 days ahead (libfaketime) delet
     );
   });
 });
+
+Deno.test(
+  "one EC2 answer with an absurd Date among good ones: retention deletes nothing, held-until stays EC2's",
+  {
+    ignore: ignoreUnless(MOTO),
+  },
+  async () => {
+    await withMoto(async (moto, clockFile) => {
+      const [a] = await moto.createVolumes(1);
+      const made = await history(moto, clockFile, a);
+      const proxy = startProxy(moto.url);
+      // The create call's answer (one EC2 host with a wrong clock) says it is 400 days later;
+      // every other answer tells the right time.
+      proxy.rewrite = (request, headers, body) => {
+        const date = Date.parse(headers.get("date") ?? "");
+        if (request.action === "CreateSnapshot" && !Number.isNaN(date)) {
+          headers.set("date", new Date(date + 400 * DAY).toUTCString());
+        }
+        return body;
+      };
+      try {
+        const env = baseEnv({ ...moto.env, AWS_ENDPOINT_URL_EC2: proxy.url });
+        const result = await runProgram(["--output", "json", "--keep-days", "30", a], { env });
+        assertEquals(result.code, 0, result.stderr);
+        assertMatch(result.stderr, /EC2.s answers disagree about the time by 400 days/);
+        const doc = JSON.parse(result.stdout);
+        assertEquals(doc.retention.deleted, []);
+        const left = await existing(moto, [a]);
+        for (const id of made) assert(left.has(id), `${id} still exists`);
+        const [mine] = (await listSnapshots(moto, [a])).filter((s) => !made.includes(s.id));
+        assert(mine !== undefined, "the run's snapshot exists");
+        const own = (await moto.snapshotsOf([a])).find((s) => s.SnapshotId === mine.id)!;
+        const heldUntil = Date.parse(
+          own.Tags!.find((t) => t.Key === HELD_UNTIL)!.Value!,
+        );
+        assert(heldUntil - Date.now() < 60_000, `held-until ${new Date(heldUntil).toISOString()}`);
+      } finally {
+        await proxy.stop();
+      }
+    });
+  },
+);
+
+Deno.test(
+  "stdout closed with retention: one line on stderr names the snapshot made and those deleted, exit 13",
+  {
+    ignore: ignoreUnless(MOTO),
+  },
+  async () => {
+    await withMoto(async (moto, clockFile) => {
+      const [a] = await moto.createVolumes(1);
+      const made = await history(moto, clockFile, a);
+      const child = spawnProgram(["--output", "json", "--keep", "1", a], {
+        env: baseEnv(moto.env),
+      });
+      await child.stdout.cancel();
+      const out = await child.output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assertEquals(out.code, 13, stderr);
+      const lines = stderr.split("\n").filter((line) => line !== "");
+      assertEquals(lines.length, 1, stderr);
+      const left = await existing(moto, [a]);
+      assertEquals(left.size, 1);
+      const [mine] = [...left];
+      assertMatch(
+        lines[0],
+        new RegExp(`cannot write to stdout: .*snapshots made: ${mine} \\(${a}\\)`),
+      );
+      for (const id of made) assert(lines[0].includes(`${id} (${a})`), `${id} named as deleted`);
+    });
+  },
+);

@@ -40,7 +40,7 @@ import os, socket, sys
 path, mode = sys.argv[1], sys.argv[2]
 if path.startswith("tcp:"):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", int(path[4:])))
+    s.bind(("0.0.0.0", int(path[4:])))  # every address of the machine
 else:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(path)
@@ -216,7 +216,29 @@ Deno.test("a password is never sent to another user's listener on a loopback TCP
         ["--postgresql", "--postgresql-host", "127.0.0.1", "--postgresql-port", String(port), VOL],
         { env: { ...env, PGPASSWORD: "Root-Secret-9f3" } },
       );
+      // The same machine by other names: its host name, "any", inet_aton's short form, an
+      // IPv4-mapped address, an address of its own interfaces.
+      const own = Deno.networkInterfaces().find((i) =>
+        i.family === "IPv4" && i.address !== "127.0.0.1"
+      );
+      const others = [Deno.hostname(), "0.0.0.0", "127.1", "::ffff:127.0.0.1", own?.address ?? "0"];
+      const byOtherNames = [];
+      for (const host of others) {
+        const args = ["--mysql", "--mysql-host", host, "--mysql-port", String(port), VOL];
+        byOtherNames.push({
+          host,
+          out: await runProgram([...args, "--mysql-password", "Pw-7"], { env }),
+        });
+      }
       const seen = await listener.stop();
+      for (const { host, out } of byOtherNames) {
+        assertEquals(out.code, ExitCode.database, `${host}: ${out.stderr}`);
+        assertMatch(
+          out.stderr,
+          new RegExp(`the process listening there runs as ${eve.name}`),
+          host,
+        );
+      }
       for (const [out, what] of [[mysql, "MySQL"], [pg, "PostgreSQL"]] as const) {
         assertEquals(out.code, ExitCode.database, out.stderr);
         assertEquals(

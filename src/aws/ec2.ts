@@ -150,6 +150,7 @@ export function warnIfLate(
     `${snapshotId} was taken while everything was held, but its answer came late: its ` +
       `StartTime ${startTime.toISOString()} is after its ${HELD_UNTIL_TAG} tag (${heldUntil}), ` +
       `so retention and the restore drill will count it as of unknown consistency`,
+    { evenWhenQuiet: true },
   );
 }
 

@@ -21,6 +21,12 @@ export interface Ec2Clock {
    * interval the answers allow; undefined before the first answer with a `Date`.
    */
   skew(): { minMs: number; maxMs: number } | undefined;
+  /**
+   * One line when two answers' `Date`s contradict each other by more than CLOCK_SKEW_LIMIT_MS
+   * (one EC2 host with a wrong clock, a proxy): EC2's time is then not known well enough to
+   * measure ages by; undefined while they agree.
+   */
+  conflict(): string | undefined;
 }
 
 interface Bounds {
@@ -28,6 +34,10 @@ interface Bounds {
   mono: [number, number];
   /** EC2 time minus the local wall clock: lower and upper bound. */
   wall: [number, number];
+  /** The lowest lower bound of EC2 time minus the monotonic clock any answer gave. */
+  monoLowest: number;
+  /** How far apart the answers that contradict each other most are (milliseconds). */
+  gapMs: number;
 }
 
 interface RawAnswer {
@@ -78,10 +88,13 @@ export function ec2Clock(client: ClockedClient): Ec2Clock {
     const mono: [number, number] = [dateMs - t1[0], dateMs + 1000 - t0[0]];
     const wall: [number, number] = [dateMs - t1[1], dateMs + 1000 - t0[1]];
     if (!bounds) {
-      bounds = { mono, wall };
+      bounds = { mono, wall, monoLowest: mono[0], gapMs: 0 };
       return;
     }
+    bounds.monoLowest = Math.min(bounds.monoLowest, mono[0]);
     bounds.mono = [Math.max(bounds.mono[0], mono[0]), Math.min(bounds.mono[1], mono[1])];
+    // Honest answers all contain EC2's true time: an empty interval is a Date that lies.
+    bounds.gapMs = Math.max(bounds.gapMs, bounds.mono[0] - bounds.mono[1]);
     bounds.wall = [Math.max(bounds.wall[0], wall[0]), Math.min(bounds.wall[1], wall[1])];
     // A wall clock stepped between two answers can make the interval empty: keep the newest.
     if (bounds.wall[0] > bounds.wall[1]) bounds.wall = wall;
@@ -101,12 +114,23 @@ export function ec2Clock(client: ClockedClient): Ec2Clock {
     { relation: "after", toMiddleware: "deserializerMiddleware", name: "ecsEc2Clock" },
   );
   const clock: Ec2Clock = {
-    lowerBoundAt: (monotonicMs) => bounds ? monotonicMs + bounds.mono[0] : undefined,
+    // When answers contradict each other, the earliest any of them allows: a held-until too
+    // early makes a held snapshot look late, never a late one look held.
+    lowerBoundAt: (monotonicMs) =>
+      bounds ? monotonicMs + (bounds.gapMs > 0 ? bounds.monoLowest : bounds.mono[0]) : undefined,
     now() {
       if (!bounds) return undefined;
+      // Contradicting answers: the earliest time any allows (snapshots look younger, not older).
+      if (bounds.gapMs > 0) return new Date(performance.now() + bounds.monoLowest);
       return new Date(performance.now() + (bounds.mono[0] + bounds.mono[1]) / 2);
     },
     skew: () => bounds ? { minMs: -bounds.wall[1], maxMs: -bounds.wall[0] } : undefined,
+    conflict: () =>
+      bounds && bounds.gapMs > CLOCK_SKEW_LIMIT_MS
+        ? `EC2's answers disagree about the time by ${
+          describeMs(bounds.gapMs)
+        } (the Date of its answers)`
+        : undefined,
   };
   clocks.set(client, clock);
   return clock;
@@ -165,9 +189,9 @@ export const HELD_UNTIL_MARGIN_MS = 250;
 
 /**
  * The held-until tag's value for a hold that ends at a monotonic instant: a lower bound of EC2's
- * time then, less HELD_UNTIL_MARGIN_MS, in ISO 8601 with milliseconds. Before any answer told
- * EC2's time, the local clock stands in (the preflight's DryRun answers first, so it rarely
- * does).
+ * time then, less HELD_UNTIL_MARGIN_MS, in ISO 8601 with milliseconds; the local clock's time
+ * instead when that is earlier by more than CLOCK_SKEW_LIMIT_MS. Before any answer told EC2's
+ * time, the local clock stands in (the preflight's DryRun answers first, so it rarely does).
  *
  * @example
  * ```ts
@@ -177,7 +201,15 @@ export const HELD_UNTIL_MARGIN_MS = 250;
  * ```
  */
 export function heldUntilValue(clock: Ec2Clock, monotonicMs: number): string {
-  const ec2Time = clock.lowerBoundAt(monotonicMs) ??
-    Date.now() - performance.now() + monotonicMs;
-  return new Date(Math.floor(ec2Time - HELD_UNTIL_MARGIN_MS)).toISOString();
+  const local = Date.now() - performance.now() + monotonicMs;
+  const ec2 = clock.lowerBoundAt(monotonicMs);
+  // EC2's Date and the local clock far apart: one of them is wrong and nothing says which (an
+  // EC2 host's clock, a proxy); the earlier, so that a snapshot made after the release never
+  // reads as held (a held one may read as late, and the run warns of it).
+  const time = ec2 === undefined
+    ? local
+    : Math.abs(ec2 - local) > CLOCK_SKEW_LIMIT_MS
+    ? Math.min(ec2, local)
+    : ec2;
+  return new Date(Math.floor(time - HELD_UNTIL_MARGIN_MS)).toISOString();
 }

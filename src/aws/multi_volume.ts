@@ -166,6 +166,7 @@ export function createMultiVolumeEc2(
         log.warn(
           `CreateSnapshots also made ${extra.SnapshotId} of ${extra.VolumeId}, which was not ` +
             `requested (attached after the preflight, or ExcludeDataVolumeIds ignored)`,
+          { evenWhenQuiet: true },
         );
       }
       return requests.map((r): SnapshotOutcome => {

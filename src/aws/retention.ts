@@ -183,11 +183,12 @@ export async function applyRetention(options: RetentionOptions): Promise<Retenti
   const wrongClock = options.now
     ? undefined
     : ec2Now
-    ? clockDisagreement(clock.skew())
+    ? clock.conflict() ?? clockDisagreement(clock.skew())
     : "EC2's answers carry no Date: the local clock cannot be checked";
   if (wrongClock) {
     result.refused = wrongClock;
-    log.warn(`retention: ${wrongClock}; nothing is deleted in this run`);
+    // About the backups, not chatter: --quiet keeps it (snapshots pile up while it lasts).
+    log.warn(`retention: ${wrongClock}; nothing is deleted in this run`, { evenWhenQuiet: true });
   }
   const input: PolicySnapshot[] = [];
   for (const [volumeId, snapshots] of byVolume) {

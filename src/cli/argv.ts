@@ -67,6 +67,7 @@ function isFlagBundle(word: string, specs: readonly OptionSpec[]): boolean {
  *   `-dq` (one-character flags bundled) is left for node's parser;
  * - `--name=VALUE` and `--name VALUE`: an option that needs a value takes the next word whatever
  *   it looks like (`--description -x`, `--keep -1`: the value check then says what is wrong);
+ *   `--name=` with nothing after `=` is refused, as Getopt::Long refuses it (`--name ''` is not);
  * - `--wait` alone means its default; `--wait 600` would make 600 a volume id: refused, naming
  *   `--wait=600`. An option that takes no volume ids beside it (`--hold`, marked
  *   `valueAfterSpace`) takes a number that follows as its value: `--hold 90` is `--hold=90`;
@@ -102,6 +103,10 @@ export function prepareArgs(args: readonly string[], specs: readonly OptionSpec[
       // A value given to a flag is node's to refuse ("takes no value").
       out.push(equals ? `${option}=${inline}` : option);
     } else if (equals) {
+      // Getopt::Long: "Option description requires an argument" (`--description=$UNSET`).
+      if (inline === "" && spec.kind !== "optional-seconds") {
+        throw new UsageError(`${dashes}${name}=: needs a value after '='`);
+      }
       out.push(`${option}=${inline}`);
     } else if (spec.kind === "optional-seconds") {
       if (spec.valueAfterSpace && next !== undefined && NUMBER.test(next)) {

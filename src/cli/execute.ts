@@ -151,6 +151,7 @@ async function snapshotAndFollowUp(
     const stderrFailure = stderrWriteFailure();
     if (stderrFailure) problems.push(new OutputError(`cannot write to stderr: ${stderrFailure}`));
     const final = { ...result, problems };
+    let said: AppError | undefined;
     try {
       write(
         plan.output === "json"
@@ -158,12 +159,20 @@ async function snapshotAndFollowUp(
           : textReport(final, plan.quiet, after),
       );
     } catch (error) {
-      // stdout is closed (OutputError): the snapshot ids still go where they can, to stderr.
+      // stdout is closed (OutputError): the snapshot ids, and what retention deleted, still go
+      // where they can, to stderr, in one line.
+      said = error instanceof AppError ? error : new OutputError(errorMessage(error));
       const made = final.outcomes.flatMap((o) => o.ok ? [`${o.snapshotId} (${o.volumeId})`] : []);
-      log.error(`${errorMessage(error)}; snapshots made: ${made.join(", ") || "none"}`);
-      problems.push(error instanceof AppError ? error : new OutputError(errorMessage(error)));
+      const gone = after?.retention?.noaction === false
+        ? after.retention.deleted.map((d) => `${d.snapshotId} (${d.volumeId})`)
+        : [];
+      log.error(
+        `${said.message}; snapshots made: ${made.join(", ") || "none"}` +
+          (gone.length > 0 ? `; deleted by retention: ${gone.join(", ")}` : ""),
+      );
+      problems.push(said);
     }
-    for (const problem of problems) log.error(problem.message);
+    for (const problem of problems) if (problem !== said) log.error(problem.message);
     return problems[0]?.exitCode ?? ExitCode.ok;
   } finally {
     trap.dispose();

@@ -73,6 +73,10 @@ export function convertValue(spec: OptionSpec, raw: string | boolean): unknown {
       return parseNumber(spec, raw);
     default:
       if (typeof raw === "boolean") throw new UsageError(`--${spec.name}: needs a value`);
+      // An empty path names no file: refused here, not found out after something is locked.
+      if (raw === "" && (spec.value === "PATH" || spec.value === "FILE")) {
+        throw new UsageError(`--${spec.name}: the path is empty`);
+      }
       return raw;
   }
 }

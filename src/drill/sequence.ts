@@ -15,9 +15,15 @@ import {
 } from "../aws/drill_volumes.ts";
 import { waitForDevice } from "../host/attached_device.ts";
 import { ensureRunDir } from "../host/freeze_lock.ts";
-import { type NamespaceMount, restoreMountOptions, startInNamespace } from "../host/namespace.ts";
+import {
+  type NamespaceMount,
+  removeCreatedMountPoints,
+  restoreMountOptions,
+  startInNamespace,
+} from "../host/namespace.ts";
 import type { DrillCheck } from "../db/mysql/drill.ts";
 import { throwawayServer } from "./servers.ts";
+import { checkDataVersion } from "./data_version.ts";
 import type { DrillPlan } from "../plan/drill_plan.ts";
 import { CleanupStack, SignalError, STOP_SIGNALS } from "../run/cleanup.ts";
 import { type AppError, DrillError, errorMessage, ExitCode, StoppedError } from "../util/errors.ts";
@@ -173,7 +179,12 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
 
     signal.throwIfAborted();
     const workDir = await Deno.makeTempDir({ prefix: "ecs-drill-" });
-    stack.push(`remove ${workDir}`, () => Deno.remove(workDir, { recursive: true }));
+    // Named in the lock file: a drill killed before removing it has the next one remove it.
+    await recordWorkDir(lock, workDir);
+    stack.push(`remove ${workDir}`, async () => {
+      await Deno.remove(workDir, { recursive: true });
+      await recordWorkDir(lock, "");
+    });
     const mounts: NamespaceMount[] = set.members.map((m, i) => ({
       device: volumes[i].device!,
       mountPoint: m.layout.mountPoint,
@@ -183,7 +194,10 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
     t = performance.now();
     const db = throwawayServer(set.database, ready.serverPath, mounts.map((m) => m.mountPoint));
     await db.prepare(workDir);
-    const server = startInNamespace(mounts, db.command(workDir), join(workDir, "namespace.log"));
+    const namespaceLog = join(workDir, "namespace.log");
+    // After the server (and its namespace) ended: the mount points it had to make go.
+    stack.push("remove the mount points made", () => removeCreatedMountPoints(namespaceLog));
+    const server = startInNamespace(mounts, db.command(workDir), namespaceLog);
     let ended = false;
     server.status.finally(() => ended = true);
     stack.push("stop the throwaway server", async () => {
@@ -216,7 +230,10 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
     timings.recoveryMs = Math.round(performance.now() - t);
     check({ name: "start", ok: true, detail: `started and recovered in ${timings.recoveryMs} ms` });
 
-    const positionChecks = await db.check(workDir, server.pid, log);
+    const positionChecks = [
+      await checkDataVersion(set.database, server.pid),
+      ...await db.check(workDir, server.pid, log),
+    ];
     positionChecks.forEach(check);
     const failed = positionChecks.find((c) => !c.ok);
     if (failed) {
@@ -298,13 +315,29 @@ export async function runDrill(plan: DrillPlan, deps: DrillDeps): Promise<DrillR
 async function takeDrillLock(runDir: string): Promise<Deno.FsFile> {
   ensureRunDir(runDir);
   const path = join(runDir, "drill.lock");
-  const file = await Deno.open(path, { create: true, write: true, mode: 0o600 });
-  if (await file.tryLock(true)) return file;
+  const file = await Deno.open(path, { create: true, read: true, write: true, mode: 0o600 });
+  if (await file.tryLock(true)) {
+    const left = (await Deno.readTextFile(path)).trim();
+    // Only a work directory of ours, as recorded by a drill that was killed.
+    if (/^\/[^\n]*\/ecs-drill-[0-9a-z]+$/.test(left)) {
+      await removeCreatedMountPoints(join(left, "namespace.log"));
+      await Deno.remove(left, { recursive: true }).catch(() => {});
+    }
+    await recordWorkDir(file, "");
+    return file;
+  }
   file.close();
   throw new DrillError(
     `another restore drill runs on this instance (it holds ${path}); one at a time`,
     ExitCode.drillRefused,
   );
+}
+
+/** Writes the work directory's path into the drill's lock file ("" when none). */
+async function recordWorkDir(lock: Deno.FsFile, workDir: string): Promise<void> {
+  await lock.truncate(0);
+  await lock.seek(0, Deno.SeekMode.Start);
+  await lock.write(new TextEncoder().encode(workDir ? `${workDir}\n` : ""));
 }
 
 async function userCheck(

@@ -29,6 +29,53 @@ export interface DrillSet {
 const under = (path: string, mount: string) =>
   mount === "/" || path === mount || path.startsWith(`${mount}/`);
 
+/** File systems the drill mounts (a tag naming another type is refused, not passed to mount). */
+const FS_TYPES = new Set(["xfs", "ext4", "ext3", "ext2", "btrfs"]);
+
+/** Directories of the running system: a restored volume is never mounted at one or above one. */
+const SYSTEM_DIRS = [
+  "/bin",
+  "/boot",
+  "/dev",
+  "/etc",
+  "/lib",
+  "/lib32",
+  "/lib64",
+  "/proc",
+  "/root",
+  "/run",
+  "/sbin",
+  "/sys",
+  "/tmp",
+  "/usr",
+  "/usr/bin",
+  "/usr/lib",
+  "/usr/libexec",
+  "/usr/sbin",
+];
+
+/**
+ * Why a path from a tag is not one the drill uses (tags are anyone's with ec2:CreateTags), or
+ * undefined: it must be absolute and plain (no `.`, `..`, `//`, trailing `/` or control
+ * character), so that what is checked is what is mounted and where the server writes.
+ */
+export function unsafeTagPath(path: string): string | undefined {
+  if ([...path].some((c) => c < " " || c === "\x7f")) return "has a control character";
+  if (!path.startsWith("/")) return "is not absolute";
+  if (path !== "/" && path.split("/").slice(1).some((c) => c === "" || c === "." || c === "..")) {
+    return "is not a plain path (., .., // or a trailing /)";
+  }
+  return undefined;
+}
+
+/** Why a mount point from a tag is refused, or undefined. */
+function unsafeMountPoint(mountPoint: string): string | undefined {
+  const plain = unsafeTagPath(mountPoint);
+  if (plain) return plain;
+  const system = SYSTEM_DIRS.find((d) => d === mountPoint || under(d, mountPoint));
+  return system ? `would hide ${system} of the running system` : undefined;
+}
+
 /**
  * Reads the set from the snapshots' tags; returns the reasons to refuse (checked before anything
  * is created) when it is not restorable. Pending snapshots are not a reason here (waited for).
@@ -84,6 +131,23 @@ export function readSet(
       );
       return;
     }
+    const unsafe = unsafeMountPoint(layout.mountPoint);
+    if (unsafe) {
+      problems.push(
+        `${snapshot.snapshotId} names the mount point ${
+          JSON.stringify(layout.mountPoint)
+        }, which ${unsafe}: refused`,
+      );
+      return;
+    }
+    if (!FS_TYPES.has(layout.fsType)) {
+      problems.push(
+        `${snapshot.snapshotId} names the file system ${
+          JSON.stringify(layout.fsType)
+        }: the drill mounts ${[...FS_TYPES].join(", ")}`,
+      );
+      return;
+    }
     members.push({ snapshot, layout });
   });
   const mounts = members.map((m) => m.layout.mountPoint);
@@ -109,6 +173,11 @@ export function readSet(
     ) {
       if (path === undefined) {
         if (what === "data directory") problems.push(`the database tag names no data directory`);
+        continue;
+      }
+      const unsafe = unsafeTagPath(path);
+      if (unsafe) {
+        problems.push(`the ${what} ${JSON.stringify(path)} of the database tag ${unsafe}: refused`);
         continue;
       }
       if (!mounts.some((m) => under(path, m))) {

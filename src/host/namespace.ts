@@ -2,7 +2,9 @@
  * A process in a private mount namespace of its own (`unshare -m --propagation private`): it
  * mounts the restored devices at their original mount points, then becomes the throwaway
  * server. Nothing of it is seen outside, and its mounts vanish when it ends, also when this
- * process is killed (the server gets SIGKILL when we die: setpriv --pdeathsig).
+ * process is killed (the server gets SIGKILL when we die: setpriv --pdeathsig). A mount point
+ * missing here (a scratch instance) is made, and said in the log ("created DIR"), so that
+ * {@linkcode removeCreatedMountPoints} takes it away after.
  */
 
 /** One file system to mount inside. */
@@ -32,7 +34,12 @@ const SCRIPT = `set -e
 exec >>"$1" 2>&1
 shift
 while [ "$1" != "--" ]; do
-  mkdir -p "$2"
+  if [ ! -d "$2" ]; then
+    top="$2"
+    while [ ! -e "$(dirname "$top")" ]; do top=$(dirname "$top"); done
+    echo "created $top"
+    mkdir -p "$2"
+  fi
   mount -t "$3" -o "$4" "$1" "$2"
   echo "mounted $1 at $2 ($3, $4)"
   shift 4
@@ -99,4 +106,38 @@ export function startInNamespace(
       } catch { /* already gone */ }
     },
   };
+}
+
+/** Removes the empty directories under `dir`, then `dir` if empty; never a file or a link. */
+async function pruneEmpty(dir: string): Promise<void> {
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isDirectory && !entry.isSymlink) await pruneEmpty(`${dir}/${entry.name}`);
+    }
+    await Deno.remove(dir);
+  } catch { /* not empty, or gone */ }
+}
+
+/**
+ * After the namespace has ended: removes the mount points it had to make on this machine's file
+ * system (named "created DIR" in its log), as far as they are still empty directories.
+ *
+ * @example
+ * ```ts
+ * await removeCreatedMountPoints("/tmp/ecs-drill-x/namespace.log");
+ * ```
+ */
+export async function removeCreatedMountPoints(logFile: string): Promise<void> {
+  let text = "";
+  try {
+    text = await Deno.readTextFile(logFile);
+  } catch {
+    return;
+  }
+  // Only the script's own lines, before the server's output begins (which is not trusted).
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("created /") && !line.startsWith("mounted ")) break;
+    const dir = line.startsWith("created ") ? line.slice("created ".length) : "/";
+    if (dir !== "/") await pruneEmpty(dir);
+  }
 }

@@ -89,10 +89,76 @@ function statOrRefuse(path: string, refuse: (reason: string) => never): Deno.Fil
   }
 }
 
-/** True for a host name or address that is this machine's loopback. */
+/**
+ * An IPv4 address as getaddrinfo reads it, also in inet_aton's short forms ("127.1", "0",
+ * "0x7f.1"), as a number; undefined for anything else.
+ */
+function ipv4(text: string): number | undefined {
+  const parts = text.split(".");
+  if (parts.length > 4 || !parts.every((p) => /^(0x[0-9a-f]+|0[0-7]*|[1-9]\d*)$/i.test(p))) {
+    return undefined;
+  }
+  const values = parts.map((p) =>
+    /^0x/i.test(p) ? parseInt(p, 16) : /^0./.test(p) ? parseInt(p, 8) : Number(p)
+  );
+  const last = values.pop()!;
+  if (values.some((v) => v > 255) || last >= 2 ** (8 * (4 - values.length))) return undefined;
+  return values.reduce((sum, v, i) => sum + v * 2 ** (24 - 8 * i), 0) + last;
+}
+
+/** This machine's own addresses: its interfaces', loopback and "any" aside. */
+function ownAddresses(): Set<string> {
+  try {
+    return new Set(
+      Deno.networkInterfaces().map((i) => i.address.toLowerCase().replace(/%.*$/, "")),
+    );
+  } catch {
+    return new Set();
+  }
+}
+
+/** True for an address literal that reaches this machine. */
+function isLocalAddress(address: string): boolean {
+  const text = address.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/%.*$/, "");
+  const mapped = /^(?:0*:)*:?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(text)?.[1];
+  const v4 = ipv4(mapped ?? text);
+  if (v4 !== undefined) {
+    // 127.0.0.0/8 is loopback; 0.0.0.0 ("any") is this machine too.
+    if (v4 >>> 24 === 127 || v4 === 0) return true;
+    const dotted = [24, 16, 8, 0].map((shift) => (v4 >>> shift) & 255).join(".");
+    return ownAddresses().has(dotted);
+  }
+  if (!text.includes(":")) return false;
+  return /^[0:]*:?(1)?$/.test(text) || ownAddresses().has(text);
+}
+
+/** The addresses /etc/hosts gives a name (getaddrinfo reads it before DNS). */
+function hostsFileAddresses(name: string): string[] {
+  try {
+    return Deno.readTextFileSync("/etc/hosts").split("\n").flatMap((line) => {
+      const [address, ...names] = line.replace(/#.*/, "").trim().split(/\s+/);
+      return names.some((n) => n.toLowerCase() === name) ? [address] : [];
+    });
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * True for a host name or address that is this machine: loopback, "any" (0.0.0.0, ::), an
+ * address of its interfaces, in any form getaddrinfo reads ("127.1", "::ffff:127.0.0.1"), its
+ * host name, or a name /etc/hosts maps to one of those. A name only DNS knows is not looked up.
+ */
 function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host) ||
-    host === "[::1]";
+  const name = host.toLowerCase().replace(/\.$/, "");
+  if (name === "localhost" || name.endsWith(".localhost")) return true;
+  if (isLocalAddress(name)) return true;
+  let own = "";
+  try {
+    own = Deno.hostname().toLowerCase();
+  } catch { /* no host name: only the other rules */ }
+  if (own !== "" && (name === own || name === own.split(".")[0])) return true;
+  return hostsFileAddresses(name).some(isLocalAddress);
 }
 
 /** The uids of the processes listening on TCP `port` (IPv4 and IPv6), from /proc/net. */

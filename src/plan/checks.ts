@@ -31,6 +31,12 @@ export function parseTags(text: string): Record<string, string> {
   for (const item of text.split(";")) {
     if (item.trim() === "") continue;
     const eq = item.indexOf("=");
+    if (eq < 0 && /^vol-[0-9a-f]{8}([0-9a-f]{9})?$/.test(item.trim())) {
+      throw new UsageError(
+        `--tag took ${item.trim()} as its value: give --tag KEY=VALUE before the volume id ` +
+          `(--tag KEY=VALUE ${item.trim()})`,
+      );
+    }
     if (eq < 0) throw new UsageError(`--tag '${item}': expected KEY=VALUE`);
     const key = item.slice(0, eq).trim();
     const value = item.slice(eq + 1).trim();

@@ -229,6 +229,9 @@ export function defaultChain(
     ? "found: container credentials ($AWS_CONTAINER_CREDENTIALS_*)"
     : defaultProfile
     ? "found: the default profile of ~/.aws/credentials or ~/.aws/config"
+    : env.AWS_EC2_METADATA_DISABLED?.toLowerCase() === "true"
+    ? "nothing in the environment or ~/.aws, and instance metadata is disabled " +
+      "($AWS_EC2_METADATA_DISABLED): a run would find none"
     : "nothing in the environment or ~/.aws; only the instance's IAM role (IMDSv2) is left, " +
       "asked at run time";
   return {

@@ -1,5 +1,5 @@
 /** Where the region comes from: the options, the environment, the profile, else the instance metadata. */
-import { PreflightError } from "../util/errors.ts";
+import { PreflightError, UsageError } from "../util/errors.ts";
 import type { InstanceIdentity } from "../aws/imds.ts";
 import type { Options } from "../types/options.ts";
 
@@ -31,8 +31,28 @@ export async function regionFromMetadata(
   }
 }
 
-/** The region from the options, the environment or the profile; no network. */
+/**
+ * What any region's name is made of, AWS's or another cloud's behind --ec2-endpoint
+ * ("eucalyptus"): letters, digits and hyphens; never a space, a newline or a control character.
+ */
+export const REGION_NAME: RegExp = /^[a-z0-9][a-z0-9-]*$/i;
+
+/** The region from the options, the environment or the profile, checked; no network. */
 export async function regionWithoutNetwork(
+  options: Options,
+  env: Record<string, string | undefined>,
+): Promise<Region> {
+  const region = await regionNamed(options, env);
+  // A name that is not one (a newline, a typo) is said here, not by the SDK after the plan.
+  if (region.value !== undefined && !REGION_NAME.test(region.value)) {
+    throw new UsageError(
+      `${region.source}: '${region.value}' is not a region name (letters, digits and hyphens, like eu-west-1)`,
+    );
+  }
+  return region;
+}
+
+async function regionNamed(
   options: Options,
   env: Record<string, string | undefined>,
 ): Promise<Region> {

@@ -73,7 +73,9 @@ export async function freezeMounts(
   const thawLater = (mount: string) =>
     stack.push(`thaw ${mount}`, async () => {
       if (notOurs.has(mount)) {
-        log.warn(`${mount} was frozen by someone else before this run: left frozen`);
+        log.warn(`${mount} was frozen by someone else before this run: left frozen`, {
+          evenWhenQuiet: true,
+        });
         return;
       }
       try {

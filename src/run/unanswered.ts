@@ -105,6 +105,7 @@ export async function lookUpUnanswered(
       log.warn(
         `could not look up whether EC2 made a snapshot of ${volumes} from a call without an ` +
           `answer: ${why}; look for snapshots tagged ${tag}`,
+        { evenWhenQuiet: true },
       );
       return { consistencyUnknown: found ?? [], error: why };
     }
@@ -118,6 +119,7 @@ export async function lookUpUnanswered(
         windowMs / 1000
       } s after the release), but EC2 may still make one from the call that was sent: a snapshot tagged ` +
         `${tag} whose StartTime is after its ${HELD_UNTIL_TAG} tag is of unknown consistency`,
+      { evenWhenQuiet: true },
     );
   }
   return { consistencyUnknown: found, error: null };

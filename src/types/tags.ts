@@ -28,7 +28,6 @@ export const MULTI_VOLUME_MARKER = "multi-volume";
 export const RUN_ID_TAG = `${PROGRAM}:run-id`;
 
 /**
-/**
  * The tag the create call adds when it is sent: the instant (ISO 8601, UTC, EC2's clock) until
  * which the run guarantees to hold everything frozen and locked, should the call's answer not
  * come back. A snapshot whose StartTime is later may have been taken after the thaw: of unknown
