@@ -1,8 +1,9 @@
 /**
  * The standing fault table for the lock's request, from outside: a run stopped (SIGSTOP) while
- * its lock waits behind an admin's table lock is ended at the lock's bound, so writes go on.
+ * its lock waits behind an admin's table lock, or during --post-thaw-command (still under the
+ * lock), is ended by its watchdog at the step's bound, so its session and lock end.
  */
-import { killQuietly } from "./support/processes.ts";
+import { killQuietly, readPidFile } from "./support/processes.ts";
 import { assertEquals } from "./support/assert.ts";
 import { mariadbRequirement } from "./support/mariadb.ts";
 import { MOTO } from "./support/moto.ts";
@@ -72,6 +73,40 @@ Deno.test({
           await s.db.sql(`KILL QUERY ${id}`).catch(() => {});
         }
         await admin;
+      }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "a run stopped (SIGSTOP) during --post-thaw-command, still under the lock: ended at the bound",
+  ignore: ignoreUnless(MARIADB, XFS, MOTO),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    requireAvailable(MARIADB);
+    await withMysqlStack(async (s) => {
+      const child = spawnProgram([
+        ...s.mysqlArgs,
+        "--freeze-filesystem",
+        s.mount.mountPoint,
+        "--post-thaw-command",
+        `echo $PPID > ${s.dir}/main.pid; exec sleep 120`,
+        "--hook-timeout",
+        "2",
+        s.volume,
+      ], { env: s.env });
+      try {
+        Deno.kill(await readPidFile(`${s.dir}/main.pid`), "SIGSTOP");
+        assertEquals((await child.status).signal, "SIGKILL", "ended by its watchdog");
+        for (let i = 0; i < 100 && await programSessions(s.db) > 0; i++) await sleep(100);
+        assertEquals(await programSessions(s.db), 0, "its session and lock are gone");
+        assertEquals(await isFrozen(s.mount.mountPoint), false);
+        assertEquals((await s.moto.snapshotsOf([s.volume])).length, 1, "the snapshot made");
+      } finally {
+        killQuietly(child.pid);
+        await child.output().catch(() => {});
       }
     });
   },
