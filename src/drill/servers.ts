@@ -18,6 +18,7 @@ import {
   postgresStartFailure,
   writePostgresFiles,
 } from "../db/postgresql/drill.ts";
+import { readAccounts } from "../host/socket_trust.ts";
 import type { DatabaseTag } from "../types/restore_tags.ts";
 import type { Logger } from "../util/log.ts";
 
@@ -49,9 +50,7 @@ async function readTail(path: string): Promise<string> {
 function userOf(pid: number): string {
   try {
     const uid = /^Uid:\s+(\d+)/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`))?.[1];
-    const line = Deno.readTextFileSync("/etc/passwd").split("\n")
-      .find((l) => l.split(":")[2] === uid);
-    return line?.split(":")[0] ?? "postgres";
+    return readAccounts().find((a) => String(a.uid) === uid)?.name ?? "postgres";
   } catch {
     return "postgres";
   }

@@ -32,7 +32,15 @@ export interface SocketTrustRequest {
   fix: string;
 }
 
-function readAccounts(): Account[] {
+/**
+ * The accounts of /etc/passwd (none when it cannot be read).
+ *
+ * @example
+ * ```ts
+ * const root = readAccounts().find((a) => a.uid === 0)?.name;
+ * ```
+ */
+export function readAccounts(): Account[] {
   try {
     return Deno.readTextFileSync("/etc/passwd").split("\n").flatMap((line) => {
       const [name, , uid, gid] = line.split(":");
