@@ -223,15 +223,21 @@ export interface ArmedWatchdog {
    * Changes what it guards (the mounts, a new deadline from now, the start command): the
    * sequence arms it before the database stop and gives it the mounts at the freeze.
    */
-  update?(change: {
-    mountPoints?: readonly string[];
-    deadlineMs?: number;
-    startCommand?: string | null;
-    /** Hold everything at least this long from now, even if this process dies. */
-    holdMs?: number;
-    /** A hook's process group, killed with this process when it fires; null: none. */
-    hookGroup?: number | null;
-  }): Promise<void>;
+  update?(change: WatchdogChange): Promise<void>;
+}
+
+/** A change to what an armed watchdog guards; fields left out keep their value. */
+export interface WatchdogChange {
+  /** The mounts it thaws. */
+  mountPoints?: readonly string[];
+  /** A new deadline, from now. */
+  deadlineMs?: number;
+  /** The command it runs after the thaw (null clears it). */
+  startCommand?: string | null;
+  /** Hold everything at least this long from now, even if this process dies. */
+  holdMs?: number;
+  /** A hook's process group, killed with this process when it fires; null: none. */
+  hookGroup?: number | null;
 }
 
 /** The freeze locks of the run's file systems, held from before the first lock to the end. */

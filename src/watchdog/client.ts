@@ -1,6 +1,6 @@
 /** The freeze dead-man switch: starts and disarms the detached watchdog process. */
 import { FreezeError } from "../util/errors.ts";
-import type { ArmedWatchdog, StartProbe, Watchdog } from "../types/side_effects.ts";
+import type { ArmedWatchdog, StartProbe, Watchdog, WatchdogChange } from "../types/side_effects.ts";
 import type { Logger } from "../util/log.ts";
 import { procReadable, readProcessStat } from "../host/proc.ts";
 import { isTimeout, withDeadline, within } from "../util/deadline.ts";
@@ -77,15 +77,10 @@ export interface ArmedWatchdogProcess extends ArmedWatchdog {
   readonly pid: number;
   /**
    * Changes what the watchdog guards: mounts, a new deadline (from now), the start command
-   * (null clears it). One line on its stdin, read in order: no answer is awaited.
+   * (null clears it), a minimum hold, a hook's process group. One line on its stdin, read in
+   * order: no answer is awaited.
    */
-  update(change: {
-    mountPoints?: readonly string[];
-    deadlineMs?: number;
-    startCommand?: string | null;
-    holdMs?: number;
-    hookGroup?: number | null;
-  }): Promise<void>;
+  update(change: WatchdogChange): Promise<void>;
 }
 
 /** The real {@linkcode Watchdog}: its armed watchdog also tells its process id. */
@@ -231,13 +226,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
     );
 
     let disarmed = false;
-    async function update(change: {
-      mountPoints?: readonly string[];
-      deadlineMs?: number;
-      startCommand?: string | null;
-      holdMs?: number;
-      hookGroup?: number | null;
-    }): Promise<void> {
+    async function update(change: WatchdogChange): Promise<void> {
       if (disarmed) return;
       const line: WatchdogUpdate = {
         ...(change.mountPoints ? { mountPoints: [...change.mountPoints] } : {}),
