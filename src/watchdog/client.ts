@@ -226,6 +226,21 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
     );
 
     let disarmed = false;
+    /** The last line's write: one writer at a time (a second getWriter() would throw). */
+    let writing: Promise<void> = Promise.resolve();
+    function writeInOrder(text: string): Promise<void> {
+      const next = writing.then(async () => {
+        const writer = child.stdin.getWriter();
+        try {
+          await writer.write(encodeLine(text));
+        } finally {
+          writer.releaseLock();
+        }
+      });
+      writing = next.catch(() => {});
+      return next;
+    }
+
     async function update(change: WatchdogChange): Promise<void> {
       if (disarmed) return;
       const line: WatchdogUpdate = {
@@ -237,15 +252,12 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
         ...(change.holdMs !== undefined ? { holdMs: change.holdMs } : {}),
         ...(change.hookGroup !== undefined ? { hookGroup: change.hookGroup } : {}),
       };
-      const writer = child.stdin.getWriter();
       try {
-        await writer.write(encodeLine(JSON.stringify(line)));
+        await writeInOrder(JSON.stringify(line));
       } catch (error) {
         throw new FreezeError(`the watchdog ${child.pid} is gone: ${(error as Error).message}`, {
           cause: error,
         });
-      } finally {
-        writer.releaseLock();
       }
       log.debug(`watchdog ${child.pid} updated: ${Object.keys(line).join(", ")}`);
     }
@@ -253,6 +265,7 @@ export function createWatchdog(options: WatchdogOptions): ProcessWatchdog {
     async function disarm(): Promise<void> {
       if (disarmed) return;
       disarmed = true;
+      await writing; // an update still being written goes first
       const writer = child.stdin.getWriter();
       try {
         await writer.write(encodeLine(WatchdogLine.disarm));
