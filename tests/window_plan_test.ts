@@ -33,6 +33,18 @@ Deno.test("planDatabase: none, MySQL or PostgreSQL, one per run", async () => {
     UsageError,
     "one database per run",
   );
+  // Refused as such even where the MySQL plan alone would fail (here: its option file).
+  await assertRejects(
+    () =>
+      planDatabase({
+        ...defaultOptions(),
+        mysql: true,
+        mysqlDefaultsFile: "/nonexistent/my.cnf",
+        postgresql: true,
+      }, { ...inputs, mysql: noSockets }),
+    UsageError,
+    "one database per run",
+  );
 });
 
 Deno.test("planWindow: the commands around the freeze and the watchdog's bounds", () => {

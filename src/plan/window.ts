@@ -101,18 +101,19 @@ export async function planDatabase(
   inputs: DatabasePlanInputs,
 ): Promise<DatabasePlan | undefined> {
   const { env, home, log } = inputs;
-  const mysql = options.mysql || options.percona || options.mysqlStop
-    ? planMysql(options, {
-      ...inputs.mysql,
-      settings: { home, env, ...inputs.mysql?.settings },
-    })
-    : undefined;
-  if (mysql && options.postgresql) {
+  const wantsMysql = options.mysql || options.percona || options.mysqlStop;
+  // Before either is planned: a MySQL plan's own refusal (its socket, its files) is not the
+  // problem when both were asked for.
+  if (wantsMysql && options.postgresql) {
     throw new UsageError(
       "--postgresql cannot be combined with --mysql, --percona or --mysql-stop: one database per run",
     );
   }
-  if (!options.postgresql) return mysql;
+  if (!options.postgresql) {
+    return wantsMysql
+      ? planMysql(options, { ...inputs.mysql, settings: { home, env, ...inputs.mysql?.settings } })
+      : undefined;
+  }
   const postgresql = await planPostgresql(options, {
     env,
     home,
