@@ -4,11 +4,13 @@ import { readSet } from "../src/drill/set.ts";
 import type { RunSnapshot } from "../src/aws/drill_snapshots.ts";
 import { mysqlStartFailure } from "../src/db/mysql/drill.ts";
 import { postgresStartFailure } from "../src/db/postgresql/drill.ts";
-import { drillTarget } from "../src/plan/drill_plan.ts";
+import { buildDrillPlan, drillTarget } from "../src/plan/drill_plan.ts";
+import { parseCommandLine } from "../src/cli/parse.ts";
+import { silentLogger } from "../src/util/log.ts";
 import { checkDataVersion } from "../src/drill/data_version.ts";
 import { removeCreatedMountPoints } from "../src/host/namespace.ts";
-import { UsageError } from "../src/util/errors.ts";
-import { assertThrows } from "./support/assert.ts";
+import { DrillError, ExitCode, UsageError } from "../src/util/errors.ts";
+import { assertRejects, assertThrows } from "./support/assert.ts";
 
 const RUN = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
 const DB = "mariadb 10.11.6 datadir=/data/mysql log-bin=/logs/binlog binlog=binlog.000003:1234";
@@ -194,4 +196,18 @@ Deno.test("mount points made for a drill are removed; a line of the server's is 
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("a drill without the right to mount is refused before anything is made (exit 18)", async () => {
+  const inputs = { env: {}, home: undefined, log: silentLogger, canMount: () => false };
+  const error = await assertRejects(
+    () =>
+      buildDrillPlan({
+        ...inputs,
+        args: parseCommandLine(["--restore-drill", "latest", "vol-0123456789abcdef0"]),
+      }),
+    DrillError,
+    "needs root (CAP_SYS_ADMIN)",
+  );
+  assertEquals(error.exitCode, ExitCode.drillRefused);
 });

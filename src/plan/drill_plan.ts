@@ -8,7 +8,8 @@ import type { ParsedArgs } from "../types/options.ts";
 import type { DrillTarget } from "../types/drill.ts";
 export type { DrillTarget };
 import { readInstanceIdentity } from "../aws/imds.ts";
-import { UsageError } from "../util/errors.ts";
+import { DrillError, ExitCode, UsageError } from "../util/errors.ts";
+import { canFreeze } from "../host/proc.ts";
 import type { Logger } from "../util/log.ts";
 
 /** Everything the drill decided before it asks EC2 anything. */
@@ -55,6 +56,8 @@ export interface DrillPlanInputs {
   sysRoot?: string;
   /** Where device nodes are; tests point it at a directory of links to loop devices. */
   devRoot?: string;
+  /** Whether this process may mount (root, CAP_SYS_ADMIN); host/proc.ts canFreeze by default. */
+  canMount?: () => boolean;
 }
 
 const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -116,6 +119,15 @@ export async function buildDrillPlan(inputs: DrillPlanInputs): Promise<DrillPlan
           "snapshots' tags",
       );
     }
+  }
+  // Before any volume is made: without it the mounts fail after the volumes were created and
+  // attached, and the drill would say the restored data failed (exit 19).
+  if (!options.noaction && !(inputs.canMount ?? canFreeze)()) {
+    throw new DrillError(
+      "--restore-drill mounts the restored volumes, which needs root (CAP_SYS_ADMIN), which " +
+        "this process lacks; run it as root (sudo), or with --noaction",
+      ExitCode.drillRefused,
+    );
   }
   const endpoint = checkEndpoint(options.ec2Endpoint, "--ec2-endpoint") ??
     checkEndpoint(env.AWS_ENDPOINT_URL_EC2, "$AWS_ENDPOINT_URL_EC2");
