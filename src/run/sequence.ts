@@ -1,7 +1,8 @@
 /**
- * The sequence of the product spec, and nothing else: preflight, lock the database, pre-freeze
- * hook, sync, arm the watchdog, freeze (the window: window.ts), create all snapshots in one bounded round,
- * then unwind the cleanup stack (thaw, disarm, post-thaw hook, unlock) exactly once.
+ * The sequence of the product spec, and nothing else: preflight, arm the watchdog (before the
+ * database lock, so that it guards the lock too), lock the database, pre-freeze hook, sync,
+ * freeze (the window: window.ts), create all snapshots in one bounded round, then unwind the
+ * cleanup stack (thaw, disarm, post-thaw hook, unlock) exactly once.
  */
 import { SnapshotError, SnapshotTimeoutError, StoppedError } from "../util/errors.ts";
 import type { AppError } from "../util/errors.ts";
